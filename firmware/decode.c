@@ -1,0 +1,1 @@
+typedef int el_placeholder_decode;

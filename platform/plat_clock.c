@@ -1,0 +1,90 @@
+/* plat_clock — monotonic/wall clocks and clock-synchronisation state (see plat_clock.h). */
+#include "plat_clock.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/timex.h>
+#include <time.h>
+#include <unistd.h>
+
+static _Atomic int sync_mode = PLAT_CLOCK_SYNC_AUTO;
+static _Atomic int64_t sync_checked_ms = -1000000;
+static _Atomic bool sync_cached = false;
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t plat_clock_mono_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC);
+}
+
+int64_t plat_clock_mono_ms(void)
+{
+    return clock_ns(CLOCK_MONOTONIC) / 1000000LL;
+}
+
+int64_t plat_clock_wall_ms(void)
+{
+    return clock_ns(CLOCK_REALTIME) / 1000000LL;
+}
+
+void plat_clock_set_sync_mode(enum plat_clock_sync_mode mode)
+{
+    atomic_store(&sync_mode, (int)mode);
+    atomic_store(&sync_checked_ms, -1000000);
+}
+
+static bool kernel_says_synced(void)
+{
+    struct timex tx;
+    memset(&tx, 0, sizeof tx);
+    int state = adjtimex(&tx);
+    if (state >= 0 && state != TIME_ERROR && !(tx.status & STA_UNSYNC))
+        return true;
+    /* systemd-timesyncd touches this file once it has synchronised. */
+    return access("/run/systemd/timesync/synchronized", F_OK) == 0;
+}
+
+bool plat_clock_synced(void)
+{
+    int mode = atomic_load(&sync_mode);
+    if (mode == PLAT_CLOCK_SYNC_YES)
+        return true;
+    if (mode == PLAT_CLOCK_SYNC_NO)
+        return false;
+    int64_t now = plat_clock_mono_ms();
+    if (now - atomic_load(&sync_checked_ms) >= 1000) {
+        atomic_store(&sync_cached, kernel_says_synced());
+        atomic_store(&sync_checked_ms, now);
+    }
+    return atomic_load(&sync_cached);
+}
+
+char *plat_clock_format_rfc3339(int64_t epoch_ms, char *buf, size_t len)
+{
+    time_t secs = (time_t)(epoch_ms >= 0 ? epoch_ms / 1000 : (epoch_ms - 999) / 1000);
+    int ms = (int)(epoch_ms - (int64_t)secs * 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    return buf;
+}
+
+void plat_clock_boot_id(char *buf, size_t len)
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
+    if (!f || !fgets(buf, (int)len, f)) {
+        snprintf(buf, len, "unknown");
+    } else {
+        buf[strcspn(buf, "\n")] = '\0';
+    }
+    if (f)
+        fclose(f);
+}

@@ -1,0 +1,121 @@
+/* plat_file — durable file-system helpers (see plat_file.h). */
+#include "plat_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "plat_log.h"
+
+el_status plat_file_mkdirs(const char *dir)
+{
+    char path[PATH_MAX];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof path)
+        return EL_INVAL;
+    memcpy(path, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        char saved = path[i];
+        path[i] = '\0';
+        if (mkdir(path, 0750) != 0 && errno != EEXIST) {
+            log_error("cannot create directory %s: %s", path, strerror(errno));
+            return EL_IO;
+        }
+        path[i] = saved;
+    }
+    return EL_OK;
+}
+
+el_status plat_file_fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        log_error("cannot open directory %s: %s", dir, strerror(errno));
+        return EL_IO;
+    }
+    el_status st = EL_OK;
+    if (fsync(fd) != 0) {
+        log_error("fsync of directory %s failed: %s", dir, strerror(errno));
+        st = EL_IO;
+    }
+    close(fd);
+    return st;
+}
+
+el_status plat_file_write_atomic(const char *path, const void *data, size_t len)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    el_status st = EL_IO;
+    int fd = -1;
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return EL_INVAL;
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0)
+        goto out;
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            goto out;
+        p += w;
+        left -= (size_t)w;
+    }
+    if (fdatasync(fd) != 0)
+        goto out;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0)
+        goto out;
+    st = plat_file_fsync_dir(dir);
+out:
+    if (st != EL_OK) {
+        log_error("atomic write of %s failed: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        unlink(tmp);
+    }
+    return st;
+}
+
+el_status plat_file_check_private(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        log_error("cannot read %s: %s", path, strerror(errno));
+        return EL_IO;
+    }
+    if (sb.st_mode & S_IRWXO) {
+        log_error("%s is accessible by others (mode %04o); refusing it (chmod o-rwx)", path,
+                  (unsigned)(sb.st_mode & 07777));
+        return EL_INVAL;
+    }
+    return EL_OK;
+}
+
+int64_t plat_file_free_bytes(const char *path)
+{
+    struct statvfs sv;
+    if (statvfs(path, &sv) != 0)
+        return -1;
+    return (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
+}

@@ -1,0 +1,29 @@
+/*
+ * plat_file — file-system helpers with power-loss reasoning.
+ *
+ * plat_file_write_atomic(): temp file, write, fdatasync, rename, fsync of the
+ * directory — the Mosquitto persist_write pattern — so a reader sees either
+ * the old or the new content after a power cut, never a torn file.
+ *
+ * Threading: any thread. errno is read here and turned into an el_status.
+ */
+#ifndef PLAT_FILE_H
+#define PLAT_FILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "el_status.h"
+
+/* Creates dir and its parents with mode 0750 where missing. */
+EL_MUST_CHECK el_status plat_file_mkdirs(const char *dir);
+/* fsyncs a directory so a create/rename/unlink in it is durable. */
+EL_MUST_CHECK el_status plat_file_fsync_dir(const char *dir);
+EL_MUST_CHECK el_status plat_file_write_atomic(const char *path, const void *data, size_t len);
+/* Secrets files: EL_INVAL if others (not owner or group) can access it (message logged). */
+EL_MUST_CHECK el_status plat_file_check_private(const char *path);
+/* Bytes free for an unprivileged writer on the file system holding path; -1 on error. */
+int64_t plat_file_free_bytes(const char *path);
+
+#endif
