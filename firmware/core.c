@@ -1,1 +1,484 @@
-typedef int el_placeholder_core;
+/*
+ * core — event loop: journal -> master log group commit, status (design in
+ * core.h).
+ *
+ * Ownership: core_run owns journal, mlog and ingest and frees them in
+ * reverse order of creation on every path.
+ */
+#include "core.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "ingest.h"
+#include "journal.h"
+#include "mlog.h"
+#include "plat_clock.h"
+#include "plat_log.h"
+#include "status.h"
+
+#define COMMIT_MAX_EVENTS 20000
+#define DRAIN_BATCH 4096
+#define STATUS_MIN_INTERVAL_MS 1000
+#define STATUS_HEARTBEAT_MS 30000
+#define STORAGE_RETRY_MS 500
+
+struct core {
+    const struct el_config *cfg;
+    struct journal *journal;
+    struct mlog *log;
+    struct ingest *ingest;
+    int epfd, evfd, sigfd;
+    bool stopping;
+    int64_t stop_started_ms;
+
+    int64_t start_mono_ms;
+    int64_t oldest_pending_mono_ms; /* receive time of the oldest uncommitted record */
+    int64_t storage_retry_at_ms;
+    char storage_error[128];
+    bool storage_failed;
+
+    /* counters (core thread) */
+    uint64_t accepted, accepted_committed;
+    uint64_t rejected[INGEST_REASON_COUNT], rejected_committed[INGEST_REASON_COUNT];
+    uint64_t replayed;
+    struct plat_log_limit storage_limit;
+
+    /* status publishing */
+    int64_t status_last_ms;
+    uint64_t status_last_key;
+    uint64_t rate_last_accepted;
+    int64_t rate_last_ms;
+    double rate_per_s;
+    char status_buf[4096];
+};
+
+void core_block_signals(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void core_wake(void *ctx)
+{
+    struct core *c = ctx;
+    uint64_t one = 1;
+    ssize_t w = write(c->evfd, &one, sizeof one);
+    (void)w; /* a full eventfd counter already means "wake up" */
+}
+
+/* ---- applying journal records to the master log ---- */
+
+static el_status append_dead(struct core *c, const struct journal_rec *r, uint64_t seq,
+                             unsigned reason)
+{
+    struct mlog_dead dl = {
+        .seq = (int64_t)seq,
+        .topic = r->topic,
+        .topic_len = r->topic_len,
+        .payload = r->payload,
+        .payload_len = r->payload_len,
+        .payload_bytes = r->orig_len,
+        .recv_ms = r->recv_ms,
+        .mono_ms = r->mono_ms,
+        .flags = r->flags,
+        .reason = ingest_reason_str(reason),
+    };
+    el_status st = mlog_append_dead(c->log, &dl);
+    if (st == EL_OK && reason < INGEST_REASON_COUNT)
+        c->rejected[reason]++;
+    return st;
+}
+
+static el_status apply_record(struct core *c, const struct journal_rec *r)
+{
+    char name[MLOG_MAX_SERIES_NAME + 1];
+    el_status st;
+    if (r->n_events == 0)
+        return append_dead(c, r, r->seq, r->reason);
+    for (uint16_t i = 0; i < r->n_events; i++) {
+        struct journal_event ev;
+        uint32_t id;
+        size_t n = r->topic_len;
+        uint64_t seq = r->seq + i;
+        memcpy(&ev, &r->events[i], sizeof ev);
+        memcpy(name, r->topic, n);
+        if (ev.field_len > 0) {
+            name[n++] = '/';
+            memcpy(name + n, r->payload + ev.field_off, ev.field_len);
+            n += ev.field_len;
+        }
+        st = mlog_series_get(c->log, name, n, (int64_t)seq, &id);
+        if (st == EL_FULL || st == EL_INVAL) {
+            st = append_dead(c, r, seq,
+                             st == EL_FULL ? INGEST_REASON_SERIES_LIMIT
+                                           : INGEST_REASON_NAME_TOO_LONG);
+            if (st != EL_OK)
+                return st;
+            continue;
+        }
+        if (st != EL_OK)
+            return st;
+        struct mlog_event me = {
+            .seq = (int64_t)seq,
+            .series_id = id,
+            .ts_ms = ev.ts_ms,
+            .value = ev.value,
+            .recv_ms = r->recv_ms,
+            .mono_ms = r->mono_ms,
+            .flags = r->flags,
+            .payload = r->payload,
+            .payload_len = r->payload_len,
+        };
+        st = mlog_append_event(c->log, &me);
+        if (st != EL_OK)
+            return st;
+        c->accepted++;
+    }
+    return EL_OK;
+}
+
+static void storage_failed(struct core *c, el_status st, const char *what)
+{
+    snprintf(c->storage_error, sizeof c->storage_error, "%s: %s", what, el_status_str(st));
+    c->storage_failed = true;
+    c->storage_retry_at_ms = plat_clock_mono_ms() + STORAGE_RETRY_MS;
+    plat_log_limited(&c->storage_limit, 10000, PLAT_LOG_ERROR,
+                     "master log %s failed (%s); acknowledged events stay in the journal and "
+                     "ingest holds when it fills",
+                     what, el_status_str(st));
+    /* Forget everything since the last commit and read it again later. */
+    mlog_rollback(c->log);
+    journal_rewind(c->journal);
+    c->accepted = c->accepted_committed;
+    memcpy(c->rejected, c->rejected_committed, sizeof c->rejected);
+    c->oldest_pending_mono_ms = 0;
+}
+
+static void commit(struct core *c)
+{
+    if (mlog_pending(c->log) == 0 && c->oldest_pending_mono_ms == 0)
+        return;
+    el_status st = mlog_commit(c->log);
+    if (st != EL_OK) {
+        storage_failed(c, st, "commit");
+        return;
+    }
+    journal_commit(c->journal);
+    c->accepted_committed = c->accepted;
+    memcpy(c->rejected_committed, c->rejected, sizeof c->rejected);
+    c->oldest_pending_mono_ms = 0;
+    if (c->storage_failed) {
+        log_info("master log writes work again");
+        c->storage_failed = false;
+    }
+}
+
+/* Reads up to DRAIN_BATCH records into the open transaction. */
+static int drain(struct core *c)
+{
+    struct journal_rec r;
+    int n = 0;
+    if (c->storage_failed && plat_clock_mono_ms() < c->storage_retry_at_ms)
+        return 0;
+    while (n < DRAIN_BATCH && journal_next(c->journal, &r)) {
+        if (c->oldest_pending_mono_ms == 0)
+            c->oldest_pending_mono_ms = r.mono_ms > 0 ? r.mono_ms : 1;
+        el_status st = apply_record(c, &r);
+        if (st != EL_OK) {
+            storage_failed(c, st, "append");
+            return n;
+        }
+        n++;
+        if (mlog_pending(c->log) >= COMMIT_MAX_EVENTS)
+            commit(c);
+    }
+    return n;
+}
+
+static bool commit_due(const struct core *c, int64_t now)
+{
+    if (c->oldest_pending_mono_ms == 0)
+        return false;
+    return c->stopping || now - c->oldest_pending_mono_ms >= c->cfg->storage.flush_interval_ms;
+}
+
+/* ---- start-up replay ---- */
+
+static el_status replay_one(void *ctx, const struct journal_rec *r)
+{
+    struct core *c = ctx;
+    uint64_t last = r->seq + (r->n_events ? r->n_events : 1u) - 1u;
+    if ((int64_t)last <= mlog_last_seq(c->log))
+        return EL_OK; /* committed before the crash */
+    c->replayed++;
+    el_status st = apply_record(c, r);
+    if (st == EL_OK && mlog_pending(c->log) >= COMMIT_MAX_EVENTS)
+        st = mlog_commit(c->log);
+    return st;
+}
+
+static void seed_recent(void *ctx, const char *series, size_t series_len, const void *payload,
+                        size_t payload_len)
+{
+    ingest_seed_recent(ctx, series, series_len, payload, payload_len);
+}
+
+static el_status recover(struct core *c)
+{
+    uint64_t max_seq = 0;
+    el_status st = journal_replay(c->journal, replay_one, c, &max_seq);
+    if (st == EL_OK)
+        st = mlog_commit(c->log);
+    if (st != EL_OK) {
+        log_error("replaying the ingest journal failed: %s", el_status_str(st));
+        return st;
+    }
+    st = journal_drop_replayed(c->journal);
+    if (st != EL_OK)
+        return st;
+    int64_t last = mlog_last_seq(c->log);
+    uint64_t next = (uint64_t)(last > (int64_t)max_seq ? last : (int64_t)max_seq) + 1;
+    journal_set_next_seq(c->journal, next);
+    if (c->replayed > 0)
+        log_info("replayed %llu journal records left by the previous run; next sequence %llu",
+                 (unsigned long long)c->replayed, (unsigned long long)next);
+    c->accepted = c->accepted_committed = 0;
+    memset(c->rejected, 0, sizeof c->rejected);
+    memset(c->rejected_committed, 0, sizeof c->rejected_committed);
+    return mlog_scan_recent(c->log, INGEST_DEDUP_WINDOW, seed_recent, c->ingest);
+}
+
+/* ---- status ---- */
+
+static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
+{
+    const struct ingest_counters *ic = ingest_counters(c->ingest);
+    memset(s, 0, sizeof *s);
+    s->uptime_s = (now - c->start_mono_ms) / 1000;
+    s->clock_synced = plat_clock_synced();
+    s->mqtt_connected = atomic_load(&ic->connected) != 0;
+    s->mqtt_connects = atomic_load(&ic->connects);
+    s->received = atomic_load(&ic->received);
+    s->duplicates = atomic_load(&ic->duplicates);
+    s->accepted = c->accepted_committed;
+    memcpy(s->rejected, c->rejected_committed, sizeof s->rejected);
+    s->rate_per_s = c->rate_per_s;
+    s->log_seq = mlog_committed_seq(c->log);
+    s->log_bytes = mlog_bytes(c->log);
+    s->journal_bytes = journal_uncommitted_bytes(c->journal);
+    s->replayed = c->replayed;
+    s->storage_error = c->storage_failed ? c->storage_error : NULL;
+    s->series = mlog_series_count(c->log);
+    s->sync_enabled = c->cfg->sync.url[0] != '\0';
+}
+
+static void status_tick(struct core *c, int64_t now, bool force)
+{
+    struct status_snapshot s;
+    if (!force && now - c->status_last_ms < STATUS_MIN_INTERVAL_MS)
+        return;
+    if (now - c->rate_last_ms >= 1000) {
+        double dt = (double)(now - c->rate_last_ms) / 1000.0;
+        double rate = (double)(c->accepted_committed - c->rate_last_accepted) / dt;
+        c->rate_per_s = c->rate_last_ms ? (double)(int64_t)(rate * 10.0 + 0.5) / 10.0 : 0.0;
+        c->rate_last_accepted = c->accepted_committed;
+        c->rate_last_ms = now;
+    }
+    status_fill(c, &s, now);
+    /* "On change": everything but uptime and rate. */
+    uint64_t key = s.accepted * 31 + s.received * 17 + s.duplicates * 7 + (uint64_t)s.log_seq +
+                   s.series * 131 + (s.mqtt_connected ? 1u : 0u) + s.mqtt_connects * 1009 +
+                   (s.storage_error ? 99991u : 0u) + (s.clock_synced ? 7919u : 0u);
+    for (unsigned r = 0; r < INGEST_REASON_COUNT; r++)
+        key = key * 3 + s.rejected[r];
+    if (!force && key == c->status_last_key && now - c->status_last_ms < STATUS_HEARTBEAT_MS)
+        return;
+    size_t len = status_format(&s, c->status_buf, sizeof c->status_buf);
+    if (len == 0)
+        return;
+    if (ingest_publish(c->ingest, ingest_status_topic(c->ingest), c->status_buf, len, 1, true) ==
+        EL_OK) {
+        c->status_last_key = key;
+        c->status_last_ms = now;
+    }
+}
+
+/* ---- the loop ---- */
+
+static el_status setup_fds(struct core *c)
+{
+    sigset_t set;
+    struct epoll_event ev = {.events = EPOLLIN};
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    c->epfd = epoll_create1(EPOLL_CLOEXEC);
+    c->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    c->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (c->epfd < 0 || c->evfd < 0 || c->sigfd < 0) {
+        log_error("cannot create event loop descriptors: %s", strerror(errno));
+        return EL_IO;
+    }
+    ev.data.fd = c->evfd;
+    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->evfd, &ev) != 0)
+        return EL_IO;
+    ev.data.fd = c->sigfd;
+    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->sigfd, &ev) != 0)
+        return EL_IO;
+    return EL_OK;
+}
+
+static void handle_events(struct core *c, int timeout_ms)
+{
+    struct epoll_event evs[4];
+    int n = epoll_wait(c->epfd, evs, 4, timeout_ms);
+    for (int i = 0; i < n; i++) {
+        if (evs[i].data.fd == c->evfd) {
+            uint64_t v;
+            ssize_t r = read(c->evfd, &v, sizeof v);
+            (void)r;
+        } else if (evs[i].data.fd == c->sigfd) {
+            struct signalfd_siginfo si;
+            while (read(c->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+                if (si.ssi_signo == SIGHUP) {
+                    log_info("SIGHUP ignored (restart to change the configuration)");
+                    continue;
+                }
+                if (!c->stopping) {
+                    log_info("signal %u: stopping (draining the journal)", si.ssi_signo);
+                    c->stopping = true;
+                    c->stop_started_ms = plat_clock_mono_ms();
+                    ingest_stop_begin(c->ingest, 3000);
+                }
+            }
+        }
+    }
+}
+
+static int next_timeout_ms(const struct core *c, int64_t now)
+{
+    int64_t t = STATUS_MIN_INTERVAL_MS;
+    if (c->oldest_pending_mono_ms != 0) {
+        int64_t due = c->oldest_pending_mono_ms + c->cfg->storage.flush_interval_ms - now;
+        t = due < t ? due : t;
+    }
+    if (c->storage_failed)
+        t = t < STORAGE_RETRY_MS ? t : STORAGE_RETRY_MS;
+    if (c->stopping)
+        t = t < 10 ? t : 10;
+    return t < 0 ? 0 : (int)t;
+}
+
+static void loop(struct core *c)
+{
+    for (;;) {
+        int n = drain(c);
+        int64_t now = plat_clock_mono_ms();
+        if (commit_due(c, now))
+            commit(c);
+        ingest_tick(c->ingest);
+        status_tick(c, now, false);
+        if (c->stopping && ingest_stopped(c->ingest) && n == 0 &&
+            !journal_has_unread(c->journal)) {
+            commit(c);
+            if (!c->storage_failed)
+                return;
+            if (now - c->stop_started_ms > 5000) {
+                log_error("stopping with uncommitted events; they stay in the journal and are "
+                          "replayed at the next start");
+                return;
+            }
+        }
+        if (n == DRAIN_BATCH)
+            continue;
+        if (n > 0 && !c->stopping && !commit_due(c, plat_clock_mono_ms())) {
+            /* More may be arriving: check the signals without sleeping. */
+            handle_events(c, 0);
+            continue;
+        }
+        if (journal_consumer_sleep(c->journal)) {
+            handle_events(c, next_timeout_ms(c, plat_clock_mono_ms()));
+            journal_consumer_awake(c->journal);
+        } else {
+            handle_events(c, 0);
+        }
+    }
+}
+
+el_status core_run(const struct el_config *cfg)
+{
+    struct core *c = calloc(1, sizeof *c);
+    struct journal_opts jo;
+    struct mlog_opts mo;
+    char boot_id[64];
+    el_status st;
+    if (!c)
+        return EL_NOMEM;
+    c->cfg = cfg;
+    c->epfd = c->evfd = c->sigfd = -1;
+    c->start_mono_ms = plat_clock_mono_ms();
+    plat_clock_boot_id(boot_id, sizeof boot_id);
+
+    st = setup_fds(c);
+    if (st != EL_OK)
+        goto out;
+    mo.dir = cfg->storage.dir;
+    mo.max_series = (uint32_t)cfg->speed.max_series;
+    st = mlog_open(&mo, boot_id, plat_clock_wall_ms(), plat_clock_mono_ms(), &c->log);
+    if (st != EL_OK) {
+        log_error("cannot open the master log in %s: %s", cfg->storage.dir, el_status_str(st));
+        goto out;
+    }
+    jo.dir = cfg->storage.dir;
+    jo.segment_bytes = (size_t)cfg->storage.journal_segment_bytes;
+    jo.segments = (uint32_t)cfg->storage.journal_segments;
+    jo.strict = cfg->storage.durability == EL_DURABILITY_STRICT;
+    st = journal_open(&jo, &c->journal);
+    if (st != EL_OK) {
+        log_error("cannot open the ingest journal in %s: %s", cfg->storage.dir,
+                  el_status_str(st));
+        goto out;
+    }
+    st = ingest_new(cfg, c->journal, &c->ingest);
+    if (st != EL_OK)
+        goto out;
+    st = recover(c);
+    if (st != EL_OK)
+        goto out;
+    journal_set_wakeup(c->journal, core_wake, c);
+    log_info("edgelambdad %s: master log %s/master.db at sequence %lld, %u series, durability %s",
+             EL_VERSION, cfg->storage.dir, (long long)mlog_last_seq(c->log),
+             mlog_series_count(c->log),
+             cfg->storage.durability == EL_DURABILITY_STRICT ? "strict" : "normal");
+    st = ingest_start(c->ingest);
+    if (st != EL_OK)
+        goto out;
+    loop(c);
+    log_info("stopped cleanly at sequence %lld", (long long)mlog_last_seq(c->log));
+out:
+    ingest_free(c->ingest);
+    journal_close(c->journal);
+    mlog_close(c->log);
+    if (c->sigfd >= 0)
+        close(c->sigfd);
+    if (c->evfd >= 0)
+        close(c->evfd);
+    if (c->epfd >= 0)
+        close(c->epfd);
+    free(c);
+    return st;
+}

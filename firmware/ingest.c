@@ -1,1 +1,459 @@
-typedef int el_placeholder_ingest;
+/*
+ * ingest — Paho MQTTAsync adapter (design in ingest.h).
+ *
+ * Ownership: struct ingest owns the Paho client. Messages handed to
+ * messageArrived are freed here before returning 1.
+ */
+#include "ingest.h"
+
+#include <MQTTAsync.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mlog.h"
+#include "plat_clock.h"
+#include "plat_hash.h"
+#include "plat_file.h"
+#include "plat_log.h"
+
+struct ingest {
+    const struct el_config *cfg;
+    struct journal *journal;
+    MQTTAsync client;
+    struct decode_opts dopts;
+    struct ingest_counters counters;
+    char status_topic[EL_CFG_STR + 16];
+    char password[EL_CFG_STR];
+
+    /* Paho callback thread only (seeded before start). */
+    uint64_t recent[INGEST_DEDUP_WINDOW];
+    uint32_t recent_pos;
+    struct plat_log_limit bad_input_limit;
+    struct plat_log_limit dup_limit;
+
+    /* initial-connection retries (core thread) */
+    _Atomic int connect_failed;
+    int64_t next_connect_ms;
+    int backoff_ms;
+    _Atomic int stopped;
+    bool stopping;
+};
+
+static const char *const reason_names[INGEST_REASON_COUNT] = {
+    [INGEST_REASON_NAME_TOO_LONG] = "name_too_long",
+    [INGEST_REASON_SERIES_LIMIT] = "series_limit",
+};
+
+const char *ingest_reason_str(unsigned reason)
+{
+    if (reason < DECODE_REASON_COUNT)
+        return decode_reason_str((enum decode_reason)reason);
+    if (reason < INGEST_REASON_COUNT)
+        return reason_names[reason];
+    return "unknown";
+}
+
+const struct ingest_counters *ingest_counters(const struct ingest *ing)
+{
+    return &ing->counters;
+}
+
+const char *ingest_status_topic(const struct ingest *ing)
+{
+    return ing->status_topic;
+}
+
+/* ---- duplicate detection ---- */
+
+static uint64_t dedup_key(const char *series, size_t series_len, const void *payload,
+                          size_t payload_len)
+{
+    uint64_t h = plat_hash64(PLAT_HASH64_INIT, series, series_len);
+    h = plat_hash64(h, "\0", 1);
+    return plat_hash64(h, payload, payload_len);
+}
+
+static void recent_add(struct ingest *ing, uint64_t key)
+{
+    ing->recent[ing->recent_pos] = key;
+    ing->recent_pos = (ing->recent_pos + 1) % INGEST_DEDUP_WINDOW;
+}
+
+static bool recent_has(const struct ingest *ing, uint64_t key)
+{
+    for (uint32_t i = 0; i < INGEST_DEDUP_WINDOW; i++)
+        if (ing->recent[i] == key)
+            return true;
+    return false;
+}
+
+void ingest_seed_recent(struct ingest *ing, const char *series, size_t series_len,
+                        const void *payload, size_t payload_len)
+{
+    recent_add(ing, dedup_key(series, series_len, payload, payload_len));
+}
+
+/* ---- the callback that makes a message safe ---- */
+
+/* Key of the message's first series: the topic, or topic/field. */
+static uint64_t message_key(const char *topic, size_t topic_len, const char *payload,
+                            size_t payload_len, const struct decode_result *res)
+{
+    char name[MLOG_MAX_SERIES_NAME + 1];
+    size_t n = topic_len;
+    memcpy(name, topic, topic_len);
+    if (res->ev[0].field_len > 0) {
+        name[n++] = '/';
+        memcpy(name + n, payload + res->ev[0].field_off, res->ev[0].field_len);
+        n += res->ev[0].field_len;
+    }
+    return dedup_key(name, n, payload, payload_len);
+}
+
+static unsigned check_names(const struct decode_result *res, size_t topic_len)
+{
+    for (uint32_t i = 0; i < res->n_events; i++) {
+        size_t len = topic_len + (res->ev[i].field_len ? 1u + res->ev[i].field_len : 0u);
+        if (len > MLOG_MAX_SERIES_NAME)
+            return INGEST_REASON_NAME_TOO_LONG;
+    }
+    return DECODE_OK;
+}
+
+static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_message *msg)
+{
+    struct ingest *ing = ctx;
+    struct decode_result res;
+    struct journal_event events[DECODE_MAX_FIELDS];
+    struct journal_msg jm;
+    uint64_t seq, key = 0;
+    size_t topic_len = topic_len_in > 0 ? (size_t)topic_len_in : strlen(topic);
+    const char *payload = msg->payload ? msg->payload : "";
+    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    bool synced = plat_clock_synced();
+    unsigned reason;
+
+    atomic_fetch_add_explicit(&ing->counters.received, 1, memory_order_relaxed);
+    memset(&jm, 0, sizeof jm);
+    jm.recv_ms = plat_clock_wall_ms();
+    jm.mono_ms = plat_clock_mono_ms();
+    jm.orig_len = (uint32_t)len;
+    jm.topic = topic;
+    jm.topic_len = topic_len > UINT16_MAX ? UINT16_MAX : topic_len;
+    jm.payload = payload;
+    jm.payload_len = len;
+    jm.flags = (uint16_t)((synced ? MLOG_F_CLOCK_SYNCED : 0u) | (msg->dup ? MLOG_F_MQTT_DUP : 0u));
+
+    reason = decode_payload(&ing->dopts, payload, len, jm.recv_ms, synced, &res);
+    if (reason == DECODE_OK)
+        reason = check_names(&res, topic_len);
+    if (reason == DECODE_OK) {
+        key = message_key(topic, topic_len, payload, len, &res);
+        if (msg->dup && recent_has(ing, key)) {
+            atomic_fetch_add_explicit(&ing->counters.duplicates, 1, memory_order_relaxed);
+            plat_log_limited(&ing->dup_limit, 10000, PLAT_LOG_INFO,
+                             "dropped a redelivered duplicate on %.*s (already journaled)",
+                             (int)(topic_len > 200 ? 200 : topic_len), topic);
+            goto done;
+        }
+        for (uint32_t i = 0; i < res.n_events; i++) {
+            events[i].ts_ms = res.ev[i].ts_ms;
+            events[i].value = res.ev[i].value;
+            events[i].field_off = res.ev[i].field_off;
+            events[i].field_len = res.ev[i].field_len;
+        }
+        jm.n_events = (uint16_t)res.n_events;
+        jm.events = events;
+        if (res.has_ts)
+            jm.flags |= MLOG_F_HAS_TS;
+    } else {
+        jm.reason = (uint16_t)reason;
+        if (len > (size_t)ing->cfg->ingest.max_payload) {
+            jm.payload_len = (size_t)ing->cfg->ingest.max_payload;
+            jm.flags |= MLOG_F_TRUNCATED;
+        }
+        plat_log_limited(&ing->bad_input_limit, 10000, PLAT_LOG_WARN,
+                         "dead letter on %.*s: %s (%zu bytes)", (int)(topic_len > 200 ? 200 : topic_len),
+                         topic, ingest_reason_str(reason), len);
+    }
+
+    el_status st = journal_append(ing->journal, &jm, &seq);
+    if (st != EL_OK) {
+        /* Shutdown while the journal was full, or strict msync failed: the
+         * message is not safe, so it must not be acknowledged. Paho has no
+         * way to refuse a message, so the only safe move is to stop before
+         * returning: the broker redelivers it to the next run. */
+        log_error("ingest: cannot journal a message (%s); exiting without acknowledging it",
+                  el_status_str(st));
+        _exit(75);
+    }
+    if (key != 0)
+        recent_add(ing, key);
+done:
+    MQTTAsync_freeMessage(&msg);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+/* ---- connection management ---- */
+
+static void on_subscribed(void *ctx, MQTTAsync_successData5 *resp)
+{
+    struct ingest *ing = ctx;
+    int n = resp->alt.sub.reasonCodeCount;
+    for (int i = 0; i < n && i < ing->cfg->ingest.n_filters; i++) {
+        int code = n == 1 ? (int)resp->reasonCode : (int)resp->alt.sub.reasonCodes[i];
+        if (code >= 0x80)
+            log_error("broker refused subscription %s (reason %d)", ing->cfg->ingest.filters[i],
+                      code);
+    }
+    log_info("subscribed to %d topic filter(s)", ing->cfg->ingest.n_filters);
+}
+
+static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *resp)
+{
+    (void)ctx;
+    log_error("subscribe failed: %s (code %d)", resp->message ? resp->message : "?", resp->code);
+}
+
+static void on_connected(void *ctx, char *cause)
+{
+    struct ingest *ing = ctx;
+    char *filters[EL_CFG_MAX_SUBS];
+    int qos[EL_CFG_MAX_SUBS];
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    (void)cause;
+    atomic_store(&ing->counters.connected, 1);
+    atomic_fetch_add(&ing->counters.connects, 1);
+    log_info("connected to %s as %s", ing->cfg->mqtt.uri, ing->cfg->mqtt.client_id);
+    /* Always subscribe: the session may have expired, or been clean. */
+    for (int i = 0; i < ing->cfg->ingest.n_filters; i++) {
+        filters[i] = (char *)(uintptr_t)ing->cfg->ingest.filters[i];
+        qos[i] = ing->cfg->ingest.qos;
+    }
+    ro.onSuccess5 = on_subscribed;
+    ro.onFailure5 = on_subscribe_failed;
+    ro.context = ing;
+    int rc = MQTTAsync_subscribeMany(ing->client, ing->cfg->ingest.n_filters, filters, qos, &ro);
+    if (rc != MQTTASYNC_SUCCESS)
+        log_error("subscribe request failed: %s", MQTTAsync_strerror(rc));
+}
+
+static void on_connection_lost(void *ctx, char *cause)
+{
+    struct ingest *ing = ctx;
+    atomic_store(&ing->counters.connected, 0);
+    if (!ing->stopping)
+        log_warn("connection to the broker lost (%s); reconnecting", cause ? cause : "no reason");
+}
+
+static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *resp)
+{
+    struct ingest *ing = ctx;
+    log_warn("cannot connect to %s: %s (code %d)", ing->cfg->mqtt.uri,
+             resp && resp->message ? resp->message : "no reason", resp ? resp->code : 0);
+    atomic_store(&ing->connect_failed, 1);
+}
+
+static el_status read_password(struct ingest *ing)
+{
+    const char *path = ing->cfg->mqtt.password_file;
+    if (!path[0])
+        return EL_OK;
+    el_status st = plat_file_check_private(path);
+    if (st != EL_OK)
+        return st;
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(ing->password, sizeof ing->password, f)) {
+        log_error("cannot read mqtt.password_file %s", path);
+        if (f)
+            fclose(f);
+        return EL_IO;
+    }
+    fclose(f);
+    ing->password[strcspn(ing->password, "\r\n")] = '\0';
+    return EL_OK;
+}
+
+el_status ingest_new(const struct el_config *cfg, struct journal *journal, struct ingest **out)
+{
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+    el_status st;
+    struct ingest *ing = calloc(1, sizeof *ing);
+    *out = NULL;
+    if (!ing)
+        return EL_NOMEM;
+    ing->cfg = cfg;
+    ing->journal = journal;
+    decode_opts_default(&ing->dopts);
+    ing->dopts.value_field = cfg->ingest.value_field;
+    ing->dopts.ts_field = cfg->ingest.ts_field;
+    ing->dopts.fields_all = cfg->ingest.fields_all;
+    ing->dopts.max_payload = (size_t)cfg->ingest.max_payload;
+    ing->dopts.max_future_ms = cfg->ingest.max_future_s * 1000;
+    snprintf(ing->status_topic, sizeof ing->status_topic, "%s/status", cfg->mqtt.topic_prefix);
+    ing->backoff_ms = 1000;
+    st = read_password(ing);
+    if (st != EL_OK) {
+        free(ing);
+        return st;
+    }
+    co.MQTTVersion = MQTTVERSION_5;
+    int rc = MQTTAsync_createWithOptions(&ing->client, cfg->mqtt.uri, cfg->mqtt.client_id,
+                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_error("cannot create MQTT client for %s: %s", cfg->mqtt.uri, MQTTAsync_strerror(rc));
+        free(ing);
+        return EL_MQTT;
+    }
+    MQTTAsync_setCallbacks(ing->client, ing, on_connection_lost, on_message, NULL);
+    MQTTAsync_setConnected(ing->client, ing, on_connected);
+    *out = ing;
+    return EL_OK;
+}
+
+void ingest_free(struct ingest *ing)
+{
+    if (!ing)
+        return;
+    MQTTAsync_destroy(&ing->client);
+    free(ing);
+}
+
+static el_status connect_now(struct ingest *ing)
+{
+    const struct el_config *cfg = ing->cfg;
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
+    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    MQTTProperties props = MQTTProperties_initializer;
+    MQTTProperty p;
+    static const char offline[] = "{\"state\":\"offline\"}";
+
+    co.keepAliveInterval = cfg->mqtt.keepalive_s;
+    co.cleanstart = 0;
+    co.automaticReconnect = 1;
+    co.minRetryInterval = 1;
+    co.maxRetryInterval = 30;
+    co.connectTimeout = 10;
+    co.onFailure5 = on_connect_failed;
+    co.context = ing;
+    /* Without a session expiry an MQTT v5 session ends with the connection
+     * and the broker would drop what arrives while we restart. */
+    p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+    p.value.integer4 = (unsigned)cfg->mqtt.session_expiry_s;
+    MQTTProperties_add(&props, &p);
+    p.identifier = MQTTPROPERTY_CODE_RECEIVE_MAXIMUM;
+    p.value.integer2 = (unsigned short)cfg->mqtt.max_inflight;
+    MQTTProperties_add(&props, &p);
+    co.connectProperties = &props;
+    will.topicName = ing->status_topic;
+    will.message = NULL;
+    will.payload.data = offline;
+    will.payload.len = (int)(sizeof offline - 1);
+    will.retained = 1;
+    will.qos = 1;
+    co.will = &will;
+    if (cfg->mqtt.username[0]) {
+        co.username = cfg->mqtt.username;
+        co.password = ing->password[0] ? ing->password : NULL;
+    }
+    if (strncmp(cfg->mqtt.uri, "ssl://", 6) == 0 || strncmp(cfg->mqtt.uri, "mqtts://", 8) == 0 ||
+        strncmp(cfg->mqtt.uri, "wss://", 6) == 0) {
+        ssl.trustStore = cfg->mqtt.ca_file[0] ? cfg->mqtt.ca_file : NULL;
+        ssl.keyStore = cfg->mqtt.cert_file[0] ? cfg->mqtt.cert_file : NULL;
+        ssl.privateKey = cfg->mqtt.key_file[0] ? cfg->mqtt.key_file : NULL;
+        ssl.enableServerCertAuth = 1;
+        ssl.verify = 1;
+        co.ssl = &ssl;
+    }
+    int rc = MQTTAsync_connect(ing->client, &co);
+    MQTTProperties_free(&props);
+    if (rc != MQTTASYNC_SUCCESS) {
+        log_error("cannot start connecting to %s: %s", cfg->mqtt.uri, MQTTAsync_strerror(rc));
+        return EL_MQTT;
+    }
+    return EL_OK;
+}
+
+el_status ingest_start(struct ingest *ing)
+{
+    ing->next_connect_ms = 0;
+    return connect_now(ing);
+}
+
+void ingest_tick(struct ingest *ing)
+{
+    int64_t now = plat_clock_mono_ms();
+    if (ing->stopping)
+        return;
+    if (atomic_exchange(&ing->connect_failed, 0)) {
+        ing->next_connect_ms = now + ing->backoff_ms;
+        ing->backoff_ms = ing->backoff_ms * 2 > 30000 ? 30000 : ing->backoff_ms * 2;
+    }
+    if (ing->next_connect_ms != 0 && now >= ing->next_connect_ms) {
+        ing->next_connect_ms = 0;
+        if (connect_now(ing) != EL_OK)
+            atomic_store(&ing->connect_failed, 1);
+    }
+    if (atomic_load(&ing->counters.connected))
+        ing->backoff_ms = 1000;
+}
+
+static void on_disconnected(void *ctx, MQTTAsync_successData5 *resp)
+{
+    struct ingest *ing = ctx;
+    (void)resp;
+    atomic_store(&ing->counters.connected, 0);
+    atomic_store(&ing->stopped, 1);
+}
+
+static void on_disconnect_failed(void *ctx, MQTTAsync_failureData5 *resp)
+{
+    struct ingest *ing = ctx;
+    (void)resp;
+    atomic_store(&ing->counters.connected, 0);
+    atomic_store(&ing->stopped, 1);
+}
+
+void ingest_stop_begin(struct ingest *ing, int timeout_ms)
+{
+    static const char offline[] = "{\"state\":\"offline\"}";
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
+    ing->stopping = true;
+    if (!MQTTAsync_isConnected(ing->client)) {
+        atomic_store(&ing->stopped, 1);
+        return;
+    }
+    /* A clean disconnect does not fire the will: say it ourselves. */
+    if (ingest_publish(ing, ing->status_topic, offline, sizeof offline - 1, 1, true) != EL_OK)
+        log_debug("could not publish the offline status");
+    d.timeout = timeout_ms;
+    d.onSuccess5 = on_disconnected;
+    d.onFailure5 = on_disconnect_failed;
+    d.context = ing;
+    if (MQTTAsync_disconnect(ing->client, &d) != MQTTASYNC_SUCCESS)
+        atomic_store(&ing->stopped, 1);
+}
+
+bool ingest_stopped(const struct ingest *ing)
+{
+    return atomic_load(&ing->stopped) != 0;
+}
+
+el_status ingest_publish(struct ingest *ing, const char *topic, const void *payload, size_t len,
+                         int qos, bool retained)
+{
+    MQTTAsync_message m = MQTTAsync_message_initializer;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    if (!MQTTAsync_isConnected(ing->client))
+        return EL_AGAIN;
+    m.payload = (void *)(uintptr_t)payload;
+    m.payloadlen = (int)len;
+    m.qos = qos;
+    m.retained = retained;
+    int rc = MQTTAsync_sendMessage(ing->client, topic, &m, &ro);
+    return rc == MQTTASYNC_SUCCESS ? EL_OK : EL_AGAIN;
+}

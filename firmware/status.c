@@ -1,1 +1,84 @@
-typedef int el_placeholder_status;
+/* status — formats the status document (see status.h). */
+#include "status.h"
+
+#include "plat_clock.h"
+#include "plat_jsonw.h"
+
+size_t status_format(const struct status_snapshot *s, char *buf, size_t len)
+{
+    struct jw w;
+    uint64_t dead = 0;
+    jw_init(&w, buf, len);
+    jw_obj_begin(&w);
+    jw_key(&w, "state");
+    jw_str(&w, "online");
+    jw_key(&w, "version");
+    jw_str(&w, EL_VERSION);
+    jw_key(&w, "uptime_s");
+    jw_int(&w, s->uptime_s);
+    jw_key(&w, "clock_synced");
+    jw_bool(&w, s->clock_synced);
+
+    jw_key(&w, "mqtt");
+    jw_obj_begin(&w);
+    jw_key(&w, "connected");
+    jw_bool(&w, s->mqtt_connected);
+    jw_key(&w, "connects");
+    jw_uint(&w, s->mqtt_connects);
+    jw_obj_end(&w);
+
+    jw_key(&w, "ingest");
+    jw_obj_begin(&w);
+    jw_key(&w, "received");
+    jw_uint(&w, s->received);
+    jw_key(&w, "accepted");
+    jw_uint(&w, s->accepted);
+    jw_key(&w, "rejected");
+    jw_obj_begin(&w);
+    for (unsigned r = 1; r < INGEST_REASON_COUNT; r++) {
+        jw_key(&w, ingest_reason_str(r));
+        jw_uint(&w, s->rejected[r]);
+        dead += s->rejected[r];
+    }
+    jw_obj_end(&w);
+    jw_key(&w, "dead_letters");
+    jw_uint(&w, dead);
+    jw_key(&w, "duplicates");
+    jw_uint(&w, s->duplicates);
+    jw_key(&w, "rate_per_s");
+    jw_double(&w, s->rate_per_s);
+    jw_obj_end(&w);
+
+    jw_key(&w, "log");
+    jw_obj_begin(&w);
+    jw_key(&w, "seq");
+    jw_int(&w, s->log_seq);
+    jw_key(&w, "bytes");
+    jw_int(&w, s->log_bytes);
+    jw_key(&w, "journal_bytes");
+    jw_uint(&w, s->journal_bytes);
+    jw_key(&w, "replayed");
+    jw_uint(&w, s->replayed);
+    jw_key(&w, "error");
+    if (s->storage_error)
+        jw_str(&w, s->storage_error);
+    else
+        jw_null(&w);
+    jw_obj_end(&w);
+
+    jw_key(&w, "speed");
+    jw_obj_begin(&w);
+    jw_key(&w, "series");
+    jw_uint(&w, s->series);
+    jw_key(&w, "memory_bytes");
+    jw_uint(&w, s->speed_memory_bytes);
+    jw_obj_end(&w);
+
+    jw_key(&w, "sync");
+    jw_obj_begin(&w);
+    jw_key(&w, "enabled");
+    jw_bool(&w, s->sync_enabled);
+    jw_obj_end(&w);
+    jw_obj_end(&w);
+    return jw_ok(&w) ? jw_len(&w) : 0;
+}

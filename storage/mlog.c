@@ -1,1 +1,500 @@
-typedef int el_placeholder_mlog;
+/*
+ * mlog — SQLite master log (format, durability and threading in mlog.h).
+ *
+ * Ownership: struct mlog owns its connection, prepared statements, the
+ * series dictionary (hash table + one malloc'ed name per series, allocated
+ * when a series is first seen — bounded by max_series, never per message).
+ */
+#include "mlog.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "plat_file.h"
+#include "plat_hash.h"
+#include "plat_log.h"
+
+struct series_entry {
+    char *name;
+    uint32_t len;
+    uint64_t hash;
+};
+
+struct mlog {
+    sqlite3 *db;
+    sqlite3_stmt *ins_event, *ins_dead, *ins_series;
+    char path[PATH_MAX];
+    char wal_path[PATH_MAX + 8];
+    int64_t boot_row;
+
+    uint32_t max_series;
+    struct series_entry *series; /* index id-1 */
+    uint32_t n_series, n_series_committed;
+    uint32_t *table; /* open addressing: series id, 0 = empty */
+    uint32_t table_mask;
+
+    bool in_txn;
+    uint32_t pending;
+    int64_t last_seq, last_seq_committed;
+};
+
+static const char *const schema_sql =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS boots(id INTEGER PRIMARY KEY, boot_id TEXT UNIQUE NOT NULL,"
+    " first_seq INTEGER NOT NULL, first_wall_ms INTEGER NOT NULL,"
+    " first_mono_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS series(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,"
+    " first_seq INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, series INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL, value REAL NOT NULL, recv INTEGER NOT NULL, mono INTEGER NOT NULL,"
+    " boot INTEGER NOT NULL, flags INTEGER NOT NULL, payload BLOB);"
+    "CREATE TABLE IF NOT EXISTS dead_letters(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
+    " payload BLOB, payload_bytes INTEGER NOT NULL, recv INTEGER NOT NULL,"
+    " mono INTEGER NOT NULL, boot INTEGER NOT NULL, flags INTEGER NOT NULL,"
+    " reason TEXT NOT NULL);";
+
+static el_status db_fail(struct mlog *log, const char *what)
+{
+    int code = sqlite3_extended_errcode(log->db);
+    log_error("master log: %s: %s", what, sqlite3_errmsg(log->db));
+    if ((code & 0xff) == SQLITE_FULL)
+        return EL_FULL;
+    if ((code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB)
+        return EL_CORRUPT;
+    return EL_DB;
+}
+
+static el_status exec(struct mlog *log, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(log->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        log_error("master log: %s: %s", sql, msg ? msg : "?");
+        sqlite3_free(msg);
+        return EL_DB;
+    }
+    return EL_OK;
+}
+
+static int64_t query_int(struct mlog *log, const char *sql, int64_t dflt)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = dflt;
+    if (sqlite3_prepare_v2(log->db, sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* ---- series dictionary ---- */
+
+static uint64_t name_hash(const char *name, size_t len)
+{
+    return plat_hash64(PLAT_HASH64_INIT, name, len);
+}
+
+static uint32_t *table_slot(struct mlog *log, const char *name, size_t len, uint64_t h)
+{
+    for (uint32_t i = (uint32_t)h & log->table_mask;; i = (i + 1) & log->table_mask) {
+        uint32_t id = log->table[i];
+        if (id == 0)
+            return &log->table[i];
+        const struct series_entry *e = &log->series[id - 1];
+        if (e->hash == h && e->len == len && memcmp(e->name, name, len) == 0)
+            return &log->table[i];
+    }
+}
+
+static el_status series_add(struct mlog *log, const char *name, size_t len, uint32_t id)
+{
+    struct series_entry *e = &log->series[id - 1];
+    e->name = malloc(len + 1);
+    if (!e->name)
+        return EL_NOMEM;
+    memcpy(e->name, name, len);
+    e->name[len] = '\0';
+    e->len = (uint32_t)len;
+    e->hash = name_hash(name, len);
+    *table_slot(log, name, len, e->hash) = id;
+    if (id > log->n_series)
+        log->n_series = id;
+    return EL_OK;
+}
+
+/* Forgets series created by a rolled-back transaction. */
+static void series_rollback(struct mlog *log)
+{
+    if (log->n_series == log->n_series_committed)
+        return;
+    for (uint32_t id = log->n_series_committed + 1; id <= log->n_series; id++) {
+        free(log->series[id - 1].name);
+        memset(&log->series[id - 1], 0, sizeof log->series[0]);
+    }
+    log->n_series = log->n_series_committed;
+    memset(log->table, 0, ((size_t)log->table_mask + 1) * sizeof log->table[0]);
+    for (uint32_t id = 1; id <= log->n_series; id++) {
+        const struct series_entry *e = &log->series[id - 1];
+        *table_slot(log, e->name, e->len, e->hash) = id;
+    }
+}
+
+static el_status series_load(struct mlog *log)
+{
+    sqlite3_stmt *st = NULL;
+    el_status rc = EL_OK;
+    int r;
+    if (sqlite3_prepare_v2(log->db, "SELECT id, name FROM series ORDER BY id", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_fail(log, "reading series");
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        if (id < 1 || id > log->max_series) {
+            log_error("master log holds series id %lld but speed.max_series is %u",
+                      (long long)id, log->max_series);
+            rc = EL_INVAL;
+            break;
+        }
+        rc = series_add(log, name, len, (uint32_t)id);
+        if (rc != EL_OK)
+            break;
+    }
+    if (rc == EL_OK && r != SQLITE_DONE)
+        rc = db_fail(log, "reading series");
+    sqlite3_finalize(st);
+    log->n_series_committed = log->n_series;
+    return rc;
+}
+
+/* ---- open / close ---- */
+
+static el_status prepare_all(struct mlog *log)
+{
+    static const char ins_event[] = "INSERT INTO events(seq,series,ts,value,recv,mono,boot,flags,"
+                                    "payload) VALUES(?,?,?,?,?,?,?,?,?)";
+    static const char ins_dead[] = "INSERT INTO dead_letters(seq,topic,payload,payload_bytes,recv,"
+                                   "mono,boot,flags,reason) VALUES(?,?,?,?,?,?,?,?,?)";
+    static const char ins_series[] = "INSERT INTO series(id,name,first_seq) VALUES(?,?,?)";
+    if (sqlite3_prepare_v3(log->db, ins_event, -1, SQLITE_PREPARE_PERSISTENT, &log->ins_event,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(log->db, ins_dead, -1, SQLITE_PREPARE_PERSISTENT, &log->ins_dead,
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(log->db, ins_series, -1, SQLITE_PREPARE_PERSISTENT, &log->ins_series,
+                           NULL) != SQLITE_OK)
+        return db_fail(log, "preparing statements");
+    return EL_OK;
+}
+
+static el_status boot_register(struct mlog *log, const char *boot_id, int64_t wall_ms,
+                               int64_t mono_ms)
+{
+    sqlite3_stmt *st = NULL;
+    el_status rc = EL_OK;
+    if (sqlite3_prepare_v2(log->db,
+                           "INSERT OR IGNORE INTO boots(boot_id,first_seq,first_wall_ms,"
+                           "first_mono_ms) VALUES(?,?,?,?)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(log, "registering boot");
+    sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, log->last_seq + 1);
+    sqlite3_bind_int64(st, 3, wall_ms);
+    sqlite3_bind_int64(st, 4, mono_ms);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(log, "registering boot");
+    sqlite3_finalize(st);
+    if (rc != EL_OK)
+        return rc;
+    if (sqlite3_prepare_v2(log->db, "SELECT id FROM boots WHERE boot_id=?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_fail(log, "registering boot");
+    sqlite3_bind_text(st, 1, boot_id, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        log->boot_row = sqlite3_column_int64(st, 0);
+    else
+        rc = db_fail(log, "registering boot");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+el_status mlog_open(const struct mlog_opts *opts, const char *boot_id, int64_t wall_ms,
+                    int64_t mono_ms, struct mlog **out)
+{
+    el_status rc;
+    struct mlog *log = calloc(1, sizeof *log);
+    *out = NULL;
+    if (!log)
+        return EL_NOMEM;
+    log->max_series = opts->max_series;
+    uint32_t cap = 16;
+    while (cap < 2u * opts->max_series)
+        cap <<= 1;
+    log->table_mask = cap - 1;
+    log->table = calloc(cap, sizeof log->table[0]);
+    log->series = calloc(opts->max_series, sizeof log->series[0]);
+    if (!log->table || !log->series) {
+        rc = EL_NOMEM;
+        goto fail;
+    }
+    rc = plat_file_mkdirs(opts->dir);
+    if (rc != EL_OK)
+        goto fail;
+    snprintf(log->path, sizeof log->path, "%s/master.db", opts->dir);
+    snprintf(log->wal_path, sizeof log->wal_path, "%s-wal", log->path);
+    if (sqlite3_open_v2(log->path, &log->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        rc = db_fail(log, "opening master.db");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(log->db, 1);
+    sqlite3_busy_timeout(log->db, 5000);
+    /* WAL for concurrent readers; FULL so every group commit is fdatasync'ed
+     * (this bounds what a power cut can take in "normal" mode). */
+    rc = exec(log, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                   "PRAGMA journal_size_limit=67108864;");
+    if (rc == EL_OK)
+        rc = exec(log, "BEGIN IMMEDIATE");
+    if (rc == EL_OK)
+        rc = exec(log, schema_sql);
+    if (rc == EL_OK && query_int(log, "SELECT value FROM meta WHERE key='schema_version'", 0) == 0)
+        rc = exec(log, "INSERT INTO meta VALUES('schema_version',1),"
+                       "('created_ms',CAST(strftime('%s','now') AS INTEGER)*1000)");
+    if (rc == EL_OK && query_int(log, "SELECT value FROM meta WHERE key='schema_version'", 0) !=
+                           MLOG_SCHEMA_VERSION) {
+        log_error("master log %s has an unknown schema version", log->path);
+        rc = EL_CORRUPT;
+    }
+    if (rc == EL_OK) {
+        int64_t a = query_int(log, "SELECT max(seq) FROM events", 0);
+        int64_t b = query_int(log, "SELECT max(seq) FROM dead_letters", 0);
+        log->last_seq = log->last_seq_committed = a > b ? a : b;
+        rc = boot_register(log, boot_id, wall_ms, mono_ms);
+    }
+    if (rc == EL_OK)
+        rc = exec(log, "COMMIT");
+    else
+        (void)exec(log, "ROLLBACK");
+    if (rc == EL_OK)
+        rc = series_load(log);
+    if (rc == EL_OK)
+        rc = prepare_all(log);
+    if (rc != EL_OK)
+        goto fail;
+    *out = log;
+    return EL_OK;
+fail:
+    mlog_close(log);
+    return rc;
+}
+
+void mlog_close(struct mlog *log)
+{
+    if (!log)
+        return;
+    if (log->in_txn) {
+        log_warn("master log: closing with %u uncommitted events (they stay in the journal)",
+                 log->pending);
+        (void)exec(log, "ROLLBACK");
+    }
+    sqlite3_finalize(log->ins_event);
+    sqlite3_finalize(log->ins_dead);
+    sqlite3_finalize(log->ins_series);
+    if (log->db)
+        sqlite3_close(log->db);
+    if (log->series)
+        for (uint32_t i = 0; i < log->n_series; i++)
+            free(log->series[i].name);
+    free(log->series);
+    free(log->table);
+    free(log);
+}
+
+/* ---- reads ---- */
+
+int64_t mlog_last_seq(const struct mlog *log)
+{
+    return log->last_seq;
+}
+
+uint32_t mlog_series_count(const struct mlog *log)
+{
+    return log->n_series;
+}
+
+const char *mlog_series_name(const struct mlog *log, uint32_t id)
+{
+    if (id == 0 || id > log->n_series)
+        return NULL;
+    return log->series[id - 1].name;
+}
+
+el_status mlog_series_find(const struct mlog *log, const char *name, size_t len, uint32_t *id)
+{
+    uint32_t *slot = table_slot((struct mlog *)(uintptr_t)log, name, len, name_hash(name, len));
+    if (*slot == 0)
+        return EL_NOTFOUND;
+    *id = *slot;
+    return EL_OK;
+}
+
+int64_t mlog_bytes(const struct mlog *log)
+{
+    struct stat a, b;
+    int64_t total = 0;
+    if (stat(log->path, &a) == 0)
+        total += a.st_size;
+    if (stat(log->wal_path, &b) == 0)
+        total += b.st_size;
+    return total;
+}
+
+el_status mlog_scan_recent(struct mlog *log, uint32_t limit, mlog_recent_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (sqlite3_prepare_v2(log->db,
+                           "SELECT s.name, e.payload FROM events e JOIN series s ON s.id=e.series"
+                           " ORDER BY e.seq DESC LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(log, "reading recent events");
+    sqlite3_bind_int64(st, 1, limit);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+           sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1));
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? EL_OK : db_fail(log, "reading recent events");
+}
+
+/* ---- writes ---- */
+
+static el_status txn_begin(struct mlog *log)
+{
+    if (log->in_txn)
+        return EL_OK;
+    if (sqlite3_exec(log->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(log, "BEGIN");
+    log->in_txn = true;
+    log->pending = 0;
+    return EL_OK;
+}
+
+el_status mlog_series_get(struct mlog *log, const char *name, size_t len, int64_t first_seq,
+                          uint32_t *id)
+{
+    if (mlog_series_find(log, name, len, id) == EL_OK)
+        return EL_OK;
+    if (len == 0 || len > MLOG_MAX_SERIES_NAME)
+        return EL_INVAL;
+    if (log->n_series >= log->max_series)
+        return EL_FULL;
+    el_status rc = txn_begin(log);
+    if (rc != EL_OK)
+        return rc;
+    uint32_t new_id = log->n_series + 1;
+    sqlite3_stmt *st = log->ins_series;
+    sqlite3_bind_int64(st, 1, new_id);
+    sqlite3_bind_text(st, 2, name, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, first_seq);
+    int r = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (r != SQLITE_DONE)
+        return db_fail(log, "inserting series");
+    rc = series_add(log, name, len, new_id);
+    if (rc != EL_OK)
+        return rc;
+    *id = new_id;
+    return EL_OK;
+}
+
+el_status mlog_append_event(struct mlog *log, const struct mlog_event *ev)
+{
+    el_status rc = txn_begin(log);
+    if (rc != EL_OK)
+        return rc;
+    sqlite3_stmt *st = log->ins_event;
+    sqlite3_bind_int64(st, 1, ev->seq);
+    sqlite3_bind_int64(st, 2, ev->series_id);
+    sqlite3_bind_int64(st, 3, ev->ts_ms);
+    sqlite3_bind_double(st, 4, ev->value);
+    sqlite3_bind_int64(st, 5, ev->recv_ms);
+    sqlite3_bind_int64(st, 6, ev->mono_ms);
+    sqlite3_bind_int64(st, 7, log->boot_row);
+    sqlite3_bind_int64(st, 8, ev->flags);
+    sqlite3_bind_blob(st, 9, ev->payload, (int)ev->payload_len, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (r != SQLITE_DONE)
+        return db_fail(log, "appending event");
+    log->pending++;
+    if (ev->seq > log->last_seq)
+        log->last_seq = ev->seq;
+    return EL_OK;
+}
+
+el_status mlog_append_dead(struct mlog *log, const struct mlog_dead *dl)
+{
+    el_status rc = txn_begin(log);
+    if (rc != EL_OK)
+        return rc;
+    sqlite3_stmt *st = log->ins_dead;
+    sqlite3_bind_int64(st, 1, dl->seq);
+    sqlite3_bind_text(st, 2, dl->topic, (int)dl->topic_len, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 3, dl->payload, (int)dl->payload_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, (int64_t)dl->payload_bytes);
+    sqlite3_bind_int64(st, 5, dl->recv_ms);
+    sqlite3_bind_int64(st, 6, dl->mono_ms);
+    sqlite3_bind_int64(st, 7, log->boot_row);
+    sqlite3_bind_int64(st, 8, dl->flags);
+    sqlite3_bind_text(st, 9, dl->reason, -1, SQLITE_STATIC);
+    int r = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (r != SQLITE_DONE)
+        return db_fail(log, "appending dead letter");
+    log->pending++;
+    if (dl->seq > log->last_seq)
+        log->last_seq = dl->seq;
+    return EL_OK;
+}
+
+el_status mlog_commit(struct mlog *log)
+{
+    if (!log->in_txn)
+        return EL_OK;
+    if (sqlite3_exec(log->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        log->in_txn = false;
+        log->pending = 0;
+        log->n_series_committed = log->n_series;
+        log->last_seq_committed = log->last_seq;
+        return EL_OK;
+    }
+    el_status rc = db_fail(log, "COMMIT");
+    mlog_rollback(log);
+    return rc;
+}
+
+void mlog_rollback(struct mlog *log)
+{
+    if (!sqlite3_get_autocommit(log->db) &&
+        sqlite3_exec(log->db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
+        log_error("master log: ROLLBACK: %s", sqlite3_errmsg(log->db));
+    log->in_txn = false;
+    log->pending = 0;
+    log->last_seq = log->last_seq_committed;
+    series_rollback(log);
+}
+
+int64_t mlog_committed_seq(const struct mlog *log)
+{
+    return log->last_seq_committed;
+}
+
+uint32_t mlog_pending(const struct mlog *log)
+{
+    return log->in_txn ? log->pending : 0;
+}

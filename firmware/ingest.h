@@ -1,0 +1,91 @@
+/*
+ * ingest — the MQTT side of the daemon: the Paho MQTTAsync client, the
+ * messageArrived callback that makes each reading safe, and publishing
+ * (status, replies) for the core.
+ *
+ * DESIGN. messageArrived runs on Paho's thread, one message at a time, and
+ * Paho sends the QoS 1/2 acknowledgement only after it returns 1
+ * (RELIABILITY.md). So the callback decodes the payload (pure, no heap),
+ * writes ONE journal record (journal.h: safe against a process crash once
+ * written, against power loss in strict mode) and only then returns 1. It
+ * never returns 0 (that makes Paho acknowledge at once and lose the message
+ * on a crash). Bad input becomes a dead-letter record in the same journal, so
+ * it is kept and counted, never dropped.
+ *
+ * Duplicates: after a crash between journal write and PUBACK the broker
+ * redelivers the message with DUP=1. A DUP delivery whose (first series
+ * name, payload) hash matches one of the last INGEST_DEDUP_WINDOW messages
+ * is counted and dropped. The window is seeded from the master log at
+ * start-up; the broker can only redeliver its in-flight window (at most
+ * mqtt.max_inflight messages), far fewer than the dedup window.
+ *
+ * Session: MQTT v5, clean start off with a session expiry, a stable client
+ * id, so the broker queues readings while the daemon is down; automatic
+ * reconnect; subscriptions are (re)made on every connect.
+ *
+ * Threading: ingest_new/start/stop on the core thread; the callbacks run on
+ * Paho's threads and touch only the journal (producer side), the dedup
+ * window and atomics; ingest_publish is safe from any thread.
+ */
+#ifndef EL_INGEST_H
+#define EL_INGEST_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "decode.h"
+#include "el_status.h"
+#include "journal.h"
+
+#define INGEST_DEDUP_WINDOW 8192
+
+/* Dead-letter reason codes stored in journal records: decode reasons first. */
+enum ingest_reason {
+    INGEST_REASON_NAME_TOO_LONG = DECODE_REASON_COUNT, /* series name > 255 bytes */
+    INGEST_REASON_SERIES_LIMIT,                        /* speed.max_series reached */
+    INGEST_REASON_COUNT
+};
+const char *ingest_reason_str(unsigned reason);
+
+struct ingest;
+
+/* Counters the core reads for status (atomics; written by Paho threads). */
+struct ingest_counters {
+    _Atomic uint64_t received;   /* messages that reached messageArrived */
+    _Atomic uint64_t duplicates; /* DUP redeliveries recognised and dropped */
+    _Atomic uint64_t connects;   /* successful (re)connections */
+    _Atomic int connected;
+};
+
+/* cfg and journal are borrowed and must outlive the ingest. wake(ctx) is
+ * called from Paho threads when the connection state changes. */
+EL_MUST_CHECK el_status ingest_new(const struct el_config *cfg, struct journal *journal,
+                                   struct ingest **out);
+void ingest_free(struct ingest *ing);
+const struct ingest_counters *ingest_counters(const struct ingest *ing);
+
+/* Seeds the duplicate window (before ingest_start): one series name and payload. */
+void ingest_seed_recent(struct ingest *ing, const char *series, size_t series_len,
+                        const void *payload, size_t payload_len);
+
+/* Starts connecting (returns at once; connection and subscriptions follow in
+ * the background, retried with backoff). */
+EL_MUST_CHECK el_status ingest_start(struct ingest *ing);
+/* Core thread, periodically: retries a failed initial connection when due. */
+void ingest_tick(struct ingest *ing);
+/* Publishes {"state":"offline"} (retained), then disconnects; returns once
+ * disconnected or after timeout_ms. The core must keep draining the journal
+ * meanwhile, so this only starts the disconnect: poll ingest_stopped(). */
+void ingest_stop_begin(struct ingest *ing, int timeout_ms);
+bool ingest_stopped(const struct ingest *ing);
+
+/* Publishes payload (copied by Paho) on topic. EL_AGAIN if not connected. */
+EL_MUST_CHECK el_status ingest_publish(struct ingest *ing, const char *topic, const void *payload,
+                                       size_t len, int qos, bool retained);
+/* The status topic ("<prefix>/status"). */
+const char *ingest_status_topic(const struct ingest *ing);
+
+#endif

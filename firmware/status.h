@@ -1,0 +1,45 @@
+/*
+ * status — the daemon's status document (SPEC §7), published retained on
+ * <prefix>/status and answered to {"op":"status"}.
+ *
+ * Pure formatting: the core fills a snapshot, status_format writes JSON into
+ * a caller buffer. Counters are since the daemon started, except log.* which
+ * describe the master log on disk.
+ *
+ * Threading: pure, any thread.
+ */
+#ifndef EL_STATUS_DOC_H
+#define EL_STATUS_DOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ingest.h"
+
+struct status_snapshot {
+    int64_t uptime_s;
+    bool clock_synced;
+    bool mqtt_connected;
+    uint64_t mqtt_connects;
+    /* ingest */
+    uint64_t received;
+    uint64_t accepted;
+    uint64_t rejected[INGEST_REASON_COUNT];
+    uint64_t duplicates;
+    double rate_per_s;
+    /* master log */
+    int64_t log_seq;           /* highest sequence committed */
+    int64_t log_bytes;         /* database + WAL */
+    uint64_t journal_bytes;    /* acknowledged, not yet committed */
+    uint64_t replayed;         /* journal records replayed at start-up */
+    const char *storage_error; /* NULL when healthy */
+    uint32_t series;
+    uint64_t speed_memory_bytes;
+    bool sync_enabled;
+};
+
+/* Writes the JSON document; returns its length, or 0 if buf was too small. */
+size_t status_format(const struct status_snapshot *s, char *buf, size_t len);
+
+#endif

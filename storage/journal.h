@@ -1,0 +1,160 @@
+/*
+ * journal — the ingest journal: where a message becomes safe before the
+ * broker gets its acknowledgement.
+ *
+ * Why: Paho MQTTAsync sends the QoS 1 PUBACK when messageArrived returns 1
+ * (RELIABILITY.md), and it calls messageArrived for one message at a time.
+ * A SQLite commit per message would cap ingest at a few thousand messages/s
+ * and write ~4.5 KB of flash per event, so the callback instead writes the
+ * message once into this journal and the core thread group-commits journal
+ * records into the master log every storage.flush_interval_ms.
+ *
+ * DESIGN. A ring of `segments` fixed-size segment files
+ * <dir>/journal/seg-<16 hex segno>.jnl, each preallocated (posix_fallocate)
+ * and mapped MAP_SHARED. Writing a record is a memcpy into the mapping: once
+ * the bytes are in the page cache they survive a crash of this process
+ * (durability "normal"). In "strict" mode the record's pages are msync'ed
+ * (MS_SYNC, i.e. written and fdatasync'ed) before journal_append returns, so
+ * they survive a power cut. A segment whose records are all committed to the
+ * master log is unlinked; unlinked dirty pages are never written to flash,
+ * so in normal mode the journal costs (almost) no flash wear.
+ *
+ * The journal is also the queue between the Paho thread (single producer)
+ * and the core thread (single consumer): the producer publishes a segment's
+ * written length with a release store, the consumer reads it with acquire.
+ * When every segment is in use (the core is behind, or the disk is full) the
+ * producer blocks, which delays the PUBACK: the broker keeps the message.
+ *
+ * RECORD FORMAT (little-endian host order, 8-byte aligned, never crosses a
+ * segment end):
+ *   u32 len        total record bytes incl. this header and padding; 0 = end
+ *   u32 crc        CRC-32 of bytes [8, len)
+ *   u64 seq        first sequence number of the record
+ *   i64 recv_ms    receive wall time, epoch ms
+ *   i64 mono_ms    receive CLOCK_MONOTONIC, ms
+ *   u32 orig_len   the payload's size on the wire
+ *   u32 payload_len bytes of payload stored (< orig_len when cut)
+ *   u16 topic_len
+ *   u16 n_events   0 = dead letter
+ *   u16 reason     dead letter reason code (the caller's numbering)
+ *   u16 flags      the caller's flag bits
+ *   n_events x { i64 ts_ms; f64 value; u32 field_off; u32 field_len }
+ *   topic bytes, payload bytes, zero padding to 8
+ * The record takes max(n_events, 1) sequence numbers. The length is stored
+ * last (after the CRC), so a torn record fails its CRC and ends recovery.
+ *
+ * Threading: journal_append/journal_set_* on the producer thread only;
+ * journal_next/journal_commit/journal_rewind on the consumer thread only;
+ * journal_open/replay/reset/close before and after both run.
+ */
+#ifndef EL_JOURNAL_H
+#define EL_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "el_status.h"
+
+struct journal;
+
+struct journal_opts {
+    const char *dir;        /* storage.dir; the journal lives in <dir>/journal */
+    size_t segment_bytes;   /* size of each segment file */
+    uint32_t segments;      /* segment slots (>= 2) */
+    bool strict;            /* msync every record before journal_append returns */
+};
+
+struct journal_event {
+    int64_t ts_ms;
+    double value;
+    uint32_t field_off;
+    uint32_t field_len;
+};
+
+/* A record as the consumer sees it: pointers into the mapping, valid until
+ * the next journal_commit/journal_rewind (or until replay's callback returns). */
+struct journal_rec {
+    uint64_t seq;
+    int64_t recv_ms;
+    int64_t mono_ms;
+    uint32_t orig_len;
+    uint16_t n_events;
+    uint16_t reason;
+    uint16_t flags;
+    const struct journal_event *events; /* n_events, 8-aligned in the mapping */
+    const char *topic;
+    size_t topic_len;
+    const char *payload;
+    size_t payload_len;
+};
+
+/* What the producer hands in; all borrowed for the call. */
+struct journal_msg {
+    int64_t recv_ms;
+    int64_t mono_ms;
+    uint32_t orig_len;
+    uint16_t n_events;
+    uint16_t reason;
+    uint16_t flags;
+    const struct journal_event *events;
+    const char *topic;
+    size_t topic_len;
+    const char *payload;
+    size_t payload_len;
+};
+
+/* Largest topic+payload+events a record may carry for this segment size. */
+size_t journal_max_body(size_t segment_bytes);
+
+/* Opens the journal directory (creating it). Existing segments are kept for
+ * journal_replay; new records go to fresh segments after them. */
+EL_MUST_CHECK el_status journal_open(const struct journal_opts *opts, struct journal **out);
+/* Unmaps everything. Call only after both threads stopped. If every record
+ * written was committed, the segment files are deleted (nothing to replay);
+ * otherwise they stay for the next journal_open. NULL is fine. */
+void journal_close(struct journal *j);
+
+/* Calls fn for every intact record of the segments found at open, in order,
+ * stopping at the first torn or missing one. Sets *max_seq to the highest
+ * sequence seen (last seq of the last record), 0 if none. */
+typedef el_status (*journal_replay_fn)(void *ctx, const struct journal_rec *rec);
+EL_MUST_CHECK el_status journal_replay(struct journal *j, journal_replay_fn fn, void *ctx,
+                                       uint64_t *max_seq);
+/* Deletes the segments found at open (call once their records are committed). */
+EL_MUST_CHECK el_status journal_drop_replayed(struct journal *j);
+
+/* Producer: the next sequence number to hand out. */
+void journal_set_next_seq(struct journal *j, uint64_t next_seq);
+uint64_t journal_next_seq(const struct journal *j);
+
+/* Producer: appends one record, assigning it the next sequence number(s),
+ * returned in *seq. Blocks while the journal is full; returns EL_AGAIN if
+ * journal_shutdown was called while blocked (the record is NOT written),
+ * EL_INVAL if the record can never fit, EL_IO if strict msync failed. */
+EL_MUST_CHECK el_status journal_append(struct journal *j, const struct journal_msg *msg,
+                                       uint64_t *seq);
+/* Wakes a blocked producer for good (shutdown). */
+void journal_shutdown(struct journal *j);
+
+/* Consumer: the next unread record, or false when none is available now. */
+bool journal_next(struct journal *j, struct journal_rec *rec);
+/* Consumer: true if a record is waiting to be read. */
+bool journal_has_unread(struct journal *j);
+/* Consumer: everything read so far is committed to the master log; frees
+ * segments wholly behind the read position. */
+void journal_commit(struct journal *j);
+/* Consumer: the master-log commit failed: read again from the last commit. */
+void journal_rewind(struct journal *j);
+/* Consumer: records written but not yet committed (read or not). */
+uint64_t journal_uncommitted_bytes(struct journal *j);
+
+/* Wake-up hook: the producer calls fn(ctx) after an append when the consumer
+ * said it is going to sleep (journal_consumer_sleep), at most once per sleep. */
+void journal_set_wakeup(struct journal *j, void (*fn)(void *ctx), void *ctx);
+/* Consumer: about to sleep; returns false if a record is already waiting
+ * (then do not sleep). */
+bool journal_consumer_sleep(struct journal *j);
+void journal_consumer_awake(struct journal *j);
+
+#endif

@@ -1,0 +1,142 @@
+/*
+ * mlog — the master log: an append-only SQLite database of every accepted
+ * event, plus the dead letters, the series dictionary and the boots table.
+ *
+ * FILE FORMAT (<storage.dir>/master.db, SQLite, WAL mode, schema_version 1):
+ *
+ *   meta(key TEXT PRIMARY KEY, value)            schema_version, created_ms
+ *   boots(id INTEGER PRIMARY KEY, boot_id TEXT UNIQUE NOT NULL,
+ *         first_seq INTEGER NOT NULL, first_wall_ms INTEGER NOT NULL,
+ *         first_mono_ms INTEGER NOT NULL)        one row per kernel boot seen
+ *   series(id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL,
+ *          first_seq INTEGER NOT NULL)           dense ids 1..N, never reused
+ *   events(seq INTEGER PRIMARY KEY,               the journal sequence (rowid)
+ *          series INTEGER NOT NULL,               series.id
+ *          ts INTEGER NOT NULL,                   event time, epoch ms UTC
+ *          value REAL NOT NULL,
+ *          recv INTEGER NOT NULL,                 receive wall time, epoch ms
+ *          mono INTEGER NOT NULL,                 receive CLOCK_MONOTONIC, ms
+ *          boot INTEGER NOT NULL,                 boots.id
+ *          flags INTEGER NOT NULL,                MLOG_F_* below
+ *          payload BLOB)                          the raw MQTT payload
+ *   dead_letters(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB,
+ *          payload_bytes INTEGER NOT NULL,        original size (payload may be cut)
+ *          recv INTEGER NOT NULL, mono INTEGER NOT NULL, boot INTEGER NOT NULL,
+ *          flags INTEGER NOT NULL, reason TEXT NOT NULL)
+ *
+ * Sequence numbers are assigned once, in arrival order, by the ingest journal
+ * (journal.h) and shared by events and dead letters: each message takes one
+ * number per event it yields (one for a dead letter). So events.seq is
+ * strictly increasing with gaps exactly where dead letters took a number.
+ * Rows are never updated. No secondary index on events: it would cost ~80%
+ * of append throughput and ~7x the flash writes (LIMITS.md).
+ *
+ * Durability: every commit runs with synchronous=FULL, i.e. the WAL is
+ * fdatasync'ed at each group commit (one per storage.flush_interval_ms at
+ * most), which is what bounds the power-loss window in "normal" mode.
+ *
+ * Series dictionary: loaded at open into a preallocated open-addressing hash
+ * table (capacity fixed by max_series); lookups on the hot path allocate
+ * nothing. Names are kept in one preallocated arena.
+ *
+ * Threading: a struct mlog belongs to one thread (the core thread). Other
+ * threads open their own SQLite connections to the same file.
+ */
+#ifndef EL_MLOG_H
+#define EL_MLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "el_status.h"
+
+#define MLOG_SCHEMA_VERSION 1
+#define MLOG_MAX_SERIES_NAME 255
+
+/* events.flags / dead_letters.flags */
+#define MLOG_F_CLOCK_SYNCED 0x1u /* wall clock was synchronised at receive */
+#define MLOG_F_HAS_TS 0x2u       /* event time came from the payload */
+#define MLOG_F_MQTT_DUP 0x4u     /* the broker marked the delivery DUP */
+#define MLOG_F_TRUNCATED 0x8u    /* dead letter: payload cut to max_payload bytes */
+
+struct mlog;
+
+struct mlog_opts {
+    const char *dir;        /* storage.dir, created if missing */
+    uint32_t max_series;    /* capacity of the series dictionary */
+};
+
+struct mlog_event {
+    int64_t seq;
+    uint32_t series_id;
+    int64_t ts_ms;
+    double value;
+    int64_t recv_ms;
+    int64_t mono_ms;
+    uint32_t flags;
+    const void *payload; /* borrowed for the call */
+    size_t payload_len;
+};
+
+struct mlog_dead {
+    int64_t seq;
+    const char *topic; /* borrowed, topic_len bytes, no NUL needed */
+    size_t topic_len;
+    const void *payload; /* borrowed */
+    size_t payload_len;
+    size_t payload_bytes; /* original size */
+    int64_t recv_ms;
+    int64_t mono_ms;
+    uint32_t flags;
+    const char *reason; /* NUL-terminated */
+};
+
+/* Opens (creating and migrating) <dir>/master.db. boot_id identifies this
+ * boot in the boots table. On success *out owns the connection. */
+EL_MUST_CHECK el_status mlog_open(const struct mlog_opts *opts, const char *boot_id,
+                                  int64_t wall_ms, int64_t mono_ms, struct mlog **out);
+/* Commits nothing pending (call mlog_commit first), closes; NULL is fine. */
+void mlog_close(struct mlog *log);
+
+/* Highest sequence stored (events or dead letters), 0 when empty. */
+int64_t mlog_last_seq(const struct mlog *log);
+/* Number of series in the dictionary. */
+uint32_t mlog_series_count(const struct mlog *log);
+/* Name of series id (1-based), NULL if unknown. Valid until close. */
+const char *mlog_series_name(const struct mlog *log, uint32_t id);
+
+/* Finds a series; EL_NOTFOUND if absent (nothing is created). */
+EL_MUST_CHECK el_status mlog_series_find(const struct mlog *log, const char *name, size_t len,
+                                         uint32_t *id);
+/* Finds or creates a series inside the current transaction. EL_FULL when
+ * max_series is reached (the caller dead-letters the event). */
+EL_MUST_CHECK el_status mlog_series_get(struct mlog *log, const char *name, size_t len,
+                                        int64_t first_seq, uint32_t *id);
+
+/* Appends inside the current write transaction (opened on first append). */
+EL_MUST_CHECK el_status mlog_append_event(struct mlog *log, const struct mlog_event *ev);
+EL_MUST_CHECK el_status mlog_append_dead(struct mlog *log, const struct mlog_dead *dl);
+/* Commits the open transaction (no-op when none). On failure the transaction
+ * is rolled back and the series dictionary forgets names it added, so the
+ * caller can retry the same events later (EL_FULL for a full disk/quota). */
+EL_MUST_CHECK el_status mlog_commit(struct mlog *log);
+/* Drops the open transaction (after a failed append): like a failed commit. */
+void mlog_rollback(struct mlog *log);
+/* Highest sequence durably committed. */
+int64_t mlog_committed_seq(const struct mlog *log);
+/* Events appended since the last commit (0 when no transaction is open). */
+uint32_t mlog_pending(const struct mlog *log);
+
+/* Size of the database file plus its WAL, in bytes. */
+int64_t mlog_bytes(const struct mlog *log);
+
+/* Calls fn for the newest `limit` events (highest seq first) with their series
+ * name and payload (borrowed for the call): used to seed duplicate detection
+ * at start-up. */
+typedef void (*mlog_recent_fn)(void *ctx, const char *series, size_t series_len,
+                               const void *payload, size_t payload_len);
+EL_MUST_CHECK el_status mlog_scan_recent(struct mlog *log, uint32_t limit, mlog_recent_fn fn,
+                                         void *ctx);
+
+#endif

@@ -1,0 +1,311 @@
+"""Integration-test harness: real mosquitto, real edgelambdad, real SQLite.
+
+Every test starts its own broker on a free 127.0.0.1 port with a generated
+config (queues sized deliberately: mosquitto's default max_queued_messages of
+1000 drops QoS 1 messages silently, RELIABILITY.md), its own daemon with a
+fresh data directory, and talks to them only over loopback. Waiting is always
+a bounded poll (wait_until), never a bare sleep used as synchronisation.
+
+Environment (set by ctest): EL_BUILD_DIR (binaries), EL_SOURCE_DIR.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+BUILD = os.environ.get("EL_BUILD_DIR") or os.path.join(os.path.dirname(__file__), "..", "..", "build")
+SOURCE = os.environ.get("EL_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
+DAEMON = os.path.join(BUILD, "edgelambdad")
+CLI = os.path.join(BUILD, "edgelambda")
+# Sanitizer builds are slower: scale every timeout.
+SLOW = 3.0 if "asan" in os.path.basename(os.path.normpath(BUILD)).lower() else 1.0
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_until(pred, timeout, what, interval=0.02):
+    """Polls pred() until it returns a truthy value; fails after timeout s."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout * SLOW, what))
+        time.sleep(interval)
+
+
+def check(cond, msg):
+    if not cond:
+        raise AssertionError(msg)
+
+
+class TempDir:
+    def __init__(self, name):
+        self.path = tempfile.mkdtemp(prefix="el-%s-" % name)
+
+    def cleanup(self):
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class Broker:
+    """A private mosquitto on a free loopback port."""
+
+    def __init__(self, workdir, extra=""):
+        self.dir = workdir
+        self.port = free_port()
+        self.conf = os.path.join(workdir, "mosquitto.conf")
+        self.logfile = os.path.join(workdir, "mosquitto.log")
+        with open(self.conf, "w") as f:
+            f.write(
+                "listener %d 127.0.0.1\n"
+                "allow_anonymous true\n"
+                "persistence false\n"
+                "max_queued_messages 0\n"      # 0 = no limit: never drop for a slow/offline subscriber
+                "max_queued_bytes 0\n"
+                "max_inflight_messages 1000\n"
+                "sys_interval 1\n"
+                "log_dest file %s\n"
+                "log_type error\nlog_type warning\nlog_type notice\n%s"
+                % (self.port, self.logfile, extra)
+            )
+        self.proc = None
+
+    @property
+    def uri(self):
+        return "tcp://127.0.0.1:%d" % self.port
+
+    def start(self):
+        self.proc = subprocess.Popen(["mosquitto", "-c", self.conf], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("mosquitto exited: %s" % open(self.logfile).read()[-2000:])
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                return False
+        wait_until(up, 10, "mosquitto to listen")
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Daemon:
+    """edgelambdad with a fresh data dir; options as --set overrides."""
+
+    def __init__(self, workdir, broker, client_id="el-test", **sets):
+        self.dir = workdir
+        self.datadir = os.path.join(workdir, "data")
+        self.broker = broker
+        self.sets = {
+            "mqtt.uri": broker.uri,
+            "mqtt.client_id": client_id,
+            "storage.dir": self.datadir,
+            "clock.synced": "yes",
+            "log.level": "info",
+        }
+        for k, v in sets.items():
+            self.sets[k.replace("__", ".")] = str(v)
+        self.logfile = os.path.join(workdir, "edgelambdad.log")
+        self.proc = None
+        self.starts = 0
+
+    @property
+    def db_path(self):
+        return os.path.join(self.datadir, "master.db")
+
+    @property
+    def prefix(self):
+        return self.sets.get("mqtt.topic_prefix", "edgelambda")
+
+    def args(self):
+        a = [DAEMON]
+        for k, v in self.sets.items():
+            a += ["--set", "%s=%s" % (k, v)]
+        return a
+
+    def start(self, wait_subscribed=True):
+        self.starts += 1
+        before = self.log_text().count("subscribed to")
+        self.logf = open(self.logfile, "a")
+        self.proc = subprocess.Popen(self.args(), stdout=self.logf, stderr=subprocess.STDOUT)
+        if wait_subscribed:
+            def ready():
+                if self.proc.poll() is not None:
+                    raise AssertionError("edgelambdad exited %s:\n%s" % (self.proc.returncode, self.log_text()[-3000:]))
+                return self.log_text().count("subscribed to") > before
+            wait_until(ready, 20, "edgelambdad to subscribe")
+        return self
+
+    def log_text(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self, timeout=30):
+        """SIGTERM and wait: a clean stop must exit 0."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout * SLOW)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("edgelambdad did not stop within %ss" % timeout)
+            check(rc == 0, "edgelambdad exited %s on SIGTERM:\n%s" % (rc, self.log_text()[-3000:]))
+        self.proc = None
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def db(self):
+        """A read-only connection to the master log (WAL allows concurrent readers)."""
+        con = sqlite3.connect("file:%s?mode=ro" % self.db_path, uri=True, timeout=30)
+        return con
+
+    def query1(self, sql, *args):
+        con = self.db()
+        try:
+            return con.execute(sql, args).fetchone()[0]
+        finally:
+            con.close()
+
+    def event_count(self):
+        try:
+            return self.query1("SELECT count(*) FROM events")
+        except sqlite3.Error:
+            return 0
+
+    def status(self, timeout=10, pred=None):
+        """The retained status document; with pred, polls until pred(status)."""
+        last = [None]
+
+        def get():
+            r = subprocess.run(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(self.broker.port),
+                                "-t", self.prefix + "/status", "-C", "1", "-W", "2"],
+                               capture_output=True, text=True)
+            if r.returncode != 0 or not r.stdout.strip():
+                return None
+            st = json.loads(r.stdout.strip().splitlines()[-1])
+            last[0] = st
+            if pred is None or pred(st):
+                return st
+            return None
+        try:
+            return wait_until(get, timeout, "status")
+        except AssertionError:
+            raise AssertionError("status never matched; last seen: %s" % json.dumps(last[0]))
+
+
+# ---- the load generator's deterministic stream (tools/cli/loadgen.c) ----
+
+def lg_value(i):
+    return float("%.2f" % (((i * 7919) % 20000) / 100.0 - 50.0))
+
+
+def lg_topic(i, series, prefix="sensors"):
+    return "%s/dev%d/temp" % (prefix, i % series)
+
+
+def loadgen(broker, count=None, seconds=None, series=100, qos=1, style="json-ts", start_index=0,
+            ts_base=None, acked_file=None, rate=0, extra=(), timeout=600, check_ok=True):
+    args = [CLI, "--uri", broker.uri, "loadgen", "--series", str(series), "--qos", str(qos),
+            "--style", style, "--start-index", str(start_index), "--rate", str(rate), "--quiet"]
+    if count is not None:
+        args += ["--count", str(count)]
+    if seconds is not None:
+        args += ["--seconds", str(seconds)]
+    if ts_base is not None:
+        args += ["--ts-base", str(ts_base)]
+    if acked_file:
+        args += ["--acked-file", acked_file]
+    args += list(extra)
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout * SLOW)
+    summary = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("loadgen:"):
+            for kv in line.split()[1:]:
+                k, _, v = kv.partition("=")
+                summary[k] = v
+    if check_ok:
+        check(r.returncode == 0, "loadgen failed (%s): %s %s" % (r.returncode, r.stdout, r.stderr))
+    summary["returncode"] = r.returncode
+    return summary
+
+
+def loadgen_async(broker, count, series=100, qos=1, style="json-ts", ts_base=None, acked_file=None,
+                  rate=0, start_index=0):
+    args = [CLI, "--uri", broker.uri, "loadgen", "--series", str(series), "--qos", str(qos),
+            "--style", style, "--count", str(count), "--rate", str(rate), "--quiet",
+            "--start-index", str(start_index)]
+    if ts_base is not None:
+        args += ["--ts-base", str(ts_base)]
+    if acked_file:
+        args += ["--acked-file", acked_file]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def publish(broker, topic, payload, qos=1, retain=False):
+    """One message through the real mosquitto_pub (bytes or str payload)."""
+    args = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", str(qos), "-t", topic]
+    if retain:
+        args.append("-r")
+    if isinstance(payload, str):
+        payload = payload.encode()
+    args += ["-s"] if payload else ["-n"]  # -s cannot send an empty message
+    r = subprocess.run(args, input=payload, capture_output=True)
+    check(r.returncode == 0, "mosquitto_pub failed: %s" % r.stderr)
+
+
+def run(tests):
+    """Runs test functions in order; prints a closing 'N passed, N failed' line."""
+    passed = failed = 0
+    for t in tests:
+        name = t.__name__
+        log("--- %s" % name)
+        t0 = time.monotonic()
+        try:
+            t()
+            passed += 1
+            log("PASS %s (%.1fs)" % (name, time.monotonic() - t0))
+        except Exception as e:  # noqa: BLE001 - report every failure kind
+            failed += 1
+            import traceback
+            traceback.print_exc()
+            log("FAIL %s: %s" % (name, e))
+    log("%d passed, %d failed" % (passed, failed))
+    sys.exit(1 if failed else 0)

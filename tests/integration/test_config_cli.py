@@ -1,0 +1,62 @@
+"""edgelambdad's command line and --check-config (issue 2)."""
+import os
+import subprocess
+
+from harness import DAEMON, SOURCE, TempDir, check, run
+
+
+def daemon(*args):
+    return subprocess.run([DAEMON] + list(args), capture_output=True, text=True, timeout=30)
+
+
+def test_empty_file_is_valid():
+    td = TempDir("cfg")
+    try:
+        p = os.path.join(td.path, "empty.conf")
+        open(p, "w").close()
+        r = daemon("-c", p, "--check-config")
+        check(r.returncode == 0, "empty config rejected: %s" % r.stderr)
+    finally:
+        td.cleanup()
+
+
+def test_bad_value_names_key_and_line():
+    td = TempDir("cfg")
+    try:
+        p = os.path.join(td.path, "bad.conf")
+        with open(p, "w") as f:
+            f.write("# a comment\n\n[mqtt]\nuri = tcp://127.0.0.1:1883\n\n[storage]\ndurability = fast\n")
+        r = daemon("-c", p, "--check-config")
+        check(r.returncode == 1, "bad config accepted (rc %d)" % r.returncode)
+        check(":7:" in r.stderr and "durability" in r.stderr and "[storage]" in r.stderr,
+              "message does not name line 7, section and key: %r" % r.stderr)
+        with open(p, "w") as f:
+            f.write("[ingest]\nqos = 1\nno_such_key = 3\n")
+        r = daemon("-c", p, "--check-config")
+        check(r.returncode == 1 and ":3:" in r.stderr and "no_such_key" in r.stderr,
+              "unknown key not reported with its line: %r" % r.stderr)
+        r = daemon("-c", os.path.join(td.path, "missing.conf"), "--check-config")
+        check(r.returncode == 1 and "missing.conf" in r.stderr, "missing file: %r" % r.stderr)
+        r = daemon("--set", "speed.max_series=0", "--check-config")
+        check(r.returncode == 1 and "max_series" in r.stderr, "bad override accepted: %r" % r.stderr)
+    finally:
+        td.cleanup()
+
+
+def test_example_config_is_valid():
+    r = daemon("-c", os.path.join(SOURCE, "edgelambda.conf.example"), "--check-config")
+    check(r.returncode == 0, "example config invalid: %s" % r.stderr)
+
+
+def test_help_and_version():
+    r = daemon("--help")
+    check(r.returncode == 0 and "--check-config" in r.stdout, "--help: %r" % r.stdout)
+    r = daemon("--version")
+    check(r.returncode == 0 and r.stdout.startswith("edgelambdad "), "--version: %r" % r.stdout)
+    r = daemon("--no-such-option")
+    check(r.returncode != 0, "unknown option accepted")
+
+
+if __name__ == "__main__":
+    run([test_empty_file_is_valid, test_bad_value_names_key_and_line, test_example_config_is_valid,
+         test_help_and_version])
