@@ -36,7 +36,7 @@ enum el_compression { EL_COMPRESS_NONE = 0, EL_COMPRESS_GZIP, EL_COMPRESS_ZSTD }
 struct el_config {
     struct {
         char uri[EL_CFG_PATH];          /* tcp://127.0.0.1:1883 */
-        char client_id[EL_CFG_STR];     /* "" = edgelambda-<hostname>, filled by config_load */
+        char client_id[EL_CFG_STR];     /* "" = edgelambda-<hostname>, filled by config_finish */
         char username[EL_CFG_STR];      /* "" = none */
         char password_file[EL_CFG_PATH];
         char topic_prefix[EL_CFG_STR];  /* edgelambda */
@@ -60,9 +60,9 @@ struct el_config {
     } ingest;
     struct {
         int bucket_ms;                  /* 1000, 10..3600000 */
-        int slots;                      /* 3600, 16..1048576 */
-        int raw_samples;                /* 64, 1..65536 */
-        int max_series;                 /* 10000, 1..1000000 */
+        int slots;                      /* 600, 16..1048576 */
+        int raw_samples;                /* 256, 1..65536 */
+        int max_series;                 /* 1000, 1..1000000 */
     } speed;
     struct {
         char dir[EL_CFG_PATH];          /* /var/lib/edgelambda */
@@ -70,7 +70,7 @@ struct el_config {
         int flush_interval_ms;          /* 10, 1..10000 */
         int64_t max_bytes;              /* 0 = no limit */
         enum el_full_policy full_policy;/* stop_ingest */
-        int64_t journal_segment_bytes;  /* 8 MiB, >= 2*max_payload+64KiB */
+        int64_t journal_segment_bytes;  /* 8 MiB, >= 4*max_payload+1MiB */
         int journal_segments;           /* 4, 2..64 */
     } storage;
     struct {
@@ -78,7 +78,7 @@ struct el_config {
         double idle_ingest_rate;        /* 200 events/s */
         int idle_for_s;                 /* 30 */
         char schedule[EL_CFG_STR];      /* "" = none, else "every 15m" style or HH:MM */
-        int max_lag_s;                  /* 600 */
+        int max_lag_s;                  /* 300 */
     } batch;
     struct {
         char url[EL_CFG_PATH];          /* "" = disabled */

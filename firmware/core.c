@@ -20,21 +20,44 @@
 #include "ingest.h"
 #include "journal.h"
 #include "mlog.h"
+#include "query.h"
+#include "serve.h"
+#include "speed.h"
 #include "plat_clock.h"
 #include "plat_log.h"
+#include "plat_systemd.h"
 #include "status.h"
+#include "sync.h"
 
 #define COMMIT_MAX_EVENTS 20000
 #define DRAIN_BATCH 4096
 #define STATUS_MIN_INTERVAL_MS 1000
 #define STATUS_HEARTBEAT_MS 30000
 #define STORAGE_RETRY_MS 500
+#define ANSWER_MAX (4u << 20)
+#define PENDING_MAX (COMMIT_MAX_EVENTS + DECODE_MAX_FIELDS)
+
+/* An event appended to the open transaction, applied to the speed layer
+ * only once the transaction commits (so speed state == committed state). */
+struct pending_event {
+    int64_t seq, ts_ms;
+    double value;
+    uint32_t id;
+};
 
 struct core {
     const struct el_config *cfg;
     struct journal *journal;
     struct mlog *log;
     struct ingest *ingest;
+    struct sync *sync;
+    struct speed *speed;
+    struct serve *serve;
+    struct pending_event *pending; /* PENDING_MAX */
+    uint32_t n_pending;
+    struct ingest_request *req;    /* one request being answered */
+    char *answer;                  /* ANSWER_MAX */
+    uint64_t queries, query_errors;
     int epfd, evfd, sigfd;
     bool stopping;
     int64_t stop_started_ms;
@@ -58,6 +81,7 @@ struct core {
     int64_t rate_last_ms;
     double rate_per_s;
     char status_buf[4096];
+    int64_t watchdog_period_ms, watchdog_last_ms;
 };
 
 void core_block_signals(void)
@@ -145,6 +169,13 @@ static el_status apply_record(struct core *c, const struct journal_rec *r)
         st = mlog_append_event(c->log, &me);
         if (st != EL_OK)
             return st;
+        if (c->n_pending < PENDING_MAX) {
+            struct pending_event *pe = &c->pending[c->n_pending++];
+            pe->seq = (int64_t)seq;
+            pe->ts_ms = ev.ts_ms;
+            pe->value = ev.value;
+            pe->id = id;
+        }
         c->accepted++;
     }
     return EL_OK;
@@ -165,6 +196,7 @@ static void storage_failed(struct core *c, el_status st, const char *what)
     c->accepted = c->accepted_committed;
     memcpy(c->rejected, c->rejected_committed, sizeof c->rejected);
     c->oldest_pending_mono_ms = 0;
+    c->n_pending = 0;
 }
 
 static void commit(struct core *c)
@@ -177,6 +209,12 @@ static void commit(struct core *c)
         return;
     }
     journal_commit(c->journal);
+    for (uint32_t i = 0; i < c->n_pending; i++) {
+        const struct pending_event *pe = &c->pending[i];
+        speed_add(c->speed, pe->id, pe->ts_ms, pe->value, pe->seq);
+    }
+    c->n_pending = 0;
+    sync_notify_committed(c->sync, mlog_committed_seq(c->log));
     c->accepted_committed = c->accepted;
     memcpy(c->rejected_committed, c->rejected, sizeof c->rejected);
     c->oldest_pending_mono_ms = 0;
@@ -202,7 +240,7 @@ static int drain(struct core *c)
             return n;
         }
         n++;
-        if (mlog_pending(c->log) >= COMMIT_MAX_EVENTS)
+        if (mlog_pending(c->log) >= COMMIT_MAX_EVENTS || c->n_pending >= COMMIT_MAX_EVENTS)
             commit(c);
     }
     return n;
@@ -225,6 +263,7 @@ static el_status replay_one(void *ctx, const struct journal_rec *r)
         return EL_OK; /* committed before the crash */
     c->replayed++;
     el_status st = apply_record(c, r);
+    c->n_pending = 0; /* the speed layer is rebuilt from the log after replay */
     if (st == EL_OK && mlog_pending(c->log) >= COMMIT_MAX_EVENTS)
         st = mlog_commit(c->log);
     return st;
@@ -234,6 +273,11 @@ static void seed_recent(void *ctx, const char *series, size_t series_len, const 
                         size_t payload_len)
 {
     ingest_seed_recent(ctx, series, series_len, payload, payload_len);
+}
+
+static void rebuild_one(void *ctx, int64_t seq, uint32_t series_id, int64_t ts_ms, double value)
+{
+    speed_add(ctx, series_id, ts_ms, value, seq);
 }
 
 static el_status recover(struct core *c)
@@ -258,6 +302,14 @@ static el_status recover(struct core *c)
     c->accepted = c->accepted_committed = 0;
     memset(c->rejected, 0, sizeof c->rejected);
     memset(c->rejected_committed, 0, sizeof c->rejected_committed);
+    /* The speed layer is rebuilt from the whole master log: every event
+     * inside a ring window goes back into its ring, totals are recounted. */
+    int64_t t0 = plat_clock_mono_ms();
+    st = mlog_scan_after(c->log, 0, rebuild_one, c->speed);
+    if (st != EL_OK)
+        return st;
+    log_info("speed layer rebuilt from the master log in %lld ms",
+             (long long)(plat_clock_mono_ms() - t0));
     return mlog_scan_recent(c->log, INGEST_DEDUP_WINDOW, seed_recent, c->ingest);
 }
 
@@ -282,7 +334,9 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->replayed = c->replayed;
     s->storage_error = c->storage_failed ? c->storage_error : NULL;
     s->series = mlog_series_count(c->log);
-    s->sync_enabled = c->cfg->sync.url[0] != '\0';
+    s->speed_memory_bytes = speed_memory_bytes(c->speed);
+    if (c->sync)
+        sync_get_status(c->sync, &s->sync);
 }
 
 static void status_tick(struct core *c, int64_t now, bool force)
@@ -314,6 +368,77 @@ static void status_tick(struct core *c, int64_t now, bool force)
         c->status_last_key = key;
         c->status_last_ms = now;
     }
+}
+
+/* ---- requests ---- */
+
+static size_t answer_command(struct core *c, const struct query *q, char *buf, size_t cap)
+{
+    const char *id = q->has_id ? q->id : NULL;
+    if (q->op == QUERY_RECOMPUTE)
+        return serve_error("unsupported", "this build has no batch layer yet", id, buf, cap);
+    if (q->op != QUERY_SYNC)
+        return serve_error("bad_request", "commands are recompute and sync", id, buf, cap);
+    if (!c->sync)
+        return serve_error("unsupported", "sync is disabled (sync.url is empty)", id, buf, cap);
+    if (q->retry_parked)
+        sync_retry_parked(c->sync);
+    sync_kick(c->sync);
+    int n = snprintf(buf, cap, "{\"ok\":true%s%s,\"op\":\"sync\",\"retry_parked\":%s}",
+                     id ? ",\"id\":" : "", id ? id : "", q->retry_parked ? "true" : "false");
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static void handle_request(struct core *c, const struct ingest_request *req)
+{
+    struct query q;
+    const char *code = "bad_request";
+    char err[200];
+    size_t len;
+    int64_t now = plat_clock_mono_ms();
+    /* Answers cover exactly the committed events: commit what is pending. */
+    if (c->oldest_pending_mono_ms != 0)
+        commit(c);
+    bool ok = query_parse(req->payload, req->len, plat_clock_wall_ms(), &q, &code, err, sizeof err);
+    if (ok && req->is_command != (q.op == QUERY_RECOMPUTE || q.op == QUERY_SYNC)) {
+        ok = false;
+        code = "bad_request";
+        snprintf(err, sizeof err, "%s", req->is_command ? "not a command (use the query topic)"
+                                                        : "commands go to the command topic");
+    }
+    if (!ok) {
+        len = serve_error(code, err, q.has_id ? q.id : NULL, c->answer, ANSWER_MAX);
+        c->query_errors++;
+    } else if (req->is_command) {
+        len = answer_command(c, &q, c->answer, ANSWER_MAX);
+    } else {
+        struct status_snapshot s;
+        status_fill(c, &s, now);
+        if (status_format(&s, c->status_buf, sizeof c->status_buf) == 0)
+            snprintf(c->status_buf, sizeof c->status_buf, "{}");
+        len = serve_answer(c->serve, &q, mlog_committed_seq(c->log), c->status_buf, c->answer,
+                           ANSWER_MAX);
+    }
+    c->queries++;
+    const char *topic = req->response_topic[0] ? req->response_topic
+                        : q.has_reply_to       ? q.reply_to
+                                               : NULL;
+    if (!topic) {
+        log_debug("request without a response topic or reply_to: no answer sent");
+        return;
+    }
+    if (len == 0 || ingest_reply(c->ingest, topic, req, c->answer, len) != EL_OK)
+        log_warn("could not send a reply to %s", topic);
+}
+
+static int handle_requests(struct core *c)
+{
+    int n = 0;
+    while (n < 64 && ingest_take_request(c->ingest, c->req)) {
+        handle_request(c, c->req);
+        n++;
+    }
+    return n;
 }
 
 /* ---- the loop ---- */
@@ -362,6 +487,7 @@ static void handle_events(struct core *c, int timeout_ms)
                     log_info("signal %u: stopping (draining the journal)", si.ssi_signo);
                     c->stopping = true;
                     c->stop_started_ms = plat_clock_mono_ms();
+                    plat_systemd_stopping();
                     ingest_stop_begin(c->ingest, 3000);
                 }
             }
@@ -380,6 +506,10 @@ static int next_timeout_ms(const struct core *c, int64_t now)
         t = t < STORAGE_RETRY_MS ? t : STORAGE_RETRY_MS;
     if (c->stopping)
         t = t < 10 ? t : 10;
+    if (c->watchdog_period_ms > 0) {
+        int64_t due = c->watchdog_last_ms + c->watchdog_period_ms - now;
+        t = due < t ? due : t;
+    }
     return t < 0 ? 0 : (int)t;
 }
 
@@ -387,11 +517,16 @@ static void loop(struct core *c)
 {
     for (;;) {
         int n = drain(c);
+        n += handle_requests(c);
         int64_t now = plat_clock_mono_ms();
         if (commit_due(c, now))
             commit(c);
         ingest_tick(c->ingest);
         status_tick(c, now, false);
+        if (c->watchdog_period_ms > 0 && now - c->watchdog_last_ms >= c->watchdog_period_ms) {
+            plat_systemd_watchdog();
+            c->watchdog_last_ms = now;
+        }
         if (c->stopping && ingest_stopped(c->ingest) && n == 0 &&
             !journal_has_unread(c->journal)) {
             commit(c);
@@ -410,7 +545,7 @@ static void loop(struct core *c)
             handle_events(c, 0);
             continue;
         }
-        if (journal_consumer_sleep(c->journal)) {
+        if (journal_consumer_sleep(c->journal) && !ingest_has_request(c->ingest)) {
             handle_events(c, next_timeout_ms(c, plat_clock_mono_ms()));
             journal_consumer_awake(c->journal);
         } else {
@@ -436,6 +571,20 @@ el_status core_run(const struct el_config *cfg)
     st = setup_fds(c);
     if (st != EL_OK)
         goto out;
+    c->pending = calloc(PENDING_MAX, sizeof c->pending[0]);
+    c->req = malloc(sizeof *c->req);
+    c->answer = malloc(ANSWER_MAX);
+    if (!c->pending || !c->req || !c->answer) {
+        st = EL_NOMEM;
+        goto out;
+    }
+    st = speed_new((uint32_t)cfg->speed.max_series, (uint32_t)cfg->speed.slots,
+                   cfg->speed.bucket_ms, (uint32_t)cfg->speed.raw_samples, &c->speed);
+    if (st != EL_OK) {
+        log_error("cannot allocate the speed layer (%d series x %d slots): %s",
+                  cfg->speed.max_series, cfg->speed.slots, el_status_str(st));
+        goto out;
+    }
     mo.dir = cfg->storage.dir;
     mo.max_series = (uint32_t)cfg->speed.max_series;
     st = mlog_open(&mo, boot_id, plat_clock_wall_ms(), plat_clock_mono_ms(), &c->log);
@@ -456,21 +605,42 @@ el_status core_run(const struct el_config *cfg)
     st = ingest_new(cfg, c->journal, &c->ingest);
     if (st != EL_OK)
         goto out;
+    st = serve_new(c->log, c->speed, &c->serve);
+    if (st != EL_OK)
+        goto out;
     st = recover(c);
     if (st != EL_OK)
         goto out;
     journal_set_wakeup(c->journal, core_wake, c);
+    ingest_set_request_wakeup(c->ingest, core_wake, c);
     log_info("edgelambdad %s: master log %s/master.db at sequence %lld, %u series, durability %s",
              EL_VERSION, cfg->storage.dir, (long long)mlog_last_seq(c->log),
              mlog_series_count(c->log),
              cfg->storage.durability == EL_DURABILITY_STRICT ? "strict" : "normal");
+    st = sync_new(cfg, &c->sync);
+    if (st == EL_OK && c->sync) {
+        sync_notify_committed(c->sync, mlog_committed_seq(c->log));
+        st = sync_start(c->sync);
+    }
+    if (st != EL_OK) {
+        log_error("cannot start sync: %s", el_status_str(st));
+        goto out;
+    }
     st = ingest_start(c->ingest);
     if (st != EL_OK)
         goto out;
+    c->watchdog_period_ms = plat_systemd_watchdog_period_ms();
+    plat_systemd_ready("ingesting");
     loop(c);
     log_info("stopped cleanly at sequence %lld", (long long)mlog_last_seq(c->log));
 out:
     ingest_free(c->ingest);
+    sync_free(c->sync);
+    serve_free(c->serve);
+    speed_free(c->speed);
+    free(c->pending);
+    free(c->req);
+    free(c->answer);
     journal_close(c->journal);
     mlog_close(c->log);
     if (c->sigfd >= 0)

@@ -71,12 +71,16 @@ void decode_opts_default(struct decode_opts *opts);
 
 /* Decodes one payload. recv_wall_ms is used when the payload has no
  * timestamp; clock_synced enables the "too far in the future" check.
- * On DECODE_OK, out->n_events >= 1. out is caller-owned; payload is read only. */
+ * On DECODE_OK, out->n_events >= 1; on any other reason it is 0. out is
+ * caller-owned (NULL: DECODE_MALFORMED); payload is read only. opts NULL, or
+ * a NULL field name, means the defaults. */
 enum decode_reason decode_payload(const struct decode_opts *opts, const char *payload, size_t len,
                                   int64_t recv_wall_ms, bool clock_synced,
                                   struct decode_result *out);
 
 /* Parses a timestamp text (RFC 3339 or digits) of len bytes into epoch ms.
+ * "Digits" is any JSON number, its unit told by magnitude as above (floored
+ * to ms); no white space, no plausibility range (decode_payload applies it).
  * Returns false if it is neither. Used by the query parser too. */
 bool decode_parse_time(const char *text, size_t len, int64_t *out_ms);
 

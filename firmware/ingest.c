@@ -7,6 +7,7 @@
 #include "ingest.h"
 
 #include <MQTTAsync.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,17 @@ struct ingest {
     uint32_t recent_pos;
     struct plat_log_limit bad_input_limit;
     struct plat_log_limit dup_limit;
+
+    /* request queue: Paho thread produces, core consumes, under req_mu */
+    pthread_mutex_t req_mu;
+    struct ingest_request *req_slots; /* INGEST_REQ_SLOTS */
+    uint32_t req_head, req_count;
+    void (*req_wake)(void *ctx);
+    void *req_wake_ctx;
+    char query_topic[EL_CFG_STR + 16];
+    size_t prefix_len;
+    char command_topic[EL_CFG_STR + 16];
+    struct plat_log_limit req_limit;
 
     /* initial-connection retries (core thread) */
     _Atomic int connect_failed;
@@ -122,6 +134,120 @@ static unsigned check_names(const struct decode_result *res, size_t topic_len)
     return DECODE_OK;
 }
 
+static void reply_busy(struct ingest *ing, const struct ingest_request *req)
+{
+    static const char busy[] =
+        "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":\"too many requests waiting\"}}";
+    if (req->response_topic[0] &&
+        ingest_reply(ing, req->response_topic, req, busy, sizeof busy - 1) != EL_OK)
+        log_debug("could not send a busy reply");
+}
+
+static void copy_properties(struct ingest_request *r, MQTTAsync_message *msg)
+{
+    MQTTProperty *p = MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
+    r->response_topic[0] = '\0';
+    r->has_correlation = false;
+    r->correlation_len = 0;
+    if (p && p->value.data.len > 0 && p->value.data.len <= INGEST_PROP_MAX) {
+        memcpy(r->response_topic, p->value.data.data, (size_t)p->value.data.len);
+        r->response_topic[p->value.data.len] = '\0';
+    }
+    p = MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
+    if (p && p->value.data.len >= 0 && p->value.data.len <= INGEST_PROP_MAX) {
+        memcpy(r->correlation, p->value.data.data, (size_t)p->value.data.len);
+        r->correlation_len = (size_t)p->value.data.len;
+        r->has_correlation = true;
+    }
+}
+
+/* Paho thread: queue a query/command for the core. */
+static void take_in_request(struct ingest *ing, bool is_command, MQTTAsync_message *msg)
+{
+    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    struct ingest_request *r;
+    pthread_mutex_lock(&ing->req_mu);
+    bool full = ing->req_count == INGEST_REQ_SLOTS;
+    if (!full) {
+        r = &ing->req_slots[(ing->req_head + ing->req_count) % INGEST_REQ_SLOTS];
+        r->is_command = is_command;
+        copy_properties(r, msg);
+        /* Oversized requests are cut: the parser then reports them as bad. */
+        r->len = len < INGEST_REQ_MAX ? len : INGEST_REQ_MAX;
+        if (r->len)
+            memcpy(r->payload, msg->payload, r->len);
+        ing->req_count++;
+    }
+    pthread_mutex_unlock(&ing->req_mu);
+    if (full) {
+        struct ingest_request tmp;
+        tmp.is_command = is_command;
+        copy_properties(&tmp, msg);
+        plat_log_limited(&ing->req_limit, 10000, PLAT_LOG_WARN, "request queue full: answering busy");
+        reply_busy(ing, &tmp);
+        return;
+    }
+    if (ing->req_wake)
+        ing->req_wake(ing->req_wake_ctx);
+}
+
+bool ingest_take_request(struct ingest *ing, struct ingest_request *out)
+{
+    bool got = false;
+    pthread_mutex_lock(&ing->req_mu);
+    if (ing->req_count > 0) {
+        struct ingest_request *r = &ing->req_slots[ing->req_head];
+        out->is_command = r->is_command;
+        out->len = r->len;
+        memcpy(out->payload, r->payload, r->len);
+        memcpy(out->response_topic, r->response_topic, sizeof out->response_topic);
+        memcpy(out->correlation, r->correlation, r->correlation_len);
+        out->correlation_len = r->correlation_len;
+        out->has_correlation = r->has_correlation;
+        ing->req_head = (ing->req_head + 1) % INGEST_REQ_SLOTS;
+        ing->req_count--;
+        got = true;
+    }
+    pthread_mutex_unlock(&ing->req_mu);
+    return got;
+}
+
+bool ingest_has_request(struct ingest *ing)
+{
+    pthread_mutex_lock(&ing->req_mu);
+    bool any = ing->req_count > 0;
+    pthread_mutex_unlock(&ing->req_mu);
+    return any;
+}
+
+void ingest_set_request_wakeup(struct ingest *ing, void (*fn)(void *ctx), void *ctx)
+{
+    ing->req_wake = fn;
+    ing->req_wake_ctx = ctx;
+}
+
+el_status ingest_reply(struct ingest *ing, const char *topic, const struct ingest_request *req,
+                       const void *payload, size_t len)
+{
+    MQTTAsync_message m = MQTTAsync_message_initializer;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    MQTTProperty p;
+    if (!MQTTAsync_isConnected(ing->client))
+        return EL_AGAIN;
+    m.payload = (void *)(uintptr_t)payload;
+    m.payloadlen = (int)len;
+    m.qos = 0;
+    if (req->has_correlation) {
+        p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
+        p.value.data.data = (char *)(uintptr_t)req->correlation;
+        p.value.data.len = (int)req->correlation_len;
+        MQTTProperties_add(&m.properties, &p);
+    }
+    int rc = MQTTAsync_sendMessage(ing->client, topic, &m, &ro);
+    MQTTProperties_free(&m.properties);
+    return rc == MQTTASYNC_SUCCESS ? EL_OK : EL_AGAIN;
+}
+
 static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_message *msg)
 {
     struct ingest *ing = ctx;
@@ -135,6 +261,19 @@ static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_messag
     bool synced = plat_clock_synced();
     unsigned reason;
 
+    if (strcmp(topic, ing->query_topic) == 0 || strcmp(topic, ing->command_topic) == 0) {
+        take_in_request(ing, strcmp(topic, ing->command_topic) == 0, msg);
+        MQTTAsync_freeMessage(&msg);
+        MQTTAsync_free(topic);
+        return 1;
+    }
+    if (strncmp(topic, ing->cfg->mqtt.topic_prefix, ing->prefix_len) == 0 &&
+        topic[ing->prefix_len] == '/') {
+        /* Our own status/replies matched a broad filter such as "#": not a reading. */
+        MQTTAsync_freeMessage(&msg);
+        MQTTAsync_free(topic);
+        return 1;
+    }
     atomic_fetch_add_explicit(&ing->counters.received, 1, memory_order_relaxed);
     memset(&jm, 0, sizeof jm);
     jm.recv_ms = plat_clock_wall_ms();
@@ -204,12 +343,13 @@ static void on_subscribed(void *ctx, MQTTAsync_successData5 *resp)
     struct ingest *ing = ctx;
     int n = resp->alt.sub.reasonCodeCount;
     for (int i = 0; i < n && i < ing->cfg->ingest.n_filters; i++) {
-        int code = n == 1 ? (int)resp->reasonCode : (int)resp->alt.sub.reasonCodes[i];
+        int code = (int)resp->alt.sub.reasonCodes[i];
         if (code >= 0x80)
             log_error("broker refused subscription %s (reason %d)", ing->cfg->ingest.filters[i],
                       code);
     }
-    log_info("subscribed to %d topic filter(s)", ing->cfg->ingest.n_filters);
+    log_info("subscribed to %d topic filter(s) and %s, %s", ing->cfg->ingest.n_filters,
+             ing->query_topic, ing->command_topic);
 }
 
 static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *resp)
@@ -221,22 +361,27 @@ static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *resp)
 static void on_connected(void *ctx, char *cause)
 {
     struct ingest *ing = ctx;
-    char *filters[EL_CFG_MAX_SUBS];
-    int qos[EL_CFG_MAX_SUBS];
+    char *filters[EL_CFG_MAX_SUBS + 2];
+    int qos[EL_CFG_MAX_SUBS + 2];
+    int n = ing->cfg->ingest.n_filters;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     (void)cause;
     atomic_store(&ing->counters.connected, 1);
     atomic_fetch_add(&ing->counters.connects, 1);
     log_info("connected to %s as %s", ing->cfg->mqtt.uri, ing->cfg->mqtt.client_id);
     /* Always subscribe: the session may have expired, or been clean. */
-    for (int i = 0; i < ing->cfg->ingest.n_filters; i++) {
+    for (int i = 0; i < n; i++) {
         filters[i] = (char *)(uintptr_t)ing->cfg->ingest.filters[i];
         qos[i] = ing->cfg->ingest.qos;
     }
+    filters[n] = ing->query_topic;
+    qos[n++] = 1;
+    filters[n] = ing->command_topic;
+    qos[n++] = 1;
     ro.onSuccess5 = on_subscribed;
     ro.onFailure5 = on_subscribe_failed;
     ro.context = ing;
-    int rc = MQTTAsync_subscribeMany(ing->client, ing->cfg->ingest.n_filters, filters, qos, &ro);
+    int rc = MQTTAsync_subscribeMany(ing->client, n, filters, qos, &ro);
     if (rc != MQTTASYNC_SUCCESS)
         log_error("subscribe request failed: %s", MQTTAsync_strerror(rc));
 }
@@ -294,9 +439,19 @@ el_status ingest_new(const struct el_config *cfg, struct journal *journal, struc
     ing->dopts.max_payload = (size_t)cfg->ingest.max_payload;
     ing->dopts.max_future_ms = cfg->ingest.max_future_s * 1000;
     snprintf(ing->status_topic, sizeof ing->status_topic, "%s/status", cfg->mqtt.topic_prefix);
+    snprintf(ing->query_topic, sizeof ing->query_topic, "%s/query", cfg->mqtt.topic_prefix);
+    snprintf(ing->command_topic, sizeof ing->command_topic, "%s/command", cfg->mqtt.topic_prefix);
+    ing->prefix_len = strlen(cfg->mqtt.topic_prefix);
+    pthread_mutex_init(&ing->req_mu, NULL);
+    ing->req_slots = calloc(INGEST_REQ_SLOTS, sizeof ing->req_slots[0]);
+    if (!ing->req_slots) {
+        free(ing);
+        return EL_NOMEM;
+    }
     ing->backoff_ms = 1000;
     st = read_password(ing);
     if (st != EL_OK) {
+        free(ing->req_slots);
         free(ing);
         return st;
     }
@@ -305,6 +460,7 @@ el_status ingest_new(const struct el_config *cfg, struct journal *journal, struc
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
         log_error("cannot create MQTT client for %s: %s", cfg->mqtt.uri, MQTTAsync_strerror(rc));
+        free(ing->req_slots);
         free(ing);
         return EL_MQTT;
     }
@@ -319,6 +475,8 @@ void ingest_free(struct ingest *ing)
     if (!ing)
         return;
     MQTTAsync_destroy(&ing->client);
+    pthread_mutex_destroy(&ing->req_mu);
+    free(ing->req_slots);
     free(ing);
 }
 

@@ -82,6 +82,36 @@ void ingest_tick(struct ingest *ing);
 void ingest_stop_begin(struct ingest *ing, int timeout_ms);
 bool ingest_stopped(const struct ingest *ing);
 
+/* ---- requests (queries and commands) ----
+ * Messages on <prefix>/query and <prefix>/command are copied by the Paho
+ * thread into a bounded queue of INGEST_REQ_SLOTS requests of at most
+ * INGEST_REQ_MAX bytes; the core takes them with ingest_take_request. When
+ * the queue is full, the request is answered at once with a "busy" error. */
+#define INGEST_REQ_SLOTS 32
+#define INGEST_REQ_MAX 16384
+#define INGEST_PROP_MAX 256
+
+struct ingest_request {
+    bool is_command;
+    size_t len;
+    char payload[INGEST_REQ_MAX];
+    char response_topic[INGEST_PROP_MAX + 1]; /* "" when none (MQTT 3.1.1 style) */
+    unsigned char correlation[INGEST_PROP_MAX];
+    size_t correlation_len;
+    bool has_correlation;
+};
+
+/* Core: copies the oldest waiting request into *out; false when none. */
+bool ingest_take_request(struct ingest *ing, struct ingest_request *out);
+/* Publishes a reply on topic with the request's correlation data (MQTT v5). */
+EL_MUST_CHECK el_status ingest_reply(struct ingest *ing, const char *topic,
+                                     const struct ingest_request *req, const void *payload,
+                                     size_t len);
+/* True if a request is waiting (core, before sleeping). */
+bool ingest_has_request(struct ingest *ing);
+/* Wake-up hook for requests (called from the Paho thread). */
+void ingest_set_request_wakeup(struct ingest *ing, void (*fn)(void *ctx), void *ctx);
+
 /* Publishes payload (copied by Paho) on topic. EL_AGAIN if not connected. */
 EL_MUST_CHECK el_status ingest_publish(struct ingest *ing, const char *topic, const void *payload,
                                        size_t len, int qos, bool retained);

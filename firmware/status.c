@@ -77,7 +77,37 @@ size_t status_format(const struct status_snapshot *s, char *buf, size_t len)
     jw_key(&w, "sync");
     jw_obj_begin(&w);
     jw_key(&w, "enabled");
-    jw_bool(&w, s->sync_enabled);
+    jw_bool(&w, s->sync.enabled);
+    if (s->sync.enabled) {
+        jw_key(&w, "acked_seq");
+        jw_int(&w, s->sync.acked_seq);
+        jw_key(&w, "backlog_events");
+        jw_int(&w, s->sync.backlog_events);
+        jw_key(&w, "backlog_bytes");
+        jw_int(&w, s->sync.backlog_bytes);
+        jw_key(&w, "oldest_unsent_age_s");
+        jw_int(&w, s->sync.oldest_unsent_age_s);
+        jw_key(&w, "rate_per_s");
+        jw_double(&w, s->sync.rate_per_s);
+        jw_key(&w, "last_success");
+        if (s->sync.last_success_ms > 0) {
+            char t[40];
+            jw_str(&w, plat_clock_format_rfc3339(s->sync.last_success_ms, t, sizeof t));
+        } else {
+            jw_null(&w);
+        }
+        jw_key(&w, "last_error");
+        if (s->sync.last_error[0])
+            jw_str(&w, s->sync.last_error);
+        else
+            jw_null(&w);
+        jw_key(&w, "parked_batches");
+        jw_int(&w, s->sync.parked_batches);
+        jw_key(&w, "batches_sent");
+        jw_int(&w, s->sync.batches_sent);
+        jw_key(&w, "retries");
+        jw_int(&w, s->sync.retries);
+    }
     jw_obj_end(&w);
     jw_obj_end(&w);
     return jw_ok(&w) ? jw_len(&w) : 0;

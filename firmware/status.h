@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "ingest.h"
+#include "sync.h"
 
 struct status_snapshot {
     int64_t uptime_s;
@@ -36,7 +37,7 @@ struct status_snapshot {
     const char *storage_error; /* NULL when healthy */
     uint32_t series;
     uint64_t speed_memory_bytes;
-    bool sync_enabled;
+    struct sync_status sync;
 };
 
 /* Writes the JSON document; returns its length, or 0 if buf was too small. */

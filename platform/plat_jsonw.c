@@ -89,6 +89,10 @@ static void put_escaped(struct jw *w, const char *s, size_t n)
             esc[0] = '\\';
             esc[1] = (char)c;
             put(w, esc, 2);
+        } else if (c == '\n' || c == '\r' || c == '\t') {
+            esc[0] = '\\';
+            esc[1] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+            put(w, esc, 2);
         } else if (c < 0x20) {
             snprintf(esc, sizeof esc, "\\u%04x", c);
             put(w, esc, 6);
@@ -188,4 +192,16 @@ bool jw_ok(const struct jw *w)
 size_t jw_len(const struct jw *w)
 {
     return w->pos;
+}
+
+void jw_raw(struct jw *w, const char *json)
+{
+    sep(w);
+    put(w, json, strlen(json));
+    done_value(w);
+}
+
+bool jw_ok_so_far(const struct jw *w)
+{
+    return !w->overflow;
 }

@@ -39,6 +39,10 @@ void jw_uint(struct jw *w, uint64_t v);
 void jw_double(struct jw *w, double v);
 void jw_bool(struct jw *w, bool v);
 void jw_null(struct jw *w);
+/* Writes pre-validated JSON text verbatim as one value. */
+void jw_raw(struct jw *w, const char *json);
+/* True while nothing overflowed (containers may still be open). */
+bool jw_ok_so_far(const struct jw *w);
 /* True if everything fitted; the text is NUL-terminated at jw_len(). */
 bool jw_ok(const struct jw *w);
 size_t jw_len(const struct jw *w);

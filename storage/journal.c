@@ -123,10 +123,13 @@ static el_status seg_create(struct journal *j, uint64_t segno)
         unlink(path);
         return EL_IO;
     }
+    /* Under mu: the consumer reads slot segnos in journal_uncommitted_bytes. */
+    pthread_mutex_lock(&j->mu);
     s->base = base;
     atomic_store(&s->written, 0);
     atomic_store(&s->sealed, 0);
     s->segno = segno;
+    pthread_mutex_unlock(&j->mu);
     if (j->strict) {
         /* The new file's directory entry must survive a power cut too. */
         el_status st = plat_file_fsync_dir(j->dir);

@@ -25,9 +25,18 @@ struct series_entry {
     uint64_t hash;
 };
 
+#define DIRTY_BLOCKS 64
+
+struct block_range {
+    int64_t block, min_ts, max_ts;
+};
+
 struct mlog {
     sqlite3 *db;
-    sqlite3_stmt *ins_event, *ins_dead, *ins_series;
+    sqlite3_stmt *ins_event, *ins_dead, *ins_series, *upsert_block;
+    /* blocks touched by the open transaction (flushed before COMMIT) */
+    struct block_range dirty[DIRTY_BLOCKS];
+    uint32_t n_dirty;
     char path[PATH_MAX];
     char wal_path[PATH_MAX + 8];
     int64_t boot_row;
@@ -53,6 +62,8 @@ static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY, series INTEGER NOT NULL,"
     " ts INTEGER NOT NULL, value REAL NOT NULL, recv INTEGER NOT NULL, mono INTEGER NOT NULL,"
     " boot INTEGER NOT NULL, flags INTEGER NOT NULL, payload BLOB);"
+    "CREATE TABLE IF NOT EXISTS blocks(block INTEGER PRIMARY KEY, min_ts INTEGER NOT NULL,"
+    " max_ts INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS dead_letters(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
     " payload BLOB, payload_bytes INTEGER NOT NULL, recv INTEGER NOT NULL,"
     " mono INTEGER NOT NULL, boot INTEGER NOT NULL, flags INTEGER NOT NULL,"
@@ -181,6 +192,12 @@ static el_status prepare_all(struct mlog *log)
     static const char ins_dead[] = "INSERT INTO dead_letters(seq,topic,payload,payload_bytes,recv,"
                                    "mono,boot,flags,reason) VALUES(?,?,?,?,?,?,?,?,?)";
     static const char ins_series[] = "INSERT INTO series(id,name,first_seq) VALUES(?,?,?)";
+    static const char upsert_block[] =
+        "INSERT INTO blocks(block,min_ts,max_ts) VALUES(?,?,?) ON CONFLICT(block) DO UPDATE SET"
+        " min_ts=min(min_ts,excluded.min_ts), max_ts=max(max_ts,excluded.max_ts)";
+    if (sqlite3_prepare_v3(log->db, upsert_block, -1, SQLITE_PREPARE_PERSISTENT,
+                           &log->upsert_block, NULL) != SQLITE_OK)
+        return db_fail(log, "preparing statements");
     if (sqlite3_prepare_v3(log->db, ins_event, -1, SQLITE_PREPARE_PERSISTENT, &log->ins_event,
                            NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(log->db, ins_dead, -1, SQLITE_PREPARE_PERSISTENT, &log->ins_dead,
@@ -305,6 +322,7 @@ void mlog_close(struct mlog *log)
     sqlite3_finalize(log->ins_event);
     sqlite3_finalize(log->ins_dead);
     sqlite3_finalize(log->ins_series);
+    sqlite3_finalize(log->upsert_block);
     if (log->db)
         sqlite3_close(log->db);
     if (log->series)
@@ -412,6 +430,46 @@ el_status mlog_series_get(struct mlog *log, const char *name, size_t len, int64_
     return EL_OK;
 }
 
+static el_status blocks_flush(struct mlog *log)
+{
+    sqlite3_stmt *st = log->upsert_block;
+    for (uint32_t i = 0; i < log->n_dirty; i++) {
+        sqlite3_bind_int64(st, 1, log->dirty[i].block);
+        sqlite3_bind_int64(st, 2, log->dirty[i].min_ts);
+        sqlite3_bind_int64(st, 3, log->dirty[i].max_ts);
+        int r = sqlite3_step(st);
+        sqlite3_reset(st);
+        if (r != SQLITE_DONE)
+            return db_fail(log, "updating block summary");
+    }
+    log->n_dirty = 0;
+    return EL_OK;
+}
+
+/* Widens the in-memory summary of block b; sequences only grow, so the
+ * block being touched is almost always the last one in the list. */
+static el_status block_touch(struct mlog *log, int64_t b, int64_t ts)
+{
+    struct block_range *r = log->n_dirty ? &log->dirty[log->n_dirty - 1] : NULL;
+    if (!r || r->block != b) {
+        if (log->n_dirty == DIRTY_BLOCKS) {
+            el_status st = blocks_flush(log);
+            if (st != EL_OK)
+                return st;
+        }
+        r = &log->dirty[log->n_dirty++];
+        r->block = b;
+        r->min_ts = ts;
+        r->max_ts = ts;
+        return EL_OK;
+    }
+    if (ts < r->min_ts)
+        r->min_ts = ts;
+    if (ts > r->max_ts)
+        r->max_ts = ts;
+    return EL_OK;
+}
+
 el_status mlog_append_event(struct mlog *log, const struct mlog_event *ev)
 {
     el_status rc = txn_begin(log);
@@ -431,6 +489,9 @@ el_status mlog_append_event(struct mlog *log, const struct mlog_event *ev)
     sqlite3_reset(st);
     if (r != SQLITE_DONE)
         return db_fail(log, "appending event");
+    rc = block_touch(log, ev->seq >> MLOG_BLOCK_SHIFT, ev->ts_ms);
+    if (rc != EL_OK)
+        return rc;
     log->pending++;
     if (ev->seq > log->last_seq)
         log->last_seq = ev->seq;
@@ -466,6 +527,11 @@ el_status mlog_commit(struct mlog *log)
 {
     if (!log->in_txn)
         return EL_OK;
+    el_status bst = blocks_flush(log);
+    if (bst != EL_OK) {
+        mlog_rollback(log);
+        return bst;
+    }
     if (sqlite3_exec(log->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
         log->in_txn = false;
         log->pending = 0;
@@ -485,6 +551,7 @@ void mlog_rollback(struct mlog *log)
         log_error("master log: ROLLBACK: %s", sqlite3_errmsg(log->db));
     log->in_txn = false;
     log->pending = 0;
+    log->n_dirty = 0;
     log->last_seq = log->last_seq_committed;
     series_rollback(log);
 }
@@ -497,4 +564,105 @@ int64_t mlog_committed_seq(const struct mlog *log)
 uint32_t mlog_pending(const struct mlog *log)
 {
     return log->in_txn ? log->pending : 0;
+}
+
+/* ---- range reads ---- */
+
+static el_status read_blocks(struct mlog *log, uint32_t series_id, int64_t from_ms, int64_t to_ms,
+                             int64_t seq_lo, int64_t seq_hi, uint64_t max_rows, mlog_row_fn fn,
+                             void *ctx, uint64_t *rows)
+{
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (sqlite3_prepare_v2(log->db,
+                           "SELECT seq, ts, value FROM events WHERE seq >= ? AND seq < ?"
+                           " AND series = ? AND ts >= ? AND ts < ? ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(log, "reading events");
+    sqlite3_bind_int64(st, 1, seq_lo);
+    sqlite3_bind_int64(st, 2, seq_hi);
+    sqlite3_bind_int64(st, 3, series_id);
+    sqlite3_bind_int64(st, 4, from_ms);
+    sqlite3_bind_int64(st, 5, to_ms);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        fn(ctx, sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+           sqlite3_column_double(st, 2));
+    }
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE)
+        return db_fail(log, "reading events");
+    *rows += (uint64_t)(seq_hi - seq_lo);
+    return *rows > max_rows ? EL_FULL : EL_OK;
+}
+
+el_status mlog_read_range(struct mlog *log, uint32_t series_id, int64_t from_ms, int64_t to_ms,
+                          uint64_t max_rows, mlog_row_fn fn, void *ctx, uint64_t *rows_examined)
+{
+    sqlite3_stmt *st = NULL;
+    uint64_t rows = 0;
+    el_status rc = EL_OK;
+    int64_t run_lo = -1, run_hi = -1;
+    int r;
+    if (from_ms >= to_ms)
+        return EL_OK;
+    /* Blocks written by the open transaction are not in the table yet. */
+    rc = blocks_flush(log);
+    if (rc != EL_OK)
+        return rc;
+    if (sqlite3_prepare_v2(log->db,
+                           "SELECT block FROM blocks WHERE max_ts >= ? AND min_ts < ? ORDER BY block",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(log, "reading block summaries");
+    sqlite3_bind_int64(st, 1, from_ms);
+    sqlite3_bind_int64(st, 2, to_ms);
+    while (rc == EL_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t lo = sqlite3_column_int64(st, 0) << MLOG_BLOCK_SHIFT;
+        int64_t hi = lo + (1 << MLOG_BLOCK_SHIFT);
+        if (lo == run_hi) {
+            run_hi = hi; /* adjacent: one rowid range */
+            continue;
+        }
+        if (run_lo >= 0)
+            rc = read_blocks(log, series_id, from_ms, to_ms, run_lo, run_hi, max_rows, fn, ctx,
+                             &rows);
+        run_lo = lo;
+        run_hi = hi;
+    }
+    if (rc == EL_OK && r != SQLITE_DONE)
+        rc = db_fail(log, "reading block summaries");
+    sqlite3_finalize(st);
+    if (rc == EL_OK && run_lo >= 0)
+        rc = read_blocks(log, series_id, from_ms, to_ms, run_lo, run_hi, max_rows, fn, ctx, &rows);
+    if (rows_examined)
+        *rows_examined = rows;
+    return rc;
+}
+
+el_status mlog_scan_after(struct mlog *log, int64_t after_seq, mlog_event_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (sqlite3_prepare_v2(log->db,
+                           "SELECT seq, series, ts, value FROM events WHERE seq > ? ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(log, "scanning events");
+    sqlite3_bind_int64(st, 1, after_seq);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, sqlite3_column_int64(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
+           sqlite3_column_int64(st, 2), sqlite3_column_double(st, 3));
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? EL_OK : db_fail(log, "scanning events");
+}
+
+el_status mlog_series_counts(struct mlog *log, mlog_series_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (sqlite3_prepare_v2(log->db, "SELECT series, count(*) FROM events GROUP BY series", -1, &st,
+                           NULL) != SQLITE_OK)
+        return db_fail(log, "counting events");
+    while ((r = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (uint32_t)sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1));
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? EL_OK : db_fail(log, "counting events");
 }

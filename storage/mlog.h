@@ -19,6 +19,12 @@
  *          boot INTEGER NOT NULL,                 boots.id
  *          flags INTEGER NOT NULL,                MLOG_F_* below
  *          payload BLOB)                          the raw MQTT payload
+ *   blocks(block INTEGER PRIMARY KEY,             seq >> MLOG_BLOCK_SHIFT
+ *          min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL)
+ *                                                 block-range summary (BRIN-like):
+ *                                                 the event-time range of every
+ *                                                 block of 1024 sequences, written
+ *                                                 in the same transaction as them
  *   dead_letters(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB,
  *          payload_bytes INTEGER NOT NULL,        original size (payload may be cut)
  *          recv INTEGER NOT NULL, mono INTEGER NOT NULL, boot INTEGER NOT NULL,
@@ -52,6 +58,7 @@
 #include "el_status.h"
 
 #define MLOG_SCHEMA_VERSION 1
+#define MLOG_BLOCK_SHIFT 10
 #define MLOG_MAX_SERIES_NAME 255
 
 /* events.flags / dead_letters.flags */
@@ -130,6 +137,24 @@ uint32_t mlog_pending(const struct mlog *log);
 
 /* Size of the database file plus its WAL, in bytes. */
 int64_t mlog_bytes(const struct mlog *log);
+
+/* Reads the events of one series with from_ms <= ts < to_ms, in sequence
+ * order, calling fn for each. Only blocks whose time range overlaps are
+ * read (by rowid range). Stops with EL_FULL after max_rows rows were
+ * examined (the caller answers "too large"). *rows_examined may be NULL. */
+typedef void (*mlog_row_fn)(void *ctx, int64_t seq, int64_t ts_ms, double value);
+EL_MUST_CHECK el_status mlog_read_range(struct mlog *log, uint32_t series_id, int64_t from_ms,
+                                        int64_t to_ms, uint64_t max_rows, mlog_row_fn fn,
+                                        void *ctx, uint64_t *rows_examined);
+/* Calls fn for every event with seq > after_seq in sequence order (start-up
+ * rebuild of the speed layer). */
+typedef void (*mlog_event_fn)(void *ctx, int64_t seq, uint32_t series_id, int64_t ts_ms,
+                              double value);
+EL_MUST_CHECK el_status mlog_scan_after(struct mlog *log, int64_t after_seq, mlog_event_fn fn,
+                                        void *ctx);
+/* Per-series totals (count, newest event by (ts, seq)) for start-up. */
+typedef void (*mlog_series_fn)(void *ctx, uint32_t series_id, int64_t count);
+EL_MUST_CHECK el_status mlog_series_counts(struct mlog *log, mlog_series_fn fn, void *ctx);
 
 /* Calls fn for the newest `limit` events (highest seq first) with their series
  * name and payload (borrowed for the call): used to seed duplicate detection

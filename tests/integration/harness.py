@@ -291,6 +291,55 @@ def publish(broker, topic, payload, qos=1, retain=False):
     check(r.returncode == 0, "mosquitto_pub failed: %s" % r.stderr)
 
 
+def rr(broker, payload, topic="edgelambda/query", timeout=10, response_topic=None):
+    """One MQTT v5 request/response; returns the parsed reply.
+
+    Text payloads go through the real mosquitto_rr (-m). mosquitto_rr cannot
+    send bytes that do not fit in argv (NUL, empty), so those are published
+    with mosquitto_pub -f and a v5 Response Topic property while
+    mosquitto_sub waits on that topic (the request is repeated until the
+    subscriber is in place; every request here is idempotent)."""
+    import uuid
+    rt = response_topic or "test/reply/%s" % uuid.uuid4().hex
+    if isinstance(payload, str):
+        payload = payload.encode()
+    if payload and b"\0" not in payload:
+        args = ["mosquitto_rr", "-h", "127.0.0.1", "-p", str(broker.port), "-t", topic, "-e", rt,
+                "-W", str(int(timeout * SLOW)), "-q", "1", "-m", payload]
+        r = subprocess.run(args, capture_output=True, timeout=timeout * SLOW + 10)
+        check(r.returncode == 0, "mosquitto_rr failed (%s): %s" % (r.returncode, r.stderr.decode(errors="replace")))
+        return json.loads(r.stdout.decode())
+    fd, path = tempfile.mkstemp()
+    os.write(fd, payload)
+    os.close(fd)
+    sub = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", rt, "-C", "1",
+                            "-W", str(int(timeout * SLOW))], stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout * SLOW
+        while time.monotonic() < deadline:
+            pub = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-t", topic, "-q", "1",
+                   "-D", "publish", "response-topic", rt]
+            pub += ["-f", path] if payload else ["-n"]
+            subprocess.run(pub, check=True, capture_output=True)
+            try:
+                out, _ = sub.communicate(timeout=0.5)
+                return json.loads(out.decode())
+            except subprocess.TimeoutExpired:
+                continue
+        raise AssertionError("no reply to a binary request")
+    finally:
+        sub.kill()
+        os.unlink(path)
+
+
+def publish_lines(broker, topic, lines, qos=1):
+    """Publishes each line as one message with the real mosquitto_pub -l."""
+    data = ("\n".join(lines) + "\n").encode()
+    r = subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", str(qos),
+                        "-t", topic, "-l"], input=data, capture_output=True, timeout=120 * SLOW)
+    check(r.returncode == 0, "mosquitto_pub -l failed: %s" % r.stderr)
+
+
 def run(tests):
     """Runs test functions in order; prints a closing 'N passed, N failed' line."""
     passed = failed = 0

@@ -1,0 +1,455 @@
+/*
+ * serve — range/series/last answers (design in serve.h).
+ *
+ * Ownership: struct serve owns its working arrays (answer-bucket aggregates,
+ * raw-value buffer), allocated once at serve_new; it borrows the master log
+ * and speed layer.
+ */
+#include "serve.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "agg.h"
+#include "plat_jsonw.h"
+#include "plat_log.h"
+
+struct value_ref {
+    uint32_t k; /* answer bucket */
+    double v;
+};
+
+struct serve {
+    struct mlog *log;
+    struct speed *sp;
+    struct agg *aggs;             /* QUERY_MAX_BUCKETS */
+    unsigned char *from_speed;    /* QUERY_MAX_BUCKETS flags */
+    unsigned char *from_log;      /* QUERY_MAX_BUCKETS flags */
+    struct value_ref *vals;       /* SERVE_MAX_VALUES */
+    size_t n_vals;
+    bool vals_overflow;
+    double *tmp;                  /* SERVE_MAX_VALUES */
+};
+
+/* State of one series' range computation. */
+struct range_ctx {
+    struct serve *sv;
+    int64_t base, step;
+    size_t n;
+    bool collect_values;
+};
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
+}
+
+static int64_t align_down(int64_t t, int64_t s)
+{
+    return floor_div(t, s) * s;
+}
+
+static int64_t align_up(int64_t t, int64_t s)
+{
+    return -align_down(-t, s);
+}
+
+el_status serve_new(struct mlog *log, struct speed *sp, struct serve **out)
+{
+    struct serve *sv = calloc(1, sizeof *sv);
+    *out = NULL;
+    if (!sv)
+        return EL_NOMEM;
+    sv->log = log;
+    sv->sp = sp;
+    sv->aggs = calloc(QUERY_MAX_BUCKETS, sizeof sv->aggs[0]);
+    sv->from_speed = calloc(QUERY_MAX_BUCKETS, 1);
+    sv->from_log = calloc(QUERY_MAX_BUCKETS, 1);
+    sv->vals = calloc(SERVE_MAX_VALUES, sizeof sv->vals[0]);
+    sv->tmp = calloc(SERVE_MAX_VALUES, sizeof sv->tmp[0]);
+    if (!sv->aggs || !sv->from_speed || !sv->from_log || !sv->vals || !sv->tmp) {
+        serve_free(sv);
+        return EL_NOMEM;
+    }
+    *out = sv;
+    return EL_OK;
+}
+
+void serve_free(struct serve *sv)
+{
+    if (!sv)
+        return;
+    free(sv->aggs);
+    free(sv->from_speed);
+    free(sv->from_log);
+    free(sv->vals);
+    free(sv->tmp);
+    free(sv);
+}
+
+size_t serve_error(const char *code, const char *message, const char *id_json, char *buf,
+                   size_t cap)
+{
+    struct jw w;
+    jw_init(&w, buf, cap);
+    jw_obj_begin(&w);
+    jw_key(&w, "ok");
+    jw_bool(&w, false);
+    if (id_json) {
+        /* id is echoed verbatim: the parser only accepts a JSON string or primitive */
+        jw_key(&w, "id");
+        jw_raw(&w, id_json);
+    }
+    jw_key(&w, "error");
+    jw_obj_begin(&w);
+    jw_key(&w, "code");
+    jw_str(&w, code);
+    jw_key(&w, "message");
+    jw_str(&w, message);
+    jw_obj_end(&w);
+    jw_obj_end(&w);
+    return jw_ok(&w) ? jw_len(&w) : 0;
+}
+
+/* ---- range ---- */
+
+static void value_push(struct serve *sv, uint32_t k, double v)
+{
+    if (sv->n_vals == SERVE_MAX_VALUES) {
+        sv->vals_overflow = true;
+        return;
+    }
+    sv->vals[sv->n_vals].k = k;
+    sv->vals[sv->n_vals].v = v;
+    sv->n_vals++;
+}
+
+static void on_row(void *ctx, int64_t seq, int64_t ts, double value)
+{
+    struct range_ctx *rc = ctx;
+    int64_t k = floor_div(ts - rc->base, rc->step);
+    if (k < 0 || (size_t)k >= rc->n)
+        return;
+    agg_add(&rc->sv->aggs[k], value, ts, seq);
+    rc->sv->from_log[k] = 1;
+    if (rc->collect_values)
+        value_push(rc->sv, (uint32_t)k, value);
+}
+
+static void on_value_only(void *ctx, int64_t seq, int64_t ts, double value)
+{
+    struct range_ctx *rc = ctx;
+    (void)seq;
+    int64_t k = floor_div(ts - rc->base, rc->step);
+    if (k >= 0 && (size_t)k < rc->n)
+        value_push(rc->sv, (uint32_t)k, value);
+}
+
+static el_status read_log(struct range_ctx *rc, uint32_t id, int64_t a, int64_t b,
+                          mlog_row_fn fn, uint64_t *rows)
+{
+    uint64_t examined = 0;
+    if (a >= b)
+        return EL_OK;
+    el_status st = mlog_read_range(rc->sv->log, id, a, b, SERVE_MAX_ROWS - *rows, fn, rc,
+                                   &examined);
+    *rows += examined;
+    return st;
+}
+
+/* Raw values of the ring span [a, b) for quantiles, answer bucket by bucket. */
+static el_status ring_values(struct range_ctx *rc, uint32_t id, int64_t a, int64_t b,
+                             uint64_t *rows)
+{
+    struct serve *sv = rc->sv;
+    for (int64_t lo = a; lo < b;) {
+        int64_t k = floor_div(lo - rc->base, rc->step);
+        int64_t hi = rc->base + (k + 1) * rc->step;
+        if (hi > b)
+            hi = b;
+        bool complete;
+        size_t room = SERVE_MAX_VALUES - sv->n_vals;
+        size_t got = speed_raw_values(sv->sp, id, lo, hi, sv->tmp, room, &complete);
+        if (complete) {
+            for (size_t i = 0; i < got; i++)
+                value_push(sv, (uint32_t)k, sv->tmp[i]);
+        } else {
+            el_status st = read_log(rc, id, lo, hi, on_value_only, rows);
+            if (st != EL_OK)
+                return st;
+        }
+        lo = hi;
+    }
+    return EL_OK;
+}
+
+static int cmp_value_ref(const void *x, const void *y)
+{
+    const struct value_ref *a = x, *b = y;
+    if (a->k != b->k)
+        return a->k < b->k ? -1 : 1;
+    return a->v < b->v ? -1 : a->v > b->v;
+}
+
+/* Fills aggs[0..n) for one series; returns EL_FULL when over a bound. */
+static el_status compute_range(struct serve *sv, const struct query *q, uint32_t id,
+                               struct range_ctx *rc)
+{
+    int64_t bms = speed_bucket_ms(sv->sp);
+    uint64_t rows = 0;
+    el_status st;
+    rc->sv = sv;
+    rc->step = q->step_ms;
+    rc->base = align_down(q->from_ms, q->step_ms);
+    rc->n = (size_t)((q->to_ms - rc->base + q->step_ms - 1) / q->step_ms);
+    rc->collect_values = q->wants_quantiles;
+    for (size_t k = 0; k < rc->n; k++)
+        agg_init(&sv->aggs[k]);
+    memset(sv->from_speed, 0, rc->n);
+    memset(sv->from_log, 0, rc->n);
+    sv->n_vals = 0;
+    sv->vals_overflow = false;
+
+    int64_t r_lo = align_up(q->from_ms, bms), r_hi = align_down(q->to_ms, bms);
+    int64_t w = speed_window_start(sv->sp, id);
+    if (w > r_lo)
+        r_lo = align_up(w, bms);
+    bool ring = q->step_ms % bms == 0 && r_lo < r_hi;
+    if (ring) {
+        speed_collect(sv->sp, id, r_lo, r_hi, rc->base, rc->step, sv->aggs, rc->n);
+        for (size_t k = 0; k < rc->n; k++)
+            sv->from_speed[k] = sv->aggs[k].count > 0;
+        st = read_log(rc, id, q->from_ms, r_lo, on_row, &rows);
+        if (st == EL_OK)
+            st = read_log(rc, id, r_hi, q->to_ms, on_row, &rows);
+        if (st == EL_OK && q->wants_quantiles)
+            st = ring_values(rc, id, r_lo, r_hi, &rows);
+    } else {
+        st = read_log(rc, id, q->from_ms, q->to_ms, on_row, &rows);
+    }
+    if (st == EL_OK && sv->vals_overflow)
+        st = EL_FULL;
+    if (st == EL_OK && q->wants_quantiles)
+        qsort(sv->vals, sv->n_vals, sizeof sv->vals[0], cmp_value_ref);
+    return st;
+}
+
+/* Nearest-rank quantile of answer bucket k from the sorted value list. */
+static double bucket_quantile(const struct serve *sv, size_t *cursor, uint32_t k, uint64_t count,
+                              double q)
+{
+    while (*cursor < sv->n_vals && sv->vals[*cursor].k < k)
+        (*cursor)++;
+    size_t first = *cursor;
+    uint64_t rank = (uint64_t)ceil(q * (double)count);
+    if (rank < 1)
+        rank = 1;
+    if (first + rank - 1 >= sv->n_vals || sv->vals[first + rank - 1].k != k)
+        return NAN; /* cannot happen: counts are checked */
+    return sv->vals[first + rank - 1].v;
+}
+
+static void write_bucket(struct jw *w, const struct serve *sv, const struct query *q, size_t k,
+                         int64_t t, size_t *cursor)
+{
+    const struct agg *a = &sv->aggs[k];
+    jw_obj_begin(w);
+    jw_key(w, "t");
+    jw_int(w, t);
+    for (int i = 0; i < q->n_aggs; i++) {
+        const struct query_agg *qa = &q->aggs[i];
+        jw_key(w, qa->name);
+        switch (qa->kind) {
+        case QAGG_COUNT: jw_uint(w, a->count); break;
+        case QAGG_SUM: jw_double(w, agg_sum(a)); break;
+        case QAGG_MIN: jw_double(w, a->min); break;
+        case QAGG_MAX: jw_double(w, a->max); break;
+        case QAGG_MEAN: jw_double(w, agg_mean(a)); break;
+        case QAGG_STDDEV: jw_double(w, agg_stddev(a)); break;
+        case QAGG_LAST: jw_double(w, a->last_value); break;
+        case QAGG_QUANTILE: jw_double(w, bucket_quantile(sv, cursor, (uint32_t)k, a->count, qa->q)); break;
+        }
+    }
+    jw_obj_end(w);
+}
+
+/* Writes "buckets":[...] and "sources":{...} for the computed series. */
+static void write_buckets(struct jw *w, const struct serve *sv, const struct query *q,
+                          const struct range_ctx *rc)
+{
+    size_t cursor = 0;
+    uint64_t n_speed = 0, n_log = 0;
+    jw_key(w, "buckets");
+    jw_arr_begin(w);
+    for (size_t k = 0; k < rc->n && jw_ok_so_far(w); k++) {
+        if (sv->aggs[k].count == 0)
+            continue;
+        int64_t t = rc->base + (int64_t)k * rc->step;
+        write_bucket(w, sv, q, k, t, &cursor);
+        n_speed += sv->from_speed[k];
+        n_log += sv->from_log[k];
+    }
+    jw_arr_end(w);
+    jw_key(w, "sources");
+    jw_obj_begin(w);
+    jw_key(w, "batch");
+    jw_uint(w, 0);
+    jw_key(w, "speed");
+    jw_uint(w, n_speed);
+    jw_key(w, "log");
+    jw_uint(w, n_log);
+    jw_obj_end(w);
+}
+
+static size_t answer_range(struct serve *sv, const struct query *q, int64_t seq, char *buf,
+                           size_t cap)
+{
+    struct jw w;
+    struct range_ctx rc;
+    uint32_t id = 0;
+    jw_init(&w, buf, cap);
+    jw_obj_begin(&w);
+    jw_key(&w, "ok");
+    jw_bool(&w, true);
+    if (q->has_id) {
+        jw_key(&w, "id");
+        jw_raw(&w, q->id);
+    }
+    jw_key(&w, q->is_match ? "match" : "series");
+    jw_str(&w, q->series);
+    jw_key(&w, "step_ms");
+    jw_int(&w, q->step_ms);
+    jw_key(&w, "seq");
+    jw_int(&w, seq);
+    if (!q->is_match) {
+        if (mlog_series_find(sv->log, q->series, strlen(q->series), &id) != EL_OK)
+            return serve_error("not_found", "no such series", q->has_id ? q->id : NULL, buf, cap);
+        if (compute_range(sv, q, id, &rc) != EL_OK)
+            return serve_error("too_large", "the range needs too many raw events; narrow it",
+                               q->has_id ? q->id : NULL, buf, cap);
+        write_buckets(&w, sv, q, &rc);
+    } else {
+        uint32_t matched = 0;
+        jw_key(&w, "series");
+        jw_arr_begin(&w);
+        for (id = 1; id <= mlog_series_count(sv->log); id++) {
+            const char *name = mlog_series_name(sv->log, id);
+            if (!query_topic_matches(q->series, name, strlen(name)))
+                continue;
+            if (++matched > SERVE_MAX_MATCH)
+                return serve_error("too_large", "the filter matches too many series",
+                                   q->has_id ? q->id : NULL, buf, cap);
+            if (compute_range(sv, q, id, &rc) != EL_OK)
+                return serve_error("too_large", "the range needs too many raw events; narrow it",
+                                   q->has_id ? q->id : NULL, buf, cap);
+            jw_obj_begin(&w);
+            jw_key(&w, "series");
+            jw_str(&w, name);
+            write_buckets(&w, sv, q, &rc);
+            jw_obj_end(&w);
+        }
+        jw_arr_end(&w);
+    }
+    jw_obj_end(&w);
+    if (!jw_ok(&w))
+        return serve_error("too_large", "the answer exceeds the reply size limit; use a larger step",
+                           q->has_id ? q->id : NULL, buf, cap);
+    return jw_len(&w);
+}
+
+/* ---- series / last ---- */
+
+static bool selected(const struct query *q, const char *name)
+{
+    if (!q->has_series)
+        return true;
+    if (q->is_match)
+        return query_topic_matches(q->series, name, strlen(name));
+    return strcmp(q->series, name) == 0;
+}
+
+static size_t answer_list(struct serve *sv, const struct query *q, int64_t seq, char *buf,
+                          size_t cap)
+{
+    struct jw w;
+    struct speed_raw samples[64];
+    jw_init(&w, buf, cap);
+    jw_obj_begin(&w);
+    jw_key(&w, "ok");
+    jw_bool(&w, true);
+    if (q->has_id) {
+        jw_key(&w, "id");
+        jw_raw(&w, q->id);
+    }
+    jw_key(&w, "seq");
+    jw_int(&w, seq);
+    jw_key(&w, "series");
+    jw_arr_begin(&w);
+    for (uint32_t id = 1; id <= mlog_series_count(sv->log) && jw_ok_so_far(&w); id++) {
+        const char *name = mlog_series_name(sv->log, id);
+        const struct speed_totals *tot = speed_totals(sv->sp, id);
+        if (!selected(q, name) || !tot)
+            continue;
+        jw_obj_begin(&w);
+        jw_key(&w, "series");
+        jw_str(&w, name);
+        jw_key(&w, "count");
+        jw_uint(&w, tot->count);
+        if (q->op == QUERY_SERIES) {
+            jw_key(&w, "last_t");
+            if (tot->last_seq >= 0)
+                jw_int(&w, tot->last_ts_ms);
+            else
+                jw_null(&w);
+            jw_key(&w, "last");
+            if (tot->last_seq >= 0)
+                jw_double(&w, tot->last_value);
+            else
+                jw_null(&w);
+        } else {
+            size_t lim = (size_t)q->limit < 64 ? (size_t)q->limit : 64;
+            size_t n = speed_last(sv->sp, id, samples, lim);
+            jw_key(&w, "samples");
+            jw_arr_begin(&w);
+            for (size_t i = 0; i < n; i++) {
+                jw_obj_begin(&w);
+                jw_key(&w, "t");
+                jw_int(&w, samples[i].ts_ms);
+                jw_key(&w, "value");
+                jw_double(&w, samples[i].value);
+                jw_key(&w, "seq");
+                jw_int(&w, samples[i].seq);
+                jw_obj_end(&w);
+            }
+            jw_arr_end(&w);
+        }
+        jw_obj_end(&w);
+    }
+    jw_arr_end(&w);
+    jw_obj_end(&w);
+    if (!jw_ok(&w))
+        return serve_error("too_large", "the answer exceeds the reply size limit; use match",
+                           q->has_id ? q->id : NULL, buf, cap);
+    return jw_len(&w);
+}
+
+size_t serve_answer(struct serve *sv, const struct query *q, int64_t seq, const char *status_json,
+                    char *buf, size_t cap)
+{
+    const char *id = q->has_id ? q->id : NULL;
+    switch (q->op) {
+    case QUERY_RANGE: return answer_range(sv, q, seq, buf, cap);
+    case QUERY_SERIES:
+    case QUERY_LAST: return answer_list(sv, q, seq, buf, cap);
+    case QUERY_STATUS: {
+        /* {"ok":true[,"id":..],<the status document's members>} */
+        int n = snprintf(buf, cap, "{\"ok\":true,%s%s%s%s", id ? "\"id\":" : "", id ? id : "",
+                         id ? "," : "", status_json + 1);
+        return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    }
+    default: return serve_error("unsupported", "not a query operation", id, buf, cap);
+    }
+}

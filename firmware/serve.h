@@ -1,0 +1,57 @@
+/*
+ * serve — the serving layer: answers parsed queries (query.h) by merging the
+ * speed layer's ring buckets with events read from the master log, exactly
+ * (SPEC §7).
+ *
+ * DESIGN. For a range query on one series with step S and ring bucket B:
+ *   - answer buckets are aligned to multiples of S since the epoch; the first
+ *     and last are clipped to [from, to);
+ *   - the ring serves R = [max(ceil_B(from), window_start), floor_B(to)) when
+ *     S is a multiple of B (each ring bucket then falls in exactly one answer
+ *     bucket); the rest of [from, to) — edges finer than B, times older than
+ *     the ring's window (backfills, late data) — is read from the master log
+ *     through its block-range summary. Each time span has exactly one source,
+ *     so nothing is counted twice or missed;
+ *   - quantiles are exact nearest-rank over the raw values: from the speed
+ *     layer's raw-sample ring where it provably holds every event of the span
+ *     (its count equals the ring buckets' count), else from the master log.
+ * Answers carry "seq": the core commits before answering, so an answer is
+ * exact for exactly the events with sequence <= seq. "sources" counts answer
+ * buckets fed by each source.
+ *
+ * Bounds: answers are written into a caller buffer (too large -> error
+ * reply), at most SERVE_MAX_MATCH series per match, SERVE_MAX_ROWS master-log
+ * rows and SERVE_MAX_VALUES raw values per query.
+ *
+ * Threading: core thread (it owns the master log connection and the speed layer).
+ */
+#ifndef EL_SERVE_H
+#define EL_SERVE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "el_status.h"
+#include "mlog.h"
+#include "query.h"
+#include "speed.h"
+
+#define SERVE_MAX_MATCH 1000
+#define SERVE_MAX_ROWS 5000000
+#define SERVE_MAX_VALUES 1000000
+
+struct serve;
+
+EL_MUST_CHECK el_status serve_new(struct mlog *log, struct speed *sp, struct serve **out);
+void serve_free(struct serve *sv);
+
+/* Writes the JSON answer to q (or an error reply) into buf; returns its
+ * length (0 only if cap is absurdly small). status_json is the current
+ * status document (for op status). seq is the committed sequence. */
+size_t serve_answer(struct serve *sv, const struct query *q, int64_t seq, const char *status_json,
+                    char *buf, size_t cap);
+/* An error reply {"ok":false,"error":{"code":..,"message":..}[,"id":..]}. */
+size_t serve_error(const char *code, const char *message, const char *id_json, char *buf,
+                   size_t cap);
+
+#endif

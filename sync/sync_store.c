@@ -1,0 +1,280 @@
+/* sync_store — the sync worker's SQLite tables in master.db (format in sync_store.h). */
+#include "sync_store.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "plat_log.h"
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS sync_cursor(id INTEGER PRIMARY KEY CHECK(id = 1),"
+    " acked_seq INTEGER NOT NULL, inflight_first INTEGER, inflight_last INTEGER);"
+    "INSERT OR IGNORE INTO sync_cursor(id, acked_seq) VALUES(1, 0);"
+    "CREATE TABLE IF NOT EXISTS sync_parked(first_seq INTEGER PRIMARY KEY,"
+    " last_seq INTEGER NOT NULL, events INTEGER NOT NULL, http_status INTEGER NOT NULL,"
+    " response TEXT NOT NULL, parked_ms INTEGER NOT NULL, attempts INTEGER NOT NULL);";
+
+struct sync_store {
+    sqlite3 *db;
+    char path[PATH_MAX];
+};
+
+static el_status db_fail(struct sync_store *st, const char *what)
+{
+    log_error("sync: %s on %s: %s", what, st->path, sqlite3_errmsg(st->db));
+    return EL_DB;
+}
+
+static el_status exec(struct sync_store *st, const char *sql)
+{
+    if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return db_fail(st, "SQL");
+    return EL_OK;
+}
+
+el_status sync_store_open(const char *dir, struct sync_store **out)
+{
+    el_status rc;
+    struct sync_store *st = calloc(1, sizeof *st);
+    *out = NULL;
+    if (!st)
+        return EL_NOMEM;
+    snprintf(st->path, sizeof st->path, "%s/master.db", dir);
+    if (access(st->path, F_OK) != 0) {
+        log_error("sync: %s does not exist", st->path);
+        free(st);
+        return EL_NOTFOUND;
+    }
+    if (sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        rc = db_fail(st, "opening");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, SYNC_STORE_BUSY_TIMEOUT_MS);
+    rc = exec(st, "PRAGMA synchronous=NORMAL");
+    if (rc == EL_OK)
+        rc = exec(st, "BEGIN IMMEDIATE");
+    if (rc == EL_OK) {
+        rc = exec(st, schema_sql);
+        if (rc == EL_OK)
+            rc = exec(st, "COMMIT");
+        else
+            (void)exec(st, "ROLLBACK");
+    }
+    if (rc != EL_OK)
+        goto fail;
+    *out = st;
+    return EL_OK;
+fail:
+    sync_store_close(st);
+    return rc;
+}
+
+void sync_store_close(struct sync_store *st)
+{
+    if (!st)
+        return;
+    if (st->db)
+        sqlite3_close(st->db);
+    free(st);
+}
+
+sqlite3 *sync_store_db(struct sync_store *st)
+{
+    return st->db;
+}
+
+/* Binds int64 values ?1..?n and text at text_index (0 = none), steps once.
+ * Returns the sqlite step result or an error; the statement is finalised
+ * unless keep is given (then the caller reads the row and finalises). */
+static int run(struct sync_store *st, const char *sql, const int64_t *vals, int n, int text_index,
+               const char *text, sqlite3_stmt **keep)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    for (int i = 0; rc == SQLITE_OK && i < n; i++)
+        rc = sqlite3_bind_int64(stmt, i + 1, vals[i]);
+    if (rc == SQLITE_OK && text_index > 0)
+        rc = sqlite3_bind_text(stmt, text_index, text, -1, SQLITE_TRANSIENT);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (keep && rc == SQLITE_ROW) {
+        *keep = stmt;
+        return rc;
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static el_status begin(struct sync_store *st)
+{
+    return exec(st, "BEGIN IMMEDIATE");
+}
+
+static el_status finish(struct sync_store *st, el_status rc)
+{
+    if (rc == EL_OK)
+        rc = exec(st, "COMMIT");
+    if (rc != EL_OK && !sqlite3_get_autocommit(st->db))
+        (void)exec(st, "ROLLBACK");
+    return rc;
+}
+
+static el_status done(struct sync_store *st, int rc, const char *what)
+{
+    return rc == SQLITE_DONE ? EL_OK : db_fail(st, what);
+}
+
+el_status sync_store_load(struct sync_store *st, struct sync_store_state *out)
+{
+    sqlite3_stmt *s = NULL;
+    memset(out, 0, sizeof *out);
+    int rc = run(st,
+                 "SELECT acked_seq, coalesce(inflight_first, 0), coalesce(inflight_last, 0)"
+                 " FROM sync_cursor WHERE id = 1",
+                 NULL, 0, 0, NULL, &s);
+    if (rc != SQLITE_ROW)
+        return db_fail(st, "reading sync_cursor");
+    out->acked_seq = sqlite3_column_int64(s, 0);
+    out->inflight_first = sqlite3_column_int64(s, 1);
+    out->inflight_last = sqlite3_column_int64(s, 2);
+    sqlite3_finalize(s);
+    rc = run(st,
+             "SELECT count(*), coalesce(sum(events), 0), coalesce(min(first_seq), 0)"
+             " FROM sync_parked",
+             NULL, 0, 0, NULL, &s);
+    if (rc != SQLITE_ROW)
+        return db_fail(st, "reading sync_parked");
+    out->parked_batches = sqlite3_column_int64(s, 0);
+    out->parked_events = sqlite3_column_int64(s, 1);
+    out->parked_min_first = sqlite3_column_int64(s, 2);
+    sqlite3_finalize(s);
+    return EL_OK;
+}
+
+el_status sync_store_set_inflight(struct sync_store *st, int64_t first, int64_t last)
+{
+    int64_t v[2] = {first, last};
+    int rc = first > 0 ? run(st,
+                             "UPDATE sync_cursor SET inflight_first = ?1, inflight_last = ?2"
+                             " WHERE id = 1",
+                             v, 2, 0, NULL, NULL)
+                       : run(st,
+                             "UPDATE sync_cursor SET inflight_first = NULL, inflight_last = NULL"
+                             " WHERE id = 1",
+                             NULL, 0, 0, NULL, NULL);
+    return done(st, rc, "recording the batch in flight");
+}
+
+el_status sync_store_ack(struct sync_store *st, int64_t acked)
+{
+    int rc = run(st,
+                 "UPDATE sync_cursor SET acked_seq = ?1, inflight_first = NULL,"
+                 " inflight_last = NULL WHERE id = 1",
+                 &acked, 1, 0, NULL, NULL);
+    return done(st, rc, "advancing the cursor");
+}
+
+static void cut_response(const char *response, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", response ? response : "");
+}
+
+el_status sync_store_park(struct sync_store *st, int64_t first, int64_t last, int64_t events,
+                          long http_status, const char *response, int64_t now_ms, int64_t acked)
+{
+    char resp[SYNC_STORE_RESPONSE_MAX + 1];
+    int64_t v[5] = {first, last, events, (int64_t)http_status, now_ms};
+    cut_response(response, resp, sizeof resp);
+    el_status rc = begin(st);
+    if (rc == EL_OK)
+        rc = done(st,
+                  run(st,
+                      "INSERT OR REPLACE INTO sync_parked(first_seq, last_seq, events,"
+                      " http_status, response, parked_ms, attempts)"
+                      " VALUES(?1, ?2, ?3, ?4, ?6, ?5, 1)",
+                      v, 5, 6, resp, NULL),
+                  "parking a batch");
+    if (rc == EL_OK)
+        rc = sync_store_ack(st, acked);
+    return finish(st, rc);
+}
+
+el_status sync_store_repark(struct sync_store *st, int64_t first, long http_status,
+                            const char *response, int64_t now_ms)
+{
+    char resp[SYNC_STORE_RESPONSE_MAX + 1];
+    int64_t v[3] = {first, (int64_t)http_status, now_ms};
+    cut_response(response, resp, sizeof resp);
+    int rc = run(st,
+                 "UPDATE sync_parked SET http_status = ?2, response = ?4, parked_ms = ?3,"
+                 " attempts = attempts + 1 WHERE first_seq = ?1",
+                 v, 3, 4, resp, NULL);
+    return done(st, rc, "updating a parked batch");
+}
+
+el_status sync_store_unpark(struct sync_store *st, int64_t first)
+{
+    return done(st, run(st, "DELETE FROM sync_parked WHERE first_seq = ?1", &first, 1, 0, NULL, NULL),
+                "removing a delivered parked batch");
+}
+
+el_status sync_store_split_parked(struct sync_store *st, int64_t first, int64_t mid_last,
+                                  int64_t first_events, int64_t second_first,
+                                  int64_t second_events)
+{
+    int64_t v[5] = {first, mid_last, first_events, second_first, second_events};
+    el_status rc = begin(st);
+    if (rc == EL_OK)
+        rc = done(st,
+                  run(st,
+                      "INSERT INTO sync_parked(first_seq, last_seq, events, http_status,"
+                      " response, parked_ms, attempts)"
+                      " SELECT ?4, last_seq, ?5, http_status, response, parked_ms, attempts"
+                      " FROM sync_parked WHERE first_seq = ?1",
+                      v, 5, 0, NULL, NULL),
+                  "splitting a parked batch");
+    if (rc == EL_OK)
+        rc = done(st,
+                  run(st, "UPDATE sync_parked SET last_seq = ?2, events = ?3 WHERE first_seq = ?1",
+                      v, 3, 0, NULL, NULL),
+                  "splitting a parked batch");
+    return finish(st, rc);
+}
+
+el_status sync_store_next_parked(struct sync_store *st, int64_t after, struct sync_parked *out)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = run(st,
+                 "SELECT first_seq, last_seq, events, http_status FROM sync_parked"
+                 " WHERE first_seq > ?1 ORDER BY first_seq LIMIT 1",
+                 &after, 1, 0, NULL, &s);
+    if (rc == SQLITE_DONE)
+        return EL_NOTFOUND;
+    if (rc != SQLITE_ROW)
+        return db_fail(st, "reading sync_parked");
+    out->first_seq = sqlite3_column_int64(s, 0);
+    out->last_seq = sqlite3_column_int64(s, 1);
+    out->events = sqlite3_column_int64(s, 2);
+    out->http_status = (long)sqlite3_column_int64(s, 3);
+    sqlite3_finalize(s);
+    return EL_OK;
+}
+
+el_status sync_store_recv_after(struct sync_store *st, int64_t after, int64_t *recv_ms)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = run(st, "SELECT recv FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1", &after, 1, 0,
+                 NULL, &s);
+    if (rc == SQLITE_DONE)
+        return EL_NOTFOUND;
+    if (rc != SQLITE_ROW)
+        return db_fail(st, "reading events");
+    *recv_ms = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return EL_OK;
+}

@@ -1,0 +1,108 @@
+/* Unit tests of the request parser (firmware/query). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "query.h"
+
+#define NOW INT64_C(1767225600000)
+
+static bool parse(const char *text, struct query *q, const char **code)
+{
+    char err[200];
+    return query_parse(text, strlen(text), NOW, q, code, err, sizeof err);
+}
+
+static void test_range_defaults_and_fields(void **state)
+{
+    struct query q;
+    const char *code;
+    (void)state;
+    assert_true(parse("{\"series\":\"a/b\"}", &q, &code));
+    assert_int_equal(q.op, QUERY_RANGE);
+    assert_string_equal(q.series, "a/b");
+    assert_true(q.from_ms == NOW - 3600000 && q.to_ms == NOW && q.step_ms == 60000);
+    assert_int_equal(q.n_aggs, 5);
+    assert_true(parse("{\"match\":\"s/+/t\",\"from\":\"-90s\",\"to\":\"now\",\"step\":\"500ms\","
+                      "\"agg\":[\"p95\",\"stddev\",\"p99.5\"],\"id\":7,\"reply_to\":\"r/x\"}",
+                      &q, &code));
+    assert_true(q.is_match && q.from_ms == NOW - 90000 && q.step_ms == 500);
+    assert_int_equal(q.n_aggs, 3);
+    assert_true(q.aggs[0].kind == QAGG_QUANTILE && q.aggs[0].q == 0.95);
+    assert_true(q.aggs[2].q > 0.9949 && q.aggs[2].q < 0.9951);
+    assert_true(q.wants_quantiles);
+    assert_string_equal(q.id, "7");
+    assert_string_equal(q.reply_to, "r/x");
+    assert_true(parse("{\"series\":\"a\",\"from\":\"2026-01-01T00:00:00Z\",\"to\":1767229200000,"
+                      "\"step\":60000,\"id\":\"x\"}",
+                      &q, &code));
+    assert_true(q.from_ms == NOW && q.to_ms == NOW + 3600000 && q.step_ms == 60000);
+    assert_string_equal(q.id, "\"x\"");
+}
+
+static void test_errors(void **state)
+{
+    static const char *const bad[] = {
+        "", "[]", "{", "{\"series\":1}", "{\"op\":\"nope\"}", "{\"series\":\"a\",\"agg\":[\"x\"]}",
+        "{\"series\":\"a\",\"from\":5,\"to\":4}", "{\"series\":\"a\",\"step\":\"1y\"}",
+        "{\"series\":\"a\",\"from\":\"-100d\",\"step\":\"1ms\"}", "{\"bogus\":1}", "{\"series\":\"a\"} {}",
+        "{\"series\":\"a\",\"agg\":[\"p0\"]}", "{\"series\":\"a\",\"match\":\"b\"}",
+        "{\"op\":\"last\",\"n\":1001}", "{\"series\":\"a\\u0000\"}"};
+    struct query q;
+    const char *code;
+    char err[200];
+    (void)state;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        bool ok = query_parse(bad[i], strlen(bad[i]), NOW, &q, &code, err, sizeof err);
+        assert_false(ok);
+        assert_true(strlen(err) > 0);
+        assert_true(strcmp(code, "bad_request") == 0 || strcmp(code, "too_large") == 0);
+    }
+    /* reply_to and id survive a bad request so the error can be delivered */
+    const char *t = "{\"reply_to\":\"r/1\",\"id\":\"q\",\"op\":\"bad\"}";
+    assert_false(query_parse(t, strlen(t), NOW, &q, &code, err, sizeof err));
+    assert_true(q.has_reply_to && q.has_id);
+}
+
+static void test_topic_match(void **state)
+{
+    (void)state;
+    assert_true(query_topic_matches("#", "a/b", 3));
+    assert_true(query_topic_matches("a/#", "a", 1));
+    assert_true(query_topic_matches("a/+/c", "a/b/c", 5));
+    assert_false(query_topic_matches("a/+/c", "a/b/d", 5));
+    assert_true(query_topic_matches("+/+", "x/y", 3));
+    assert_false(query_topic_matches("+", "x/y", 3));
+    assert_true(query_topic_matches("a/b", "a/b", 3));
+    assert_false(query_topic_matches("a/b", "a/bc", 4));
+    assert_true(query_topic_matches("+/#", "a/b/c", 5));
+}
+
+static void test_durations(void **state)
+{
+    int64_t ms;
+    (void)state;
+    assert_true(query_parse_duration("90s", 3, &ms) && ms == 90000);
+    assert_true(query_parse_duration("1.5h", 4, &ms) && ms == 5400000);
+    assert_true(query_parse_duration("7d", 2, &ms) && ms == 604800000);
+    assert_false(query_parse_duration("0s", 2, &ms));
+    assert_false(query_parse_duration("-1s", 3, &ms));
+    assert_false(query_parse_duration("1x", 2, &ms));
+    assert_false(query_parse_duration("0.1ms", 5, &ms));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_range_defaults_and_fields),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_topic_match),
+        cmocka_unit_test(test_durations),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
