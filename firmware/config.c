@@ -191,8 +191,9 @@ static const struct cfg_entry cfg_table[] = {
 
     INT(speed, bucket_ms, 10, 3600000, "1000", "Width of one speed-layer bucket (milliseconds)."),
     INT(speed, slots, 16, 1048576, "600",
-        "Buckets per series; slots * bucket_ms must exceed batch.max_lag_s."),
-    INT(speed, raw_samples, 1, 65536, "256", "Newest raw samples kept per series (exact quantiles, last)."),
+        "Buckets per series (the ring covers slots * bucket_ms of event time)."),
+    INT(speed, raw_samples, 1, 65536, "256",
+        "Newest raw samples kept per series (exact quantiles, last)."),
     INT(speed, max_series, 1, 1000000, "1000",
         "Most series held in RAM; events of further series are dead-lettered."),
 
@@ -1119,15 +1120,9 @@ static el_status finish_cross_checks(const struct el_config *cfg, char *err, siz
                 cfg->storage.max_bytes);
         return EL_INVAL;
     }
-    /* The speed layer holds every event until a batch run covers it. */
-    int64_t horizon_ms = (int64_t)cfg->speed.slots * cfg->speed.bucket_ms;
-    if (horizon_ms <= (int64_t)cfg->batch.max_lag_s * 1000) {
-        put_msg(err, errlen,
-                "[speed] slots: slots * bucket_ms = %" PRId64 " ms must exceed batch.max_lag_s "
-                "= %d s",
-                horizon_ms, cfg->batch.max_lag_s);
-        return EL_INVAL;
-    }
+    /* No rule ties slots * bucket_ms to batch.max_lag_s: answers stay exact
+     * whatever the ring covers (serve.h); a short ring only means more
+     * master-log reads for recent-but-older-than-the-ring ranges. */
     /* Ingesting our own status and replies would feed on itself. */
     for (int i = 0; i < cfg->ingest.n_filters; i++) {
         for (size_t k = 0; k < sizeof own / sizeof own[0]; k++) {

@@ -35,70 +35,70 @@ enum el_compression { EL_COMPRESS_NONE = 0, EL_COMPRESS_GZIP, EL_COMPRESS_ZSTD }
 
 struct el_config {
     struct {
-        char uri[EL_CFG_PATH];          /* tcp://127.0.0.1:1883 */
-        char client_id[EL_CFG_STR];     /* "" = edgelambda-<hostname>, filled by config_finish */
-        char username[EL_CFG_STR];      /* "" = none */
+        char uri[EL_CFG_PATH];      /* tcp://127.0.0.1:1883 */
+        char client_id[EL_CFG_STR]; /* "" = edgelambda-<hostname>, filled by config_finish */
+        char username[EL_CFG_STR];  /* "" = none */
         char password_file[EL_CFG_PATH];
-        char topic_prefix[EL_CFG_STR];  /* edgelambda */
+        char topic_prefix[EL_CFG_STR]; /* edgelambda */
         char ca_file[EL_CFG_PATH];
         char cert_file[EL_CFG_PATH];
         char key_file[EL_CFG_PATH];
-        int keepalive_s;                /* 30, 5..3600 */
-        int session_expiry_s;           /* 86400, 1..2^31-1: how long the broker keeps our session */
-        int max_inflight;               /* 100, 1..65535: MQTT v5 receive maximum */
+        int keepalive_s;      /* 30, 5..3600 */
+        int session_expiry_s; /* 86400, 1..2^31-1: how long the broker keeps our session */
+        int max_inflight;     /* 100, 1..65535: MQTT v5 receive maximum */
     } mqtt;
     struct {
-        char subscribe[EL_CFG_PATH];    /* raw comma-separated list, "sensors/#" */
+        char subscribe[EL_CFG_PATH];               /* raw comma-separated list, "sensors/#" */
         char filters[EL_CFG_MAX_SUBS][EL_CFG_STR]; /* parsed, trimmed, validated filters */
         int n_filters;
-        int qos;                        /* 1, 0..2 */
-        char value_field[EL_CFG_STR];   /* value */
-        char ts_field[EL_CFG_STR];      /* ts */
-        bool fields_all;                /* fields = value|all */
-        int64_t max_payload;            /* 65536, 16..16777216 bytes */
-        int64_t max_future_s;           /* 86400: event times further ahead of a synced clock are absurd */
+        int qos;                      /* 1, 0..2 */
+        char value_field[EL_CFG_STR]; /* value */
+        char ts_field[EL_CFG_STR];    /* ts */
+        bool fields_all;              /* fields = value|all */
+        int64_t max_payload;          /* 65536, 16..16777216 bytes */
+        int64_t max_future_s; /* 86400: event times further ahead of a synced clock are absurd */
     } ingest;
     struct {
-        int bucket_ms;                  /* 1000, 10..3600000 */
-        int slots;                      /* 600, 16..1048576 */
-        int raw_samples;                /* 256, 1..65536 */
-        int max_series;                 /* 1000, 1..1000000 */
+        int bucket_ms;   /* 1000, 10..3600000 */
+        int slots;       /* 600, 16..1048576 */
+        int raw_samples; /* 256, 1..65536 */
+        int max_series;  /* 1000, 1..1000000 */
     } speed;
     struct {
-        char dir[EL_CFG_PATH];          /* /var/lib/edgelambda */
-        enum el_durability durability;  /* normal */
-        int flush_interval_ms;          /* 10, 1..10000 */
-        int64_t max_bytes;              /* 0 = no limit */
-        enum el_full_policy full_policy;/* stop_ingest */
-        int64_t journal_segment_bytes;  /* 8 MiB, >= 4*max_payload+1MiB */
-        int journal_segments;           /* 4, 2..64 */
+        char dir[EL_CFG_PATH];           /* /var/lib/edgelambda */
+        enum el_durability durability;   /* normal */
+        int flush_interval_ms;           /* 10, 1..10000 */
+        int64_t max_bytes;               /* 0 = no limit */
+        enum el_full_policy full_policy; /* stop_ingest */
+        int64_t journal_segment_bytes;   /* 8 MiB, >= 4*max_payload+1MiB */
+        int journal_segments;            /* 4, 2..64 */
     } storage;
     struct {
-        int idle_cpu_pct;               /* 20, 0..100 */
-        double idle_ingest_rate;        /* 200 events/s */
-        int idle_for_s;                 /* 30 */
-        char schedule[EL_CFG_STR];      /* "" = none, else "every 15m" style or HH:MM */
-        int max_lag_s;                  /* 300 */
+        int idle_cpu_pct;          /* 20, 0..100 */
+        double idle_ingest_rate;   /* 200 events/s */
+        int idle_for_s;            /* 30 */
+        char schedule[EL_CFG_STR]; /* "" = none, else "every 15m" style or HH:MM */
+        int max_lag_s;             /* 300 */
     } batch;
     struct {
-        char url[EL_CFG_PATH];          /* "" = disabled */
-        enum el_sync_format format;     /* ndjson */
-        enum el_compression compression;/* gzip */
-        int batch_events;               /* 5000 */
-        int64_t batch_bytes;            /* 1 MiB */
+        char url[EL_CFG_PATH];           /* "" = disabled */
+        enum el_sync_format format;      /* ndjson */
+        enum el_compression compression; /* gzip */
+        int batch_events;                /* 5000 */
+        int64_t batch_bytes;             /* 1 MiB */
         char ca_file[EL_CFG_PATH];
         char cert_file[EL_CFG_PATH];
         char key_file[EL_CFG_PATH];
         char token_file[EL_CFG_PATH];
-        char device_id[EL_CFG_STR];     /* "" = hostname */
-        bool insecure;                  /* false */
-        int timeout_s;                  /* 30 */
+        char device_id[EL_CFG_STR]; /* "" = hostname */
+        bool insecure;              /* false */
+        int timeout_s;              /* 30 */
     } sync;
     struct {
-        int level;                      /* plat_log level, info */
+        int level; /* plat_log level, info */
     } log;
     struct {
-        int synced;                     /* enum plat_clock_sync_mode: auto|yes|no */
+        int synced; /* enum plat_clock_sync_mode: auto|yes|no */
     } clock;
 };
 

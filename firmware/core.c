@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "batch.h"
 #include "ingest.h"
 #include "journal.h"
 #include "mlog.h"
@@ -28,6 +29,7 @@
 #include "plat_systemd.h"
 #include "status.h"
 #include "sync.h"
+#include "views.h"
 
 #define COMMIT_MAX_EVENTS 20000
 #define DRAIN_BATCH 4096
@@ -53,10 +55,12 @@ struct core {
     struct sync *sync;
     struct speed *speed;
     struct serve *serve;
+    struct views *views; /* read connection for serving */
+    struct batch *batch;
     struct pending_event *pending; /* PENDING_MAX */
     uint32_t n_pending;
-    struct ingest_request *req;    /* one request being answered */
-    char *answer;                  /* ANSWER_MAX */
+    struct ingest_request *req; /* one request being answered */
+    char *answer;               /* ANSWER_MAX */
     uint64_t queries, query_errors;
     int epfd, evfd, sigfd;
     bool stopping;
@@ -335,6 +339,10 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->storage_error = c->storage_failed ? c->storage_error : NULL;
     s->series = mlog_series_count(c->log);
     s->speed_memory_bytes = speed_memory_bytes(c->speed);
+    if (c->batch) {
+        s->batch_enabled = true;
+        batch_get_status(c->batch, &s->batch);
+    }
     if (c->sync)
         sync_get_status(c->sync, &s->sync);
 }
@@ -350,12 +358,17 @@ static void status_tick(struct core *c, int64_t now, bool force)
         c->rate_per_s = c->rate_last_ms ? (double)(int64_t)(rate * 10.0 + 0.5) / 10.0 : 0.0;
         c->rate_last_accepted = c->accepted_committed;
         c->rate_last_ms = now;
+        if (c->batch)
+            batch_tick(c->batch, c->rate_per_s, mlog_committed_seq(c->log));
     }
     status_fill(c, &s, now);
     /* "On change": everything but uptime and rate. */
     uint64_t key = s.accepted * 31 + s.received * 17 + s.duplicates * 7 + (uint64_t)s.log_seq +
                    s.series * 131 + (s.mqtt_connected ? 1u : 0u) + s.mqtt_connects * 1009 +
-                   (s.storage_error ? 99991u : 0u) + (s.clock_synced ? 7919u : 0u);
+                   (s.storage_error ? 99991u : 0u) + (s.clock_synced ? 7919u : 0u) +
+                   (uint64_t)s.batch.watermark_seq * 13 + (s.batch.running ? 5u : 0u) +
+                   (uint64_t)s.batch.runs * 10007 + (uint64_t)s.sync.acked_seq * 17 +
+                   (uint64_t)s.sync.parked_batches * 23;
     for (unsigned r = 0; r < INGEST_REASON_COUNT; r++)
         key = key * 3 + s.rejected[r];
     if (!force && key == c->status_last_key && now - c->status_last_ms < STATUS_HEARTBEAT_MS)
@@ -375,8 +388,20 @@ static void status_tick(struct core *c, int64_t now, bool force)
 static size_t answer_command(struct core *c, const struct query *q, char *buf, size_t cap)
 {
     const char *id = q->has_id ? q->id : NULL;
-    if (q->op == QUERY_RECOMPUTE)
-        return serve_error("unsupported", "this build has no batch layer yet", id, buf, cap);
+    if (q->op == QUERY_RECOMPUTE) {
+        if (!c->batch)
+            return serve_error("unsupported", "the batch layer is not running", id, buf, cap);
+        struct batch_status bs;
+        batch_get_status(c->batch, &bs);
+        if (!bs.running)
+            batch_request(c->batch, q->full, q->full ? "request-full" : "request");
+        int n = snprintf(buf, cap,
+                         "{\"ok\":true%s%s,\"op\":\"recompute\",\"full\":%s,\"started\":%s,"
+                         "\"watermark_seq\":%lld}",
+                         id ? ",\"id\":" : "", id ? id : "", q->full ? "true" : "false",
+                         bs.running ? "false" : "true", (long long)bs.watermark_seq);
+        return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    }
     if (q->op != QUERY_SYNC)
         return serve_error("bad_request", "commands are recompute and sync", id, buf, cap);
     if (!c->sync)
@@ -403,8 +428,9 @@ static void handle_request(struct core *c, const struct ingest_request *req)
     if (ok && req->is_command != (q.op == QUERY_RECOMPUTE || q.op == QUERY_SYNC)) {
         ok = false;
         code = "bad_request";
-        snprintf(err, sizeof err, "%s", req->is_command ? "not a command (use the query topic)"
-                                                        : "commands go to the command topic");
+        snprintf(err, sizeof err, "%s",
+                 req->is_command ? "not a command (use the query topic)"
+                                 : "commands go to the command topic");
     }
     if (!ok) {
         len = serve_error(code, err, q.has_id ? q.id : NULL, c->answer, ANSWER_MAX);
@@ -527,8 +553,7 @@ static void loop(struct core *c)
             plat_systemd_watchdog();
             c->watchdog_last_ms = now;
         }
-        if (c->stopping && ingest_stopped(c->ingest) && n == 0 &&
-            !journal_has_unread(c->journal)) {
+        if (c->stopping && ingest_stopped(c->ingest) && n == 0 && !journal_has_unread(c->journal)) {
             commit(c);
             if (!c->storage_failed)
                 return;
@@ -598,14 +623,18 @@ el_status core_run(const struct el_config *cfg)
     jo.strict = cfg->storage.durability == EL_DURABILITY_STRICT;
     st = journal_open(&jo, &c->journal);
     if (st != EL_OK) {
-        log_error("cannot open the ingest journal in %s: %s", cfg->storage.dir,
-                  el_status_str(st));
+        log_error("cannot open the ingest journal in %s: %s", cfg->storage.dir, el_status_str(st));
         goto out;
     }
     st = ingest_new(cfg, c->journal, &c->ingest);
     if (st != EL_OK)
         goto out;
-    st = serve_new(c->log, c->speed, &c->serve);
+    st = views_open(cfg->storage.dir, &c->views);
+    if (st != EL_OK) {
+        log_error("cannot open the batch views in %s: %s", cfg->storage.dir, el_status_str(st));
+        goto out;
+    }
+    st = serve_new(c->log, c->speed, c->views, &c->serve);
     if (st != EL_OK)
         goto out;
     st = recover(c);
@@ -617,6 +646,11 @@ el_status core_run(const struct el_config *cfg)
              EL_VERSION, cfg->storage.dir, (long long)mlog_last_seq(c->log),
              mlog_series_count(c->log),
              cfg->storage.durability == EL_DURABILITY_STRICT ? "strict" : "normal");
+    st = batch_new(cfg, &c->batch);
+    if (st != EL_OK) {
+        log_error("cannot start the batch worker: %s", el_status_str(st));
+        goto out;
+    }
     st = sync_new(cfg, &c->sync);
     if (st == EL_OK && c->sync) {
         sync_notify_committed(c->sync, mlog_committed_seq(c->log));
@@ -636,7 +670,9 @@ el_status core_run(const struct el_config *cfg)
 out:
     ingest_free(c->ingest);
     sync_free(c->sync);
+    batch_free(c->batch);
     serve_free(c->serve);
+    views_close(c->views);
     speed_free(c->speed);
     free(c->pending);
     free(c->req);

@@ -49,8 +49,8 @@ struct decode_opts {
     const char *ts_field;    /* NUL-terminated, not owned */
     bool fields_all;
     size_t max_payload;
-    int64_t ts_min_ms;        /* earliest plausible event time (default 2000-01-01) */
-    int64_t max_future_ms;    /* with a synced clock: latest plausible = recv + this */
+    int64_t ts_min_ms;     /* earliest plausible event time (default 2000-01-01) */
+    int64_t max_future_ms; /* with a synced clock: latest plausible = recv + this */
 };
 
 struct decode_event {
@@ -61,7 +61,7 @@ struct decode_event {
 };
 
 struct decode_result {
-    bool has_ts;        /* the payload carried a timestamp */
+    bool has_ts; /* the payload carried a timestamp */
     uint32_t n_events;
     struct decode_event ev[DECODE_MAX_FIELDS];
 };

@@ -145,7 +145,8 @@ static void reply_busy(struct ingest *ing, const struct ingest_request *req)
 
 static void copy_properties(struct ingest_request *r, MQTTAsync_message *msg)
 {
-    MQTTProperty *p = MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
+    MQTTProperty *p =
+        MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
     r->response_topic[0] = '\0';
     r->has_correlation = false;
     r->correlation_len = 0;
@@ -183,7 +184,8 @@ static void take_in_request(struct ingest *ing, bool is_command, MQTTAsync_messa
         struct ingest_request tmp;
         tmp.is_command = is_command;
         copy_properties(&tmp, msg);
-        plat_log_limited(&ing->req_limit, 10000, PLAT_LOG_WARN, "request queue full: answering busy");
+        plat_log_limited(&ing->req_limit, 10000, PLAT_LOG_WARN,
+                         "request queue full: answering busy");
         reply_busy(ing, &tmp);
         return;
     }
@@ -313,9 +315,9 @@ static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_messag
             jm.payload_len = (size_t)ing->cfg->ingest.max_payload;
             jm.flags |= MLOG_F_TRUNCATED;
         }
-        plat_log_limited(&ing->bad_input_limit, 10000, PLAT_LOG_WARN,
-                         "dead letter on %.*s: %s (%zu bytes)", (int)(topic_len > 200 ? 200 : topic_len),
-                         topic, ingest_reason_str(reason), len);
+        plat_log_limited(
+            &ing->bad_input_limit, 10000, PLAT_LOG_WARN, "dead letter on %.*s: %s (%zu bytes)",
+            (int)(topic_len > 200 ? 200 : topic_len), topic, ingest_reason_str(reason), len);
     }
 
     el_status st = journal_append(ing->journal, &jm, &seq);

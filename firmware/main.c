@@ -17,26 +17,26 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: edgelambdad [-c FILE] [--set SECTION.KEY=VALUE]... [--check-config]\n"
-            "\n"
-            "  -c, --config FILE   configuration file (default " EL_CONFIG_DEFAULT_PATH
-            ";\n"
-            "                      built-in defaults when that file does not exist)\n"
-            "  -s, --set S.K=V     override one key, e.g. --set storage.dir=./var\n"
-            "      --check-config  validate the configuration and exit (0 valid, 1 not)\n"
-            "      --help-config   print every key with its default and meaning\n"
-            "  -h, --help          this text\n"
-            "  -V, --version       print the version\n");
+    fprintf(out, "usage: edgelambdad [-c FILE] [--set SECTION.KEY=VALUE]... [--check-config]\n"
+                 "\n"
+                 "  -c, --config FILE   configuration file (default " EL_CONFIG_DEFAULT_PATH ";\n"
+                 "                      built-in defaults when that file does not exist)\n"
+                 "  -s, --set S.K=V     override one key, e.g. --set storage.dir=./var\n"
+                 "      --check-config  validate the configuration and exit (0 valid, 1 not)\n"
+                 "      --help-config   print every key with its default and meaning\n"
+                 "  -h, --help          this text\n"
+                 "  -V, --version       print the version\n");
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"set", required_argument, NULL, 's'},
-        {"check-config", no_argument, NULL, 'k'}, {"help-config", no_argument, NULL, 'H'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"set", required_argument, NULL, 's'},
+                                         {"check-config", no_argument, NULL, 'k'},
+                                         {"help-config", no_argument, NULL, 'H'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {"version", no_argument, NULL, 'V'},
+                                         {NULL, 0, NULL, 0}};
     const char *path = NULL;
     const char *overrides[MAX_OVERRIDES];
     int n_overrides = 0, c;

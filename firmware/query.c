@@ -172,8 +172,8 @@ static bool parse_agg(const char *text, const jsmntok_t *t, struct query_agg *a)
     static const struct {
         const char *name;
         enum query_agg_kind kind;
-    } names[] = {{"count", QAGG_COUNT}, {"sum", QAGG_SUM},       {"min", QAGG_MIN},
-                 {"max", QAGG_MAX},     {"mean", QAGG_MEAN},     {"stddev", QAGG_STDDEV},
+    } names[] = {{"count", QAGG_COUNT}, {"sum", QAGG_SUM},   {"min", QAGG_MIN},
+                 {"max", QAGG_MAX},     {"mean", QAGG_MEAN}, {"stddev", QAGG_STDDEV},
                  {"last", QAGG_LAST}};
     if (t->type != JSMN_STRING)
         return false;
@@ -253,7 +253,11 @@ static void defaults(struct query *q, int64_t now)
     q->step_ms = 60000;
     q->limit = 1;
     for (int i = 0; i < 5; i++) {
-        q->aggs[i].kind = i == 0 ? QAGG_COUNT : i == 1 ? QAGG_MEAN : i == 2 ? QAGG_MIN : i == 3 ? QAGG_MAX : QAGG_LAST;
+        q->aggs[i].kind = i == 0   ? QAGG_COUNT
+                          : i == 1 ? QAGG_MEAN
+                          : i == 2 ? QAGG_MIN
+                          : i == 3 ? QAGG_MAX
+                                   : QAGG_LAST;
         snprintf(q->aggs[i].name, sizeof q->aggs[i].name, "%s", dflt[i]);
     }
     q->n_aggs = 5;
@@ -264,8 +268,8 @@ static bool parse_op(const char *text, const jsmntok_t *t, struct query *q)
     static const struct {
         const char *name;
         enum query_op op;
-    } ops[] = {{"range", QUERY_RANGE},   {"query", QUERY_RANGE},         {"series", QUERY_SERIES},
-               {"last", QUERY_LAST},     {"status", QUERY_STATUS},       {"recompute", QUERY_RECOMPUTE},
+    } ops[] = {{"range", QUERY_RANGE}, {"query", QUERY_RANGE},   {"series", QUERY_SERIES},
+               {"last", QUERY_LAST},   {"status", QUERY_STATUS}, {"recompute", QUERY_RECOMPUTE},
                {"sync", QUERY_SYNC}};
     if (t->type != JSMN_STRING)
         return false;
@@ -374,15 +378,15 @@ bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, 
             return fail(code, "bad_request", err, errlen, msg);
         }
         if (!ok) {
-            snprintf(msg, sizeof msg, "bad value for \"%.*s\"", (int)(kt.n > 40 ? 40 : kt.n),
-                     kt.s);
+            snprintf(msg, sizeof msg, "bad value for \"%.*s\"", (int)(kt.n > 40 ? 40 : kt.n), kt.s);
             return fail(code, "bad_request", err, errlen, msg);
         }
     }
     if (q->op != QUERY_RANGE)
         return true;
     if (!q->has_series)
-        return fail(code, "bad_request", err, errlen, "a range query needs \"series\" or \"match\"");
+        return fail(code, "bad_request", err, errlen,
+                    "a range query needs \"series\" or \"match\"");
     if (q->from_ms >= q->to_ms)
         return fail(code, "bad_request", err, errlen, "\"from\" must be before \"to\"");
     if (q->to_ms - q->from_ms > MAX_SPAN_MS)
@@ -391,7 +395,8 @@ bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, 
     int64_t first = q->from_ms - (((q->from_ms % q->step_ms) + q->step_ms) % q->step_ms);
     int64_t buckets = (q->to_ms - first + q->step_ms - 1) / q->step_ms;
     if (buckets > QUERY_MAX_BUCKETS) {
-        snprintf(msg, sizeof msg, "%lld buckets requested; at most %d per series (use a larger step)",
+        snprintf(msg, sizeof msg,
+                 "%lld buckets requested; at most %d per series (use a larger step)",
                  (long long)buckets, QUERY_MAX_BUCKETS);
         return fail(code, "too_large", err, errlen, msg);
     }

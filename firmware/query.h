@@ -31,7 +31,14 @@
 #define QUERY_NAME_MAX 255
 #define QUERY_ID_MAX 128
 
-enum query_op { QUERY_RANGE = 0, QUERY_SERIES, QUERY_LAST, QUERY_STATUS, QUERY_RECOMPUTE, QUERY_SYNC };
+enum query_op {
+    QUERY_RANGE = 0,
+    QUERY_SERIES,
+    QUERY_LAST,
+    QUERY_STATUS,
+    QUERY_RECOMPUTE,
+    QUERY_SYNC
+};
 
 enum query_agg_kind {
     QAGG_COUNT = 0,

@@ -15,6 +15,7 @@
 #include "agg.h"
 #include "plat_jsonw.h"
 #include "plat_log.h"
+#include "views.h"
 
 struct value_ref {
     uint32_t k; /* answer bucket */
@@ -24,13 +25,17 @@ struct value_ref {
 struct serve {
     struct mlog *log;
     struct speed *sp;
-    struct agg *aggs;             /* QUERY_MAX_BUCKETS */
-    unsigned char *from_speed;    /* QUERY_MAX_BUCKETS flags */
-    unsigned char *from_log;      /* QUERY_MAX_BUCKETS flags */
-    struct value_ref *vals;       /* SERVE_MAX_VALUES */
+    struct views *views;         /* may be NULL: no batch layer */
+    int64_t watermark;           /* of the current read snapshot; 0 = no views */
+    struct agg_sketch *sketches; /* QUERY_MAX_BUCKETS, used where views feed a bucket */
+    unsigned char *from_batch;   /* QUERY_MAX_BUCKETS flags */
+    struct agg *aggs;            /* QUERY_MAX_BUCKETS */
+    unsigned char *from_speed;   /* QUERY_MAX_BUCKETS flags */
+    unsigned char *from_log;     /* QUERY_MAX_BUCKETS flags */
+    struct value_ref *vals;      /* SERVE_MAX_VALUES */
     size_t n_vals;
     bool vals_overflow;
-    double *tmp;                  /* SERVE_MAX_VALUES */
+    double *tmp; /* SERVE_MAX_VALUES */
 };
 
 /* State of one series' range computation. */
@@ -57,7 +62,7 @@ static int64_t align_up(int64_t t, int64_t s)
     return -align_down(-t, s);
 }
 
-el_status serve_new(struct mlog *log, struct speed *sp, struct serve **out)
+el_status serve_new(struct mlog *log, struct speed *sp, struct views *views, struct serve **out)
 {
     struct serve *sv = calloc(1, sizeof *sv);
     *out = NULL;
@@ -65,6 +70,15 @@ el_status serve_new(struct mlog *log, struct speed *sp, struct serve **out)
         return EL_NOMEM;
     sv->log = log;
     sv->sp = sp;
+    sv->views = views;
+    sv->sketches = calloc(QUERY_MAX_BUCKETS, sizeof sv->sketches[0]);
+    sv->from_batch = calloc(QUERY_MAX_BUCKETS, 1);
+    if (!sv->sketches || !sv->from_batch) {
+        serve_free(sv);
+        return EL_NOMEM;
+    }
+    for (size_t k = 0; k < QUERY_MAX_BUCKETS; k++)
+        agg_sketch_init(&sv->sketches[k]);
     sv->aggs = calloc(QUERY_MAX_BUCKETS, sizeof sv->aggs[0]);
     sv->from_speed = calloc(QUERY_MAX_BUCKETS, 1);
     sv->from_log = calloc(QUERY_MAX_BUCKETS, 1);
@@ -82,6 +96,11 @@ void serve_free(struct serve *sv)
 {
     if (!sv)
         return;
+    if (sv->sketches)
+        for (size_t k = 0; k < QUERY_MAX_BUCKETS; k++)
+            agg_sketch_cleanup(&sv->sketches[k]);
+    free(sv->sketches);
+    free(sv->from_batch);
     free(sv->aggs);
     free(sv->from_speed);
     free(sv->from_log);
@@ -149,12 +168,12 @@ static void on_value_only(void *ctx, int64_t seq, int64_t ts, double value)
 }
 
 static el_status read_log(struct range_ctx *rc, uint32_t id, int64_t a, int64_t b,
-                          mlog_row_fn fn, uint64_t *rows)
+                          int64_t after_seq, mlog_row_fn fn, uint64_t *rows)
 {
     uint64_t examined = 0;
     if (a >= b)
         return EL_OK;
-    el_status st = mlog_read_range(rc->sv->log, id, a, b, SERVE_MAX_ROWS - *rows, fn, rc,
+    el_status st = mlog_read_range(rc->sv->log, id, a, b, after_seq, SERVE_MAX_ROWS - *rows, fn, rc,
                                    &examined);
     *rows += examined;
     return st;
@@ -177,7 +196,7 @@ static el_status ring_values(struct range_ctx *rc, uint32_t id, int64_t a, int64
             for (size_t i = 0; i < got; i++)
                 value_push(sv, (uint32_t)k, sv->tmp[i]);
         } else {
-            el_status st = read_log(rc, id, lo, hi, on_value_only, rows);
+            el_status st = read_log(rc, id, lo, hi, 0, on_value_only, rows);
             if (st != EL_OK)
                 return st;
         }
@@ -194,6 +213,47 @@ static int cmp_value_ref(const void *x, const void *y)
     return a->v < b->v ? -1 : a->v > b->v;
 }
 
+static void on_view_row(void *ctx, int64_t t, const struct agg *a, const uint8_t *sketch,
+                        size_t sketch_len)
+{
+    struct range_ctx *rc = ctx;
+    struct serve *sv = rc->sv;
+    int64_t k = floor_div(t - rc->base, rc->step);
+    if (k < 0 || (size_t)k >= rc->n)
+        return;
+    agg_merge(&sv->aggs[k], a);
+    sv->from_batch[k] = 1;
+    if (rc->collect_values &&
+        agg_sketch_merge_serialized(&sv->sketches[k], sketch, sketch_len) != EL_OK)
+        sv->vals_overflow = true; /* a damaged sketch: answer "too large" rather than wrong */
+}
+
+/* The part of [from, to) older than the ring: batch views (seq <= watermark)
+ * plus the events the views do not cover yet (seq > watermark), for the
+ * view-aligned middle; raw master-log reads for the edges. */
+static el_status old_span(struct serve *sv, const struct query *q, uint32_t id,
+                          struct range_ctx *rc, int64_t from, int64_t to, uint64_t *rows)
+{
+    int64_t res = 0;
+    if (from >= to)
+        return EL_OK;
+    if (sv->views && sv->watermark > 0)
+        for (int i = VIEWS_N_RES - 1; i >= 0 && res == 0; i--)
+            if (q->step_ms % views_res_ms[i] == 0)
+                res = views_res_ms[i];
+    int64_t v_lo = res ? align_up(from, res) : to, v_hi = res ? align_down(to, res) : to;
+    if (v_lo >= v_hi)
+        return read_log(rc, id, from, to, 0, on_row, rows);
+    el_status st = views_read(sv->views, res, id, v_lo, v_hi, on_view_row, rc);
+    if (st == EL_OK)
+        st = read_log(rc, id, v_lo, v_hi, sv->watermark, on_row, rows);
+    if (st == EL_OK)
+        st = read_log(rc, id, from, v_lo, 0, on_row, rows);
+    if (st == EL_OK)
+        st = read_log(rc, id, v_hi, to, 0, on_row, rows);
+    return st;
+}
+
 /* Fills aggs[0..n) for one series; returns EL_FULL when over a bound. */
 static el_status compute_range(struct serve *sv, const struct query *q, uint32_t id,
                                struct range_ctx *rc)
@@ -206,10 +266,14 @@ static el_status compute_range(struct serve *sv, const struct query *q, uint32_t
     rc->base = align_down(q->from_ms, q->step_ms);
     rc->n = (size_t)((q->to_ms - rc->base + q->step_ms - 1) / q->step_ms);
     rc->collect_values = q->wants_quantiles;
-    for (size_t k = 0; k < rc->n; k++)
+    for (size_t k = 0; k < rc->n; k++) {
         agg_init(&sv->aggs[k]);
+        if (sv->from_batch[k])
+            agg_sketch_reset(&sv->sketches[k]);
+    }
     memset(sv->from_speed, 0, rc->n);
     memset(sv->from_log, 0, rc->n);
+    memset(sv->from_batch, 0, rc->n);
     sv->n_vals = 0;
     sv->vals_overflow = false;
 
@@ -222,18 +286,25 @@ static el_status compute_range(struct serve *sv, const struct query *q, uint32_t
         speed_collect(sv->sp, id, r_lo, r_hi, rc->base, rc->step, sv->aggs, rc->n);
         for (size_t k = 0; k < rc->n; k++)
             sv->from_speed[k] = sv->aggs[k].count > 0;
-        st = read_log(rc, id, q->from_ms, r_lo, on_row, &rows);
+        st = old_span(sv, q, id, rc, q->from_ms, r_lo, &rows);
         if (st == EL_OK)
-            st = read_log(rc, id, r_hi, q->to_ms, on_row, &rows);
+            st = read_log(rc, id, r_hi, q->to_ms, 0, on_row, &rows);
         if (st == EL_OK && q->wants_quantiles)
             st = ring_values(rc, id, r_lo, r_hi, &rows);
     } else {
-        st = read_log(rc, id, q->from_ms, q->to_ms, on_row, &rows);
+        st = old_span(sv, q, id, rc, q->from_ms, q->to_ms, &rows);
     }
     if (st == EL_OK && sv->vals_overflow)
         st = EL_FULL;
-    if (st == EL_OK && q->wants_quantiles)
+    if (st == EL_OK && q->wants_quantiles) {
         qsort(sv->vals, sv->n_vals, sizeof sv->vals[0], cmp_value_ref);
+        /* Buckets fed by views answer quantiles from their sketch, which
+         * must then also hold the raw values of the same bucket. */
+        for (size_t i = 0; i < sv->n_vals && st == EL_OK; i++)
+            if (sv->from_batch[sv->vals[i].k])
+                st = agg_sketch_add(&sv->sketches[sv->vals[i].k], sv->vals[i].v) == EL_OK ? EL_OK
+                                                                                          : EL_FULL;
+    }
     return st;
 }
 
@@ -244,9 +315,7 @@ static double bucket_quantile(const struct serve *sv, size_t *cursor, uint32_t k
     while (*cursor < sv->n_vals && sv->vals[*cursor].k < k)
         (*cursor)++;
     size_t first = *cursor;
-    uint64_t rank = (uint64_t)ceil(q * (double)count);
-    if (rank < 1)
-        rank = 1;
+    uint64_t rank = agg_quantile_rank(count, q);
     if (first + rank - 1 >= sv->n_vals || sv->vals[first + rank - 1].k != k)
         return NAN; /* cannot happen: counts are checked */
     return sv->vals[first + rank - 1].v;
@@ -270,7 +339,12 @@ static void write_bucket(struct jw *w, const struct serve *sv, const struct quer
         case QAGG_MEAN: jw_double(w, agg_mean(a)); break;
         case QAGG_STDDEV: jw_double(w, agg_stddev(a)); break;
         case QAGG_LAST: jw_double(w, a->last_value); break;
-        case QAGG_QUANTILE: jw_double(w, bucket_quantile(sv, cursor, (uint32_t)k, a->count, qa->q)); break;
+        case QAGG_QUANTILE:
+            if (sv->from_batch[k])
+                jw_double(w, agg_sketch_quantile(&sv->sketches[k], qa->q));
+            else
+                jw_double(w, bucket_quantile(sv, cursor, (uint32_t)k, a->count, qa->q));
+            break;
         }
     }
     jw_obj_end(w);
@@ -281,7 +355,7 @@ static void write_buckets(struct jw *w, const struct serve *sv, const struct que
                           const struct range_ctx *rc)
 {
     size_t cursor = 0;
-    uint64_t n_speed = 0, n_log = 0;
+    uint64_t n_speed = 0, n_log = 0, n_batch = 0;
     jw_key(w, "buckets");
     jw_arr_begin(w);
     for (size_t k = 0; k < rc->n && jw_ok_so_far(w); k++) {
@@ -291,17 +365,27 @@ static void write_buckets(struct jw *w, const struct serve *sv, const struct que
         write_bucket(w, sv, q, k, t, &cursor);
         n_speed += sv->from_speed[k];
         n_log += sv->from_log[k];
+        n_batch += sv->from_batch[k];
     }
     jw_arr_end(w);
     jw_key(w, "sources");
     jw_obj_begin(w);
     jw_key(w, "batch");
-    jw_uint(w, 0);
+    jw_uint(w, n_batch);
     jw_key(w, "speed");
     jw_uint(w, n_speed);
     jw_key(w, "log");
     jw_uint(w, n_log);
     jw_obj_end(w);
+}
+
+static size_t range_failed(el_status st, const struct query *q, char *buf, size_t cap)
+{
+    if (st == EL_FULL)
+        return serve_error("too_large", "the range needs too many raw events; narrow it",
+                           q->has_id ? q->id : NULL, buf, cap);
+    log_warn("serving a range of %s failed: %s", q->series, el_status_str(st));
+    return serve_error("internal", el_status_str(st), q->has_id ? q->id : NULL, buf, cap);
 }
 
 static size_t answer_range(struct serve *sv, const struct query *q, int64_t seq, char *buf,
@@ -327,9 +411,9 @@ static size_t answer_range(struct serve *sv, const struct query *q, int64_t seq,
     if (!q->is_match) {
         if (mlog_series_find(sv->log, q->series, strlen(q->series), &id) != EL_OK)
             return serve_error("not_found", "no such series", q->has_id ? q->id : NULL, buf, cap);
-        if (compute_range(sv, q, id, &rc) != EL_OK)
-            return serve_error("too_large", "the range needs too many raw events; narrow it",
-                               q->has_id ? q->id : NULL, buf, cap);
+        el_status st = compute_range(sv, q, id, &rc);
+        if (st != EL_OK)
+            return range_failed(st, q, buf, cap);
         write_buckets(&w, sv, q, &rc);
     } else {
         uint32_t matched = 0;
@@ -342,9 +426,9 @@ static size_t answer_range(struct serve *sv, const struct query *q, int64_t seq,
             if (++matched > SERVE_MAX_MATCH)
                 return serve_error("too_large", "the filter matches too many series",
                                    q->has_id ? q->id : NULL, buf, cap);
-            if (compute_range(sv, q, id, &rc) != EL_OK)
-                return serve_error("too_large", "the range needs too many raw events; narrow it",
-                                   q->has_id ? q->id : NULL, buf, cap);
+            el_status st = compute_range(sv, q, id, &rc);
+            if (st != EL_OK)
+                return range_failed(st, q, buf, cap);
             jw_obj_begin(&w);
             jw_key(&w, "series");
             jw_str(&w, name);
@@ -355,7 +439,8 @@ static size_t answer_range(struct serve *sv, const struct query *q, int64_t seq,
     }
     jw_obj_end(&w);
     if (!jw_ok(&w))
-        return serve_error("too_large", "the answer exceeds the reply size limit; use a larger step",
+        return serve_error("too_large",
+                           "the answer exceeds the reply size limit; use a larger step",
                            q->has_id ? q->id : NULL, buf, cap);
     return jw_len(&w);
 }
@@ -441,7 +526,17 @@ size_t serve_answer(struct serve *sv, const struct query *q, int64_t seq, const 
 {
     const char *id = q->has_id ? q->id : NULL;
     switch (q->op) {
-    case QUERY_RANGE: return answer_range(sv, q, seq, buf, cap);
+    case QUERY_RANGE: {
+        sv->watermark = 0;
+        if (sv->views && views_begin_read(sv->views, &sv->watermark) != EL_OK)
+            sv->watermark = 0;
+        if (sv->watermark > seq)
+            sv->watermark = 0; /* cannot happen: views are built from committed events */
+        size_t n = answer_range(sv, q, seq, buf, cap);
+        if (sv->views)
+            views_end_read(sv->views);
+        return n;
+    }
     case QUERY_SERIES:
     case QUERY_LAST: return answer_list(sv, q, seq, buf, cap);
     case QUERY_STATUS: {

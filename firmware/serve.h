@@ -12,9 +12,18 @@
  *     the ring's window (backfills, late data) — is read from the master log
  *     through its block-range summary. Each time span has exactly one source,
  *     so nothing is counted twice or missed;
- *   - quantiles are exact nearest-rank over the raw values: from the speed
- *     layer's raw-sample ring where it provably holds every event of the span
- *     (its count equals the ring buckets' count), else from the master log.
+ *   - older than the ring, the batch views (views.h) serve the middle of the
+ *     span aligned to the coarsest view resolution that divides S — exactly
+ *     the events with seq <= the views' watermark W — together with the
+ *     events of that middle with seq > W read from the master log's tail
+ *     (late events the views do not cover yet); the unaligned edges are raw
+ *     master-log reads. Views and W are read in one snapshot;
+ *   - quantiles are exact nearest-rank over the raw values where no view
+ *     feeds the bucket: from the speed layer's raw-sample ring where it
+ *     provably holds every event of the span (its count equals the ring
+ *     buckets' count), else from the master log; where a view feeds the
+ *     bucket, from the view sketches merged with the bucket's other raw
+ *     values (relative error <= AGG_SKETCH_ALPHA).
  * Answers carry "seq": the core commits before answering, so an answer is
  * exact for exactly the events with sequence <= seq. "sources" counts answer
  * buckets fed by each source.
@@ -35,6 +44,7 @@
 #include "mlog.h"
 #include "query.h"
 #include "speed.h"
+#include "views.h"
 
 #define SERVE_MAX_MATCH 1000
 #define SERVE_MAX_ROWS 5000000
@@ -42,7 +52,9 @@
 
 struct serve;
 
-EL_MUST_CHECK el_status serve_new(struct mlog *log, struct speed *sp, struct serve **out);
+/* views may be NULL (no batch layer); all three are borrowed. */
+EL_MUST_CHECK el_status serve_new(struct mlog *log, struct speed *sp, struct views *views,
+                                  struct serve **out);
 void serve_free(struct serve *sv);
 
 /* Writes the JSON answer to q (or an error reply) into buf; returns its

@@ -126,7 +126,8 @@ void speed_add(struct speed *sp, uint32_t id, int64_t ts_ms, double value, int64
 
     /* totals and raw ring: every event */
     s->totals.count++;
-    if (ts_ms > s->totals.last_ts_ms || (ts_ms == s->totals.last_ts_ms && seq > s->totals.last_seq)) {
+    if (ts_ms > s->totals.last_ts_ms ||
+        (ts_ms == s->totals.last_ts_ms && seq > s->totals.last_seq)) {
         s->totals.last_ts_ms = ts_ms;
         s->totals.last_seq = seq;
         s->totals.last_value = value;
@@ -177,7 +178,8 @@ void speed_collect(const struct speed *sp, uint32_t id, int64_t from_ms, int64_t
     if (s->newest_start_ms == EMPTY)
         return;
     int64_t lo = from_ms > window_start(sp, s) ? from_ms : window_start(sp, s);
-    int64_t hi = to_ms < s->newest_start_ms + sp->bucket_ms ? to_ms : s->newest_start_ms + sp->bucket_ms;
+    int64_t hi =
+        to_ms < s->newest_start_ms + sp->bucket_ms ? to_ms : s->newest_start_ms + sp->bucket_ms;
     for (int64_t t = lo; t + sp->bucket_ms <= hi; t += sp->bucket_ms) {
         const struct speed_bucket *b = slot_of(sp, id, t);
         if (b->start_ms != t || b->a.count == 0)

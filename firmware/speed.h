@@ -41,8 +41,8 @@ struct speed_raw {
 };
 
 struct speed_totals {
-    uint64_t count;      /* events of the series (whole master log) */
-    int64_t last_ts_ms;  /* newest event time, INT64_MIN if none */
+    uint64_t count;     /* events of the series (whole master log) */
+    int64_t last_ts_ms; /* newest event time, INT64_MIN if none */
     int64_t last_seq;
     double last_value;
 };

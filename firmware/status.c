@@ -74,6 +74,44 @@ size_t status_format(const struct status_snapshot *s, char *buf, size_t len)
     jw_uint(&w, s->speed_memory_bytes);
     jw_obj_end(&w);
 
+    jw_key(&w, "batch");
+    jw_obj_begin(&w);
+    jw_key(&w, "watermark_seq");
+    jw_int(&w, s->batch.watermark_seq);
+    jw_key(&w, "last_run");
+    if (s->batch.last_run_wall_ms > 0) {
+        char t[40];
+        jw_str(&w, plat_clock_format_rfc3339(s->batch.last_run_wall_ms, t, sizeof t));
+    } else {
+        jw_null(&w);
+    }
+    jw_key(&w, "running");
+    jw_bool(&w, s->batch.running);
+    jw_key(&w, "runs");
+    jw_int(&w, s->batch.runs);
+    jw_key(&w, "failures");
+    jw_int(&w, s->batch.failures);
+    if (s->batch.runs > 0) {
+        jw_key(&w, "last_trigger");
+        jw_str(&w, s->batch.last_trigger);
+        jw_key(&w, "last_full");
+        jw_bool(&w, s->batch.last.full);
+        jw_key(&w, "last_events");
+        jw_uint(&w, s->batch.last.events);
+        jw_key(&w, "last_rows");
+        jw_uint(&w, s->batch.last.groups);
+        jw_key(&w, "last_seconds");
+        jw_double(&w, (double)s->batch.last.wall_ms / 1000.0);
+        jw_key(&w, "last_cpu_seconds");
+        jw_double(&w, s->batch.last.cpu_s);
+    }
+    jw_key(&w, "error");
+    if (s->batch.last_error[0])
+        jw_str(&w, s->batch.last_error);
+    else
+        jw_null(&w);
+    jw_obj_end(&w);
+
     jw_key(&w, "sync");
     jw_obj_begin(&w);
     jw_key(&w, "enabled");

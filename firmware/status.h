@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "ingest.h"
 #include "sync.h"
 
@@ -37,6 +38,8 @@ struct status_snapshot {
     const char *storage_error; /* NULL when healthy */
     uint32_t series;
     uint64_t speed_memory_bytes;
+    bool batch_enabled;
+    struct batch_status batch;
     struct sync_status sync;
 };
 

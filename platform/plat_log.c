@@ -32,7 +32,7 @@ int plat_log_level_parse(const char *name)
 }
 
 __attribute__((format(printf, 2, 0))) static void log_vwrite(enum plat_log_level level,
-                                                            const char *fmt, va_list ap)
+                                                             const char *fmt, va_list ap)
 {
     static const char *const words[] = {"error", "warn", "info", "debug"};
     static const char *const sd_prefix[] = {"<3>", "<4>", "<6>", "<7>"};

@@ -25,6 +25,9 @@
  *   overtakes the read index (it is behind by the number of source-only
  *   keys still to come), so no temporary array is needed and every failure
  *   happens before dst is touched.
+ *
+ * Ownership: a sketch owns its bins array (malloc'ed, freed by cleanup);
+ * nothing else allocates. Threading: none inside; callers own the structs.
  */
 #include "agg.h"
 
@@ -535,8 +538,8 @@ static el_status stream_open_blob(struct bin_stream *st, const uint8_t *buf, siz
     if (*st->rd.p++ != AGG_SKETCH_VERSION)
         return EL_CORRUPT;
     uint64_t n_bins;
-    if (varint_get(&st->rd, &st->count) != EL_OK ||
-        varint_get(&st->rd, &st->zero_count) != EL_OK || varint_get(&st->rd, &n_bins) != EL_OK)
+    if (varint_get(&st->rd, &st->count) != EL_OK || varint_get(&st->rd, &st->zero_count) != EL_OK ||
+        varint_get(&st->rd, &n_bins) != EL_OK)
         return EL_CORRUPT;
     if (st->zero_count > st->count || n_bins > AGG_SKETCH_MAX_BINS)
         return EL_CORRUPT;

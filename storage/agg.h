@@ -9,9 +9,11 @@
  * (Welford / Chan et al. parallel merge: numerically stable population
  * variance); last value with its event time and sequence (greatest event
  * time wins, ties broken by the greater sequence).
- *   Limits: the double-double carries about 106 bits, so agg_sum is the
- *   correctly rounded sum except in pathological cancellations (values that
- *   span more than ~2^106 in magnitude and then cancel). A partial sum that
+ *   Limits: the double-double carries about 106 bits below the leading bit
+ *   of the running sum, so agg_sum is the correctly rounded sum unless a
+ *   partial sum holds bits spanning more than that and then cancels away:
+ *   1e16 + 1 - 1e16 is exact in any grouping, but 1e20 + 0.1 + 0.2 + ... +
+ *   1.0 - 1e20 gives 5.5000000000000009, not 5.5. A partial sum that
  *   overflows (|sum| > DBL_MAX, e.g. 1e308 + 1e308, whatever the values that
  *   follow) makes the sum +-inf (NaN if both signs overflowed) for good, like
  *   math.fsum's "intermediate overflow": a finite agg_sum is never silently
@@ -99,6 +101,7 @@ void agg_add(struct agg *a, double v, int64_t ts_ms, int64_t seq);
 /* dst += src; src may be dst; merging an empty agg is a no-op. Commutative
  * and associative for count/min/max/last/sum (within the limits above). */
 void agg_merge(struct agg *dst, const struct agg *src);
+/* agg_mean is sum/count (the Welford mean if the sum overflowed). */
 double agg_sum(const struct agg *a);    /* 0 when empty */
 double agg_mean(const struct agg *a);   /* NaN when empty */
 double agg_stddev(const struct agg *a); /* population; NaN when empty */

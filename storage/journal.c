@@ -290,8 +290,8 @@ static size_t rec_parse(const char *base, size_t size, size_t off, struct journa
     rec->reason = u16[2];
     rec->flags = u16[3];
     rec->payload_len = payload_len;
-    size_t body = REC_HDR_BYTES + (size_t)rec->n_events * REC_EVENT_BYTES + rec->topic_len +
-                  rec->payload_len;
+    size_t body =
+        REC_HDR_BYTES + (size_t)rec->n_events * REC_EVENT_BYTES + rec->topic_len + rec->payload_len;
     if (align8(body) != len)
         return 0;
     rec->events = (const struct journal_event *)(const void *)(p + REC_HDR_BYTES);
@@ -355,8 +355,8 @@ el_status journal_replay(struct journal *j, journal_replay_fn fn, void *ctx, uin
         }
         munmap(base, size);
         if (torn) {
-            log_warn("journal: %s ends in a torn record at offset %zu; later records ignored",
-                     path, off);
+            log_warn("journal: %s ends in a torn record at offset %zu; later records ignored", path,
+                     off);
             break;
         }
     }
@@ -495,8 +495,8 @@ bool journal_next(struct journal *j, struct journal_rec *rec)
             size_t len = rec_parse(s->base, j->seg_bytes, j->r_off, rec);
             if (len == 0) {
                 /* Cannot happen unless memory is corrupted: we wrote it. */
-                log_error("journal: unreadable record in segment %" PRIu64 " at %zu",
-                          j->r_segno, j->r_off);
+                log_error("journal: unreadable record in segment %" PRIu64 " at %zu", j->r_segno,
+                          j->r_off);
                 abort();
             }
             j->r_off += len;

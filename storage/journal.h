@@ -59,10 +59,10 @@
 struct journal;
 
 struct journal_opts {
-    const char *dir;        /* storage.dir; the journal lives in <dir>/journal */
-    size_t segment_bytes;   /* size of each segment file */
-    uint32_t segments;      /* segment slots (>= 2) */
-    bool strict;            /* msync every record before journal_append returns */
+    const char *dir;      /* storage.dir; the journal lives in <dir>/journal */
+    size_t segment_bytes; /* size of each segment file */
+    uint32_t segments;    /* segment slots (>= 2) */
+    bool strict;          /* msync every record before journal_append returns */
 };
 
 struct journal_event {

@@ -167,8 +167,8 @@ static el_status series_load(struct mlog *log)
         const char *name = (const char *)sqlite3_column_text(st, 1);
         size_t len = (size_t)sqlite3_column_bytes(st, 1);
         if (id < 1 || id > log->max_series) {
-            log_error("master log holds series id %lld but speed.max_series is %u",
-                      (long long)id, log->max_series);
+            log_error("master log holds series id %lld but speed.max_series is %u", (long long)id,
+                      log->max_series);
             rc = EL_INVAL;
             break;
         }
@@ -195,8 +195,8 @@ static el_status prepare_all(struct mlog *log)
     static const char upsert_block[] =
         "INSERT INTO blocks(block,min_ts,max_ts) VALUES(?,?,?) ON CONFLICT(block) DO UPDATE SET"
         " min_ts=min(min_ts,excluded.min_ts), max_ts=max(max_ts,excluded.max_ts)";
-    if (sqlite3_prepare_v3(log->db, upsert_block, -1, SQLITE_PREPARE_PERSISTENT,
-                           &log->upsert_block, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v3(log->db, upsert_block, -1, SQLITE_PREPARE_PERSISTENT, &log->upsert_block,
+                           NULL) != SQLITE_OK)
         return db_fail(log, "preparing statements");
     if (sqlite3_prepare_v3(log->db, ins_event, -1, SQLITE_PREPARE_PERSISTENT, &log->ins_event,
                            NULL) != SQLITE_OK ||
@@ -596,7 +596,8 @@ static el_status read_blocks(struct mlog *log, uint32_t series_id, int64_t from_
 }
 
 el_status mlog_read_range(struct mlog *log, uint32_t series_id, int64_t from_ms, int64_t to_ms,
-                          uint64_t max_rows, mlog_row_fn fn, void *ctx, uint64_t *rows_examined)
+                          int64_t after_seq, uint64_t max_rows, mlog_row_fn fn, void *ctx,
+                          uint64_t *rows_examined)
 {
     sqlite3_stmt *st = NULL;
     uint64_t rows = 0;
@@ -610,14 +611,20 @@ el_status mlog_read_range(struct mlog *log, uint32_t series_id, int64_t from_ms,
     if (rc != EL_OK)
         return rc;
     if (sqlite3_prepare_v2(log->db,
-                           "SELECT block FROM blocks WHERE max_ts >= ? AND min_ts < ? ORDER BY block",
+                           "SELECT block FROM blocks WHERE max_ts >= ? AND min_ts < ? AND block >= "
+                           "? ORDER BY block",
                            -1, &st, NULL) != SQLITE_OK)
         return db_fail(log, "reading block summaries");
     sqlite3_bind_int64(st, 1, from_ms);
     sqlite3_bind_int64(st, 2, to_ms);
+    sqlite3_bind_int64(st, 3, after_seq >> MLOG_BLOCK_SHIFT);
     while (rc == EL_OK && (r = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t lo = sqlite3_column_int64(st, 0) << MLOG_BLOCK_SHIFT;
         int64_t hi = lo + (1 << MLOG_BLOCK_SHIFT);
+        if (lo <= after_seq)
+            lo = after_seq + 1;
+        if (lo >= hi)
+            continue;
         if (lo == run_hi) {
             run_hi = hi; /* adjacent: one rowid range */
             continue;

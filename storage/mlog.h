@@ -70,8 +70,8 @@
 struct mlog;
 
 struct mlog_opts {
-    const char *dir;        /* storage.dir, created if missing */
-    uint32_t max_series;    /* capacity of the series dictionary */
+    const char *dir;     /* storage.dir, created if missing */
+    uint32_t max_series; /* capacity of the series dictionary */
 };
 
 struct mlog_event {
@@ -138,14 +138,14 @@ uint32_t mlog_pending(const struct mlog *log);
 /* Size of the database file plus its WAL, in bytes. */
 int64_t mlog_bytes(const struct mlog *log);
 
-/* Reads the events of one series with from_ms <= ts < to_ms, in sequence
- * order, calling fn for each. Only blocks whose time range overlaps are
- * read (by rowid range). Stops with EL_FULL after max_rows rows were
- * examined (the caller answers "too large"). *rows_examined may be NULL. */
+/* Reads the events of one series with from_ms <= ts < to_ms and
+ * seq > after_seq (0: all), in sequence order, calling fn for each. Only blocks whose time range
+ * overlaps are read (by rowid range). Stops with EL_FULL after max_rows rows were examined (the
+ * caller answers "too large"). *rows_examined may be NULL. */
 typedef void (*mlog_row_fn)(void *ctx, int64_t seq, int64_t ts_ms, double value);
 EL_MUST_CHECK el_status mlog_read_range(struct mlog *log, uint32_t series_id, int64_t from_ms,
-                                        int64_t to_ms, uint64_t max_rows, mlog_row_fn fn,
-                                        void *ctx, uint64_t *rows_examined);
+                                        int64_t to_ms, int64_t after_seq, uint64_t max_rows,
+                                        mlog_row_fn fn, void *ctx, uint64_t *rows_examined);
 /* Calls fn for every event with seq > after_seq in sequence order (start-up
  * rebuild of the speed layer). */
 typedef void (*mlog_event_fn)(void *ctx, int64_t seq, uint32_t series_id, int64_t ts_ms,

@@ -58,7 +58,7 @@ int64_t sync_policy_backoff_ms(uint32_t attempt, int64_t base_ms, int64_t cap_ms
 
 static const char *skip_blanks(const char *p)
 {
-    while (*p == ' ' || *p == '\t')
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
         p++;
     return p;
 }
@@ -191,19 +191,20 @@ bool sync_policy_parse_retry_after(const char *value, int64_t now_wall_ms, int64
     if (*p >= '0' && *p <= '9') {
         int64_t secs = 0;
         while (*p >= '0' && *p <= '9') {
-            if (secs < SYNC_RETRY_AFTER_MAX_MS) /* saturate: huge values clamp anyway */
+            if (secs <= SYNC_RETRY_AFTER_MAX_MS / 1000) /* saturate: no overflow */
                 secs = secs * 10 + (*p - '0');
             p++;
         }
         if (*skip_blanks(p) != '\0')
             return false;
-        *delay_ms = secs * 1000;
+        *delay_ms = secs > SYNC_RETRY_AFTER_MAX_MS / 1000 ? SYNC_RETRY_AFTER_MAX_MS : secs * 1000;
         return true;
     }
     int64_t at_ms;
     if (!http_date(p, &at_ms))
         return false;
-    *delay_ms = at_ms > now_wall_ms ? at_ms - now_wall_ms : 0;
+    at_ms = at_ms > now_wall_ms ? at_ms - now_wall_ms : 0;
+    *delay_ms = at_ms > SYNC_RETRY_AFTER_MAX_MS ? SYNC_RETRY_AFTER_MAX_MS : at_ms;
     return true;
 }
 

@@ -56,9 +56,10 @@ uint64_t sync_policy_xorshift(void *state);
 int64_t sync_policy_backoff_ms(uint32_t attempt, int64_t base_ms, int64_t cap_ms, sync_rng_fn rng,
                                void *rng_ctx);
 
-/* Parses a Retry-After value (leading/trailing blanks allowed). now_wall_ms
- * is the current wall time for the HTTP-date form. Returns false (and leaves
- * *delay_ms alone) when the value is neither form. */
+/* Parses a Retry-After value (leading/trailing blanks allowed) into a delay
+ * in [0, SYNC_RETRY_AFTER_MAX_MS]. now_wall_ms is the current wall time for
+ * the HTTP-date form. Returns false (and leaves *delay_ms alone) when the
+ * value is neither form. */
 bool sync_policy_parse_retry_after(const char *value, int64_t now_wall_ms, int64_t *delay_ms);
 
 /* The wait before retrying after a RETRY verdict: Retry-After (retry_after_ms

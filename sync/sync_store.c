@@ -278,3 +278,25 @@ el_status sync_store_recv_after(struct sync_store *st, int64_t after, int64_t *r
     sqlite3_finalize(s);
     return EL_OK;
 }
+
+el_status sync_store_latest_parked(struct sync_store *st, struct sync_parked *out, char *response,
+                                   size_t len)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = run(st,
+                 "SELECT first_seq, last_seq, events, http_status, response FROM sync_parked"
+                 " ORDER BY parked_ms DESC, first_seq DESC LIMIT 1",
+                 NULL, 0, 0, NULL, &s);
+    if (rc == SQLITE_DONE)
+        return EL_NOTFOUND;
+    if (rc != SQLITE_ROW)
+        return db_fail(st, "reading sync_parked");
+    out->first_seq = sqlite3_column_int64(s, 0);
+    out->last_seq = sqlite3_column_int64(s, 1);
+    out->events = sqlite3_column_int64(s, 2);
+    out->http_status = (long)sqlite3_column_int64(s, 3);
+    const unsigned char *text = sqlite3_column_text(s, 4);
+    snprintf(response, len, "%s", text ? (const char *)text : "");
+    sqlite3_finalize(s);
+    return EL_OK;
+}

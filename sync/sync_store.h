@@ -37,6 +37,7 @@
 #define EL_SYNC_STORE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <sqlite3.h>
@@ -91,6 +92,10 @@ EL_MUST_CHECK el_status sync_store_split_parked(struct sync_store *st, int64_t f
 /* The parked batch with the smallest first_seq > after; EL_NOTFOUND if none. */
 EL_MUST_CHECK el_status sync_store_next_parked(struct sync_store *st, int64_t after,
                                                struct sync_parked *out);
+/* The most recently refused parked batch and the start of its response
+ * (NUL-terminated in response[len]); EL_NOTFOUND if none. */
+EL_MUST_CHECK el_status sync_store_latest_parked(struct sync_store *st, struct sync_parked *out,
+                                                 char *response, size_t len);
 /* Receive time (wall ms) of the event with the smallest seq > after;
  * EL_NOTFOUND if none. */
 EL_MUST_CHECK el_status sync_store_recv_after(struct sync_store *st, int64_t after,

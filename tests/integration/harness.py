@@ -10,6 +10,7 @@ Environment (set by ctest): EL_BUILD_DIR (binaries), EL_SOURCE_DIR.
 """
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -23,6 +24,9 @@ BUILD = os.environ.get("EL_BUILD_DIR") or os.path.join(os.path.dirname(__file__)
 SOURCE = os.environ.get("EL_SOURCE_DIR") or os.path.join(os.path.dirname(__file__), "..", "..")
 DAEMON = os.path.join(BUILD, "edgelambdad")
 CLI = os.path.join(BUILD, "edgelambda")
+# Emulated runs (test_cross.py): EL_EMULATOR, e.g. "qemu-aarch64-static -L
+# <sysroot>", goes in front of DAEMON and CLI wherever they are started.
+EMULATOR = shlex.split(os.environ.get("EL_EMULATOR", ""))
 # Sanitizer builds are slower: scale every timeout.
 SLOW = 3.0 if "asan" in os.path.basename(os.path.normpath(BUILD)).lower() else 1.0
 
@@ -135,6 +139,7 @@ class Daemon:
         self.logfile = os.path.join(workdir, "edgelambdad.log")
         self.proc = None
         self.starts = 0
+        self.env = {}  # extra environment (fault injection)
 
     @property
     def db_path(self):
@@ -145,7 +150,7 @@ class Daemon:
         return self.sets.get("mqtt.topic_prefix", "edgelambda")
 
     def args(self):
-        a = [DAEMON]
+        a = EMULATOR + [DAEMON]
         for k, v in self.sets.items():
             a += ["--set", "%s=%s" % (k, v)]
         return a
@@ -154,7 +159,8 @@ class Daemon:
         self.starts += 1
         before = self.log_text().count("subscribed to")
         self.logf = open(self.logfile, "a")
-        self.proc = subprocess.Popen(self.args(), stdout=self.logf, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args(), stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, **self.env))
         if wait_subscribed:
             def ready():
                 if self.proc.poll() is not None:
@@ -243,7 +249,7 @@ def lg_topic(i, series, prefix="sensors"):
 
 def loadgen(broker, count=None, seconds=None, series=100, qos=1, style="json-ts", start_index=0,
             ts_base=None, acked_file=None, rate=0, extra=(), timeout=600, check_ok=True):
-    args = [CLI, "--uri", broker.uri, "loadgen", "--series", str(series), "--qos", str(qos),
+    args = EMULATOR + [CLI, "--uri", broker.uri, "loadgen", "--series", str(series), "--qos", str(qos),
             "--style", style, "--start-index", str(start_index), "--rate", str(rate), "--quiet"]
     if count is not None:
         args += ["--count", str(count)]
@@ -269,7 +275,7 @@ def loadgen(broker, count=None, seconds=None, series=100, qos=1, style="json-ts"
 
 def loadgen_async(broker, count, series=100, qos=1, style="json-ts", ts_base=None, acked_file=None,
                   rate=0, start_index=0):
-    args = [CLI, "--uri", broker.uri, "loadgen", "--series", str(series), "--qos", str(qos),
+    args = EMULATOR + [CLI, "--uri", broker.uri, "loadgen", "--series", str(series), "--qos", str(qos),
             "--style", style, "--count", str(count), "--rate", str(rate), "--quiet",
             "--start-index", str(start_index)]
     if ts_base is not None:

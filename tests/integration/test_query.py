@@ -9,6 +9,7 @@ mosquitto_rr (the real binary) gets answers; an MQTT 3.1.1 client with
 """
 import json
 import math
+from fractions import Fraction
 import os
 import random
 import subprocess
@@ -52,8 +53,9 @@ def reference(rows, frm, to, step, aggs):
             elif a == "last":
                 b[a] = max(ev)[2]
             else:
-                q = float(a[1:]) / 100.0
-                b[a] = vals[max(1, math.ceil(q * n)) - 1]
+                # nearest rank, in exact arithmetic: ceil(q * n)
+                rank = max(1, math.ceil(Fraction(a[1:]) * n / 100))
+                b[a] = vals[rank - 1]
         out.append(b)
     return out
 

@@ -361,8 +361,8 @@ static void partition(size_t n, size_t parts, unsigned *part_of, struct rng *r)
 {
     bool contiguous = rng_below(r, 3) == 0;
     for (size_t i = 0; i < n; i++)
-        part_of[i] = contiguous ? (unsigned)(i * parts / (n ? n : 1))
-                                : (unsigned)rng_below(r, parts);
+        part_of[i] =
+            contiguous ? (unsigned)(i * parts / (n ? n : 1)) : (unsigned)rng_below(r, parts);
 }
 
 enum sum_check { SUM_EXACT, SUM_EXACT_IF_FINITE };
@@ -385,9 +385,8 @@ static void check_agg(const struct agg *a, const struct ref *ref, enum sum_check
     if (!ok) {
         print_error("%s: count %" PRIu64 "/%" PRIu64 " min %a/%a max %a/%a last %a/%a sum %a/%a "
                     "mean %.17g/%.17Lg stddev %.17g/%.17Lg\n",
-                    what, a->count, ref->count, a->min, ref->min, a->max, ref->max,
-                    a->last_value, ref->last, sum, ref->sum, agg_mean(a), ref->mean,
-                    agg_stddev(a), ref->stddev);
+                    what, a->count, ref->count, a->min, ref->min, a->max, ref->max, a->last_value,
+                    ref->last, sum, ref->sum, agg_mean(a), ref->mean, agg_stddev(a), ref->stddev);
         fail();
     }
 }
@@ -523,8 +522,8 @@ static void test_agg_random(void **state)
                 uint64_t seed = r.s;
                 events_alloc(&e, trial_size(&r));
                 fill_dist(&e, (enum dist)d, (enum order)o, &r);
-                snprintf(what, sizeof what, "agg %s order %d n %zu seed %#" PRIx64,
-                         dist_names[d], o, e.n, seed);
+                snprintf(what, sizeof what, "agg %s order %d n %zu seed %#" PRIx64, dist_names[d],
+                         o, e.n, seed);
                 run_agg_trial(&e, &r, SUM_EXACT, SUM_EXACT, NULL, true, what);
                 events_free(&e);
             }
@@ -602,6 +601,28 @@ static void test_agg_adversarial(void **state)
         run_agg_trial(&e, &r, SUM_EXACT, SUM_EXACT, NULL, false, what);
         events_free(&e);
     }
+    /* merging two double-doubles whose hi parts cancel: the lo parts must be
+     * added error-free too (a plain lo + lo loses 2^-10 and rounds a near-tie
+     * the wrong way) */
+    {
+        double va[] = {0x1p100, 0x1p46 + 0x1p-5}, vb[] = {-(0x1p100 - 0x1p48), 0x1p-10};
+        double all[] = {va[0], va[1], vb[0], vb[1]};
+        bool of;
+        double want = ref_fsum(all, 4, &of);
+        assert_true(want == 0x1p48 + 0x1p46 + 0x1p-4);
+        struct agg pa, pb;
+        agg_init(&pa);
+        agg_init(&pb);
+        for (int i = 0; i < 2; i++) {
+            agg_add(&pa, va[i], i, i);
+            agg_add(&pb, vb[i], i, 2 + i);
+        }
+        struct agg ab = pa, ba = pb;
+        agg_merge(&ab, &pb);
+        agg_merge(&ba, &pa);
+        assert_true(agg_sum(&ab) == want && agg_sum(&ba) == want);
+    }
+
     agg_init(&a);
     agg_add(&a, 1e16, 1, 1);
     agg_add(&a, 1.0, 2, 2);
@@ -877,8 +898,11 @@ static void test_sketch_accuracy_range(void **state)
     struct rng r = {UINT64_C(0x5eed0004)};
     for (int i = -1040; i <= 35500; i++) {
         double edge = exp((double)i * ln_gamma);
-        double cand[] = {edge, nextafter(edge, 0.0), nextafter(edge, INFINITY),
-                         edge * (1.0 + 1e-12), edge * (1.0 - 1e-12),
+        double cand[] = {edge,
+                         nextafter(edge, 0.0),
+                         nextafter(edge, INFINITY),
+                         edge * (1.0 + 1e-12),
+                         edge * (1.0 - 1e-12),
                          edge * (1.0 + rng_unit(&r) * 0.03)};
         for (size_t k = 0; k < sizeof cand / sizeof cand[0]; k++) {
             double v = cand[k];
@@ -906,8 +930,7 @@ static void test_sketch_accuracy_range(void **state)
     assert_true(fabs(agg_sketch_quantile(&s, 1.0) - DBL_MAX) <= a * DBL_MAX);
     assert_true(fabs(agg_sketch_quantile(&s, 0.0) + DBL_MAX) <= a * DBL_MAX);
     assert_true(agg_sketch_quantile(&s, 0.5) == 0.0);
-    assert_true(fabs(agg_sketch_quantile(&s, 0.75) - AGG_SKETCH_MIN_ABS) <=
-                a * AGG_SKETCH_MIN_ABS);
+    assert_true(fabs(agg_sketch_quantile(&s, 0.75) - AGG_SKETCH_MIN_ABS) <= a * AGG_SKETCH_MIN_ABS);
     size_t len;
     uint8_t *b = blob_of(&s, &len);
     struct agg_sketch back;
@@ -1018,9 +1041,9 @@ static void test_sketch_corrupt_blobs(void **state)
     /* the valid neighbours of the table: so the table tests what it says */
     static const uint8_t good1[] = {1, 1, 0, 1, 0x80, 0x20, 1};
     static const uint8_t good2[] = {1, 5, 2, 2, 0x80, 0x20, 1, 1, 2};
-    static const uint8_t good3[] = {1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                    0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                    0x01, 0};
+    static const uint8_t good3[] = {1,    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0xff, 0xff, 0x01, 0};
     struct agg_sketch s, d, d_before;
     agg_sketch_init(&s);
     agg_sketch_init(&d);

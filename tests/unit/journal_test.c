@@ -139,12 +139,15 @@ static struct journal *open_journal(const char *dir, size_t seg_bytes, uint32_t 
 
 static void journal_dir(const char *dir, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/journal", dir);
+    if (snprintf(buf, len, "%s/journal", dir) >= (int)len)
+        abort();
 }
 
 static void seg_file(const char *dir, uint64_t segno, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/journal/seg-%016llx.jnl", dir, (unsigned long long)segno);
+    if (snprintf(buf, len, "%s/journal/seg-%016llx.jnl", dir, (unsigned long long)segno) >=
+        (int)len)
+        abort();
 }
 
 static int cmp_u64(const void *a, const void *b)

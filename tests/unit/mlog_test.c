@@ -98,7 +98,8 @@ static el_status try_open(const char *dir, uint32_t max_series, struct mlog **lo
 
 static void db_path(const char *dir, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/master.db", dir);
+    if (snprintf(buf, len, "%s/master.db", dir) >= (int)len)
+        abort();
 }
 
 /* A second connection to master.db, as another thread or process would
@@ -138,7 +139,8 @@ static void peer_text(sqlite3 *db, const char *sql, char *buf, size_t len)
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     const unsigned char *t = sqlite3_column_text(st, 0);
-    snprintf(buf, len, "%s", t ? (const char *)t : "(null)");
+    if (snprintf(buf, len, "%s", t ? (const char *)t : "(null)") >= (int)len)
+        abort();
     sqlite3_finalize(st);
 }
 

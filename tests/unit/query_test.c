@@ -46,12 +46,21 @@ static void test_range_defaults_and_fields(void **state)
 
 static void test_errors(void **state)
 {
-    static const char *const bad[] = {
-        "", "[]", "{", "{\"series\":1}", "{\"op\":\"nope\"}", "{\"series\":\"a\",\"agg\":[\"x\"]}",
-        "{\"series\":\"a\",\"from\":5,\"to\":4}", "{\"series\":\"a\",\"step\":\"1y\"}",
-        "{\"series\":\"a\",\"from\":\"-100d\",\"step\":\"1ms\"}", "{\"bogus\":1}", "{\"series\":\"a\"} {}",
-        "{\"series\":\"a\",\"agg\":[\"p0\"]}", "{\"series\":\"a\",\"match\":\"b\"}",
-        "{\"op\":\"last\",\"n\":1001}", "{\"series\":\"a\\u0000\"}"};
+    static const char *const bad[] = {"",
+                                      "[]",
+                                      "{",
+                                      "{\"series\":1}",
+                                      "{\"op\":\"nope\"}",
+                                      "{\"series\":\"a\",\"agg\":[\"x\"]}",
+                                      "{\"series\":\"a\",\"from\":5,\"to\":4}",
+                                      "{\"series\":\"a\",\"step\":\"1y\"}",
+                                      "{\"series\":\"a\",\"from\":\"-100d\",\"step\":\"1ms\"}",
+                                      "{\"bogus\":1}",
+                                      "{\"series\":\"a\"} {}",
+                                      "{\"series\":\"a\",\"agg\":[\"p0\"]}",
+                                      "{\"series\":\"a\",\"match\":\"b\"}",
+                                      "{\"op\":\"last\",\"n\":1001}",
+                                      "{\"series\":\"a\\u0000\"}"};
     struct query q;
     const char *code;
     char err[200];

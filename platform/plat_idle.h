@@ -1,0 +1,22 @@
+/*
+ * plat_idle — how busy the board's CPUs are, from /proc/stat deltas, for
+ * the batch layer's idle windows (DESIGN §6).
+ *
+ * Threading: a struct plat_idle belongs to its caller's thread.
+ */
+#ifndef PLAT_IDLE_H
+#define PLAT_IDLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct plat_idle {
+    uint64_t last_total, last_idle;
+    bool primed;
+};
+
+/* CPU busy percentage since the previous call (0..100); -1 on the first call
+ * or when /proc/stat cannot be read. */
+double plat_idle_busy_pct(struct plat_idle *pi);
+
+#endif

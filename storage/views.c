@@ -1,0 +1,465 @@
+/*
+ * views — batch views in views.db: reads and recompute (format and design
+ * in views.h).
+ *
+ * Ownership: struct views owns its SQLite connection and statements; a
+ * recompute opens (and closes) its own read-only connection to master.db
+ * and owns the group table it aggregates into.
+ */
+#include "views.h"
+
+#include <limits.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "plat_clock.h"
+#include "plat_hash.h"
+#include "plat_log.h"
+
+const int64_t views_res_ms[VIEWS_N_RES] = {60000, 3600000, 86400000};
+
+#define CHUNK_ROWS 100000
+
+struct views {
+    sqlite3 *db;
+    sqlite3_stmt *read_rows, *get_row, *put_row;
+    bool in_read;
+};
+
+struct group {
+    int64_t res, t;
+    uint32_t series;
+    bool used;
+    struct agg a;
+    struct agg_sketch sk;
+};
+
+struct group_table {
+    struct group *groups; /* VIEWS_MAX_GROUPS, open addressing over 2x slots */
+    uint32_t *slots;      /* index+1, 0 = empty */
+    uint32_t n, mask;
+};
+
+static const char schema_sql[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS views(res INTEGER NOT NULL, series INTEGER NOT NULL,"
+    " t INTEGER NOT NULL, count INTEGER NOT NULL, sum_hi REAL, sum_lo REAL, min REAL, max REAL,"
+    " mean REAL, m2 REAL, last_value REAL, last_ts INTEGER, last_seq INTEGER, sketch BLOB,"
+    " PRIMARY KEY(res, series, t)) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO meta VALUES('schema_version', 1);"
+    "INSERT OR IGNORE INTO meta VALUES('watermark_seq', 0);";
+
+static el_status fail(sqlite3 *db, const char *what)
+{
+    log_error("views: %s: %s", what, sqlite3_errmsg(db));
+    return (sqlite3_errcode(db) & 0xff) == SQLITE_FULL ? EL_FULL : EL_DB;
+}
+
+static el_status exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        log_error("views: %s: %s", sql, msg ? msg : "?");
+        sqlite3_free(msg);
+        return EL_DB;
+    }
+    return EL_OK;
+}
+
+el_status views_open(const char *dir, struct views **out)
+{
+    char path[PATH_MAX];
+    struct views *v = calloc(1, sizeof *v);
+    el_status st = EL_DB;
+    *out = NULL;
+    if (!v)
+        return EL_NOMEM;
+    snprintf(path, sizeof path, "%s/views.db", dir);
+    if (sqlite3_open_v2(path, &v->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        st = fail(v->db, "opening views.db");
+        goto fail;
+    }
+    sqlite3_busy_timeout(v->db, 10000);
+    st = exec(v->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+    if (st == EL_OK)
+        st = exec(v->db, schema_sql);
+    if (st != EL_OK)
+        goto fail;
+    if (sqlite3_prepare_v3(
+            v->db,
+            "SELECT t, count, sum_hi, sum_lo, min, max, mean, m2, last_value, last_ts,"
+            " last_seq, sketch FROM views WHERE res=? AND series=? AND t>=? AND t<?"
+            " ORDER BY t",
+            -1, SQLITE_PREPARE_PERSISTENT, &v->read_rows, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(v->db,
+                           "SELECT count, sum_hi, sum_lo, min, max, mean, m2, last_value, last_ts,"
+                           " last_seq, sketch FROM views WHERE res=? AND series=? AND t=?",
+                           -1, SQLITE_PREPARE_PERSISTENT, &v->get_row, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(v->db,
+                           "INSERT OR REPLACE INTO views VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
+                           SQLITE_PREPARE_PERSISTENT, &v->put_row, NULL) != SQLITE_OK) {
+        st = fail(v->db, "preparing statements");
+        goto fail;
+    }
+    *out = v;
+    return EL_OK;
+fail:
+    views_close(v);
+    return st;
+}
+
+void views_close(struct views *v)
+{
+    if (!v)
+        return;
+    sqlite3_finalize(v->read_rows);
+    sqlite3_finalize(v->get_row);
+    sqlite3_finalize(v->put_row);
+    sqlite3_close(v->db);
+    free(v);
+}
+
+static int64_t meta_int(sqlite3 *db, const char *key)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+static el_status meta_set(sqlite3 *db, const char *key, int64_t value)
+{
+    sqlite3_stmt *st = NULL;
+    el_status rc = EL_OK;
+    if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta VALUES(?,?)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return fail(db, "writing meta");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, value);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = fail(db, "writing meta");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int64_t views_watermark(struct views *v)
+{
+    return meta_int(v->db, "watermark_seq");
+}
+
+/* ---- reads ---- */
+
+el_status views_begin_read(struct views *v, int64_t *watermark_seq)
+{
+    if (v->in_read)
+        views_end_read(v);
+    if (sqlite3_exec(v->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return fail(v->db, "BEGIN");
+    v->in_read = true;
+    /* The first read fixes the snapshot: the watermark and the rows agree. */
+    *watermark_seq = meta_int(v->db, "watermark_seq");
+    return EL_OK;
+}
+
+void views_end_read(struct views *v)
+{
+    if (v->in_read && sqlite3_exec(v->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        log_warn("views: ending a read: %s", sqlite3_errmsg(v->db));
+    v->in_read = false;
+}
+
+static void row_to_agg(sqlite3_stmt *st, int first, struct agg *a)
+{
+    a->count = (uint64_t)sqlite3_column_int64(st, first);
+    a->sum_hi = sqlite3_column_double(st, first + 1);
+    a->sum_lo = sqlite3_column_double(st, first + 2);
+    a->min = sqlite3_column_double(st, first + 3);
+    a->max = sqlite3_column_double(st, first + 4);
+    a->mean = sqlite3_column_double(st, first + 5);
+    a->m2 = sqlite3_column_double(st, first + 6);
+    a->last_value = sqlite3_column_double(st, first + 7);
+    a->last_ts_ms = sqlite3_column_int64(st, first + 8);
+    a->last_seq = sqlite3_column_int64(st, first + 9);
+}
+
+el_status views_read(struct views *v, int64_t res_ms, uint32_t series, int64_t from_ms,
+                     int64_t to_ms, views_row_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = v->read_rows;
+    struct agg a;
+    int r;
+    sqlite3_bind_int64(st, 1, res_ms);
+    sqlite3_bind_int64(st, 2, series);
+    sqlite3_bind_int64(st, 3, from_ms);
+    sqlite3_bind_int64(st, 4, to_ms);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        row_to_agg(st, 1, &a);
+        fn(ctx, sqlite3_column_int64(st, 0), &a, sqlite3_column_blob(st, 11),
+           (size_t)sqlite3_column_bytes(st, 11));
+    }
+    sqlite3_reset(st);
+    return r == SQLITE_DONE ? EL_OK : fail(v->db, "reading views");
+}
+
+/* ---- recompute ---- */
+
+static el_status groups_init(struct group_table *g)
+{
+    uint32_t cap = 1;
+    while (cap < 2u * VIEWS_MAX_GROUPS)
+        cap <<= 1;
+    g->groups = calloc(VIEWS_MAX_GROUPS, sizeof g->groups[0]);
+    g->slots = calloc(cap, sizeof g->slots[0]);
+    g->mask = cap - 1;
+    g->n = 0;
+    if (!g->groups || !g->slots)
+        return EL_NOMEM;
+    for (uint32_t i = 0; i < VIEWS_MAX_GROUPS; i++)
+        agg_sketch_init(&g->groups[i].sk);
+    return EL_OK;
+}
+
+static void groups_cleanup(struct group_table *g)
+{
+    if (g->groups)
+        for (uint32_t i = 0; i < VIEWS_MAX_GROUPS; i++)
+            agg_sketch_cleanup(&g->groups[i].sk);
+    free(g->groups);
+    free(g->slots);
+}
+
+static struct group *group_get(struct group_table *g, int64_t res, uint32_t series, int64_t t)
+{
+    uint64_t key[3] = {(uint64_t)res, series, (uint64_t)t};
+    uint64_t h = plat_hash64(PLAT_HASH64_INIT, key, sizeof key);
+    for (uint32_t i = (uint32_t)h & g->mask;; i = (i + 1) & g->mask) {
+        if (g->slots[i] == 0) {
+            if (g->n == VIEWS_MAX_GROUPS)
+                return NULL;
+            struct group *grp = &g->groups[g->n++];
+            grp->res = res;
+            grp->series = series;
+            grp->t = t;
+            agg_init(&grp->a);
+            agg_sketch_reset(&grp->sk);
+            g->slots[i] = g->n;
+            return grp;
+        }
+        struct group *grp = &g->groups[g->slots[i] - 1];
+        if (grp->res == res && grp->series == series && grp->t == t)
+            return grp;
+    }
+}
+
+static int64_t floor_to(int64_t t, int64_t res)
+{
+    int64_t q = t / res;
+    if (t % res != 0 && t < 0)
+        q--;
+    return q * res;
+}
+
+/* Merges every group into the view rows (inside the run's transaction). */
+static el_status groups_flush(struct views *v, struct group_table *g, struct views_run *run)
+{
+    uint8_t *blob = NULL;
+    size_t blob_cap = 0;
+    el_status rc = EL_OK;
+    for (uint32_t i = 0; i < g->n && rc == EL_OK; i++) {
+        struct group *grp = &g->groups[i];
+        sqlite3_stmt *st = v->get_row;
+        sqlite3_bind_int64(st, 1, grp->res);
+        sqlite3_bind_int64(st, 2, grp->series);
+        sqlite3_bind_int64(st, 3, grp->t);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            struct agg a;
+            row_to_agg(st, 0, &a);
+            agg_merge(&grp->a, &a);
+            rc = agg_sketch_merge_serialized(&grp->sk, sqlite3_column_blob(st, 10),
+                                             (size_t)sqlite3_column_bytes(st, 10));
+        }
+        sqlite3_reset(st);
+        if (rc != EL_OK)
+            break;
+        size_t need = agg_sketch_serialized_size(&grp->sk);
+        if (need > blob_cap) {
+            uint8_t *nb = realloc(blob, need);
+            if (!nb) {
+                rc = EL_NOMEM;
+                break;
+            }
+            blob = nb;
+            blob_cap = need;
+        }
+        size_t blen = agg_sketch_serialize(&grp->sk, blob, blob_cap);
+        st = v->put_row;
+        sqlite3_bind_int64(st, 1, grp->res);
+        sqlite3_bind_int64(st, 2, grp->series);
+        sqlite3_bind_int64(st, 3, grp->t);
+        sqlite3_bind_int64(st, 4, (int64_t)grp->a.count);
+        sqlite3_bind_double(st, 5, grp->a.sum_hi);
+        sqlite3_bind_double(st, 6, grp->a.sum_lo);
+        sqlite3_bind_double(st, 7, grp->a.min);
+        sqlite3_bind_double(st, 8, grp->a.max);
+        sqlite3_bind_double(st, 9, grp->a.mean);
+        sqlite3_bind_double(st, 10, grp->a.m2);
+        sqlite3_bind_double(st, 11, grp->a.last_value);
+        sqlite3_bind_int64(st, 12, grp->a.last_ts_ms);
+        sqlite3_bind_int64(st, 13, grp->a.last_seq);
+        sqlite3_bind_blob(st, 14, blob, (int)blen, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = fail(v->db, "writing a view row");
+        sqlite3_reset(st);
+        run->groups++;
+    }
+    free(blob);
+    memset(g->slots, 0, ((size_t)g->mask + 1) * sizeof g->slots[0]);
+    g->n = 0;
+    return rc;
+}
+
+static double thread_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0)
+        return 0;
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* Aggregates events (lo, hi] of the master log into the group table,
+ * flushing when it fills. */
+static el_status aggregate_range(struct views *v, sqlite3 *mdb, int64_t lo, int64_t hi,
+                                 struct group_table *g, atomic_int *cancel,
+                                 void (*yield_fn)(void *), void *yield_ctx, struct views_run *run)
+{
+    sqlite3_stmt *st = NULL;
+    el_status rc = EL_OK;
+    if (sqlite3_prepare_v2(mdb,
+                           "SELECT seq, series, ts, value FROM events WHERE seq > ? AND seq <= ?"
+                           " ORDER BY seq LIMIT ?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return fail(mdb, "reading the master log");
+    int64_t from = lo;
+    while (rc == EL_OK && from < hi) {
+        int64_t last = from;
+        int r;
+        sqlite3_bind_int64(st, 1, from);
+        sqlite3_bind_int64(st, 2, hi);
+        sqlite3_bind_int64(st, 3, CHUNK_ROWS);
+        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+            int64_t seq = sqlite3_column_int64(st, 0);
+            uint32_t series = (uint32_t)sqlite3_column_int64(st, 1);
+            int64_t ts = sqlite3_column_int64(st, 2);
+            double value = sqlite3_column_double(st, 3);
+            last = seq;
+            run->events++;
+            for (int k = 0; k < VIEWS_N_RES && rc == EL_OK; k++) {
+                int64_t res = views_res_ms[k];
+                struct group *grp = group_get(g, res, series, floor_to(ts, res));
+                if (!grp) {
+                    rc = groups_flush(v, g, run);
+                    grp = rc == EL_OK ? group_get(g, res, series, floor_to(ts, res)) : NULL;
+                    if (!grp)
+                        break;
+                }
+                agg_add(&grp->a, value, ts, seq);
+                if (agg_sketch_add(&grp->sk, value) != EL_OK)
+                    rc = EL_NOMEM;
+            }
+            if (rc != EL_OK)
+                break;
+        }
+        if (rc == EL_OK && r != SQLITE_DONE && r != SQLITE_ROW)
+            rc = fail(mdb, "reading the master log");
+        sqlite3_reset(st);
+        if (last == from)
+            break; /* no more rows */
+        from = last;
+        if (cancel && atomic_load(cancel))
+            rc = EL_AGAIN;
+        else if (yield_fn)
+            yield_fn(yield_ctx);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+el_status views_recompute(struct views *v, const char *dir, bool full, atomic_int *cancel,
+                          void (*yield_fn)(void *ctx), void *yield_ctx, struct views_run *run)
+{
+    char path[PATH_MAX];
+    sqlite3 *mdb = NULL;
+    struct group_table g = {0};
+    el_status rc;
+    int64_t t0 = plat_clock_mono_ms();
+    double cpu0 = thread_cpu_s();
+    memset(run, 0, sizeof *run);
+    run->full = full;
+    snprintf(path, sizeof path, "%s/master.db", dir);
+    if (sqlite3_open_v2(path, &mdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        rc = fail(mdb, "opening master.db");
+        goto out;
+    }
+    sqlite3_busy_timeout(mdb, 10000);
+    rc = groups_init(&g);
+    if (rc != EL_OK)
+        goto out;
+    /* The snapshot: one read transaction on the master log for the whole run. */
+    rc = exec(mdb, "BEGIN");
+    if (rc != EL_OK)
+        goto out;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(mdb, "SELECT coalesce(max(seq),0) FROM events", -1, &st, NULL) ==
+            SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        run->snapshot_seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+
+    rc = exec(v->db, "BEGIN IMMEDIATE");
+    if (rc != EL_OK)
+        goto out;
+    run->previous_seq = meta_int(v->db, "watermark_seq");
+    int64_t lo = full ? 0 : run->previous_seq;
+    if (full)
+        rc = exec(v->db, "DELETE FROM views");
+    if (rc == EL_OK && run->snapshot_seq > lo)
+        rc = aggregate_range(v, mdb, lo, run->snapshot_seq, &g, cancel, yield_fn, yield_ctx, run);
+    if (rc == EL_OK)
+        rc = groups_flush(v, &g, run);
+    if (rc == EL_OK && run->snapshot_seq > run->previous_seq)
+        rc = meta_set(v->db, "watermark_seq", run->snapshot_seq);
+    if (rc == EL_OK && full && run->snapshot_seq < run->previous_seq)
+        rc = meta_set(v->db, "watermark_seq", run->snapshot_seq);
+    if (rc == EL_OK)
+        rc = meta_set(v->db, full ? "last_full_ms" : "last_run_ms", plat_clock_wall_ms());
+    if (rc == EL_OK && full)
+        rc = meta_set(v->db, "last_run_ms", plat_clock_wall_ms());
+    /* The swap: one commit makes the whole new view visible at once. */
+    if (rc == EL_OK)
+        rc = exec(v->db, "COMMIT");
+    if (rc != EL_OK && !sqlite3_get_autocommit(v->db))
+        (void)exec(v->db, "ROLLBACK");
+out:
+    if (mdb) {
+        if (!sqlite3_get_autocommit(mdb))
+            (void)exec(mdb, "COMMIT");
+        sqlite3_close(mdb);
+    }
+    groups_cleanup(&g);
+    run->wall_ms = plat_clock_mono_ms() - t0;
+    run->cpu_s = thread_cpu_s() - cpu0;
+    return rc;
+}

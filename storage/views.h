@@ -1,0 +1,85 @@
+/*
+ * views — batch views: per series and bucket (1 min, 1 h, 1 d) the same
+ * mergeable aggregates as the speed layer (agg.h), with a quantile sketch,
+ * recomputed from the master log (SPEC §6).
+ *
+ * FILE FORMAT (<storage.dir>/views.db, SQLite WAL; its own file so that a
+ * recompute never blocks master-log commits):
+ *   meta(key TEXT PRIMARY KEY, value)   watermark_seq: the views cover exactly
+ *                                       the events with seq <= watermark_seq;
+ *                                       last_run_ms, last_full_ms, schema_version
+ *   views(res INTEGER, series INTEGER, t INTEGER,       res: bucket width in ms
+ *         count INTEGER, sum_hi REAL, sum_lo REAL, min REAL, max REAL,
+ *         mean REAL, m2 REAL, last_value REAL, last_ts INTEGER, last_seq INTEGER,
+ *         sketch BLOB,                                   agg_sketch_serialize()
+ *         PRIMARY KEY(res, series, t)) WITHOUT ROWID
+ *
+ * RECOMPUTE. A run takes snapshot S = the highest committed sequence of the
+ * master log (in a read transaction) and covers seq <= S. Incremental (the
+ * normal path): the events in (watermark, S] — late ones included — are
+ * aggregated per (res, series, bucket) and MERGED into the existing rows
+ * (aggregates are mergeable, so this equals a recompute of those buckets).
+ * Full: every row is deleted and rebuilt from all events <= S. Either way
+ * the whole run is ONE write transaction that also sets watermark_seq = S:
+ * readers (WAL snapshots) see the old views until the commit and the new
+ * ones after it, never a half-built view; a crash mid-run rolls back and
+ * the old views keep serving. Memory is bounded: groups are flushed to the
+ * database every VIEWS_MAX_GROUPS groups.
+ *
+ * Threading: a struct views belongs to one thread. The batch worker owns a
+ * writer; the core owns a reader.
+ */
+#ifndef EL_VIEWS_H
+#define EL_VIEWS_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agg.h"
+#include "el_status.h"
+
+#define VIEWS_N_RES 3
+#define VIEWS_MAX_GROUPS 65536
+extern const int64_t views_res_ms[VIEWS_N_RES]; /* 60000, 3600000, 86400000 */
+
+struct views;
+
+EL_MUST_CHECK el_status views_open(const char *dir, struct views **out);
+void views_close(struct views *v);
+
+/* ---- reading (core) ---- */
+
+/* Starts a read snapshot and returns the watermark it covers (0 = none). */
+EL_MUST_CHECK el_status views_begin_read(struct views *v, int64_t *watermark_seq);
+void views_end_read(struct views *v);
+/* Rows of one resolution and series with from <= t < to, in t order; the
+ * sketch blob is borrowed for the call. */
+typedef void (*views_row_fn)(void *ctx, int64_t t, const struct agg *a, const uint8_t *sketch,
+                             size_t sketch_len);
+EL_MUST_CHECK el_status views_read(struct views *v, int64_t res_ms, uint32_t series,
+                                   int64_t from_ms, int64_t to_ms, views_row_fn fn, void *ctx);
+
+/* ---- recompute (batch worker) ---- */
+
+struct views_run {
+    bool full;
+    int64_t snapshot_seq; /* S */
+    int64_t previous_seq; /* watermark before the run */
+    uint64_t events;      /* events aggregated */
+    uint64_t groups;      /* view rows written */
+    int64_t wall_ms;
+    double cpu_s;
+};
+
+/* Runs one recompute against <dir>/master.db. *cancel (set by another
+ * thread) makes it roll back and return EL_AGAIN. yield_fn, when not NULL,
+ * is called between chunks (the worker uses it to step aside for ingest). */
+EL_MUST_CHECK el_status views_recompute(struct views *v, const char *dir, bool full,
+                                        atomic_int *cancel, void (*yield_fn)(void *ctx),
+                                        void *yield_ctx, struct views_run *run);
+/* The current watermark (its own short read). */
+int64_t views_watermark(struct views *v);
+
+#endif
