@@ -86,6 +86,12 @@ struct core {
     double rate_per_s;
     char status_buf[4096];
     int64_t watchdog_period_ms, watchdog_last_ms;
+
+    /* retention (storage.max_bytes) */
+    int64_t used_bytes;
+    uint64_t trimmed_events;
+    bool log_full_paused; /* stop_ingest in force */
+    struct plat_log_limit retention_limit;
 };
 
 void core_block_signals(void)
@@ -235,6 +241,8 @@ static int drain(struct core *c)
     int n = 0;
     if (c->storage_failed && plat_clock_mono_ms() < c->storage_retry_at_ms)
         return 0;
+    if (c->log_full_paused)
+        return 0; /* stop_ingest: the journal fills, PUBACKs stop, the broker keeps the data */
     while (n < DRAIN_BATCH && journal_next(c->journal, &r)) {
         if (c->oldest_pending_mono_ms == 0)
             c->oldest_pending_mono_ms = r.mono_ms > 0 ? r.mono_ms : 1;
@@ -317,6 +325,79 @@ static el_status recover(struct core *c)
     return mlog_scan_recent(c->log, INGEST_DEDUP_WINDOW, seed_recent, c->ingest);
 }
 
+/* ---- retention ---- */
+
+#define TRIM_MAX_EVENTS ((int64_t)64 << MLOG_BLOCK_SHIFT)
+
+/* Highest sequence retention may remove without losing anything: covered by
+ * the batch views (which keep the history at 1 min/1 h/1 d) and, with sync
+ * enabled, acknowledged upstream. */
+static int64_t removable_upto(struct core *c)
+{
+    int64_t limit = mlog_committed_seq(c->log);
+    if (c->batch && batch_watermark(c->batch) < limit)
+        limit = batch_watermark(c->batch);
+    if (c->sync) {
+        struct sync_status ss;
+        sync_get_status(c->sync, &ss);
+        if (ss.acked_seq < limit)
+            limit = ss.acked_seq;
+    }
+    return limit;
+}
+
+static void set_paused(struct core *c, bool paused)
+{
+    if (paused == c->log_full_paused)
+        return;
+    c->log_full_paused = paused;
+    if (paused)
+        log_error("master log over storage.max_bytes and nothing may be removed yet: "
+                  "stop_ingest holds acknowledgements (the broker keeps the readings)");
+    else
+        log_info("master log back under storage.max_bytes: ingest resumes");
+}
+
+/* Once a second: keeps the master log's used pages under storage.max_bytes
+ * by removing the oldest events in whole block ranges. */
+static void retention_tick(struct core *c)
+{
+    const struct el_config *cfg = c->cfg;
+    if (cfg->storage.max_bytes <= 0)
+        return;
+    c->used_bytes = mlog_used_bytes(c->log);
+    if (c->used_bytes <= cfg->storage.max_bytes) {
+        set_paused(c, false);
+        return;
+    }
+    if (c->oldest_pending_mono_ms != 0)
+        commit(c);
+    int64_t oldest = mlog_oldest_seq(c->log);
+    int64_t limit = removable_upto(c);
+    if (limit < oldest + (1 << MLOG_BLOCK_SHIFT) - 1 && c->batch)
+        batch_request(c->batch, false, "retention"); /* let the views catch up */
+    if (cfg->storage.full_policy == EL_FULL_DROP_OLDEST && limit < oldest + (1 << MLOG_BLOCK_SHIFT))
+        limit = mlog_committed_seq(c->log); /* the user chose to lose the oldest */
+    int64_t upto = oldest + TRIM_MAX_EVENTS - 1 < limit ? oldest + TRIM_MAX_EVENTS - 1 : limit;
+    upto = (((upto + 1) >> MLOG_BLOCK_SHIFT) << MLOG_BLOCK_SHIFT) - 1; /* whole blocks */
+    if (upto < oldest) {
+        set_paused(c, cfg->storage.full_policy == EL_FULL_STOP_INGEST);
+        return;
+    }
+    el_status st = mlog_trim(c->log, upto);
+    if (st != EL_OK) {
+        plat_log_limited(&c->retention_limit, 60000, PLAT_LOG_ERROR, "retention failed: %s",
+                         el_status_str(st));
+        return;
+    }
+    c->trimmed_events += (uint64_t)(upto - oldest + 1);
+    plat_log_limited(&c->retention_limit, 60000, PLAT_LOG_INFO,
+                     "retention: removed sequences %lld..%lld from the master log (max_bytes %lld)",
+                     (long long)oldest, (long long)upto, (long long)cfg->storage.max_bytes);
+    c->used_bytes = mlog_used_bytes(c->log);
+    set_paused(c, false);
+}
+
 /* ---- status ---- */
 
 static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
@@ -337,6 +418,11 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->journal_bytes = journal_uncommitted_bytes(c->journal);
     s->replayed = c->replayed;
     s->storage_error = c->storage_failed ? c->storage_error : NULL;
+    s->log_used_bytes = c->used_bytes;
+    s->log_max_bytes = c->cfg->storage.max_bytes;
+    s->log_full_paused = c->log_full_paused;
+    s->log_trimmed_events = c->trimmed_events;
+    s->log_oldest_seq = c->trimmed_events ? mlog_oldest_seq(c->log) : 1;
     s->series = mlog_series_count(c->log);
     s->speed_memory_bytes = speed_memory_bytes(c->speed);
     if (c->batch) {
@@ -360,6 +446,7 @@ static void status_tick(struct core *c, int64_t now, bool force)
         c->rate_last_ms = now;
         if (c->batch)
             batch_tick(c->batch, c->rate_per_s, mlog_committed_seq(c->log));
+        retention_tick(c);
     }
     status_fill(c, &s, now);
     /* "On change": everything but uptime and rate. */
@@ -368,7 +455,8 @@ static void status_tick(struct core *c, int64_t now, bool force)
                    (s.storage_error ? 99991u : 0u) + (s.clock_synced ? 7919u : 0u) +
                    (uint64_t)s.batch.watermark_seq * 13 + (s.batch.running ? 5u : 0u) +
                    (uint64_t)s.batch.runs * 10007 + (uint64_t)s.sync.acked_seq * 17 +
-                   (uint64_t)s.sync.parked_batches * 23;
+                   (uint64_t)s.sync.parked_batches * 23 + (s.log_full_paused ? 29u : 0u) +
+                   s.log_trimmed_events * 31;
     for (unsigned r = 0; r < INGEST_REASON_COUNT; r++)
         key = key * 3 + s.rejected[r];
     if (!force && key == c->status_last_key && now - c->status_last_ms < STATUS_HEARTBEAT_MS)
@@ -442,6 +530,7 @@ static void handle_request(struct core *c, const struct ingest_request *req)
         status_fill(c, &s, now);
         if (status_format(&s, c->status_buf, sizeof c->status_buf) == 0)
             snprintf(c->status_buf, sizeof c->status_buf, "{}");
+        serve_set_log_oldest(c->serve, c->trimmed_events ? mlog_oldest_seq(c->log) : 0);
         len = serve_answer(c->serve, &q, mlog_committed_seq(c->log), c->status_buf, c->answer,
                            ANSWER_MAX);
     }

@@ -29,6 +29,7 @@ struct serve {
     int64_t watermark;           /* of the current read snapshot; 0 = no views */
     struct agg_sketch *sketches; /* QUERY_MAX_BUCKETS, used where views feed a bucket */
     unsigned char *from_batch;   /* QUERY_MAX_BUCKETS flags */
+    int64_t log_oldest_seq;      /* 0: nothing trimmed */
     struct agg *aggs;            /* QUERY_MAX_BUCKETS */
     unsigned char *from_speed;   /* QUERY_MAX_BUCKETS flags */
     unsigned char *from_log;     /* QUERY_MAX_BUCKETS flags */
@@ -107,6 +108,11 @@ void serve_free(struct serve *sv)
     free(sv->vals);
     free(sv->tmp);
     free(sv);
+}
+
+void serve_set_log_oldest(struct serve *sv, int64_t oldest_seq)
+{
+    sv->log_oldest_seq = oldest_seq;
 }
 
 size_t serve_error(const char *code, const char *message, const char *id_json, char *buf,
@@ -408,6 +414,10 @@ static size_t answer_range(struct serve *sv, const struct query *q, int64_t seq,
     jw_int(&w, q->step_ms);
     jw_key(&w, "seq");
     jw_int(&w, seq);
+    if (sv->log_oldest_seq > 0) {
+        jw_key(&w, "raw_from_seq");
+        jw_int(&w, sv->log_oldest_seq);
+    }
     if (!q->is_match) {
         if (mlog_series_find(sv->log, q->series, strlen(q->series), &id) != EL_OK)
             return serve_error("not_found", "no such series", q->has_id ? q->id : NULL, buf, cap);

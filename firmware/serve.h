@@ -62,6 +62,10 @@ void serve_free(struct serve *sv);
  * status document (for op status). seq is the committed sequence. */
 size_t serve_answer(struct serve *sv, const struct query *q, int64_t seq, const char *status_json,
                     char *buf, size_t cap);
+/* Retention removed raw events below oldest_seq (0: none removed): range
+ * answers then say "raw_from_seq", since their raw-read parts (edges finer
+ * than the views) cannot include the removed events. */
+void serve_set_log_oldest(struct serve *sv, int64_t oldest_seq);
 /* An error reply {"ok":false,"error":{"code":..,"message":..}[,"id":..]}. */
 size_t serve_error(const char *code, const char *message, const char *id_json, char *buf,
                    size_t cap);

@@ -59,6 +59,18 @@ size_t status_format(const struct status_snapshot *s, char *buf, size_t len)
     jw_uint(&w, s->journal_bytes);
     jw_key(&w, "replayed");
     jw_uint(&w, s->replayed);
+    if (s->log_max_bytes > 0) {
+        jw_key(&w, "used_bytes");
+        jw_int(&w, s->log_used_bytes);
+        jw_key(&w, "max_bytes");
+        jw_int(&w, s->log_max_bytes);
+        jw_key(&w, "full");
+        jw_bool(&w, s->log_full_paused);
+        jw_key(&w, "trimmed_events");
+        jw_uint(&w, s->log_trimmed_events);
+        jw_key(&w, "oldest_seq");
+        jw_int(&w, s->log_oldest_seq);
+    }
     jw_key(&w, "error");
     if (s->storage_error)
         jw_str(&w, s->storage_error);

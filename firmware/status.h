@@ -36,6 +36,10 @@ struct status_snapshot {
     uint64_t journal_bytes;    /* acknowledged, not yet committed */
     uint64_t replayed;         /* journal records replayed at start-up */
     const char *storage_error; /* NULL when healthy */
+    int64_t log_used_bytes, log_max_bytes;
+    bool log_full_paused;        /* stop_ingest in force */
+    uint64_t log_trimmed_events; /* removed by retention since start */
+    int64_t log_oldest_seq;      /* raw events below this are only in the views */
     uint32_t series;
     uint64_t speed_memory_bytes;
     bool batch_enabled;

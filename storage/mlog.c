@@ -673,3 +673,47 @@ el_status mlog_series_counts(struct mlog *log, mlog_series_fn fn, void *ctx)
     sqlite3_finalize(st);
     return r == SQLITE_DONE ? EL_OK : db_fail(log, "counting events");
 }
+
+/* ---- retention ---- */
+
+int64_t mlog_used_bytes(struct mlog *log)
+{
+    int64_t pages = query_int(log, "PRAGMA page_count", 0);
+    int64_t free_pages = query_int(log, "PRAGMA freelist_count", 0);
+    int64_t page_size = query_int(log, "PRAGMA page_size", 4096);
+    return (pages - free_pages) * page_size;
+}
+
+int64_t mlog_oldest_seq(struct mlog *log)
+{
+    int64_t a = query_int(log, "SELECT min(seq) FROM events", 0);
+    int64_t b = query_int(log, "SELECT min(seq) FROM dead_letters", 0);
+    if (a == 0)
+        return b;
+    return b == 0 || a < b ? a : b;
+}
+
+el_status mlog_trim(struct mlog *log, int64_t upto)
+{
+    sqlite3_stmt *st = NULL;
+    static const char *const sql[] = {"DELETE FROM events WHERE seq <= ?1",
+                                      "DELETE FROM dead_letters WHERE seq <= ?1",
+                                      "DELETE FROM blocks WHERE block < (?1 + 1) >> 10"};
+    if (log->in_txn)
+        return EL_INVAL;
+    el_status rc = txn_begin(log);
+    for (size_t i = 0; rc == EL_OK && i < sizeof sql / sizeof sql[0]; i++) {
+        if (sqlite3_prepare_v2(log->db, sql[i], -1, &st, NULL) != SQLITE_OK) {
+            rc = db_fail(log, "trimming");
+            break;
+        }
+        sqlite3_bind_int64(st, 1, upto);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = db_fail(log, "trimming");
+        sqlite3_finalize(st);
+    }
+    if (rc == EL_OK)
+        return mlog_commit(log);
+    mlog_rollback(log);
+    return rc;
+}

@@ -137,6 +137,16 @@ uint32_t mlog_pending(const struct mlog *log);
 
 /* Size of the database file plus its WAL, in bytes. */
 int64_t mlog_bytes(const struct mlog *log);
+/* Bytes of the database's pages in use (file size minus free pages): what
+ * storage.max_bytes bounds. The file itself keeps its high-water mark and
+ * reuses freed pages. */
+int64_t mlog_used_bytes(struct mlog *log);
+/* Lowest sequence still stored (events or dead letters), 0 when empty. */
+int64_t mlog_oldest_seq(struct mlog *log);
+/* Retention: deletes events and dead letters with seq <= upto (whole block
+ * ranges are expected), and their block summaries, in one transaction of
+ * its own (commit first). */
+EL_MUST_CHECK el_status mlog_trim(struct mlog *log, int64_t upto);
 
 /* Reads the events of one series with from_ms <= ts < to_ms and
  * seq > after_seq (0: all), in sequence order, calling fn for each. Only blocks whose time range

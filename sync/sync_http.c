@@ -107,7 +107,11 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ctx)
     struct sync_http_resp *r = h->resp;
     for (size_t i = 0; i < n && h->body_len + 1 < sizeof r->body; i++) {
         unsigned char c = (unsigned char)ptr[i];
-        r->body[h->body_len++] = (c >= 0x20 && c < 0x7f) ? (char)c : ' ';
+        char out = (c > 0x20 && c < 0x7f) ? (char)c : ' ';
+        /* one line for status and logs: control bytes become blanks, runs collapse */
+        if (out == ' ' && (h->body_len == 0 || r->body[h->body_len - 1] == ' '))
+            continue;
+        r->body[h->body_len++] = out;
     }
     r->body[h->body_len] = '\0';
     return n; /* read (and discard) the whole body: keeps the connection reusable */

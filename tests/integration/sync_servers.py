@@ -150,6 +150,35 @@ class _Conn:
         self.app_bytes = 0         # application bytes read (request lines, headers, bodies)
 
 
+class _CountingReader:
+    """Wraps a handler's rfile: counts every application byte handed to the HTTP parser."""
+
+    def __init__(self, f, conn):
+        self.f = f
+        self.conn = conn
+
+    def _count(self, data):
+        self.conn.app_bytes += len(data)
+        return data
+
+    def read(self, *a):
+        return self._count(self.f.read(*a))
+
+    def readline(self, *a):
+        return self._count(self.f.readline(*a))
+
+    def readinto(self, b):
+        n = self.f.readinto(b)
+        self.conn.app_bytes += n or 0
+        return n
+
+    def close(self):
+        self.f.close()
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+
 class FaultServer:
     """A scriptable HTTP(S) upstream: Python's http.server + ssl in threads.
 
@@ -209,6 +238,10 @@ class FaultServer:
             def log_message(self, *args):
                 pass
 
+            def setup(self):
+                super().setup()
+                self.rfile = _CountingReader(self.rfile, self.conn)
+
             def do_POST(self):
                 try:
                     outer._handle(self)
@@ -259,14 +292,11 @@ class FaultServer:
             self.server.server_close()
             self.server = None
 
-    def _read(self, h, n):
-        data = h.rfile.read(n) if n > 0 else b""
-        h.conn.app_bytes += len(data)
-        return data
+    @staticmethod
+    def _read(h, n):
+        return h.rfile.read(n) if n > 0 else b""
 
     def _handle(self, h):
-        head_bytes = len(h.requestline) + 2 + sum(len(k) + len(v) + 4 for k, v in h.headers.items()) + 2
-        h.conn.app_bytes += head_bytes
         length = int(h.headers.get("Content-Length", "0"))
         action = self.next_action()
         kind = action if isinstance(action, str) else action[0]

@@ -7,6 +7,8 @@ EL_PACKAGES=(build-essential cmake pkg-config python3 clang-format
   libpaho-mqtt-dev libssl-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev
   libinih-dev libjsmn-dev libcjson-dev libzstd-dev zlib1g-dev libcmocka-dev libsystemd-dev
   mosquitto mosquitto-clients)
+# sync integration tests: TLS termination, the test PKI (openssl CLI), real upstream engines
+EL_PACKAGES+=(nginx openssl victoria-metrics clickhouse-server)
 
 el_sudo() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
