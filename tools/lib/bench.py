@@ -1,4 +1,9 @@
-"""tools/bench: ingest benchmark against the broker-path limit (see tools/bench).
+"""tools/bench: benchmarks that report ratios to limits measured in the same run.
+
+recompute: full recompute rate (el_recompute_bench over rows written by
+  el_sqlite_baseline) against a plain SQLite GROUP BY scan of the same rows;
+  an incremental run over 1% new rows against the full run; and the daemon's
+  ingest rate while full recomputes run back to back against without.
 
 ingest: for each QoS, in one run:
   limit  - el_countsub (a Paho MQTTAsync subscriber that only counts) receives
@@ -86,10 +91,10 @@ class Broker:
         self.proc.wait()
 
 
-def loadgen(build, uri, n, series, qos, ts_base):
+def loadgen(build, uri, n, series, qos, ts_base, start_index=0):
     r = subprocess.run([os.path.join(build, "edgelambda"), "--uri", uri, "loadgen", "--count", str(n),
                         "--series", str(series), "--qos", str(qos), "--ts-base", str(ts_base),
-                        "--quiet"], capture_output=True, text=True)
+                        "--start-index", str(start_index), "--quiet"], capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit("bench: loadgen failed: " + r.stdout + r.stderr)
     return r.stdout.strip()
@@ -181,18 +186,132 @@ def bench_ingest(args):
     return results
 
 
+def recompute_tool(build, data, mode):
+    r = subprocess.run([os.path.join(build, "el_recompute_bench"), data, mode], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit("bench: recompute failed: " + r.stderr)
+    return dict(x.split("=", 1) for x in r.stdout.split() if "=" in x)
+
+
+def groupby_scan(db):
+    """The plain-SQLite reference: one GROUP BY scan computing the same
+    per-minute aggregates (count, sum, min, max, sum of squares), written
+    into a table so that no rows cross into Python."""
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE IF EXISTS ref_view")
+    con.execute("CREATE TEMP TABLE ref_view(series, t, c, s, mn, mx, s2)")
+    t0 = time.monotonic()
+    con.execute("INSERT INTO ref_view SELECT series, ts / 60000, count(*), sum(value), min(value),"
+                " max(value), sum(value * value) FROM events GROUP BY 1, 2")
+    con.commit()
+    dt = time.monotonic() - t0
+    n = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    con.close()
+    return n / dt, dt
+
+
+def ingest_rate(build, uri, data, n, start_index, ts_base):
+    """Daemon-side ingest rate of n loadgen messages (first to last receive time)."""
+    loadgen(build, uri, n, 1000, 1, ts_base, start_index)
+    db = os.path.join(data, "master.db")
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    wait_until(lambda: con.execute("SELECT count(*) FROM events WHERE seq > ?", (start_index,)).fetchone()[0] >= n,
+               300, "events")
+    lo, hi = con.execute("SELECT min(recv), max(recv) FROM events WHERE rowid > (SELECT max(rowid) - ? FROM events)",
+                         (n,)).fetchone()
+    con.close()
+    return (n - 1) / max((hi - lo) / 1000.0, 1e-3)
+
+
+def bench_recompute(args):
+    work = tempfile.mkdtemp(prefix="el-bench-", dir=args.workdir)
+    n = args.messages
+    try:
+        data = os.path.join(work, "data")
+        os.makedirs(data)
+        db = os.path.join(data, "master.db")
+        print("recompute benchmark: %d events over %d series" % (n, args.series))
+        subprocess.run([os.path.join(args.build, "el_sqlite_baseline"), db, str(n), str(args.series), "10000"],
+                       check=True, capture_output=True)
+        ref_rate, ref_s = groupby_scan(db)
+        full = recompute_tool(args.build, data, "full")
+        full_rate = float(full["rate"])
+        print("  plain SQLite GROUP BY scan (1 resolution): %.0f rows/s (%.2f s)" % (ref_rate, ref_s))
+        print("  full recompute (1 min + 1 h + 1 d views with sketches): %.0f rows/s (%.2f s, %.2f CPU s)"
+              " = %.2f of the scan (target >= 0.50)" % (full_rate, float(full["seconds"]), float(full["cpu_s"]),
+                                                       full_rate / ref_rate))
+        # 1% more events, then the incremental path.
+        con = sqlite3.connect(db)
+        extra = n // 100
+        con.execute("INSERT INTO events SELECT seq + ?, series, ts + 1, value, recv, mono, boot, flags, payload"
+                    " FROM events WHERE seq > ?", (n - (n - extra), n - extra))
+        con.commit()
+        con.close()
+        inc = recompute_tool(args.build, data, "incremental")
+        print("  incremental recompute of 1%% new events: %.3f s = %.3f of the full run (target <= 0.05)"
+              % (float(inc["seconds"]), float(inc["seconds"]) / float(full["seconds"])))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    # Ingest with and without a recompute running (the daemon's own worker).
+    work = tempfile.mkdtemp(prefix="el-bench-", dir=args.workdir)
+    try:
+        data = os.path.join(work, "data")
+        b = Broker(work)
+        logf = open(os.path.join(work, "daemon.log"), "w")
+        d = subprocess.Popen([os.path.join(args.build, "edgelambdad"), "--set", "mqtt.uri=" + b.uri,
+                              "--set", "storage.dir=" + data, "--set", "clock.synced=yes",
+                              "--set", "batch.idle_cpu_pct=0", "--set", "batch.max_lag_s=86400"],
+                             stdout=logf, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: "subscribed to" in open(logf.name).read(), 20, "daemon")
+            base = 1767225600000
+            m = args.ingest_messages
+            ingest_rate(args.build, b.uri, data, m, 0, base)  # warm-up and data to recompute
+            quiet = ingest_rate(args.build, b.uri, data, m, m, base)
+            stop = [False]
+            import threading
+
+            def keep_recomputing():
+                while not stop[0]:
+                    subprocess.run(["mosquitto_rr", "-p", str(b.port), "-t", "edgelambda/command",
+                                    "-e", "bench/rr", "-m", '{"op":"recompute","full":true}', "-W", "5"],
+                                   capture_output=True)
+                    time.sleep(0.05)
+            t = threading.Thread(target=keep_recomputing)
+            t.start()
+            busy = ingest_rate(args.build, b.uri, data, m, 2 * m, base)
+            stop[0] = True
+            t.join()
+            log = open(logf.name).read()
+            runs = log.count("full recompute")
+            print("  ingest: %.0f msgs/s alone, %.0f msgs/s while full recomputes run back to back "
+                  "(%d runs) = %.2f (target >= 0.90)" % (quiet, busy, runs, busy / quiet))
+        finally:
+            d.send_signal(signal.SIGTERM)
+            d.wait()
+            b.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser(prog="tools/bench")
     ap.add_argument("--build", required=True)
-    ap.add_argument("what", choices=["ingest"])
-    ap.add_argument("--messages", type=int, default=1000000)
+    ap.add_argument("what", choices=["ingest", "recompute"])
+    ap.add_argument("--ingest-messages", type=int, default=200000)
+    ap.add_argument("--messages", type=int, default=None,
+                    help="ingest: messages per run (1,000,000); recompute: events (5,000,000)")
     ap.add_argument("--series", type=int, default=1000)
     ap.add_argument("--qos", default="all")
     ap.add_argument("--durability", default="normal")
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
+    if args.messages is None:
+        args.messages = 1000000 if args.what == "ingest" else 5000000
     if args.what == "ingest":
         bench_ingest(args)
+    elif args.what == "recompute":
+        bench_recompute(args)
 
 
 if __name__ == "__main__":

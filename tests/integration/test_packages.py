@@ -1,0 +1,219 @@
+"""Debian packages for amd64, arm64 and armhf (CPack): contents and binaries.
+
+Must show (issue: packages, systemd, footprint): `cpack -G DEB` in a native
+build and in the two cross builds gives edgelambda_<version>_<arch>.deb, each
+with stripped binaries of its architecture that run (under qemu-user for
+ARM) with Debian's libraries, the systemd unit, the default configuration in
+/etc/edgelambda as a conffile (edgelambda.conf.example: every key at its
+default, accepted by the packaged daemon), the state directory, the README
+in /usr/share/doc, maintainer scripts that parse, and a Depends line that
+covers every shared library the binaries need. The unit passes
+`systemd-analyze verify` and rates <= 2.0 in `systemd-analyze security`;
+edgelambdad stays <= 1 MiB stripped on aarch64. Prints the binary sizes.
+
+Builds are cached under $EL_XC_CACHE (default build/xc): build-amd64 (native,
+RelWithDebInfo), build-aarch64 and build-armhf (tools/sysroot ARCH --build).
+"""
+import fcntl
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import harness
+from harness import check, log, run
+
+XC_CACHE = os.environ.get("EL_XC_CACHE") or os.path.join(harness.SOURCE, "build", "xc")
+VERSION_RE = re.compile(r"project\(edgelambda VERSION ([0-9.]+)")
+ARCHES = {  # Debian arch: (ELF class, machine as readelf names it, interpreter, emulator)
+    "amd64": ("ELF64", "Advanced Micro Devices X86-64", "/lib64/ld-linux-x86-64.so.2", None),
+    "arm64": ("ELF64", "AArch64", "/lib/ld-linux-aarch64.so.1", "qemu-aarch64-static"),
+    "armhf": ("ELF32", "ARM", "/lib/ld-linux-armhf.so.3", "qemu-arm-static"),
+}
+MAX_DAEMON_BYTES_AARCH64 = 1024 * 1024
+
+
+def sh(args, timeout=1200, **kw):
+    r = subprocess.run(args, capture_output=True, text=True, timeout=timeout, **kw)
+    check(r.returncode == 0, "%s failed (%s):\n%s%s" % (" ".join(args), r.returncode, r.stdout[-3000:],
+                                                      r.stderr[-3000:]))
+    return r.stdout
+
+
+class Lock:
+    """The lock tools/sysroot takes for an architecture's cache (ctest runs
+    tests in parallel; cpack must not race a rebuild of the same tree)."""
+
+    def __init__(self, name):
+        os.makedirs(XC_CACHE, exist_ok=True)
+        self.f = open(os.path.join(XC_CACHE, ".lock-" + name), "w")
+
+    def __enter__(self):
+        fcntl.flock(self.f, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
+
+
+def build_dir(arch):
+    env = dict(os.environ, EL_XC_CACHE=XC_CACHE)
+    if arch == "amd64":
+        d = os.path.join(XC_CACHE, "build-amd64")
+        with Lock("amd64"):
+            sh(["cmake", "-S", harness.SOURCE, "-B", d, "-DCMAKE_BUILD_TYPE=RelWithDebInfo", "-DEL_WERROR=ON"])
+            sh(["cmake", "--build", d, "-j%d" % (os.cpu_count() or 2), "--target", "edgelambdad", "edgelambda"])
+        return d
+    out = sh([os.path.join(harness.SOURCE, "tools", "sysroot"), arch, "--build", "--print"], env=env)
+    return out.strip().splitlines()[-1]
+
+
+def make_deb(arch):
+    d = build_dir(arch)
+    with Lock(arch):
+        for old in os.listdir(d):
+            if old.endswith(".deb"):
+                os.remove(os.path.join(d, old))
+        sh(["cpack", "-G", "DEB"], cwd=d)
+    debs = [f for f in os.listdir(d) if f.endswith(".deb")]
+    check(len(debs) == 1, "cpack made %s" % debs)
+    return os.path.join(d, debs[0])
+
+
+def readelf(*args):
+    return sh(["readelf"] + list(args), timeout=60)
+
+
+def check_binary(path, arch):
+    cls, machine, interp, _ = ARCHES[arch]
+    h = readelf("-h", path)
+    check(re.search(r"Class:\s+%s" % cls, h), "%s: not %s:\n%s" % (path, cls, h))
+    check(re.search(r"Machine:\s+%s" % re.escape(machine), h), "%s: not %s:\n%s" % (path, machine, h))
+    check("[Requesting program interpreter: %s]" % interp in readelf("-l", path), "%s: interpreter is not %s" % (path, interp))
+    sections = readelf("-S", "-W", path)
+    check(".symtab" not in sections and ".debug_info" not in sections, "%s is not stripped" % path)
+    return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", readelf("-d", path))
+
+
+def run_binary(root, arch, args):
+    emulator = ARCHES[arch][3]
+    sysroot = os.path.join(XC_CACHE, "sysroot-" + arch)
+    prefix = [emulator, "-L", sysroot] if emulator else []
+    return sh(prefix + [os.path.join(root, "usr/bin/edgelambdad")] + args, timeout=120)
+
+
+def check_deb(deb, arch, version):
+    fields = sh(["dpkg-deb", "-f", deb, "Package", "Version", "Architecture", "Depends"])
+    info = dict(line.split(": ", 1) for line in fields.strip().splitlines())
+    check(info["Package"] == "edgelambda", "Package %s" % info["Package"])
+    check(info["Version"] == version, "Version %s, project says %s" % (info["Version"], version))
+    check(info["Architecture"] == arch, "Architecture %s, expected %s" % (info["Architecture"], arch))
+    check(os.path.basename(deb) == "edgelambda_%s_%s.deb" % (version, arch), "file name %s" % deb)
+    depends = [d.strip().split(" ")[0] for d in info["Depends"].split(",")]
+
+    tmp = tempfile.mkdtemp(prefix="el-deb-%s-" % arch)
+    try:
+        root, ctl = os.path.join(tmp, "root"), os.path.join(tmp, "DEBIAN")
+        sh(["dpkg-deb", "-x", deb, root])
+        sh(["dpkg-deb", "-e", deb, ctl])
+        for f in ("usr/bin/edgelambdad", "usr/bin/edgelambda", "lib/systemd/system/edgelambdad.service",
+                  "etc/edgelambda/edgelambda.conf", "usr/share/doc/edgelambda/README.md"):
+            check(os.path.isfile(os.path.join(root, f)), "%s: no /%s" % (deb, f))
+        check(os.path.isdir(os.path.join(root, "var/lib/edgelambda")), "%s: no state directory" % deb)
+        with open(os.path.join(root, "etc/edgelambda/edgelambda.conf"), "rb") as a, \
+                open(os.path.join(harness.SOURCE, "edgelambda.conf.example"), "rb") as b:
+            check(a.read() == b.read(), "/etc/edgelambda/edgelambda.conf is not edgelambda.conf.example")
+        with open(os.path.join(ctl, "conffiles")) as f:
+            check(f.read().split() == ["/etc/edgelambda/edgelambda.conf"], "conffiles wrong")
+        for script in ("postinst", "prerm", "postrm"):
+            p = os.path.join(ctl, script)
+            check(os.access(p, os.X_OK), "%s not executable" % script)
+            sh(["sh", "-n", p])
+
+        needed = []
+        sizes = {}
+        for b in ("edgelambdad", "edgelambda"):
+            p = os.path.join(root, "usr/bin", b)
+            needed += check_binary(p, arch)
+            sizes[b] = os.path.getsize(p)
+        sonames = soname_map()
+        for so in sorted(set(needed)):
+            check(so in sonames, "%s needs %s, which the package table does not know" % (arch, so))
+            check(sonames[so] in depends, "%s: Depends lacks %s (for %s): %s" % (arch, sonames[so], so, depends))
+        check("adduser" in depends, "Depends lacks adduser (postinst)")
+
+        # The packaged, stripped binary runs with Debian's libraries of its
+        # architecture and accepts the packaged default configuration.
+        out = run_binary(root, arch, ["--version"])
+        check(out.strip() == "edgelambdad %s" % version, "--version says %r" % out)
+        run_binary(root, arch, ["--check-config", "-c", os.path.join(root, "etc/edgelambda/edgelambda.conf")])
+        return sizes, root if arch == "amd64" else None, tmp
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def soname_map():
+    """CPACK_EL_SONAME_MAP from packaging/CPackConfig.cmake: soname -> package."""
+    with open(os.path.join(harness.SOURCE, "packaging", "CPackConfig.cmake")) as f:
+        text = f.read()
+    return {m.group(1): m.group(2) for m in re.finditer(r'"([^"=]+)=([^" ]+)[^"]*"', text)}
+
+
+def check_unit(root):
+    unit = os.path.join(root, "lib/systemd/system/edgelambdad.service")
+    with open(unit) as f:
+        text = f.read()
+    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "NoNewPrivileges=yes",
+                 "ProtectSystem=strict", "StateDirectory=edgelambda", "PrivateTmp=yes",
+                 "RestrictAddressFamilies=", "SystemCallFilter=", "User=edgelambda"):
+        check(re.search(r"^%s" % re.escape(line), text, re.M), "unit lacks %s" % line)
+    if not shutil.which("systemd-analyze"):
+        raise AssertionError("systemd-analyze missing (package systemd; tools/lib/common.sh installs it)")
+    # verify: the unit file as installed, ExecStart pointing at the unpacked binary.
+    tmp = tempfile.mkdtemp(prefix="el-unit-")
+    try:
+        copy = os.path.join(tmp, "edgelambdad.service")
+        with open(copy, "w") as f:
+            f.write(text.replace("/usr/bin/edgelambdad", os.path.join(root, "usr/bin/edgelambdad")))
+        r = subprocess.run(["systemd-analyze", "verify", copy], capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0 and not r.stderr.strip(), "systemd-analyze verify: %s" % r.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    r = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", unit],
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", r.stdout + r.stderr)
+    check(m, "no exposure level from systemd-analyze security:\n%s%s" % (r.stdout[-2000:], r.stderr))
+    score = float(m.group(1))
+    log("systemd-analyze security --offline=true edgelambdad.service: %.1f" % score)
+    check(score <= 2.0, "exposure %.1f > 2.0:\n%s" % (score, r.stdout))
+
+
+def test_debs_for_amd64_arm64_armhf():
+    with open(os.path.join(harness.SOURCE, "CMakeLists.txt")) as f:
+        version = VERSION_RE.search(f.read()).group(1)
+    tmps = []
+    try:
+        table = []
+        amd64_root = None
+        for arch in ("amd64", "arm64", "armhf"):
+            deb = make_deb(arch)
+            sizes, root, tmp = check_deb(deb, arch, version)
+            tmps.append(tmp)
+            amd64_root = amd64_root or root
+            table.append("  %-6s edgelambdad %8d B   edgelambda %8d B   (%s, %d B)"
+                         % (arch, sizes["edgelambdad"], sizes["edgelambda"], os.path.basename(deb),
+                            os.path.getsize(deb)))
+            if arch == "arm64":
+                check(sizes["edgelambdad"] <= MAX_DAEMON_BYTES_AARCH64,
+                      "edgelambdad is %d bytes stripped on aarch64 (> 1 MiB)" % sizes["edgelambdad"])
+        log("stripped binary sizes:\n" + "\n".join(table))
+        check_unit(amd64_root)
+    finally:
+        for t in tmps:
+            shutil.rmtree(t, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    run([test_debs_for_amd64_arm64_armhf])
