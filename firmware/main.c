@@ -44,6 +44,9 @@ int main(int argc, char **argv)
     char err[512];
     struct el_config *cfg;
 
+    /* First thing: a SIGTERM during start-up (journal replay, speed rebuild)
+     * stays pending and becomes a clean stop once the loop runs. */
+    core_block_signals();
     while ((c = getopt_long(argc, argv, "c:s:hV", opts, NULL)) != -1) {
         switch (c) {
         case 'c': path = optarg; break;
@@ -92,7 +95,6 @@ int main(int argc, char **argv)
     plat_clock_set_sync_mode((enum plat_clock_sync_mode)cfg->clock.synced);
     if (!path)
         log_info("no %s: running on built-in defaults", EL_CONFIG_DEFAULT_PATH);
-    core_block_signals();
     el_status st = core_run(cfg);
     free(cfg);
     return st == EL_OK ? 0 : 1;

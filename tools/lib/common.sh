@@ -37,3 +37,4 @@ el_build() {
 el_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
+EL_PACKAGES+=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static qemu-system-arm cpio systemd) # cross builds, QEMU, appliance, systemd-analyze (tools/sysroot, tools/appliance)
