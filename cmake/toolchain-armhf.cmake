@@ -51,13 +51,15 @@ set(ENV{PKG_CONFIG_LIBDIR} "${EL_SYSROOT}/usr/lib/${EL_XC_TRIPLET}/pkgconfig:${E
 set(ENV{PKG_CONFIG_SYSROOT_DIR} "${EL_SYSROOT}")
 set(ENV{PKG_CONFIG_PATH} "")
 
-# 32-bit glibc's default off_t/ino_t are 32 bits: readdir() fails with
-# EOVERFLOW on a 64-bit kernel's filesystems (qemu-user on x86_64, and a
-# Raspberry Pi OS 32-bit userland on its default 64-bit kernel), and files
-# stop at 2 GiB. Large-file support fixes both; no library the daemon links
-# takes off_t in its API. (time_t stays 32-bit: bookworm's armhf libraries
-# were built that way and curl's API passes time_t.)
-set(CMAKE_C_FLAGS_INIT "-D_FILE_OFFSET_BITS=64")
+# 32-bit glibc's defaults are a 32-bit off_t/ino_t and time_t. The first makes
+# readdir() fail with EOVERFLOW on a 64-bit kernel's file systems (qemu-user
+# on x86_64, and Raspberry Pi OS's 32-bit userland on its default 64-bit
+# kernel) and caps files at 2 GiB; the second cannot represent times after
+# 2038-01-19 or before 1901 (RFC 3339 formatting with gmtime_r). glibc 2.34+
+# offers 64-bit variants of both; no library API the daemon calls (Paho,
+# SQLite, curl, inih, zlib, libsystemd) passes off_t or time_t, so mixing
+# with bookworm's armhf libraries is safe.
+set(CMAKE_C_FLAGS_INIT "-D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64")
 
 # Shared libraries in the sysroot link against others by soname
 # (libcurl -> libnghttp2, ...): let the linker find those there too.

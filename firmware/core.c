@@ -408,6 +408,7 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->clock_synced = plat_clock_synced();
     s->mqtt_connected = atomic_load(&ic->connected) != 0;
     s->mqtt_connects = atomic_load(&ic->connects);
+    s->broker_dropped = atomic_load(&ic->broker_dropped);
     s->received = atomic_load(&ic->received);
     s->duplicates = atomic_load(&ic->duplicates);
     s->accepted = c->accepted_committed;
@@ -456,7 +457,7 @@ static void status_tick(struct core *c, int64_t now, bool force)
                    (uint64_t)s.batch.watermark_seq * 13 + (s.batch.running ? 5u : 0u) +
                    (uint64_t)s.batch.runs * 10007 + (uint64_t)s.sync.acked_seq * 17 +
                    (uint64_t)s.sync.parked_batches * 23 + (s.log_full_paused ? 29u : 0u) +
-                   s.log_trimmed_events * 31;
+                   s.log_trimmed_events * 31 + (uint64_t)s.broker_dropped * 37;
     for (unsigned r = 0; r < INGEST_REASON_COUNT; r++)
         key = key * 3 + s.rejected[r];
     if (!force && key == c->status_last_key && now - c->status_last_ms < STATUS_HEARTBEAT_MS)

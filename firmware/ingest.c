@@ -33,6 +33,7 @@ struct ingest {
     uint32_t recent_pos;
     struct plat_log_limit bad_input_limit;
     struct plat_log_limit dup_limit;
+    struct plat_log_limit dropped_limit;
 
     /* request queue: Paho thread produces, core consumes, under req_mu */
     pthread_mutex_t req_mu;
@@ -47,11 +48,15 @@ struct ingest {
 
     /* initial-connection retries (core thread) */
     _Atomic int connect_failed;
+    _Atomic int ever_connected;
+    struct plat_log_limit connect_limit;
     int64_t next_connect_ms;
     int backoff_ms;
     _Atomic int stopped;
     bool stopping;
 };
+
+#define SYS_DROPPED_TOPIC "$SYS/broker/publish/messages/dropped"
 
 static const char *const reason_names[INGEST_REASON_COUNT] = {
     [INGEST_REASON_NAME_TOO_LONG] = "name_too_long",
@@ -250,6 +255,27 @@ el_status ingest_reply(struct ingest *ing, const char *topic, const struct inges
     return rc == MQTTASYNC_SUCCESS ? EL_OK : EL_AGAIN;
 }
 
+/* Paho thread: the broker's own count of dropped messages ($SYS). */
+static void note_broker_dropped(struct ingest *ing, const MQTTAsync_message *msg)
+{
+    char buf[32];
+    size_t n = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    if (n == 0 || n >= sizeof buf)
+        return;
+    memcpy(buf, msg->payload, n);
+    buf[n] = '\0';
+    char *end;
+    long long v = strtoll(buf, &end, 10);
+    if (*end != '\0' || v < 0)
+        return;
+    int64_t before = atomic_exchange(&ing->counters.broker_dropped, (int64_t)v);
+    if (before >= 0 && v > before)
+        plat_log_limited(&ing->dropped_limit, 60000, PLAT_LOG_WARN,
+                         "the broker dropped %lld messages so far (it counts all clients): size "
+                         "its max_queued_messages / max_queued_bytes",
+                         v);
+}
+
 static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_message *msg)
 {
     struct ingest *ing = ctx;
@@ -263,6 +289,12 @@ static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_messag
     bool synced = plat_clock_synced();
     unsigned reason;
 
+    if (strcmp(topic, SYS_DROPPED_TOPIC) == 0) {
+        note_broker_dropped(ing, msg);
+        MQTTAsync_freeMessage(&msg);
+        MQTTAsync_free(topic);
+        return 1;
+    }
     if (strcmp(topic, ing->query_topic) == 0 || strcmp(topic, ing->command_topic) == 0) {
         take_in_request(ing, strcmp(topic, ing->command_topic) == 0, msg);
         MQTTAsync_freeMessage(&msg);
@@ -363,12 +395,13 @@ static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *resp)
 static void on_connected(void *ctx, char *cause)
 {
     struct ingest *ing = ctx;
-    char *filters[EL_CFG_MAX_SUBS + 2];
-    int qos[EL_CFG_MAX_SUBS + 2];
+    char *filters[EL_CFG_MAX_SUBS + 3];
+    int qos[EL_CFG_MAX_SUBS + 3];
     int n = ing->cfg->ingest.n_filters;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     (void)cause;
     atomic_store(&ing->counters.connected, 1);
+    atomic_store(&ing->ever_connected, 1);
     atomic_fetch_add(&ing->counters.connects, 1);
     log_info("connected to %s as %s", ing->cfg->mqtt.uri, ing->cfg->mqtt.client_id);
     /* Always subscribe: the session may have expired, or been clean. */
@@ -380,6 +413,10 @@ static void on_connected(void *ctx, char *cause)
     qos[n++] = 1;
     filters[n] = ing->command_topic;
     qos[n++] = 1;
+    /* mosquitto counts the messages it dropped (full queues): RELIABILITY.md.
+     * Readable only where the broker's ACLs allow it; harmless otherwise. */
+    filters[n] = (char *)(uintptr_t)SYS_DROPPED_TOPIC;
+    qos[n++] = 0;
     ro.onSuccess5 = on_subscribed;
     ro.onFailure5 = on_subscribe_failed;
     ro.context = ing;
@@ -399,9 +436,13 @@ static void on_connection_lost(void *ctx, char *cause)
 static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *resp)
 {
     struct ingest *ing = ctx;
-    log_warn("cannot connect to %s: %s (code %d)", ing->cfg->mqtt.uri,
-             resp && resp->message ? resp->message : "no reason", resp ? resp->code : 0);
-    atomic_store(&ing->connect_failed, 1);
+    plat_log_limited(&ing->connect_limit, 30000, PLAT_LOG_WARN,
+                     "cannot connect to %s: %s (code %d)", ing->cfg->mqtt.uri,
+                     resp && resp->message ? resp->message : "no reason", resp ? resp->code : 0);
+    /* After a first success Paho's automatic reconnect keeps trying on its
+     * own; only a failed first connection is ours to retry. */
+    if (!atomic_load(&ing->ever_connected))
+        atomic_store(&ing->connect_failed, 1);
 }
 
 static el_status read_password(struct ingest *ing)
@@ -444,6 +485,7 @@ el_status ingest_new(const struct el_config *cfg, struct journal *journal, struc
     snprintf(ing->query_topic, sizeof ing->query_topic, "%s/query", cfg->mqtt.topic_prefix);
     snprintf(ing->command_topic, sizeof ing->command_topic, "%s/command", cfg->mqtt.topic_prefix);
     ing->prefix_len = strlen(cfg->mqtt.topic_prefix);
+    atomic_store(&ing->counters.broker_dropped, -1);
     pthread_mutex_init(&ing->req_mu, NULL);
     ing->req_slots = calloc(INGEST_REQ_SLOTS, sizeof ing->req_slots[0]);
     if (!ing->req_slots) {

@@ -58,6 +58,7 @@ struct ingest_counters {
     _Atomic uint64_t duplicates; /* DUP redeliveries recognised and dropped */
     _Atomic uint64_t connects;   /* successful (re)connections */
     _Atomic int connected;
+    _Atomic int64_t broker_dropped; /* $SYS/broker/publish/messages/dropped, -1 unknown */
 };
 
 /* cfg and journal are borrowed and must outlive the ingest. wake(ctx) is

@@ -25,6 +25,11 @@ size_t status_format(const struct status_snapshot *s, char *buf, size_t len)
     jw_bool(&w, s->mqtt_connected);
     jw_key(&w, "connects");
     jw_uint(&w, s->mqtt_connects);
+    jw_key(&w, "broker_dropped");
+    if (s->broker_dropped >= 0)
+        jw_int(&w, s->broker_dropped);
+    else
+        jw_null(&w);
     jw_obj_end(&w);
 
     jw_key(&w, "ingest");

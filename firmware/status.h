@@ -24,6 +24,7 @@ struct status_snapshot {
     bool clock_synced;
     bool mqtt_connected;
     uint64_t mqtt_connects;
+    int64_t broker_dropped; /* -1: the broker does not tell us */
     /* ingest */
     uint64_t received;
     uint64_t accepted;

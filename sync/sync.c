@@ -682,6 +682,7 @@ el_status sync_start(struct sync *s)
         log_error("sync: cannot start the worker thread");
         return EL_NOMEM;
     }
+    (void)pthread_setname_np(s->thread, "el-sync"); /* for top/perf; failure is harmless */
     s->started = true;
     return EL_OK;
 }

@@ -153,10 +153,54 @@ size_t sync_encode_escape(enum sync_escape style, const char *s, size_t len, cha
     return o.overflow ? SIZE_MAX : o.pos;
 }
 
+/* Fast path for the common sensor value with at most 6 decimals and |v| < 1e9:
+ * v == k / 10^d exactly in IEEE arithmetic (k and 10^d are exact doubles and
+ * the division is correctly rounded, as strtod of the decimal text k/10^d is),
+ * so the text reads back as v; the smallest such d gives the fewest digits.
+ * About 10x cheaper than snprintf + strtod. Returns 0 when it does not apply. */
+static size_t short_decimal(double v, char *buf, size_t cap)
+{
+    static const double pow10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+    double a = fabs(v);
+    if (!(a < 1e9) || cap < 32)
+        return 0;
+    for (unsigned d = 0; d < sizeof pow10 / sizeof pow10[0]; d++) {
+        double k = nearbyint(a * pow10[d]);
+        if (k / pow10[d] != a)
+            continue;
+        uint64_t u = (uint64_t)k, ip = u, frac = 0, scale = 1;
+        for (unsigned i = 0; i < d; i++)
+            scale *= 10;
+        ip = u / scale;
+        frac = u % scale;
+        char tmp[32];
+        size_t n = sizeof tmp;
+        for (unsigned i = 0; i < d; i++) {
+            tmp[--n] = (char)('0' + frac % 10);
+            frac /= 10;
+        }
+        if (d)
+            tmp[--n] = '.';
+        do {
+            tmp[--n] = (char)('0' + ip % 10);
+            ip /= 10;
+        } while (ip);
+        if (signbit(v))
+            tmp[--n] = '-';
+        memcpy(buf, tmp + n, sizeof tmp - n);
+        buf[sizeof tmp - n] = '\0';
+        return sizeof tmp - n;
+    }
+    return 0;
+}
+
 size_t sync_encode_double(double v, char *buf, size_t cap)
 {
     if (!isfinite(v) || cap < 32)
         return 0;
+    size_t fast = short_decimal(v, buf, cap);
+    if (fast)
+        return fast;
     for (int prec = 15; prec <= 17; prec++) {
         int n = snprintf(buf, cap, "%.*g", prec, v);
         if (n <= 0 || (size_t)n >= cap)

@@ -26,8 +26,10 @@
  *   VictoriaMetrics stores the fields as metrics "<series>_value" and
  *   "<series>_seq" with the label device.
  *
- * Numbers: integers in decimal; doubles in the shortest of %.15g / %.16g /
- * %.17g that reads back as the same double, so every value arrives exact.
+ * Numbers: integers in decimal; doubles as the shortest plain decimal with at
+ * most 6 fraction digits that reads back as the same double ("21.5",
+ * "-0.25", "0.000001", |v| < 1e9), else the shortest of %.15g / %.16g / %.17g
+ * that does ("0.30000000000000004", "1e+21"), so every value arrives exact.
  *
  * Threading: an encoder is read-only after init; any thread.
  */

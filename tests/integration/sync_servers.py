@@ -385,7 +385,10 @@ class Nginx:
     """nginx terminating TLS on a free port (generated config under workdir).
 
     upstream_port: proxy_pass to http://127.0.0.1:<port>; None: answer 204 to
-    every request after reading its body (a sink). client_verify: require a
+    every request after reading its whole body (a sink: the TLS server buffers
+    the body, then proxies to a plain server block of the same nginx that
+    answers 204 — a bare "return 204" may answer before the body is read).
+    client_verify: require a
     client certificate signed by the test CA (mTLS). The access log records
     $request_length (bytes of request line, headers and body) per request.
     """
@@ -397,12 +400,14 @@ class Nginx:
         self.conf = os.path.join(self.dir, "nginx.conf")
         self.access_log = os.path.join(self.dir, "access.log")
         self.error_log = os.path.join(self.dir, "error.log")
-        if upstream_port:
-            location = ("proxy_pass http://up; proxy_http_version 1.1;"
-                        " proxy_set_header Connection \"\"; proxy_request_buffering on;"
-                        " proxy_read_timeout 120s;")
-        else:
-            location = "return 204;"
+        location = ("proxy_pass http://up; proxy_http_version 1.1;"
+                    " proxy_set_header Connection \"\"; proxy_request_buffering on;"
+                    " proxy_read_timeout 120s;")
+        sink = ""
+        if not upstream_port:
+            upstream_port = free_port()
+            sink = ("server { listen 127.0.0.1:%d; access_log off; location / { return 204; } }"
+                    % upstream_port)
         verify = ""
         if client_verify:
             verify = "ssl_client_certificate %s; ssl_verify_client on;" % pki.crt("ca")
@@ -423,6 +428,7 @@ http {
   keepalive_requests 1000000;
   keepalive_timeout 120s;
   upstream up { server 127.0.0.1:%d; keepalive 4; }
+  %s
   server {
     listen 127.0.0.1:%d ssl;
     ssl_certificate %s;
@@ -432,7 +438,7 @@ http {
     location / { %s }
   }
 }
-""" % (user, self.dir, self.error_log, self.access_log, temp, upstream_port or 9, self.port,
+""" % (user, self.dir, self.error_log, self.access_log, temp, upstream_port, sink, self.port,
        pki.crt("server"), pki.key("server"), verify, location))
         self.proc = None
 

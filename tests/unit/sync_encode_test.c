@@ -96,6 +96,7 @@ static void test_doubles(void **state)
     double_is(21.5, "21.5");
     double_is(-49.99, "-49.99");
     double_is(0.1, "0.1");
+    char buf[40];
     double_is(0.1 + 0.2, "0.30000000000000004");
     double_is(1e300, "1e+300");
     double_is(5e-324, "4.94065645841247e-324");
@@ -103,7 +104,35 @@ static void test_doubles(void **state)
     double_is(-0.0, "-0");
     double_is(123456789012345678.0, "1.2345678901234568e+17");
     double_is(1.0 / 3.0, "0.3333333333333333");
-    char buf[40];
+    /* the plain-decimal fast path and its edges */
+    double_is(1e-6, "0.000001");
+    double_is(1e-7, "1e-07");
+    double_is(-123456.789, "-123456.789");
+    double_is(999999999.5, "999999999.5");
+    double_is(1e9, "1000000000");
+    double_is(3.0, "3");
+    double_is(1e15, "1e+15");
+    double_is(0.1234567, "0.1234567");
+    double_is(4503599627370495.5, "4503599627370495.5");
+    /* many random doubles round-trip (either path) */
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double v;
+        if (i % 2) {
+            memcpy(&v, &x, sizeof v);
+        } else {
+            v = (double)(int64_t)(x % 2000000000ULL) / (double)(1ULL << (x >> 60));
+        }
+        if (!isfinite(v))
+            continue;
+        size_t n = sync_encode_double(v, buf, sizeof buf);
+        assert_true(n > 0 && n < sizeof buf && strlen(buf) == n);
+        assert_true(strtod(buf, NULL) == v || (v == 0 && strtod(buf, NULL) == 0));
+        assert_true(signbit(strtod(buf, NULL)) == signbit(v));
+    }
     assert_int_equal(sync_encode_double(NAN, buf, sizeof buf), 0);
     assert_int_equal(sync_encode_double(INFINITY, buf, sizeof buf), 0);
     /* every loadgen value (text "%.2f" read by strtod) comes back as its own text */

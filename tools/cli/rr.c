@@ -463,7 +463,7 @@ el_status rr_request(struct rr_client *c, const char *topic, const void *payload
 
     msg.payload = (void *)(uintptr_t)payload;
     msg.payloadlen = (int)len;
-    msg.qos = 1;
+    msg.qos = 0; /* see rr.h: QoS 1 would cost a delayed ACK per request */
     msg.retained = 0;
     msg.properties = c->props; /* shallow: Paho copies what it sends */
     ropts.onFailure5 = on_publish_failure;

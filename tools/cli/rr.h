@@ -15,7 +15,11 @@
  * waits until a message whose correlation data equals the request's arrives
  * on the reply topic; anything else (a late answer to a request that timed
  * out, a stranger's message) is dropped. Requests are strictly sequential.
- * The properties are built once per connection; a request only rewrites the
+ * Requests are published at QoS 0, like mosquitto_rr's default: the broker
+ * is local and a lost request ends in the caller's timeout. QoS 1 would cost ~40 ms per request
+ * against a Paho responder (edgelambdad, el_echo_responder): its PUBACK and its answer are two
+ * small writes on a socket without TCP_NODELAY, so the answer waits for the broker's delayed ACK of
+ * the PUBACK (Nagle). The properties are built once per connection; a request only rewrites the
  * correlation bytes in place, and the reply is copied into one growable
  * buffer owned by the client (bounded by RR_MAX_REPLY), so a loop of
  * requests allocates nothing in this module (Paho copies what it sends and
@@ -56,7 +60,7 @@ void rr_free(struct rr_client *c);
  * when the broker refused or the connection failed (rr_error says why). */
 EL_MUST_CHECK el_status rr_connect(struct rr_client *c, double timeout_s);
 
-/* Publishes payload[0..len) to topic (QoS 1) and waits at most timeout_s
+/* Publishes payload[0..len) to topic (QoS 0) and waits at most timeout_s
  * for the matching reply. On EL_OK, *reply (NUL-terminated) and *reply_len
  * point into the client's buffer, valid until the next rr_request or
  * rr_free. EL_AGAIN: no reply in time; EL_MQTT: publish failed or the

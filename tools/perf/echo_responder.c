@@ -69,6 +69,7 @@ static int echo_on_message(void *context, char *topic, int topic_len, MQTTAsync_
 {
     struct echo *e = context;
     MQTTAsync_message reply = MQTTAsync_message_initializer;
+    MQTTAsync_responseOptions ropts = MQTTAsync_responseOptions_initializer;
     MQTTProperty *rt =
         MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
     MQTTProperty *corr =
@@ -93,7 +94,8 @@ static int echo_on_message(void *context, char *topic, int topic_len, MQTTAsync_
         reply.properties.length = 1 + 2 + corr->value.data.len;
         reply.properties.array = &prop;
     }
-    if (MQTTAsync_sendMessage(e->client, response_topic, &reply, NULL) == MQTTASYNC_SUCCESS)
+    /* Paho sends a message's v5 properties only when responseOptions are given. */
+    if (MQTTAsync_sendMessage(e->client, response_topic, &reply, &ropts) == MQTTASYNC_SUCCESS)
         atomic_fetch_add_explicit(&e->answered, 1, memory_order_relaxed);
     else
         atomic_fetch_add_explicit(&e->failed, 1, memory_order_relaxed);

@@ -20,7 +20,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "el_recompute_bench: cannot open %s/views.db\n", argv[1]);
         return 1;
     }
-    el_status st = views_recompute(v, argv[1], strcmp(argv[2], "full") == 0, NULL, NULL, NULL, &run);
+    el_status st =
+        views_recompute(v, argv[1], strcmp(argv[2], "full") == 0, NULL, NULL, NULL, &run);
     views_close(v);
     if (st != EL_OK) {
         fprintf(stderr, "el_recompute_bench: recompute failed: %s\n", el_status_str(st));
