@@ -311,9 +311,8 @@ static bool load_batch(struct sync *s, int64_t committed)
             return false;
         }
         if (st == EL_OK && c->batch.last_seq < p.last_seq) /* batch_bytes lowered since */
-            st = sync_store_split_parked(s->store, p.first_seq, c->batch.last_seq,
-                                         c->batch.events, c->batch.last_seq + 1,
-                                         p.events - c->batch.events);
+            st = sync_store_split_parked(s->store, p.first_seq, c->batch.last_seq, c->batch.events,
+                                         c->batch.last_seq + 1, p.events - c->batch.events);
         if (st != EL_OK) {
             db_trouble(s, st, "reading a parked batch");
             return false;
@@ -321,8 +320,8 @@ static bool load_batch(struct sync *s, int64_t committed)
         c->parked = true;
         c->parked_row = p.first_seq;
     } else {
-        st = sync_batch_cut(s->reader, &s->enc, s->acked, committed, s->max_events,
-                            s->batch_bytes, s->buf, s->buf_cap, &c->batch);
+        st = sync_batch_cut(s->reader, &s->enc, s->acked, committed, s->max_events, s->batch_bytes,
+                            s->buf, s->buf_cap, &c->batch);
         if (st == EL_NOTFOUND) {
             /* only dead letters (or nothing) up to committed: move past them */
             if (committed > s->acked) {
@@ -413,8 +412,7 @@ static void on_park(struct sync *s, const struct sync_http_resp *r)
     log_warn("sync: upstream refused %lld events, seq %lld-%lld, with HTTP %ld; parked (%lld "
              "parked batches): %s",
              (long long)c->batch.events, (long long)c->batch.first_seq,
-             (long long)c->batch.last_seq, r->status, (long long)s->parked.parked_batches,
-             r->body);
+             (long long)c->batch.last_seq, r->status, (long long)s->parked.parked_batches, r->body);
     s->attempt = 0;
     s->transient_error[0] = '\0';
     c->valid = false;
@@ -600,8 +598,7 @@ static el_status open_worker_state(struct sync *s, const struct el_config *cfg)
         /* A batch was in flight when the last run ended: resend exactly it. */
         st = encode_range(s, ss.inflight_first, ss.inflight_last, INT64_MAX);
         if (st == EL_OK && s->cur.batch.last_seq != ss.inflight_last)
-            st = sync_store_set_inflight(s->store, s->cur.batch.first_seq,
-                                         s->cur.batch.last_seq);
+            st = sync_store_set_inflight(s->store, s->cur.batch.first_seq, s->cur.batch.last_seq);
         if (st == EL_OK)
             st = compress_current(s);
         if (st == EL_OK) {
@@ -667,7 +664,8 @@ el_status sync_new(const struct el_config *cfg, struct sync **out)
     log_info("sync: shipping to %s as device '%s' (%s, %s), acknowledged up to seq %lld, %lld "
              "parked batches",
              s->url_shown, s->device_id, s->format == EL_SYNC_NDJSON ? "ndjson" : "influx",
-             s->compression == EL_COMPRESS_NONE ? "uncompressed" : sync_compress_encoding(s->compression),
+             s->compression == EL_COMPRESS_NONE ? "uncompressed"
+                                                : sync_compress_encoding(s->compression),
              (long long)s->acked, (long long)s->parked.parked_batches);
     publish(s);
     *out = s;

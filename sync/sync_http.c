@@ -59,8 +59,7 @@ static el_status token_load(struct sync_http *h, bool force, char *err, size_t e
         sb.st_mtim.tv_nsec == h->token_mtime.tv_nsec && sb.st_size == h->token_size)
         return EL_OK;
     if (plat_file_check_private(h->token_file) != EL_OK) {
-        snprintf(err, errlen, "token file %s is accessible by others; refusing it",
-                 h->token_file);
+        snprintf(err, errlen, "token file %s is accessible by others; refusing it", h->token_file);
         return EL_INVAL;
     }
     int fd = open(h->token_file, O_RDONLY | O_CLOEXEC);

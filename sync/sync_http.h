@@ -69,13 +69,13 @@ struct sync_http_req {
 };
 
 struct sync_http_resp {
-    long status;                    /* HTTP status; 0 when no response was received */
-    bool aborted;                   /* ended by should_abort */
-    char error[320];                /* status 0: what went wrong ("" otherwise) */
-    char retry_after[64];           /* raw Retry-After value, "" if absent */
-    char body[SYNC_HTTP_EXCERPT];   /* first bytes of the response body, printable */
-    int64_t bytes_sent;             /* request body bytes curl uploaded */
-    double seconds;                 /* total time of the request */
+    long status;                  /* HTTP status; 0 when no response was received */
+    bool aborted;                 /* ended by should_abort */
+    char error[320];              /* status 0: what went wrong ("" otherwise) */
+    char retry_after[64];         /* raw Retry-After value, "" if absent */
+    char body[SYNC_HTTP_EXCERPT]; /* first bytes of the response body, printable */
+    int64_t bytes_sent;           /* request body bytes curl uploaded */
+    double seconds;               /* total time of the request */
 };
 
 /* Process-wide libcurl initialisation; call once before threads start. */

@@ -101,7 +101,7 @@ static int month(const char **pp)
 /* Skips a day name: three letters ("Sun") or a full one ("Sunday"). */
 static bool day_name(const char **pp, bool full)
 {
-    static const char *const names[] = {"Monday", "Tuesday", "Wednesday", "Thursday",
+    static const char *const names[] = {"Monday", "Tuesday",  "Wednesday", "Thursday",
                                         "Friday", "Saturday", "Sunday"};
     for (int i = 0; i < 7; i++) {
         size_t n = full ? strlen(names[i]) : 3;
@@ -153,13 +153,11 @@ static bool http_date(const char *p, int64_t *epoch_ms)
     const char *q = p;
     if (day_name(&q, false) && lit(&q, ", ")) { /* IMF-fixdate */
         if ((d = digits(&q, 2)) < 0 || !lit(&q, " ") || (m = month(&q)) == 0 || !lit(&q, " ") ||
-            (y = digits(&q, 4)) < 0 || !lit(&q, " ") || !clock_time(&q, &secs) ||
-            !lit(&q, " GMT"))
+            (y = digits(&q, 4)) < 0 || !lit(&q, " ") || !clock_time(&q, &secs) || !lit(&q, " GMT"))
             return false;
     } else if ((q = p, day_name(&q, true)) && lit(&q, ", ")) { /* RFC 850 */
         if ((d = digits(&q, 2)) < 0 || !lit(&q, "-") || (m = month(&q)) == 0 || !lit(&q, "-") ||
-            (y = digits(&q, 2)) < 0 || !lit(&q, " ") || !clock_time(&q, &secs) ||
-            !lit(&q, " GMT"))
+            (y = digits(&q, 2)) < 0 || !lit(&q, " ") || !clock_time(&q, &secs) || !lit(&q, " GMT"))
             return false;
         /* RFC 9110: a two-digit year more than 50 years in the future is
          * in the past century; we simply read 70..99 as 19xx. */

@@ -219,13 +219,13 @@ el_status sync_store_repark(struct sync_store *st, int64_t first, long http_stat
 
 el_status sync_store_unpark(struct sync_store *st, int64_t first)
 {
-    return done(st, run(st, "DELETE FROM sync_parked WHERE first_seq = ?1", &first, 1, 0, NULL, NULL),
+    return done(st,
+                run(st, "DELETE FROM sync_parked WHERE first_seq = ?1", &first, 1, 0, NULL, NULL),
                 "removing a delivered parked batch");
 }
 
 el_status sync_store_split_parked(struct sync_store *st, int64_t first, int64_t mid_last,
-                                  int64_t first_events, int64_t second_first,
-                                  int64_t second_events)
+                                  int64_t first_events, int64_t second_first, int64_t second_events)
 {
     int64_t v[5] = {first, mid_last, first_events, second_first, second_events};
     el_status rc = begin(st);

@@ -70,8 +70,7 @@ sqlite3 *sync_store_db(struct sync_store *st);
 EL_MUST_CHECK el_status sync_store_load(struct sync_store *st, struct sync_store_state *out);
 
 /* Records the range about to be sent (first = last = 0 clears it). */
-EL_MUST_CHECK el_status sync_store_set_inflight(struct sync_store *st, int64_t first,
-                                                int64_t last);
+EL_MUST_CHECK el_status sync_store_set_inflight(struct sync_store *st, int64_t first, int64_t last);
 /* After a 2xx: acked_seq = acked, no inflight batch. */
 EL_MUST_CHECK el_status sync_store_ack(struct sync_store *st, int64_t acked);
 /* Parks [first, last] and, in the same transaction, sets acked_seq = acked

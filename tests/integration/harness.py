@@ -63,6 +63,8 @@ def check(cond, msg):
 class TempDir:
     def __init__(self, name):
         self.path = tempfile.mkdtemp(prefix="el-%s-" % name)
+        # mosquitto started as root drops to its own user: it must reach its files.
+        os.chmod(self.path, 0o755)
 
     def cleanup(self):
         shutil.rmtree(self.path, ignore_errors=True)
@@ -96,6 +98,9 @@ class Broker:
         return "tcp://127.0.0.1:%d" % self.port
 
     def start(self):
+        if not os.path.exists(self.logfile):
+            open(self.logfile, "w").close()
+            os.chmod(self.logfile, 0o666)
         self.proc = subprocess.Popen(["mosquitto", "-c", self.conf], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
 

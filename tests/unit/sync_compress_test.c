@@ -35,8 +35,8 @@ static size_t sensor_ndjson(char *buf, size_t cap, int64_t first, int count, int
         char series[64];
         int sl = snprintf(series, sizeof series, "sensors/dev%d/temp", (int)(i % 100));
         double v = (double)((i * 7919) % 20000) / 100.0 - 50.0;
-        size_t n = sync_encode_event(&e, series, (size_t)sl, i + 1, 1767225600000 + i, v,
-                                     buf + len, cap - len);
+        size_t n = sync_encode_event(&e, series, (size_t)sl, i + 1, 1767225600000 + i, v, buf + len,
+                                     cap - len);
         if (n == 0)
             break;
         len += n;
@@ -125,11 +125,14 @@ static void test_limits_and_garbage(void **state)
     assert_int_equal(sync_compress(c, garbage, sizeof garbage, &out, &n), EL_INVAL);
     sync_compress_free(c);
     sync_compress_free(NULL);
-    assert_int_equal(sync_decompress(EL_COMPRESS_GZIP, garbage, sizeof garbage, buf, sizeof buf, &n),
-                     EL_CORRUPT);
-    assert_int_equal(sync_decompress(EL_COMPRESS_ZSTD, garbage, sizeof garbage, buf, sizeof buf, &n),
-                     EL_CORRUPT);
-    assert_int_equal(sync_decompress(EL_COMPRESS_NONE, garbage, sizeof garbage, buf, 4, &n), EL_FULL);
+    assert_int_equal(
+        sync_decompress(EL_COMPRESS_GZIP, garbage, sizeof garbage, buf, sizeof buf, &n),
+        EL_CORRUPT);
+    assert_int_equal(
+        sync_decompress(EL_COMPRESS_ZSTD, garbage, sizeof garbage, buf, sizeof buf, &n),
+        EL_CORRUPT);
+    assert_int_equal(sync_decompress(EL_COMPRESS_NONE, garbage, sizeof garbage, buf, 4, &n),
+                     EL_FULL);
     assert_null(sync_compress_encoding(EL_COMPRESS_NONE));
     assert_string_equal(sync_compress_encoding(EL_COMPRESS_GZIP), "gzip");
     assert_string_equal(sync_compress_encoding(EL_COMPRESS_ZSTD), "zstd");

@@ -42,7 +42,8 @@ static void test_json_escaping(void **state)
     ESC(SYNC_ESC_JSON, "\b\f\n\r\t", "\\b\\f\\n\\r\\t");
     ESC(SYNC_ESC_JSON, "\x01\x1f\x7f", "\\u0001\\u001f\\u007f");
     ESC(SYNC_ESC_JSON, "a\0b", "a\\u0000b");
-    ESC(SYNC_ESC_JSON, "caf\xc3\xa9/\xe2\x82\xac/\xf0\x9f\x98\x80", "caf\xc3\xa9/\xe2\x82\xac/\xf0\x9f\x98\x80");
+    ESC(SYNC_ESC_JSON, "caf\xc3\xa9/\xe2\x82\xac/\xf0\x9f\x98\x80",
+        "caf\xc3\xa9/\xe2\x82\xac/\xf0\x9f\x98\x80");
     /* invalid: lone continuation, truncated sequence, overlong, surrogate, > U+10FFFF */
     ESC(SYNC_ESC_JSON, "a\x80z", "a\\ufffdz");
     ESC(SYNC_ESC_JSON, "a\xc3", "a\\ufffd");
@@ -192,7 +193,8 @@ static void test_influx_lines(void **state)
     /* no NaN in line protocol: the point keeps seq, value is left out */
     line_is(&e, "n", 8, 1, NAN, "n,device=pi\\ 7\\,a\\=b seq=8i 1000000\n");
     /* beyond year 2262 the ns timestamp is clamped instead of overflowing */
-    line_is(&e, "t", 9, INT64_MAX / 1000, 1, "t,device=pi\\ 7\\,a\\=b value=1,seq=9i 9223372036854000000\n");
+    line_is(&e, "t", 9, INT64_MAX / 1000, 1,
+            "t,device=pi\\ 7\\,a\\=b value=1,seq=9i 9223372036854000000\n");
     assert_string_equal(sync_encode_content_type(EL_SYNC_INFLUX), "text/plain; charset=utf-8");
 }
 
@@ -227,9 +229,9 @@ static void test_encoder_init(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_json_escaping),  cmocka_unit_test(test_influx_escaping),
-        cmocka_unit_test(test_escape_bounds),  cmocka_unit_test(test_doubles),
-        cmocka_unit_test(test_ndjson_lines),   cmocka_unit_test(test_influx_lines),
+        cmocka_unit_test(test_json_escaping), cmocka_unit_test(test_influx_escaping),
+        cmocka_unit_test(test_escape_bounds), cmocka_unit_test(test_doubles),
+        cmocka_unit_test(test_ndjson_lines),  cmocka_unit_test(test_influx_lines),
         cmocka_unit_test(test_encoder_init),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

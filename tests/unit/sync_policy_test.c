@@ -23,7 +23,8 @@ static void test_classify(void **state)
 {
     (void)state;
     static const long success[] = {200, 201, 202, 204, 299};
-    static const long retry[] = {0, 100, 301, 302, 304, 408, 425, 429, 500, 502, 503, 504, 599, 600, -1};
+    static const long retry[] = {0,   100, 301, 302, 304, 408, 425, 429,
+                                 500, 502, 503, 504, 599, 600, -1};
     static const long park[] = {400, 401, 403, 404, 405, 409, 410, 415, 422, 499};
     for (size_t i = 0; i < sizeof success / sizeof success[0]; i++)
         assert_int_equal(sync_policy_classify(success[i]), SYNC_SUCCESS);

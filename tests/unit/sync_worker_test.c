@@ -363,9 +363,15 @@ static int64_t write_events(int64_t first, int64_t last, const int64_t *skip, si
         for (size_t i = 0; i < n_skip; i++)
             dead = dead || skip[i] == seq;
         if (dead) {
-            struct mlog_dead dl = {.seq = seq, .topic = "bad", .topic_len = 3, .payload = "x",
-                                   .payload_len = 1, .payload_bytes = 1, .recv_ms = TS_BASE,
-                                   .mono_ms = 1, .reason = "parse"};
+            struct mlog_dead dl = {.seq = seq,
+                                   .topic = "bad",
+                                   .topic_len = 3,
+                                   .payload = "x",
+                                   .payload_len = 1,
+                                   .payload_bytes = 1,
+                                   .recv_ms = TS_BASE,
+                                   .mono_ms = 1,
+                                   .reason = "parse"};
             assert_int_equal(mlog_append_dead(log, &dl), EL_OK);
             continue;
         }
@@ -373,9 +379,15 @@ static int64_t write_events(int64_t first, int64_t last, const int64_t *skip, si
         int nl = snprintf(name, sizeof name, "sensors/dev%d/temp", (int)(seq % 7));
         uint32_t id;
         assert_int_equal(mlog_series_get(log, name, (size_t)nl, seq, &id), EL_OK);
-        struct mlog_event ev = {.seq = seq, .series_id = id, .ts_ms = TS_BASE + seq,
-                                .value = value_of(seq), .recv_ms = TS_BASE + seq, .mono_ms = seq,
-                                .flags = MLOG_F_CLOCK_SYNCED, .payload = "{}", .payload_len = 2};
+        struct mlog_event ev = {.seq = seq,
+                                .series_id = id,
+                                .ts_ms = TS_BASE + seq,
+                                .value = value_of(seq),
+                                .recv_ms = TS_BASE + seq,
+                                .mono_ms = seq,
+                                .flags = MLOG_F_CLOCK_SYNCED,
+                                .payload = "{}",
+                                .payload_len = 2};
         assert_int_equal(mlog_append_event(log, &ev), EL_OK);
     }
     assert_int_equal(mlog_commit(log), EL_OK);
@@ -511,14 +523,14 @@ static void test_faults_split_park_retry_parked(void **state)
 {
     (void)state;
     static const struct action script[] = {
-        {ACT_RESPOND, 500, NULL},                /* 1: batch A retried */
-        {ACT_RESPOND, 503, "1"},                 /* 2: A again, after >= 1 s */
-        {ACT_RESPOND, 200, NULL},                /* 3: A delivered */
-        {ACT_RESET_AFTER_BODY, 0, NULL},         /* 4: B received, no answer */
-        {ACT_RESPOND, 200, NULL},                /* 5: B resent identically */
-        {ACT_RESPOND, 413, NULL},                /* 6: C too large -> first half */
-        {ACT_RESPOND, 200, NULL},                /* 7: C1 */
-        {ACT_RESPOND, 400, NULL},                /* 8: next batch parked */
+        {ACT_RESPOND, 500, NULL},                            /* 1: batch A retried */
+        {ACT_RESPOND, 503, "1"},                             /* 2: A again, after >= 1 s */
+        {ACT_RESPOND, 200, NULL},                            /* 3: A delivered */
+        {ACT_RESET_AFTER_BODY, 0, NULL},                     /* 4: B received, no answer */
+        {ACT_RESPOND, 200, NULL},                            /* 5: B resent identically */
+        {ACT_RESPOND, 413, NULL},                            /* 6: C too large -> first half */
+        {ACT_RESPOND, 200, NULL},                            /* 7: C1 */
+        {ACT_RESPOND, 400, NULL},                            /* 8: next batch parked */
         {ACT_RESPOND, 429, "Thu, 01 Jan 1970 00:00:00 GMT"}, /* 9: retry at once */
     };
     struct el_config cfg;

@@ -60,22 +60,32 @@ static int usage(void)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    static const struct option longopts[] = {
-        {"dir", required_argument, NULL, 'd'},          {"url", required_argument, NULL, 'u'},
-        {"ca-file", required_argument, NULL, 'c'},      {"format", required_argument, NULL, 'f'},
-        {"compression", required_argument, NULL, 'z'},  {"batch-events", required_argument, NULL, 'e'},
-        {"batch-bytes", required_argument, NULL, 'b'},  {"device", required_argument, NULL, 'i'},
-        {"repeat", required_argument, NULL, 'r'},       {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"dir", required_argument, NULL, 'd'},
+                                             {"url", required_argument, NULL, 'u'},
+                                             {"ca-file", required_argument, NULL, 'c'},
+                                             {"format", required_argument, NULL, 'f'},
+                                             {"compression", required_argument, NULL, 'z'},
+                                             {"batch-events", required_argument, NULL, 'e'},
+                                             {"batch-bytes", required_argument, NULL, 'b'},
+                                             {"device", required_argument, NULL, 'i'},
+                                             {"repeat", required_argument, NULL, 'r'},
+                                             {NULL, 0, NULL, 0}};
     int c;
-    *o = (struct opts){.device = "bench", .batch_events = 5000, .batch_bytes = 1 << 20,
-                       .format = EL_SYNC_NDJSON, .compression = EL_COMPRESS_GZIP, .repeat = 1};
+    *o = (struct opts){.device = "bench",
+                       .batch_events = 5000,
+                       .batch_bytes = 1 << 20,
+                       .format = EL_SYNC_NDJSON,
+                       .compression = EL_COMPRESS_GZIP,
+                       .repeat = 1};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
         case 'd': o->dir = optarg; break;
         case 'u': o->url = optarg; break;
         case 'c': o->ca_file = optarg; break;
         case 'i': o->device = optarg; break;
-        case 'f': o->format = strcmp(optarg, "influx") == 0 ? EL_SYNC_INFLUX : EL_SYNC_NDJSON; break;
+        case 'f':
+            o->format = strcmp(optarg, "influx") == 0 ? EL_SYNC_INFLUX : EL_SYNC_NDJSON;
+            break;
         case 'z':
             o->compression = strcmp(optarg, "none") == 0   ? EL_COMPRESS_NONE
                              : strcmp(optarg, "zstd") == 0 ? EL_COMPRESS_ZSTD
