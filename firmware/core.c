@@ -643,6 +643,12 @@ static void loop(struct core *c)
             plat_systemd_watchdog();
             c->watchdog_last_ms = now;
         }
+        if (c->stopping && ingest_stopped(c->ingest) && c->storage_failed &&
+            now - c->stop_started_ms > 5000) {
+            log_error("stopping while the master log cannot be written; acknowledged events stay "
+                      "in the journal and are replayed at the next start");
+            return;
+        }
         if (c->stopping && ingest_stopped(c->ingest) && n == 0 && !journal_has_unread(c->journal)) {
             commit(c);
             if (!c->storage_failed)

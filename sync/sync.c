@@ -182,7 +182,11 @@ static void publish(struct sync *s)
     struct sync_status *st = &s->status;
     int64_t pending = s->committed > s->acked ? s->committed - s->acked : 0;
     st->enabled = true;
-    st->acked_seq = s->acked;
+    st->cursor_seq = s->acked;
+    /* parked events are not acknowledged: retention must keep them */
+    st->acked_seq = s->parked.parked_min_first > 0 && s->parked.parked_min_first - 1 < s->acked
+                        ? s->parked.parked_min_first - 1
+                        : s->acked;
     st->parked_batches = s->parked.parked_batches;
     st->parked_events = s->parked.parked_events;
     st->backlog_events = pending + s->parked.parked_events;
@@ -693,7 +697,7 @@ void sync_notify_committed(struct sync *s, int64_t committed_seq)
     if (committed_seq > s->committed) {
         s->committed = committed_seq;
         s->status.backlog_events =
-            (committed_seq > s->status.acked_seq ? committed_seq - s->status.acked_seq : 0) +
+            (committed_seq > s->status.cursor_seq ? committed_seq - s->status.cursor_seq : 0) +
             s->status.parked_events;
         if (s->waiting)
             pthread_cond_signal(&s->cv);

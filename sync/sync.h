@@ -32,7 +32,9 @@ struct sync;
 /* A consistent copy of the worker's state for the status document. */
 struct sync_status {
     bool enabled;
-    int64_t acked_seq;           /* last sequence the upstream acknowledged */
+    int64_t acked_seq;           /* every event with seq <= acked_seq was acknowledged by the
+                                    upstream (retention may remove them); stays below the first
+                                    parked batch until it is delivered */
     int64_t backlog_events;      /* committed events not yet acknowledged */
     int64_t backlog_bytes;       /* estimate */
     int64_t oldest_unsent_age_s; /* receive age of the oldest unacknowledged event, -1 none */
@@ -42,6 +44,7 @@ struct sync_status {
     int64_t parked_batches;
     int64_t batches_sent, retries;
     /* additions (not yet in the status document) */
+    int64_t cursor_seq;    /* the shipping cursor: seq <= cursor_seq acknowledged or parked */
     int64_t parked_events; /* events inside parked batches (part of backlog_events) */
     int64_t events_sent;   /* events acknowledged by the upstream since start */
     int64_t wire_bytes;    /* request body bytes of acknowledged batches since start */

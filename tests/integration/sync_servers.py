@@ -668,3 +668,25 @@ def wait_synced(d, count, timeout, parked=None):
         return acked >= last and (parked is None or p == parked)
     wait_until(done, timeout, "sync of %d events (cursor %s, last seq %s)" % (
         count, sync_cursor(d), last_event_seq(d)), interval=0.1)
+
+
+def dump_diagnostics(*things):
+    """On a failure: the tails of the daemons', brokers' and servers' logs."""
+    for t in things:
+        if t is None:
+            continue
+        try:
+            if hasattr(t, "log_text"):
+                log("--- edgelambdad log (%s):\n%s" % (t.dir, t.log_text()[-4000:]))
+            elif hasattr(t, "logfile") and os.path.exists(t.logfile):
+                with open(t.logfile, errors="replace") as f:
+                    log("--- %s log:\n%s" % (type(t).__name__, f.read()[-2000:]))
+            if isinstance(t, FaultServer):
+                reqs, conns = t.snapshot()
+                log("--- fault server: %d requests (%s), %d connections, handler errors: %s" % (
+                    len(reqs), [r["action"] for r in reqs], len(conns), t.errors[-3:]))
+            if hasattr(t, "proc") and t.proc is not None and hasattr(t.proc, "poll"):
+                log("--- %s process: %s" % (type(t).__name__, "running" if t.proc.poll() is None
+                                            else "exited %s" % t.proc.returncode))
+        except Exception as e:  # noqa: BLE001 - diagnostics must not hide the failure
+            log("--- diagnostics of %s failed: %s" % (type(t).__name__, e))

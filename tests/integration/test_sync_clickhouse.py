@@ -17,7 +17,7 @@ import math
 import time
 
 from harness import Broker, Daemon, TempDir, check, loadgen_async, log, run, SLOW
-from sync_servers import PKI, ClickHouse, Nginx, http_get, master_events, wait_synced
+from sync_servers import dump_diagnostics, PKI, ClickHouse, Nginx, http_get, master_events, wait_synced
 
 COUNT = 200000
 SERIES = 100
@@ -64,6 +64,9 @@ def test_clickhouse_ndjson_gzip():
             "%.1f request bytes/event (ndjson+gzip)" % (COUNT, elapsed, len(lines), wire / COUNT))
         errors = ch.errors()
         check("Unknown Content-Encoding" not in errors, "ClickHouse refused the encoding: %s" % errors)
+    except Exception:
+        dump_diagnostics(d, b, ch, ng)
+        raise
     finally:
         if d:
             d.kill()

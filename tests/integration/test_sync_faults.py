@@ -19,14 +19,15 @@ Checked afterwards, against the master log:
   - the batch in flight at the SIGKILL is the first one resent after the
     restart, with the same key;
   - 400/401 parked two batches, shown in status (sync.parked_batches,
-    last_error), and a {"op":"sync","retry_parked":true} command on the
+    last_error; acked_seq stays below the first parked seq, so retention keeps
+    them), and a {"op":"sync","retry_parked":true} command on the
     command topic shipped them (same keys as when they were refused).
 """
 import os
 import time
 
 from harness import (Broker, Daemon, TempDir, check, loadgen_async, log, rr, run, wait_until, SLOW)
-from sync_servers import (PKI, FaultServer, master_events, sync_cursor, sync_status, wait_synced)
+from sync_servers import (dump_diagnostics, PKI, FaultServer, master_events, sync_cursor, sync_status, wait_synced)
 
 COUNT = 30000
 DEVICE = "pi-faults"
@@ -81,6 +82,10 @@ def test_scripted_outage_with_sigkill():
         parked_keys = [r["headers"]["idempotency-key"] for r in reqs
                        if kind(r["action"]) == "status" and r["action"][1] in (400, 401)]
         check(len(parked_keys) == 2, "parked keys %s" % parked_keys)
+        first_parked = min(int(k.split("-")[-2]) for k in parked_keys)
+        check(st["acked_seq"] == first_parked - 1,
+              "status acked_seq %d must stay below the first parked seq %d (retention keeps "
+              "parked events)" % (st["acked_seq"], first_parked))
 
         n_before = len(reqs)
         reply = rr(b, '{"op":"sync","retry_parked":true}', topic=d.prefix + "/command")
@@ -90,10 +95,13 @@ def test_scripted_outage_with_sigkill():
         resent = [r["headers"]["idempotency-key"] for r in reqs[n_before:]]
         check(resent == parked_keys, "retry-parked sent %s, expected %s" % (resent, parked_keys))
         st = sync_status(d, b)
-        check(st["parked_batches"] == 0 and not st["last_error"] and st["backlog_events"] == 0,
-              "status after retry-parked: %s" % st)
+        check(st["parked_batches"] == 0 and not st["last_error"] and st["backlog_events"] == 0
+              and st["acked_seq"] == sync_cursor(d)[0], "status after retry-parked: %s" % st)
         d.stop()
         verify(d, fs, parked_keys)
+    except Exception:
+        dump_diagnostics(fs, b, d)
+        raise
     finally:
         if lg and lg.poll() is None:
             lg.kill()

@@ -17,7 +17,7 @@ import os
 import time
 
 from harness import Broker, Daemon, TempDir, check, loadgen, log, run, wait_until
-from sync_servers import (PKI, FaultServer, Nginx, master_events, sync_cursor, sync_status,
+from sync_servers import (PKI, dump_diagnostics, FaultServer, Nginx, master_events, sync_cursor, sync_status,
                           wait_synced)
 
 COUNT = 300
@@ -56,6 +56,9 @@ def check_refused(td, b, pki, cert, expect):
             cert, st["last_error"], expect))
         check(st["acked_seq"] == 0 and st["batches_sent"] == 0, "%s: acknowledged %s" % (cert, st))
         check(sync_cursor(d) == (0, 0), "%s: cursor moved" % cert)
+    except Exception:
+        dump_diagnostics(d, b, fs)
+        raise
     finally:
         d.kill()
         fs.stop()
@@ -127,6 +130,9 @@ def test_mtls_and_token():
         lines = wait_until(lambda: [l for l in ng.access_lines() if l[0] == "400"], 10,
                            "nginx to log the refusal")
         check(all(l[3] == "NONE" for l in lines), "nginx log: %s" % lines)
+    except Exception:
+        dump_diagnostics(d, b, fs, ng)
+        raise
     finally:
         if d:
             d.kill()

@@ -12,7 +12,7 @@ every value and seq must match.
 import time
 
 from harness import Broker, Daemon, TempDir, check, loadgen_async, log, run, wait_until, SLOW
-from sync_servers import PKI, Nginx, VictoriaMetrics, master_events, wait_synced
+from sync_servers import dump_diagnostics, PKI, Nginx, VictoriaMetrics, master_events, wait_synced
 
 COUNT = 200000
 SERIES = 100
@@ -65,6 +65,9 @@ def test_victoriametrics_influx_gzip():
         log("%d events shipped to VictoriaMetrics and verified; %.1f s from the first publish; "
             "%d requests through nginx, %.1f request bytes/event (influx+gzip)" % (
                 COUNT, elapsed, len(lines), wire / COUNT))
+    except Exception:
+        dump_diagnostics(d, b, vm, ng)
+        raise
     finally:
         if d:
             d.kill()

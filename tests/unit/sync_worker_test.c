@@ -314,6 +314,11 @@ static bool acked_at_least(const struct sync_status *st, int64_t seq)
     return st->acked_seq >= seq;
 }
 
+static bool cursor_at_least(const struct sync_status *st, int64_t seq)
+{
+    return st->cursor_seq >= seq;
+}
+
 static bool parked_is(const struct sync_status *st, int64_t n)
 {
     return st->parked_batches == n;
@@ -539,9 +544,12 @@ static void test_faults_split_park_retry_parked(void **state)
     int64_t last = write_events(1, 500, NULL, 0);
     make_cfg(&cfg, 100, EL_COMPRESS_ZSTD);
     struct sync *s = start_sync(&cfg, last);
-    wait_status(s, acked_at_least, 500, 20000, "all acknowledged or parked");
+    wait_status(s, cursor_at_least, 500, 20000, "all acknowledged or parked");
     wait_status(s, parked_is, 1, 5000, "one parked batch");
     sync_get_status(s, &st);
+    /* the parked batch [251, 300] is not acknowledged: retention must keep it */
+    assert_int_equal(st.acked_seq, 250);
+    assert_int_equal(st.cursor_seq, 500);
     assert_non_null(strstr(st.last_error, "HTTP 400"));
     assert_non_null(strstr(st.last_error, "parked"));
     assert_int_equal(st.parked_events, 50);
@@ -586,6 +594,7 @@ static void test_faults_split_park_retry_parked(void **state)
     sync_get_status(s, &st);
     assert_string_equal(st.last_error, "");
     assert_int_equal(st.backlog_events, 0);
+    assert_int_equal(st.acked_seq, 500);
     assert_int_equal(n_recs(), before + 1);
     assert_string_equal(srv.recs[before].key, parked_key);
     assert_int_equal(db_int("SELECT count(*) FROM sync_parked"), 0);

@@ -4,23 +4,35 @@
  *   edgelambda [--uri URI] [--prefix PREFIX] <command> [options]
  *
  * Purpose: talk to the daemon through the same MQTT API as any other client
- * (status now; query, series, last, recompute, sync later) and generate
- * load (loadgen.c). It never opens the daemon's files.
+ * (SPEC §7: query, series, last and status on <prefix>/query, recompute and
+ * sync on <prefix>/command, the retained <prefix>/status) and generate load
+ * (loadgen.c). It never opens the daemon's files.
  *
  * Design: main() parses the global options (stopping at the first non-option,
  * the command name), then dispatches through cli_commands[], a table of
  * {name, function, one-line help}; adding a command is one row plus its
- * function. Every command parses its own options with getopt_long (and also
- * accepts --uri/--prefix after its name), prints its usage on --help, and
- * returns an exit code: 0 ok, 1 failure, 2 usage error.
+ * function (a NULL help hides a command from the list: bench-rr, used by
+ * tools/bench). Every command parses its own options with getopt_long (and
+ * also accepts --uri/--prefix after its name), prints its usage on --help,
+ * and returns an exit code: 0 ok, 1 failure, 2 usage error.
  * `status` subscribes to the retained <prefix>/status topic with Paho
  * MQTTAsync, waits (bounded) for one message and prints it as aligned
  * "dotted.key  value" lines (JSON flattened with jsmn, no allocation per
  * token beyond one token array) or raw with --json.
+ * The request/response commands build their request with the bounded JSON
+ * writer (plat_jsonw; at most ASK_REQUEST_MAX bytes, the daemon's limit),
+ * ask over MQTT v5 (rr.c: response topic + correlation data, one connection
+ * per command, bounded by --timeout), then either print the raw answer
+ * (--json) or parse it once into a jsmn token array and print aligned tables
+ * (table.c): numbers "%.6g" (whole numbers in full), times RFC 3339 UTC. An
+ * error answer {"ok":false,"error":{code,message}} is reported on stderr
+ * with exit 1 (with --json the raw answer is printed too); no answer in time
+ * is exit 1 with a message naming the topic.
  *
  * Threading: main thread, plus Paho's threads inside a command; the status
  * command hands the payload from Paho's callback thread to main under a
- * mutex, copied into memory main frees.
+ * mutex, copied into memory main frees; rr.c copies answers into a buffer
+ * of its own under its mutex.
  */
 #include <errno.h>
 #include <getopt.h>

@@ -1,0 +1,225 @@
+"""tools/bench query: MQTT round-trip latency of edgelambdad's queries under ingest load.
+
+In one run, against one tuned private mosquitto (queues unbounded, as in
+tests/integration/harness.py):
+  load   - loadgen publishes json-ts readings at --rate msg/s (default 10,000),
+           QoS 1, over --series series (default 1000) for the whole measurement;
+           json-ts event times advance 1 ms per message from ts-base = now -
+           rate * 60 ms (10 minutes ago at 10,000 msg/s), so for the first
+           minute of load every event is recent (inside the speed layer's
+           window and the query's last hour) and none is in the future.
+  echo   - el_echo_responder answers the same range request on another topic at
+           once: the bare broker echo round trip (the physical limit here).
+  range  - {"series":"sensors/dev0/temp","from":"-1h","to":"now","step":"1m",
+           "agg":["count","mean","min","max","last"]} answered by edgelambdad.
+  last   - {"op":"last","series":"sensors/dev0/temp"}.
+Each is `edgelambda bench-rr`: N sequential requests over ONE MQTT v5
+connection (after a warm-up), p50/p90/p99/max in microseconds. Targets: the
+range query's p99 <= 2 ms and <= 1.5x the echo's p99.
+
+Usage: python3 tools/lib/bench_query.py --build DIR [--requests N] [--rate R]
+       [--series N] [--warmup-s S] [--workdir DIR]
+"""
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
+                                "integration"))
+import harness  # noqa: E402  (Broker: the tuned mosquitto config, wait_until)
+
+SERIES = "sensors/dev0/temp"
+RANGE_REQ = ('{"series":"%s","from":"-1h","to":"now","step":"1m",'
+             '"agg":["count","mean","min","max","last"]}' % SERIES)
+LAST_REQ = '{"op":"last","series":"%s"}' % SERIES
+ECHO_TOPIC = "bench/echo"
+MAX_LOAD_S = 600  # loadgen's --seconds; it is stopped as soon as the measurement ends
+LEAD_S = 60  # event time catches up with the wall clock after this much load
+
+
+def fail(msg):
+    raise SystemExit("bench query: " + msg)
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            fail("timed out waiting for " + what)
+        time.sleep(0.05)
+
+
+class Procs:
+    """Processes started by the bench, stopped newest first."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, args, **kw):
+        p = subprocess.Popen(args, **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self, p, sig=signal.SIGTERM, timeout=30):
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def stop_all(self):
+        for p in reversed(self.procs):
+            self.stop(p)
+
+
+def accepted(build, uri):
+    """ingest.accepted from the daemon's retained status (None if unknown)."""
+    import json
+    r = subprocess.run([os.path.join(build, "edgelambda"), "--uri", uri, "status", "--json",
+                        "--timeout", "5"], capture_output=True, text=True)
+    try:
+        return json.loads(r.stdout)["ingest"]["accepted"]
+    except (ValueError, KeyError):
+        return None
+
+
+def bench_rr(build, uri, request, topic, n, what):
+    args = [os.path.join(build, "edgelambda"), "--uri", uri, "bench-rr", "--request", request,
+            "--count", str(n), "--warmup", str(max(50, n // 10)), "--timeout", "5"]
+    if topic:
+        args += ["--topic", topic]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    kv = dict(x.split("=", 1) for x in r.stdout.split() if "=" in x)
+    if "p99_us" not in kv:
+        fail("%s: bench-rr failed (%s): %s %s" % (what, r.returncode, r.stdout, r.stderr))
+    res = {k: float(kv[k]) for k in ("p50_us", "p90_us", "p99_us", "max_us", "mean_us")}
+    res["errors"] = int(kv["errors"])
+    res["reply_bytes"] = int(kv["reply_bytes"])
+    return res
+
+
+def line(name, r):
+    return ("%-34s p50 %7.1f us | p90 %7.1f us | p99 %7.1f us | max %8.1f us | %5d B replies%s"
+            % (name, r["p50_us"], r["p90_us"], r["p99_us"], r["max_us"], r["reply_bytes"],
+               " | %d ERRORS" % r["errors"] if r["errors"] else ""))
+
+
+def start_servers(args, work, procs):
+    broker = harness.Broker(work)
+    broker.proc = procs.start(["mosquitto", "-c", broker.conf], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    wait_for(lambda: broker_up(broker), 10, "mosquitto")
+    uri = broker.uri
+    daemon_log = os.path.join(work, "edgelambdad.log")
+    with open(daemon_log, "w") as logf:
+        d = procs.start([os.path.join(args.build, "edgelambdad"), "--set", "mqtt.uri=" + uri,
+                         "--set", "storage.dir=" + os.path.join(work, "data"),
+                         "--set", "clock.synced=yes", "--set", "mqtt.client_id=bench-query"],
+                        stdout=logf, stderr=subprocess.STDOUT)
+
+    def daemon_ready():
+        if d.poll() is not None:
+            fail("edgelambdad exited: " + open(daemon_log).read()[-2000:])
+        return "subscribed to" in open(daemon_log).read()
+    wait_for(daemon_ready, 20, "edgelambdad to subscribe")
+    echo = procs.start([os.path.join(args.build, "el_echo_responder"), "--uri", uri,
+                        "--topic", ECHO_TOPIC], stdout=subprocess.PIPE, text=True)
+    if "ready" not in echo.stdout.readline():
+        fail("el_echo_responder did not get ready")
+    return uri, d
+
+
+def broker_up(broker):
+    import socket
+    try:
+        socket.create_connection(("127.0.0.1", broker.port), timeout=0.2).close()
+        return True
+    except OSError:
+        return False
+
+
+def start_load(args, uri, procs):
+    now_ms = int(time.time() * 1000)
+    ts_base = now_ms - args.rate * LEAD_S
+    lg = procs.start([os.path.join(args.build, "edgelambda"), "--uri", uri, "loadgen",
+                      "--rate", str(args.rate), "--series", str(args.series), "--qos", "1",
+                      "--style", "json-ts", "--ts-base", str(ts_base), "--seconds",
+                      str(MAX_LOAD_S), "--quiet"], stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True)
+    return lg
+
+
+def measure(args, uri, daemon, lg):
+    time.sleep(args.warmup_s)  # let the load reach its rate (and the rings fill) first
+    if lg.poll() is not None:
+        fail("loadgen exited early: " + lg.stderr.read())
+    a0, t0 = accepted(args.build, uri), time.monotonic()
+    res = {}
+    res["echo"] = bench_rr(args.build, uri, RANGE_REQ, ECHO_TOPIC, args.requests, "echo")
+    res["range"] = bench_rr(args.build, uri, RANGE_REQ, None, args.requests, "range")
+    res["last"] = bench_rr(args.build, uri, LAST_REQ, None, args.requests, "last")
+    res["echo2"] = bench_rr(args.build, uri, RANGE_REQ, ECHO_TOPIC, args.requests, "echo again")
+    a1, t1 = accepted(args.build, uri), time.monotonic()
+    if lg.poll() is not None:
+        fail("loadgen ended during the measurement: " + lg.stderr.read())
+    if daemon.poll() is not None:
+        fail("edgelambdad died during the measurement")
+    res["ingest_rate"] = (a1 - a0) / (t1 - t0) if a0 is not None and a1 is not None else None
+    return res
+
+
+def report(args, res):
+    echo = min((res["echo"], res["echo2"]), key=lambda r: r["p99_us"])
+    print("query benchmark: %d sequential requests per case over one MQTT v5 connection, under "
+          "%d msg/s QoS 1 ingest over %d series" % (args.requests, args.rate, args.series))
+    if res["ingest_rate"] is not None:
+        print("  ingest during the measurement: %.0f events/s accepted by edgelambdad"
+              % res["ingest_rate"])
+    print("  " + line("echo (el_echo_responder)", res["echo"]))
+    print("  " + line("echo again (after the queries)", res["echo2"]))
+    ok = True
+    for key, name in (("range", "range 1h / 1m, 5 aggregates"), ("last", "last sample")):
+        r = res[key]
+        ratio99 = r["p99_us"] / echo["p99_us"]
+        ratio50 = r["p50_us"] / echo["p50_us"]
+        good = r["p99_us"] <= 2000 and ratio99 <= 1.5 and r["errors"] == 0
+        ok = ok and (good or key != "range")
+        print("  " + line(name, r))
+        print("  %-34s p50 %.2fx echo | p99 %.2fx echo (target <= 1.5x) | p99 %s 2 ms%s"
+              % ("", ratio50, ratio99, "<=" if r["p99_us"] <= 2000 else ">",
+                 "" if good else "  <-- MISSES TARGET"))
+    return ok
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="tools/bench query")
+    ap.add_argument("--build", required=True, help="build dir with edgelambdad, edgelambda, "
+                    "el_echo_responder")
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--rate", type=int, default=10000)
+    ap.add_argument("--series", type=int, default=1000)
+    ap.add_argument("--warmup-s", type=float, default=3.0)
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args(argv)
+    args.build = os.path.abspath(args.build)
+    work = tempfile.mkdtemp(prefix="el-bench-query-", dir=args.workdir)
+    procs = Procs()
+    try:
+        uri, daemon = start_servers(args, work, procs)
+        lg = start_load(args, uri, procs)
+        res = measure(args, uri, daemon, lg)
+    finally:
+        procs.stop_all()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0 if report(args, res) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
