@@ -25,6 +25,7 @@
 #include "serve.h"
 #include "speed.h"
 #include "plat_clock.h"
+#include "plat_hash.h"
 #include "plat_log.h"
 #include "plat_systemd.h"
 #include "status.h"
@@ -457,7 +458,9 @@ static void status_tick(struct core *c, int64_t now, bool force)
                    (uint64_t)s.batch.watermark_seq * 13 + (s.batch.running ? 5u : 0u) +
                    (uint64_t)s.batch.runs * 10007 + (uint64_t)s.sync.acked_seq * 17 +
                    (uint64_t)s.sync.parked_batches * 23 + (s.log_full_paused ? 29u : 0u) +
-                   s.log_trimmed_events * 31 + (uint64_t)s.broker_dropped * 37;
+                   s.log_trimmed_events * 31 + (uint64_t)s.broker_dropped * 37 +
+                   (uint64_t)s.sync.backlog_events * 41 +
+                   plat_hash64(PLAT_HASH64_INIT, s.sync.last_error, strlen(s.sync.last_error));
     for (unsigned r = 0; r < INGEST_REASON_COUNT; r++)
         key = key * 3 + s.rejected[r];
     if (!force && key == c->status_last_key && now - c->status_last_ms < STATUS_HEARTBEAT_MS)

@@ -158,6 +158,14 @@ size_t status_format(const struct status_snapshot *s, char *buf, size_t len)
             jw_null(&w);
         jw_key(&w, "parked_batches");
         jw_int(&w, s->sync.parked_batches);
+        jw_key(&w, "parked_events");
+        jw_int(&w, s->sync.parked_events);
+        jw_key(&w, "cursor_seq");
+        jw_int(&w, s->sync.cursor_seq);
+        jw_key(&w, "events_sent");
+        jw_int(&w, s->sync.events_sent);
+        jw_key(&w, "wire_bytes");
+        jw_int(&w, s->sync.wire_bytes);
         jw_key(&w, "batches_sent");
         jw_int(&w, s->sync.batches_sent);
         jw_key(&w, "retries");

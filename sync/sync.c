@@ -671,6 +671,9 @@ el_status sync_new(const struct el_config *cfg, struct sync **out)
              s->compression == EL_COMPRESS_NONE ? "uncompressed"
                                                 : sync_compress_encoding(s->compression),
              (long long)s->acked, (long long)s->parked.parked_batches);
+    if (cfg->sync.insecure)
+        log_warn("sync: sync.insecure is set: the upstream's TLS certificate and host name are "
+                 "NOT verified");
     publish(s);
     *out = s;
     return EL_OK;

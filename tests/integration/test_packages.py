@@ -10,6 +10,9 @@ in /usr/share/doc, maintainer scripts that parse, and a Depends line that
 covers every shared library the binaries need. The unit passes
 `systemd-analyze verify` and rates <= 2.0 in `systemd-analyze security`;
 edgelambdad stays <= 1 MiB stripped on aarch64. Prints the binary sizes.
+And the daemon speaks the protocol the unit relies on (Type=notify,
+WatchdogSec=): READY=1 with STATUS=, WATCHDOG=1 at half the interval,
+STOPPING=1 on SIGTERM, over a NOTIFY_SOCKET like systemd's.
 
 Builds are cached under $EL_XC_CACHE (default build/xc): build-amd64 (native,
 RelWithDebInfo), build-aarch64 and build-armhf (tools/sysroot ARCH --build).
@@ -18,11 +21,13 @@ import fcntl
 import os
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 
 import harness
-from harness import check, log, run
+from harness import Broker, Daemon, TempDir, check, log, run
 
 XC_CACHE = os.environ.get("EL_XC_CACHE") or os.path.join(harness.SOURCE, "build", "xc")
 VERSION_RE = re.compile(r"project\(edgelambda VERSION ([0-9.]+)")
@@ -215,5 +220,57 @@ def test_debs_for_amd64_arm64_armhf():
             shutil.rmtree(t, ignore_errors=True)
 
 
+def test_sd_notify_ready_watchdog_stopping():
+    """What systemd would see: a datagram socket as NOTIFY_SOCKET and
+    WATCHDOG_USEC as set by WatchdogSec=, around a real daemon and broker."""
+    td = TempDir("notify")
+    sock_path = os.path.join(td.path, "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(sock_path)
+    sock.settimeout(0.2)
+    msgs = []
+
+    def drain():
+        while True:
+            try:
+                msgs.append((time.monotonic(), sock.recv(4096).decode()))
+            except socket.timeout:
+                return
+
+    def seen(word):
+        drain()
+        return [t for t, m in msgs if word in m.split("\n")]
+
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, client_id="el-notify")
+    saved = {k: os.environ.get(k) for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")}
+    os.environ.update(NOTIFY_SOCKET=sock_path, WATCHDOG_USEC="1000000")  # WatchdogSec=1s
+    os.environ.pop("WATCHDOG_PID", None)
+    try:
+        d.start()
+        harness.wait_until(lambda: seen("READY=1"), 20, "READY=1")
+        ready = [m for _, m in msgs if "READY=1" in m.split("\n")][0]
+        check(re.search(r"^STATUS=.+", ready, re.M), "READY=1 without a STATUS= line: %r" % ready)
+        harness.wait_until(lambda: len(seen("WATCHDOG=1")) >= 4, 10, "four WATCHDOG=1 pings")
+        pings = seen("WATCHDOG=1")
+        gaps = [b2 - a for a, b2 in zip(pings, pings[1:])]
+        check(max(gaps) < 1.0 * harness.SLOW, "watchdog pings %s s apart: WatchdogSec=1s would kill it" % gaps)
+        d.stop()
+        drain()
+        check(seen("STOPPING=1"), "no STOPPING=1 on SIGTERM: %s" % [m for _, m in msgs][-5:])
+        log("notify: READY (%r), %d watchdog pings (max gap %.2f s), STOPPING" %
+            (ready.replace("\n", " "), len(pings), max(gaps)))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        d.kill()
+        b.stop()
+        sock.close()
+        td.cleanup()
+
+
 if __name__ == "__main__":
-    run([test_debs_for_amd64_arm64_armhf])
+    run([test_debs_for_amd64_arm64_armhf, test_sd_notify_ready_watchdog_stopping])

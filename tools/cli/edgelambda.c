@@ -828,6 +828,7 @@ enum {
     OPT_FULL,
     OPT_RETRY_PARKED,
     OPT_TOPIC,
+    OPT_ECHO_TOPIC,
     OPT_REQUEST,
     OPT_COUNT,
     OPT_WARMUP,
@@ -1543,19 +1544,24 @@ static int cmd_sync(struct cli_global *global, int argc, char **argv)
 static void bench_rr_usage(FILE *out)
 {
     fprintf(out, "usage: edgelambda [global options] bench-rr --request JSON [--topic TOPIC]\n"
-                 "                  [--count N] [--warmup N] [--timeout SECONDS]\n"
+                 "                  [--echo-topic TOPIC] [--count N] [--warmup N]\n"
+                 "                  [--timeout SECONDS]\n"
                  "\n"
                  "Benchmark helper (tools/bench query): sends the same request N times, one\n"
-                 "at a time, over one MQTT v5 connection and prints the round-trip latency:\n"
-                 "  bench-rr: n=N errors=E p50_us=.. p90_us=.. p99_us=.. max_us=.. mean_us=..\n"
-                 "  reply_bytes=B\n"
-                 "An error is a reply that does not start with {\"ok\":true, or none in time.\n"
+                 "at a time, over one MQTT v5 connection and prints its round-trip latency:\n"
+                 "  bench-rr: topic=T n=N errors=E p50_us=.. p90_us=.. p99_us=.. max_us=..\n"
+                 "  mean_us=.. reply_bytes=B\n"
+                 "With --echo-topic, every round sends the request to both topics (in\n"
+                 "alternating order) and one such line is printed per topic, so both are\n"
+                 "measured under the same conditions. An error is a reply that does not\n"
+                 "start with {\"ok\":true, or none in time.\n"
                  "\n"
-                 "  --request JSON     the request payload\n"
-                 "  --topic TOPIC      request topic (default <prefix>/query)\n"
-                 "  --count N          measured requests (default 1000)\n"
-                 "  --warmup N         unmeasured requests first (default 100)\n"
-                 "  --timeout SECONDS  per request (default 5)\n"
+                 "  --request JSON       the request payload\n"
+                 "  --topic TOPIC        request topic (default <prefix>/query)\n"
+                 "  --echo-topic TOPIC   a second responder to interleave (el_echo_responder)\n"
+                 "  --count N            measured rounds (default 1000)\n"
+                 "  --warmup N           unmeasured rounds first (default 100)\n"
+                 "  --timeout SECONDS    per request (default 5)\n"
                  "  --uri URI, --prefix PREFIX, -h/--help as for every command\n"
                  "\n"
                  "Exit status: 0 no errors, 1 errors or broker failure, 2 usage error.\n");
@@ -1564,8 +1570,17 @@ static void bench_rr_usage(FILE *out)
 struct bench_args {
     const char *request;
     const char *topic;
+    const char *echo_topic;
     uint64_t count, warmup;
     double timeout_s;
+};
+
+/* One measured target: its topic, latencies and outcome. */
+struct bench_target {
+    char topic[RR_TOPIC_MAX + 64];
+    int64_t *lat_ns; /* count entries, allocated before the loop */
+    uint64_t errors;
+    size_t reply_bytes;
 };
 
 static int bench_parse_args(struct cli_global *global, int argc, char **argv, struct bench_args *a)
@@ -1573,6 +1588,7 @@ static int bench_parse_args(struct cli_global *global, int argc, char **argv, st
     static const struct option longopts[] = {
         {"request", required_argument, NULL, OPT_REQUEST},
         {"topic", required_argument, NULL, OPT_TOPIC},
+        {"echo-topic", required_argument, NULL, OPT_ECHO_TOPIC},
         {"count", required_argument, NULL, OPT_COUNT},
         {"warmup", required_argument, NULL, OPT_WARMUP},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -1591,6 +1607,7 @@ static int bench_parse_args(struct cli_global *global, int argc, char **argv, st
         switch (opt) {
         case OPT_REQUEST: a->request = optarg; break;
         case OPT_TOPIC: a->topic = optarg; break;
+        case OPT_ECHO_TOPIC: a->echo_topic = optarg; break;
         case OPT_COUNT: ok = cli_parse_u64(optarg, "--count", 1, BENCH_MAX_COUNT, &a->count); break;
         case OPT_WARMUP:
             ok = cli_parse_u64(optarg, "--warmup", 0, BENCH_MAX_COUNT, &a->warmup);
@@ -1628,81 +1645,107 @@ static double percentile_us(const int64_t *v, size_t n, double q)
     return (double)v[rank - 1] / 1000.0;
 }
 
-/* The measured loop: no allocation (rr_request reuses its buffers). */
-static uint64_t bench_loop(struct rr_client *rr, const struct bench_args *a, const char *topic,
-                           int64_t *lat_ns, size_t *reply_bytes)
+/* One request to target t; measured as round `slot` unless slot < 0. */
+static void bench_one(struct rr_client *rr, const struct bench_args *a, size_t len,
+                      struct bench_target *t, int64_t slot)
+{
+    const char *reply = NULL;
+    size_t reply_len = 0;
+    int64_t t0 = plat_clock_mono_ns();
+    el_status st = rr_request(rr, t->topic, a->request, len, a->timeout_s, &reply, &reply_len);
+    int64_t t1 = plat_clock_mono_ns();
+    bool ok = st == EL_OK && strncmp(reply, "{\"ok\":true", 10) == 0;
+
+    if (slot < 0)
+        return;
+    t->lat_ns[slot] = t1 - t0;
+    t->reply_bytes = reply_len;
+    if (!ok) {
+        if (t->errors == 0)
+            fprintf(stderr, "edgelambda bench-rr: %s: request %lld: %.200s\n", t->topic,
+                    (long long)slot, st == EL_OK ? reply : rr_error(rr));
+        t->errors++;
+    }
+}
+
+/* The measured loop: no allocation (rr_request reuses its buffers). Round
+ * i sends to every target, starting with target i % n_targets. */
+static void bench_loop(struct rr_client *rr, const struct bench_args *a, struct bench_target *t,
+                       size_t n_targets)
 {
     size_t len = strlen(a->request);
-    uint64_t errors = 0;
 
     for (uint64_t i = 0; i < a->warmup + a->count; i++) {
-        const char *reply = NULL;
-        size_t reply_len = 0;
-        int64_t t0 = plat_clock_mono_ns();
-        el_status st = rr_request(rr, topic, a->request, len, a->timeout_s, &reply, &reply_len);
-        int64_t t1 = plat_clock_mono_ns();
-        bool ok = st == EL_OK && strncmp(reply, "{\"ok\":true", 10) == 0;
+        int64_t slot = i < a->warmup ? -1 : (int64_t)(i - a->warmup);
 
-        if (i < a->warmup)
-            continue;
-        lat_ns[i - a->warmup] = t1 - t0;
-        if (!ok) {
-            if (errors == 0)
-                fprintf(stderr, "edgelambda bench-rr: request %llu: %s\n",
-                        (unsigned long long)(i - a->warmup), st == EL_OK ? reply : rr_error(rr));
-            errors++;
-        }
-        *reply_bytes = reply_len;
+        for (size_t k = 0; k < n_targets; k++)
+            bench_one(rr, a, len, &t[(i + k) % n_targets], slot);
     }
-    return errors;
+}
+
+static void bench_print(const struct bench_target *t, uint64_t count)
+{
+    double sum = 0;
+
+    for (uint64_t i = 0; i < count; i++)
+        sum += (double)t->lat_ns[i];
+    printf("bench-rr: topic=%s n=%llu errors=%llu p50_us=%.1f p90_us=%.1f p99_us=%.1f "
+           "max_us=%.1f mean_us=%.1f reply_bytes=%zu\n",
+           t->topic, (unsigned long long)count, (unsigned long long)t->errors,
+           percentile_us(t->lat_ns, (size_t)count, 0.50),
+           percentile_us(t->lat_ns, (size_t)count, 0.90),
+           percentile_us(t->lat_ns, (size_t)count, 0.99), (double)t->lat_ns[count - 1] / 1000.0,
+           sum / (double)count / 1000.0, t->reply_bytes);
 }
 
 static int cmd_bench_rr(struct cli_global *global, int argc, char **argv)
 {
-    struct bench_args a = {NULL, NULL, 1000, 100, 5.0};
+    struct bench_args a = {NULL, NULL, NULL, 1000, 100, 5.0};
+    struct bench_target t[2];
     struct rr_client *rr = NULL;
-    char topic[RR_TOPIC_MAX + 64];
-    int64_t *lat_ns = NULL;
-    size_t reply_bytes = 0;
-    uint64_t errors;
-    double sum = 0;
+    size_t n_targets;
     int rc = bench_parse_args(global, argc, argv, &a);
 
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
+    memset(t, 0, sizeof t);
+    n_targets = a.echo_topic != NULL ? 2 : 1;
     if (a.topic != NULL)
-        rc = snprintf(topic, sizeof topic, "%s", a.topic);
+        rc = snprintf(t[0].topic, sizeof t[0].topic, "%s", a.topic);
     else
-        rc = snprintf(topic, sizeof topic, "%s/query", global->prefix);
-    if (rc < 0 || (size_t)rc >= sizeof topic) {
+        rc = snprintf(t[0].topic, sizeof t[0].topic, "%s/query", global->prefix);
+    if (rc < 0 || (size_t)rc >= sizeof t[0].topic ||
+        (a.echo_topic != NULL && (size_t)snprintf(t[1].topic, sizeof t[1].topic, "%s",
+                                                  a.echo_topic) >= sizeof t[1].topic)) {
         fprintf(stderr, "edgelambda bench-rr: topic too long\n");
         return CLI_EXIT_USAGE;
     }
-    lat_ns = calloc((size_t)a.count, sizeof *lat_ns);
-    if (lat_ns == NULL || rr_new(global->uri, global->prefix, &rr) != EL_OK) {
-        free(lat_ns);
-        return CLI_EXIT_FAIL;
-    }
     rc = CLI_EXIT_FAIL;
+    for (size_t k = 0; k < n_targets; k++) {
+        t[k].lat_ns = calloc((size_t)a.count, sizeof *t[k].lat_ns);
+        if (t[k].lat_ns == NULL)
+            goto out;
+    }
+    if (rr_new(global->uri, global->prefix, &rr) != EL_OK)
+        goto out;
     if (rr_connect(rr, a.timeout_s) != EL_OK) {
         fprintf(stderr, "edgelambda bench-rr: %s: %s\n", global->uri, rr_error(rr));
         goto out;
     }
-    errors = bench_loop(rr, &a, topic, lat_ns, &reply_bytes);
-    qsort(lat_ns, (size_t)a.count, sizeof *lat_ns, cmp_i64);
-    for (uint64_t i = 0; i < a.count; i++)
-        sum += (double)lat_ns[i];
-    printf("bench-rr: n=%llu errors=%llu p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f "
-           "mean_us=%.1f reply_bytes=%zu\n",
-           (unsigned long long)a.count, (unsigned long long)errors,
-           percentile_us(lat_ns, (size_t)a.count, 0.50),
-           percentile_us(lat_ns, (size_t)a.count, 0.90),
-           percentile_us(lat_ns, (size_t)a.count, 0.99), (double)lat_ns[a.count - 1] / 1000.0,
-           sum / (double)a.count / 1000.0, reply_bytes);
-    rc = errors == 0 && fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    bench_loop(rr, &a, t, n_targets);
+    rc = CLI_EXIT_OK;
+    for (size_t k = 0; k < n_targets; k++) {
+        qsort(t[k].lat_ns, (size_t)a.count, sizeof *t[k].lat_ns, cmp_i64);
+        bench_print(&t[k], a.count);
+        if (t[k].errors > 0)
+            rc = CLI_EXIT_FAIL;
+    }
+    if (fflush(stdout) != 0)
+        rc = CLI_EXIT_FAIL;
 out:
     rr_free(rr);
-    free(lat_ns);
+    for (size_t k = 0; k < n_targets; k++)
+        free(t[k].lat_ns);
     return rc;
 }
 

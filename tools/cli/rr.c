@@ -425,7 +425,7 @@ static el_status wait_reply(struct rr_client *c, const struct timespec *deadline
     el_status st;
 
     pthread_mutex_lock(&c->mu);
-    while (!c->replied && !c->lost && !timed_out)
+    while (!c->replied && !c->lost && c->cb_error[0] == '\0' && !timed_out)
         timed_out = pthread_cond_timedwait(&c->cv, &c->mu, deadline) == ETIMEDOUT;
     if (c->replied)
         st = c->reply_status;
@@ -466,6 +466,7 @@ el_status rr_request(struct rr_client *c, const char *topic, const void *payload
     msg.qos = 0; /* see rr.h: QoS 1 would cost a delayed ACK per request */
     msg.retained = 0;
     msg.properties = c->props; /* shallow: Paho copies what it sends */
+    /* Paho sends a message's v5 properties only when responseOptions are given. */
     ropts.onFailure5 = on_publish_failure;
     ropts.context = c;
     rc = MQTTAsync_sendMessage(c->client, topic, &msg, &ropts);
