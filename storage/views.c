@@ -42,6 +42,7 @@ struct group_table {
     struct group *groups; /* VIEWS_MAX_GROUPS, open addressing over 2x slots */
     uint32_t *slots;      /* index+1, 0 = empty */
     uint32_t n, mask;
+    uint32_t touched; /* groups whose sketch was ever initialised (high-water mark) */
 };
 
 static const char schema_sql[] =
@@ -223,17 +224,16 @@ static el_status groups_init(struct group_table *g)
     g->slots = calloc(cap, sizeof g->slots[0]);
     g->mask = cap - 1;
     g->n = 0;
-    if (!g->groups || !g->slots)
-        return EL_NOMEM;
-    for (uint32_t i = 0; i < VIEWS_MAX_GROUPS; i++)
-        agg_sketch_init(&g->groups[i].sk);
-    return EL_OK;
+    g->touched = 0;
+    /* Sketches are initialised on first use: a small incremental run then
+     * touches only the pages of the groups it needs. */
+    return g->groups && g->slots ? EL_OK : EL_NOMEM;
 }
 
 static void groups_cleanup(struct group_table *g)
 {
     if (g->groups)
-        for (uint32_t i = 0; i < VIEWS_MAX_GROUPS; i++)
+        for (uint32_t i = 0; i < g->touched; i++)
             agg_sketch_cleanup(&g->groups[i].sk);
     free(g->groups);
     free(g->slots);
@@ -252,7 +252,12 @@ static struct group *group_get(struct group_table *g, int64_t res, uint32_t seri
             grp->series = series;
             grp->t = t;
             agg_init(&grp->a);
-            agg_sketch_reset(&grp->sk);
+            if (g->n > g->touched) {
+                agg_sketch_init(&grp->sk);
+                g->touched = g->n;
+            } else {
+                agg_sketch_reset(&grp->sk);
+            }
             g->slots[i] = g->n;
             return grp;
         }
