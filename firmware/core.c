@@ -513,9 +513,9 @@ static void handle_request(struct core *c, const struct ingest_request *req)
     char err[200];
     size_t len;
     int64_t now = plat_clock_mono_ms();
-    /* Answers cover exactly the committed events: commit what is pending. */
-    if (c->oldest_pending_mono_ms != 0)
-        commit(c);
+    /* Answers cover exactly the committed events (the speed layer only
+     * holds committed events; master-log reads stop at the committed
+     * sequence), so no commit is forced here. */
     bool ok = query_parse(req->payload, req->len, plat_clock_wall_ms(), &q, &code, err, sizeof err);
     if (ok && req->is_command != (q.op == QUERY_RECOMPUTE || q.op == QUERY_SYNC)) {
         ok = false;
@@ -646,13 +646,16 @@ static void loop(struct core *c)
             plat_systemd_watchdog();
             c->watchdog_last_ms = now;
         }
-        if (c->stopping && ingest_stopped(c->ingest) && c->storage_failed &&
-            now - c->stop_started_ms > 5000) {
+        /* A disconnect that never completes (the broker vanished at the same
+         * moment) must not hold the stop forever. */
+        bool mqtt_done =
+            c->stopping && (ingest_stopped(c->ingest) || now - c->stop_started_ms > 5000);
+        if (mqtt_done && c->storage_failed && now - c->stop_started_ms > 5000) {
             log_error("stopping while the master log cannot be written; acknowledged events stay "
                       "in the journal and are replayed at the next start");
             return;
         }
-        if (c->stopping && ingest_stopped(c->ingest) && n == 0 && !journal_has_unread(c->journal)) {
+        if (mqtt_done && n == 0 && !journal_has_unread(c->journal)) {
             commit(c);
             if (!c->storage_failed)
                 return;

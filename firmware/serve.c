@@ -30,6 +30,7 @@ struct serve {
     struct agg_sketch *sketches; /* QUERY_MAX_BUCKETS, used where views feed a bucket */
     unsigned char *from_batch;   /* QUERY_MAX_BUCKETS flags */
     int64_t log_oldest_seq;      /* 0: nothing trimmed */
+    int64_t upto_seq;            /* the answer's seq: master-log reads stop there */
     struct agg *aggs;            /* QUERY_MAX_BUCKETS */
     unsigned char *from_speed;   /* QUERY_MAX_BUCKETS flags */
     unsigned char *from_log;     /* QUERY_MAX_BUCKETS flags */
@@ -179,8 +180,8 @@ static el_status read_log(struct range_ctx *rc, uint32_t id, int64_t a, int64_t 
     uint64_t examined = 0;
     if (a >= b)
         return EL_OK;
-    el_status st = mlog_read_range(rc->sv->log, id, a, b, after_seq, SERVE_MAX_ROWS - *rows, fn, rc,
-                                   &examined);
+    el_status st = mlog_read_range(rc->sv->log, id, a, b, after_seq, rc->sv->upto_seq,
+                                   SERVE_MAX_ROWS - *rows, fn, rc, &examined);
     *rows += examined;
     return st;
 }
@@ -535,6 +536,7 @@ size_t serve_answer(struct serve *sv, const struct query *q, int64_t seq, const 
                     char *buf, size_t cap)
 {
     const char *id = q->has_id ? q->id : NULL;
+    sv->upto_seq = seq;
     switch (q->op) {
     case QUERY_RANGE: {
         sv->watermark = 0;

@@ -596,8 +596,8 @@ static el_status read_blocks(struct mlog *log, uint32_t series_id, int64_t from_
 }
 
 el_status mlog_read_range(struct mlog *log, uint32_t series_id, int64_t from_ms, int64_t to_ms,
-                          int64_t after_seq, uint64_t max_rows, mlog_row_fn fn, void *ctx,
-                          uint64_t *rows_examined)
+                          int64_t after_seq, int64_t upto_seq, uint64_t max_rows, mlog_row_fn fn,
+                          void *ctx, uint64_t *rows_examined)
 {
     sqlite3_stmt *st = NULL;
     uint64_t rows = 0;
@@ -623,6 +623,8 @@ el_status mlog_read_range(struct mlog *log, uint32_t series_id, int64_t from_ms,
         int64_t hi = lo + (1 << MLOG_BLOCK_SHIFT);
         if (lo <= after_seq)
             lo = after_seq + 1;
+        if (hi > upto_seq + 1)
+            hi = upto_seq + 1;
         if (lo >= hi)
             continue;
         if (lo == run_hi) {

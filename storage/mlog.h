@@ -149,13 +149,15 @@ int64_t mlog_oldest_seq(struct mlog *log);
 EL_MUST_CHECK el_status mlog_trim(struct mlog *log, int64_t upto);
 
 /* Reads the events of one series with from_ms <= ts < to_ms and
- * seq > after_seq (0: all), in sequence order, calling fn for each. Only blocks whose time range
- * overlaps are read (by rowid range). Stops with EL_FULL after max_rows rows were examined (the
- * caller answers "too large"). *rows_examined may be NULL. */
+ * after_seq < seq <= upto_seq, in sequence order, calling fn for each
+ * (upto_seq bounds reads to committed events while a transaction is open). Only blocks whose time
+ * range overlaps are read (by rowid range). Stops with EL_FULL after max_rows rows were examined
+ * (the caller answers "too large"). *rows_examined may be NULL. */
 typedef void (*mlog_row_fn)(void *ctx, int64_t seq, int64_t ts_ms, double value);
 EL_MUST_CHECK el_status mlog_read_range(struct mlog *log, uint32_t series_id, int64_t from_ms,
-                                        int64_t to_ms, int64_t after_seq, uint64_t max_rows,
-                                        mlog_row_fn fn, void *ctx, uint64_t *rows_examined);
+                                        int64_t to_ms, int64_t after_seq, int64_t upto_seq,
+                                        uint64_t max_rows, mlog_row_fn fn, void *ctx,
+                                        uint64_t *rows_examined);
 /* Calls fn for every event with seq > after_seq in sequence order (start-up
  * rebuild of the speed layer). */
 typedef void (*mlog_event_fn)(void *ctx, int64_t seq, uint32_t series_id, int64_t ts_ms,
