@@ -10,6 +10,7 @@ Environment (set by ctest): EL_BUILD_DIR (binaries), EL_SOURCE_DIR.
 """
 import json
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -182,8 +183,15 @@ class Daemon:
             return ""
 
     def stop(self, timeout=30):
-        """SIGTERM and wait: a clean stop must exit 0."""
+        """SIGTERM and wait: a clean stop must exit 0.
+
+        A process that has not reached main() yet dies of SIGTERM's default
+        action (the daemon blocks it first thing in main), so wait until the
+        current instance has logged its start before asking it to stop."""
         if self.proc and self.proc.poll() is None:
+            wait_until(lambda: self.proc.poll() is not None or
+                       len(re.findall(r"edgelambdad \S+: master log", self.log_text())) >= self.starts,
+                       30, "the daemon to start")
             self.proc.send_signal(signal.SIGTERM)
             try:
                 rc = self.proc.wait(timeout * SLOW)

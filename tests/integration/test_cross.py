@@ -14,13 +14,14 @@ The builds are cached under $EL_XC_CACHE (default build/xc): the first run
 builds them (about a minute), later runs -- the ASan ctest run, ./tools/check's
 cross section -- reuse them.
 """
+import json
 import os
 import struct
 import subprocess
 import time
 
 import harness
-from harness import (Broker, Daemon, TempDir, check, lg_topic, lg_value, log, publish_lines, run,
+from harness import (Broker, Daemon, TempDir, check, lg_topic, lg_value, log, publish_lines, rr, run,
                      wait_until)
 
 TS_BASE = 1767225600000  # 2026-01-01T00:00:00Z
@@ -88,6 +89,18 @@ def verify_readings_via_status(d, expected, check_rows=None):
     if check_rows:
         wait_until(lambda: d.event_count() >= expected, 60, "%d events in the master log" % expected)
         check_rows(d)
+    # The emulated daemon answers a query (real mosquitto_rr) that equals a
+    # direct aggregation over its master log.
+    con = d.db()
+    name, n, total, lo, hi = con.execute(
+        "SELECT s.name, count(*), sum(e.value), min(e.ts), max(e.ts) FROM events e JOIN series s"
+        " ON s.id = e.series GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+    con.close()
+    ans = rr(d.broker, json.dumps({"series": name, "from": lo, "to": hi + 1, "step": "1d",
+                                   "agg": ["count", "sum"]}), timeout=30)
+    check(ans.get("ok") and sum(b["count"] for b in ans["buckets"]) == n and
+          abs(sum(b["sum"] for b in ans["buckets"]) - total) <= 1e-9 * max(1.0, abs(total)),
+          "emulated daemon's answer %s != %d events, sum %r" % (ans, n, total))
     return st
 
 

@@ -95,7 +95,8 @@ def check_binary(path, arch):
     h = readelf("-h", path)
     check(re.search(r"Class:\s+%s" % cls, h), "%s: not %s:\n%s" % (path, cls, h))
     check(re.search(r"Machine:\s+%s" % re.escape(machine), h), "%s: not %s:\n%s" % (path, machine, h))
-    check("[Requesting program interpreter: %s]" % interp in readelf("-l", path), "%s: interpreter is not %s" % (path, interp))
+    check("[Requesting program interpreter: %s]" % interp in readelf("-l", path),
+          "%s: interpreter is not %s" % (path, interp))
     sections = readelf("-S", "-W", path)
     check(".symtab" not in sections and ".debug_info" not in sections, "%s is not stripped" % path)
     return re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", readelf("-d", path))
