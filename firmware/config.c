@@ -50,6 +50,7 @@
  * Threading: load on one thread at start-up; the table is read-only.
  */
 #include "config.h"
+#include "query.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -755,32 +756,6 @@ static bool check_schedule(const char *v, char *what, size_t whatlen)
 
 /* MQTT filter matching (for the own-topics check): '$' topics are not
  * matched by a leading wildcard. */
-static bool topic_matches(const char *filter, const char *topic)
-{
-    if (topic[0] == '$' && (filter[0] == '+' || filter[0] == '#'))
-        return false;
-    for (;;) {
-        if (filter[0] == '#')
-            return true;
-        if (filter[0] == '+') {
-            filter++;
-            while (*topic != '\0' && *topic != '/')
-                topic++;
-        } else {
-            while (*filter != '\0' && *filter != '/' && *filter == *topic) {
-                filter++;
-                topic++;
-            }
-            if ((*filter != '\0' && *filter != '/') || (*topic != '\0' && *topic != '/'))
-                return false;
-        }
-        if (*filter == '\0' || *topic == '\0')
-            /* "a/#" also matches "a" itself. */
-            return *filter == *topic || strcmp(filter, "/#") == 0;
-        filter++;
-        topic++;
-    }
-}
 
 /* ------------------------------------------------------------- INI input */
 
@@ -1127,7 +1102,7 @@ static el_status finish_cross_checks(const struct el_config *cfg, char *err, siz
     for (int i = 0; i < cfg->ingest.n_filters; i++) {
         for (size_t k = 0; k < sizeof own / sizeof own[0]; k++) {
             snprintf(topic, sizeof topic, "%s/%s", cfg->mqtt.topic_prefix, own[k]);
-            if (topic_matches(cfg->ingest.filters[i], topic)) {
+            if (query_topic_matches(cfg->ingest.filters[i], topic, strlen(topic))) {
                 put_msg(err, errlen,
                         "[ingest] subscribe: filter '%s' matches our own topic '%s'; narrow it or "
                         "change mqtt.topic_prefix",

@@ -118,6 +118,9 @@ bool query_topic_matches(const char *filter, const char *name, size_t name_len)
 {
     size_t i = 0;
     const char *f = filter;
+    /* MQTT: wildcards at the first level do not match topics starting with '$'. */
+    if (name_len > 0 && name[0] == '$' && (f[0] == '+' || f[0] == '#'))
+        return false;
     for (;;) {
         if (f[0] == '#' && f[1] == '\0')
             return true;

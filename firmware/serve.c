@@ -14,6 +14,7 @@
 
 #include "agg.h"
 #include "plat_jsonw.h"
+#include "plat_align.h"
 #include "plat_log.h"
 #include "views.h"
 
@@ -47,22 +48,6 @@ struct range_ctx {
     size_t n;
     bool collect_values;
 };
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-static int64_t align_down(int64_t t, int64_t s)
-{
-    return floor_div(t, s) * s;
-}
-
-static int64_t align_up(int64_t t, int64_t s)
-{
-    return -align_down(-t, s);
-}
 
 el_status serve_new(struct mlog *log, struct speed *sp, struct views *views, struct serve **out)
 {
@@ -156,7 +141,7 @@ static void value_push(struct serve *sv, uint32_t k, double v)
 static void on_row(void *ctx, int64_t seq, int64_t ts, double value)
 {
     struct range_ctx *rc = ctx;
-    int64_t k = floor_div(ts - rc->base, rc->step);
+    int64_t k = plat_floor_div(ts - rc->base, rc->step);
     if (k < 0 || (size_t)k >= rc->n)
         return;
     agg_add(&rc->sv->aggs[k], value, ts, seq);
@@ -169,7 +154,7 @@ static void on_value_only(void *ctx, int64_t seq, int64_t ts, double value)
 {
     struct range_ctx *rc = ctx;
     (void)seq;
-    int64_t k = floor_div(ts - rc->base, rc->step);
+    int64_t k = plat_floor_div(ts - rc->base, rc->step);
     if (k >= 0 && (size_t)k < rc->n)
         value_push(rc->sv, (uint32_t)k, value);
 }
@@ -192,7 +177,7 @@ static el_status ring_values(struct range_ctx *rc, uint32_t id, int64_t a, int64
 {
     struct serve *sv = rc->sv;
     for (int64_t lo = a; lo < b;) {
-        int64_t k = floor_div(lo - rc->base, rc->step);
+        int64_t k = plat_floor_div(lo - rc->base, rc->step);
         int64_t hi = rc->base + (k + 1) * rc->step;
         if (hi > b)
             hi = b;
@@ -225,7 +210,7 @@ static void on_view_row(void *ctx, int64_t t, const struct agg *a, const uint8_t
 {
     struct range_ctx *rc = ctx;
     struct serve *sv = rc->sv;
-    int64_t k = floor_div(t - rc->base, rc->step);
+    int64_t k = plat_floor_div(t - rc->base, rc->step);
     if (k < 0 || (size_t)k >= rc->n)
         return;
     agg_merge(&sv->aggs[k], a);
@@ -248,7 +233,7 @@ static el_status old_span(struct serve *sv, const struct query *q, uint32_t id,
         for (int i = VIEWS_N_RES - 1; i >= 0 && res == 0; i--)
             if (q->step_ms % views_res_ms[i] == 0)
                 res = views_res_ms[i];
-    int64_t v_lo = res ? align_up(from, res) : to, v_hi = res ? align_down(to, res) : to;
+    int64_t v_lo = res ? plat_align_up(from, res) : to, v_hi = res ? plat_align_down(to, res) : to;
     if (v_lo >= v_hi)
         return read_log(rc, id, from, to, 0, on_row, rows);
     el_status st = views_read(sv->views, res, id, v_lo, v_hi, on_view_row, rc);
@@ -270,7 +255,7 @@ static el_status compute_range(struct serve *sv, const struct query *q, uint32_t
     el_status st;
     rc->sv = sv;
     rc->step = q->step_ms;
-    rc->base = align_down(q->from_ms, q->step_ms);
+    rc->base = plat_align_down(q->from_ms, q->step_ms);
     rc->n = (size_t)((q->to_ms - rc->base + q->step_ms - 1) / q->step_ms);
     rc->collect_values = q->wants_quantiles;
     for (size_t k = 0; k < rc->n; k++) {
@@ -284,10 +269,10 @@ static el_status compute_range(struct serve *sv, const struct query *q, uint32_t
     sv->n_vals = 0;
     sv->vals_overflow = false;
 
-    int64_t r_lo = align_up(q->from_ms, bms), r_hi = align_down(q->to_ms, bms);
+    int64_t r_lo = plat_align_up(q->from_ms, bms), r_hi = plat_align_down(q->to_ms, bms);
     int64_t w = speed_window_start(sv->sp, id);
     if (w > r_lo)
-        r_lo = align_up(w, bms);
+        r_lo = plat_align_up(w, bms);
     bool ring = q->step_ms % bms == 0 && r_lo < r_hi;
     if (ring) {
         speed_collect(sv->sp, id, r_lo, r_hi, rc->base, rc->step, sv->aggs, rc->n);

@@ -8,6 +8,8 @@
 #include "speed.h"
 
 #include <stdlib.h>
+
+#include "plat_align.h"
 #include <string.h>
 
 #define EMPTY INT64_MIN
@@ -32,17 +34,6 @@ struct speed {
     size_t memory_bytes;
     uint64_t out_of_window;
 };
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-    int64_t q = a / b;
-    return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-static int64_t align_down(int64_t t, int64_t step)
-{
-    return floor_div(t, step) * step;
-}
 
 el_status speed_new(uint32_t max_series, uint32_t slots, int64_t bucket_ms, uint32_t raw_samples,
                     struct speed **out)
@@ -106,7 +97,7 @@ uint64_t speed_out_of_window(const struct speed *sp)
 
 static struct speed_bucket *slot_of(const struct speed *sp, uint32_t id, int64_t start)
 {
-    uint64_t k = (uint64_t)floor_div(start, sp->bucket_ms) % sp->slots;
+    uint64_t k = (uint64_t)plat_floor_div(start, sp->bucket_ms) % sp->slots;
     return &sp->buckets[(size_t)(id - 1) * sp->slots + k];
 }
 
@@ -122,7 +113,7 @@ void speed_add(struct speed *sp, uint32_t id, int64_t ts_ms, double value, int64
     if (id == 0 || id > sp->max_series)
         return;
     struct speed_series *s = &sp->series[id - 1];
-    int64_t start = align_down(ts_ms, sp->bucket_ms);
+    int64_t start = plat_align_down(ts_ms, sp->bucket_ms);
 
     /* totals and raw ring: every event */
     s->totals.count++;
@@ -184,7 +175,7 @@ void speed_collect(const struct speed *sp, uint32_t id, int64_t from_ms, int64_t
         const struct speed_bucket *b = slot_of(sp, id, t);
         if (b->start_ms != t || b->a.count == 0)
             continue;
-        int64_t k = floor_div(t - base_ms, step_ms);
+        int64_t k = plat_floor_div(t - base_ms, step_ms);
         if (k < 0 || (uint64_t)k >= n_out)
             continue;
         agg_merge(&out[k], &b->a);

@@ -18,6 +18,7 @@
 
 #include "plat_clock.h"
 #include "plat_hash.h"
+#include "plat_align.h"
 #include "plat_log.h"
 
 const int64_t views_res_ms[VIEWS_N_RES] = {60000, 3600000, 86400000};
@@ -267,14 +268,6 @@ static struct group *group_get(struct group_table *g, int64_t res, uint32_t seri
     }
 }
 
-static int64_t floor_to(int64_t t, int64_t res)
-{
-    int64_t q = t / res;
-    if (t % res != 0 && t < 0)
-        q--;
-    return q * res;
-}
-
 /* Merges every group into the view rows (inside the run's transaction). */
 static el_status groups_flush(struct views *v, struct group_table *g, struct views_run *run)
 {
@@ -372,10 +365,10 @@ static el_status aggregate_range(struct views *v, sqlite3 *mdb, int64_t lo, int6
             run->events++;
             for (int k = 0; k < VIEWS_N_RES && rc == EL_OK; k++) {
                 int64_t res = views_res_ms[k];
-                struct group *grp = group_get(g, res, series, floor_to(ts, res));
+                struct group *grp = group_get(g, res, series, plat_align_down(ts, res));
                 if (!grp) {
                     rc = groups_flush(v, g, run);
-                    grp = rc == EL_OK ? group_get(g, res, series, floor_to(ts, res)) : NULL;
+                    grp = rc == EL_OK ? group_get(g, res, series, plat_align_down(ts, res)) : NULL;
                     if (!grp)
                         break;
                 }
