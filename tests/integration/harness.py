@@ -163,6 +163,7 @@ class Daemon:
 
     def start(self, wait_subscribed=True):
         self.starts += 1
+        self.log_mark = len(self.log_text())  # this instance's lines start here
         before = self.log_text().count("subscribed to")
         self.logf = open(self.logfile, "a")
         self.proc = subprocess.Popen(self.args(), stdout=self.logf, stderr=subprocess.STDOUT,
@@ -190,7 +191,7 @@ class Daemon:
         current instance has logged its start before asking it to stop."""
         if self.proc and self.proc.poll() is None:
             wait_until(lambda: self.proc.poll() is not None or
-                       len(re.findall(r"edgelambdad \S+: master log", self.log_text())) >= self.starts,
+                       re.search(r"edgelambdad \S+: master log", self.log_text()[self.log_mark:]),
                        30, "the daemon to start")
             self.proc.send_signal(signal.SIGTERM)
             try:
