@@ -530,10 +530,12 @@ static void handle_request(struct core *c, const struct ingest_request *req)
     } else if (req->is_command) {
         len = answer_command(c, &q, c->answer, ANSWER_MAX);
     } else {
-        struct status_snapshot s;
-        status_fill(c, &s, now);
-        if (status_format(&s, c->status_buf, sizeof c->status_buf) == 0)
-            snprintf(c->status_buf, sizeof c->status_buf, "{}");
+        if (q.op == QUERY_STATUS) { /* the status document only when asked for */
+            struct status_snapshot s;
+            status_fill(c, &s, now);
+            if (status_format(&s, c->status_buf, sizeof c->status_buf) == 0)
+                snprintf(c->status_buf, sizeof c->status_buf, "{}");
+        }
         serve_set_log_oldest(c->serve, c->trimmed_events ? mlog_oldest_seq(c->log) : 0);
         len = serve_answer(c->serve, &q, mlog_committed_seq(c->log), c->status_buf, c->answer,
                            ANSWER_MAX);
