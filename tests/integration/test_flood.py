@@ -30,7 +30,8 @@ def test_topics_payloads_and_query_storm():
               "series limit: %s" % st["ingest"])
         check(st["speed"]["series"] == 500, "series %s" % st["speed"])
         bound_kb = st["speed"]["memory_bytes"] // 1024 + 64 * 1024  # rings + SQLite, journal, Paho
-        check(rss_kb(d.proc.pid) < bound_kb, "RSS %d kB over %d kB" % (rss_kb(d.proc.pid), bound_kb))
+        if SLOW == 1.0:  # ASan's shadow memory and quarantine make RSS meaningless there
+            check(rss_kb(d.proc.pid) < bound_kb, "RSS %d kB over %d kB" % (rss_kb(d.proc.pid), bound_kb))
 
         # 1 MiB payloads: dead letters cut to max_payload, never a crash.
         big = os.path.join(td.path, "big")
