@@ -652,7 +652,8 @@ static void loop(struct core *c)
          * moment) must not hold the stop forever. */
         bool mqtt_done =
             c->stopping && (ingest_stopped(c->ingest) || now - c->stop_started_ms > 5000);
-        if (mqtt_done && c->storage_failed && now - c->stop_started_ms > 5000) {
+        if (mqtt_done && (c->storage_failed || c->log_full_paused) &&
+            now - c->stop_started_ms > 5000) {
             log_error("stopping while the master log cannot be written; acknowledged events stay "
                       "in the journal and are replayed at the next start");
             return;
@@ -669,6 +670,12 @@ static void loop(struct core *c)
         }
         if (n == DRAIN_BATCH)
             continue;
+        /* Waiting for storage (a failed commit's retry, or stop_ingest): sleep
+         * instead of spinning; signals, requests and the timer still wake us. */
+        if (c->log_full_paused || (c->storage_failed && now < c->storage_retry_at_ms)) {
+            handle_events(c, next_timeout_ms(c, now));
+            continue;
+        }
         if (n > 0 && !c->stopping && !commit_due(c, plat_clock_mono_ms())) {
             /* More may be arriving: check the signals without sleeping. */
             handle_events(c, 0);
