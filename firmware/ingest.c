@@ -269,7 +269,8 @@ static void note_broker_dropped(struct ingest *ing, const MQTTAsync_message *msg
     if (*end != '\0' || v < 0)
         return;
     int64_t before = atomic_exchange(&ing->counters.broker_dropped, (int64_t)v);
-    if (before >= 0 && v > before)
+    /* Warn on the first report too: drops while we were down count. */
+    if (v > 0 && v > before)
         plat_log_limited(&ing->dropped_limit, 60000, PLAT_LOG_WARN,
                          "the broker dropped %lld messages so far (it counts all clients): size "
                          "its max_queued_messages / max_queued_bytes",
