@@ -420,6 +420,8 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->journal_bytes = journal_uncommitted_bytes(c->journal);
     s->replayed = c->replayed;
     s->storage_error = c->storage_failed ? c->storage_error : NULL;
+    if (!s->storage_error && journal_sync_failing(c->journal))
+        s->storage_error = "journal: msync failing (strict: ingest held, not acknowledged)";
     s->log_used_bytes = c->used_bytes;
     s->log_max_bytes = c->cfg->storage.max_bytes;
     s->log_full_paused = c->log_full_paused;

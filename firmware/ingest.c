@@ -355,8 +355,8 @@ static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_messag
 
     el_status st = journal_append(ing->journal, &jm, &seq);
     if (st != EL_OK) {
-        /* Shutdown while the journal was full, or strict msync failed: the
-         * message is not safe, so it must not be acknowledged. Paho has no
+        /* Shutdown while the journal was full or a strict msync kept
+         * failing: the message is not safe, so it must not be acknowledged. Paho has no
          * way to refuse a message, so the only safe move is to stop before
          * returning: the broker redelivers it to the next run. */
         log_error("ingest: cannot journal a message (%s); exiting without acknowledging it",

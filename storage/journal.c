@@ -58,6 +58,7 @@ struct journal {
     uint64_t w_segno;
     size_t w_off;
     uint64_t next_seq;
+    _Atomic int sync_failing; /* strict: an msync is failing and being retried */
 
     /* consumer */
     uint64_t r_segno, c_segno;
@@ -205,7 +206,11 @@ el_status journal_open(const struct journal_opts *opts, struct journal **out)
         return EL_INVAL;
     }
     pthread_mutex_init(&j->mu, NULL);
-    pthread_cond_init(&j->cv, NULL);
+    pthread_condattr_t ca; /* timed waits measure monotonic time: the wall clock may jump */
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->cv, &ca);
+    pthread_condattr_destroy(&ca);
     j->seg_bytes = opts->segment_bytes;
     j->nslots = opts->segments;
     j->strict = opts->strict;
@@ -220,6 +225,8 @@ el_status journal_open(const struct journal_opts *opts, struct journal **out)
     if (!j->slots || !j->old)
         goto fail;
     st = plat_file_mkdirs(j->dir);
+    if (st == EL_OK) /* the journal dir's own entry must survive a power cut */
+        st = plat_file_fsync_dir(opts->dir);
     if (st != EL_OK)
         goto fail;
     st = find_old_segments(j, &max_old);
@@ -423,6 +430,56 @@ static el_status rotate(struct journal *j)
     return EL_OK;
 }
 
+/* Strict mode: makes the record's pages durable before it is acknowledged.
+ * A failed msync (EIO, ENOSPC on thin storage) is retried with backoff up
+ * to 5 s until it works or the journal shuts down, holding the Paho thread
+ * here: the message is not acknowledged, the broker keeps it (as with a
+ * full disk). After a failed writeback Linux may mark the pages clean, and
+ * a second msync would then succeed without writing anything; so each retry
+ * first dirties the pages again by storing their bytes back. */
+static el_status sync_record(struct journal *j, char *p, size_t len)
+{
+    char *start = (char *)((uintptr_t)p & ~(uintptr_t)(j->page - 1));
+    size_t span = (size_t)(p + len - start);
+    long delay_ms = 10;
+    int err = 0;
+    while (msync(start, span, MS_SYNC) != 0) {
+        if (err == 0 || err != errno)
+            log_error("journal: msync failed: %s; holding ingest (not acknowledged) and retrying",
+                      strerror(errno));
+        err = errno;
+        atomic_store(&j->sync_failing, 1);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += delay_ms / 1000;
+        until.tv_nsec += (delay_ms % 1000) * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&j->mu);
+        while (!atomic_load(&j->shutdown) &&
+               pthread_cond_timedwait(&j->cv, &j->mu, &until) != ETIMEDOUT) {
+        }
+        pthread_mutex_unlock(&j->mu);
+        if (atomic_load(&j->shutdown))
+            return EL_IO;
+        delay_ms = delay_ms * 2 > 5000 ? 5000 : delay_ms * 2;
+        for (volatile char *q = start; q < start + span; q += j->page)
+            *q = *q;
+    }
+    if (err != 0) {
+        log_info("journal: msync works again; ingest resumes");
+        atomic_store(&j->sync_failing, 0);
+    }
+    return EL_OK;
+}
+
+bool journal_sync_failing(const struct journal *j)
+{
+    return atomic_load(&j->sync_failing) != 0;
+}
+
 el_status journal_append(struct journal *j, const struct journal_msg *m, uint64_t *seq)
 {
     size_t ev_bytes = (size_t)m->n_events * REC_EVENT_BYTES;
@@ -461,13 +518,9 @@ el_status journal_append(struct journal *j, const struct journal_msg *m, uint64_
     memcpy(p + 4, &crc, 4);
     /* The length goes last: it is what makes the record exist. */
     __atomic_store_n((uint32_t *)(void *)p, len32, __ATOMIC_RELEASE);
-    if (j->strict) {
-        uintptr_t start = (uintptr_t)p & ~(uintptr_t)(j->page - 1);
-        if (msync((void *)start, (uintptr_t)p + len - start, MS_SYNC) != 0) {
-            log_error("journal: msync failed: %s", strerror(errno));
-            __atomic_store_n((uint32_t *)(void *)p, 0u, __ATOMIC_RELEASE);
-            return EL_IO;
-        }
+    if (j->strict && sync_record(j, p, len) != EL_OK) {
+        __atomic_store_n((uint32_t *)(void *)p, 0u, __ATOMIC_RELEASE);
+        return EL_AGAIN; /* shutdown while the flash failed: not acknowledged */
     }
     j->w_off += len;
     j->next_seq += m->n_events ? m->n_events : 1u;

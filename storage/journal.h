@@ -129,11 +129,14 @@ void journal_set_next_seq(struct journal *j, uint64_t next_seq);
 uint64_t journal_next_seq(const struct journal *j);
 
 /* Producer: appends one record, assigning it the next sequence number(s),
- * returned in *seq. Blocks while the journal is full; returns EL_AGAIN if
+ * returned in *seq. Blocks while the journal is full, and in strict mode
+ * while msync fails (retried with backoff); returns EL_AGAIN if
  * journal_shutdown was called while blocked (the record is NOT written),
- * EL_INVAL if the record can never fit, EL_IO if strict msync failed. */
+ * EL_INVAL if the record can never fit. */
 EL_MUST_CHECK el_status journal_append(struct journal *j, const struct journal_msg *msg,
                                        uint64_t *seq);
+/* Any thread: true while a strict-mode msync is failing and being retried. */
+bool journal_sync_failing(const struct journal *j);
 /* Wakes a blocked producer for good (shutdown). */
 void journal_shutdown(struct journal *j);
 

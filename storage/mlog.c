@@ -77,6 +77,8 @@ static el_status db_fail(struct mlog *log, const char *what)
         return EL_FULL;
     if ((code & 0xff) == SQLITE_CORRUPT || (code & 0xff) == SQLITE_NOTADB)
         return EL_CORRUPT;
+    if ((code & 0xff) == SQLITE_IOERR)
+        return EL_IO;
     return EL_DB;
 }
 
