@@ -37,7 +37,7 @@
 #define STATUS_MIN_INTERVAL_MS 1000
 #define STATUS_HEARTBEAT_MS 30000
 #define STORAGE_RETRY_MS 500
-#define ANSWER_MAX (4u << 20)
+#define ANSWER_MAX INGEST_REPLY_MAX
 #define PENDING_MAX (COMMIT_MAX_EVENTS + DECODE_MAX_FIELDS)
 
 /* An event appended to the open transaction, applied to the speed layer
@@ -87,6 +87,14 @@ struct core {
     double rate_per_s;
     char status_buf[4096];
     int64_t watchdog_period_ms, watchdog_last_ms;
+
+    /* clocks (mlog.h, "Clocks") */
+    bool has_unanchored;     /* events wait for a synchronised clock */
+    int64_t unanchored;      /* how many (committed), refreshed once a second */
+    int64_t visible_seq;     /* sync and batch stop here (mlog_visible_seq) */
+    int64_t clock_offset_ms; /* wall - monotonic at the last check */
+    uint64_t clock_steps;    /* wall-clock steps seen */
+    uint64_t anchored;       /* events placed in time since start */
 
     /* retention (storage.max_bytes) */
     int64_t used_bytes;
@@ -180,6 +188,11 @@ static el_status apply_record(struct core *c, const struct journal_rec *r)
         st = mlog_append_event(c->log, &me);
         if (st != EL_OK)
             return st;
+        c->accepted++;
+        if (mlog_event_unanchored(me.flags)) {
+            c->has_unanchored = true; /* no true time yet: not in the speed layer */
+            continue;
+        }
         if (c->n_pending < PENDING_MAX) {
             struct pending_event *pe = &c->pending[c->n_pending++];
             pe->seq = (int64_t)seq;
@@ -187,7 +200,6 @@ static el_status apply_record(struct core *c, const struct journal_rec *r)
             pe->value = ev.value;
             pe->id = id;
         }
-        c->accepted++;
     }
     return EL_OK;
 }
@@ -196,10 +208,11 @@ static void storage_failed(struct core *c, el_status st, const char *what)
 {
     snprintf(c->storage_error, sizeof c->storage_error, "%s: %s", what, el_status_str(st));
     c->storage_failed = true;
+    journal_sync_each(c->journal, true); /* acknowledged = on flash, however long this lasts */
     c->storage_retry_at_ms = plat_clock_mono_ms() + STORAGE_RETRY_MS;
     plat_log_limited(&c->storage_limit, 10000, PLAT_LOG_ERROR,
-                     "master log %s failed (%s); acknowledged events stay in the journal and "
-                     "ingest holds when it fills",
+                     "master log %s failed (%s); acknowledged events stay in the journal (each "
+                     "synced to flash) and ingest holds when it fills",
                      what, el_status_str(st));
     /* Forget everything since the last commit and read it again later. */
     mlog_rollback(c->log);
@@ -225,13 +238,15 @@ static void commit(struct core *c)
         speed_add(c->speed, pe->id, pe->ts_ms, pe->value, pe->seq);
     }
     c->n_pending = 0;
-    sync_notify_committed(c->sync, mlog_committed_seq(c->log));
+    c->visible_seq = c->has_unanchored ? mlog_visible_seq(c->log) : mlog_committed_seq(c->log);
+    sync_notify_committed(c->sync, c->visible_seq);
     c->accepted_committed = c->accepted;
     memcpy(c->rejected_committed, c->rejected, sizeof c->rejected);
     c->oldest_pending_mono_ms = 0;
     if (c->storage_failed) {
         log_info("master log writes work again");
         c->storage_failed = false;
+        journal_sync_each(c->journal, c->log_full_paused);
     }
 }
 
@@ -243,7 +258,7 @@ static int drain(struct core *c)
     if (c->storage_failed && plat_clock_mono_ms() < c->storage_retry_at_ms)
         return 0;
     if (c->log_full_paused)
-        return 0; /* stop_ingest: the journal fills, PUBACKs stop, the broker keeps the data */
+        return 0; /* stop_ingest (set_paused) */
     while (n < DRAIN_BATCH && journal_next(c->journal, &r)) {
         if (c->oldest_pending_mono_ms == 0)
             c->oldest_pending_mono_ms = r.mono_ms > 0 ? r.mono_ms : 1;
@@ -352,9 +367,13 @@ static void set_paused(struct core *c, bool paused)
     if (paused == c->log_full_paused)
         return;
     c->log_full_paused = paused;
+    /* stop_ingest: no more commits; the journal takes what fits (each record
+     * synced to flash), then acknowledgements stop and the broker keeps the rest */
+    journal_sync_each(c->journal, paused || c->storage_failed);
     if (paused)
         log_error("master log over storage.max_bytes and nothing may be removed yet: "
-                  "stop_ingest holds acknowledgements (the broker keeps the readings)");
+                  "stop_ingest: no more commits; the journal takes what fits (synced to flash), "
+                  "then acknowledgements stop (the broker keeps the readings)");
     else
         log_info("master log back under storage.max_bytes: ingest resumes");
 }
@@ -407,6 +426,9 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     memset(s, 0, sizeof *s);
     s->uptime_s = (now - c->start_mono_ms) / 1000;
     s->clock_synced = plat_clock_synced();
+    s->clock_unanchored = c->unanchored;
+    s->clock_anchored = c->anchored;
+    s->clock_steps = c->clock_steps;
     s->mqtt_connected = atomic_load(&ic->connected) != 0;
     s->mqtt_connects = atomic_load(&ic->connects);
     s->broker_dropped = atomic_load(&ic->broker_dropped);
@@ -437,6 +459,67 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
         sync_get_status(c->sync, &s->sync);
 }
 
+/* ---- clocks ---- */
+
+#define CLOCK_STEP_MS 1000
+#define ANCHOR_CHUNKS_PER_TICK 5
+
+static void anchor_one(void *ctx, int64_t seq, uint32_t series_id, int64_t ts_ms, double value)
+{
+    struct core *c = ctx;
+    struct pending_event *pe = &c->pending[c->n_pending++]; /* <= COMMIT_MAX_EVENTS per chunk */
+    pe->seq = seq;
+    pe->ts_ms = ts_ms;
+    pe->value = value;
+    pe->id = series_id;
+}
+
+/* Once a second: notices wall-clock steps, and once the clock is
+ * synchronised places the events that waited for it (mlog.h, "Clocks") in
+ * time, a bounded number of chunks per tick, each its own commit. */
+static void clock_tick(struct core *c)
+{
+    int64_t offset = plat_clock_wall_ms() - plat_clock_mono_ms();
+    int64_t step = offset - c->clock_offset_ms;
+    if (c->clock_offset_ms != 0 && (step > CLOCK_STEP_MS || step < -CLOCK_STEP_MS)) {
+        c->clock_steps++;
+        log_warn("the wall clock stepped by %+lld ms (synchronised: %s); order stays by sequence, "
+                 "timers use the monotonic clock",
+                 (long long)step, plat_clock_synced() ? "yes" : "no");
+    }
+    c->clock_offset_ms = offset;
+    if (!c->has_unanchored || c->storage_failed)
+        return;
+    uint32_t moved = COMMIT_MAX_EVENTS;
+    uint64_t before = c->anchored;
+    for (int i = 0; i < ANCHOR_CHUNKS_PER_TICK && moved == COMMIT_MAX_EVENTS; i++) {
+        if (!plat_clock_synced())
+            break;
+        commit(c); /* the chunk gets the whole pending list */
+        if (c->storage_failed)
+            return;
+        el_status st = mlog_anchor(c->log, offset, COMMIT_MAX_EVENTS, anchor_one, c, &moved);
+        if (st != EL_OK) {
+            storage_failed(c, st, "anchoring");
+            return;
+        }
+        commit(c);
+        if (c->storage_failed)
+            return;
+        c->anchored += moved;
+    }
+    int64_t min_seq;
+    if (mlog_unanchored(c->log, &c->unanchored, &min_seq) == EL_OK && c->unanchored == 0)
+        c->has_unanchored = false;
+    c->visible_seq = c->has_unanchored ? mlog_visible_seq(c->log) : mlog_committed_seq(c->log);
+    sync_notify_committed(c->sync, c->visible_seq);
+    if (c->anchored > before)
+        log_info("clock synchronised: %llu events received before it placed in time "
+                 "(monotonic receive time %+lld ms); %lld still waiting",
+                 (unsigned long long)(c->anchored - before), (long long)offset,
+                 (long long)c->unanchored);
+}
+
 static void status_tick(struct core *c, int64_t now, bool force)
 {
     struct status_snapshot s;
@@ -449,8 +532,9 @@ static void status_tick(struct core *c, int64_t now, bool force)
         c->rate_last_accepted = c->accepted_committed;
         c->rate_last_ms = now;
         if (c->batch)
-            batch_tick(c->batch, c->rate_per_s, mlog_committed_seq(c->log));
+            batch_tick(c->batch, c->rate_per_s, c->visible_seq);
         retention_tick(c);
+        clock_tick(c);
     }
     status_fill(c, &s, now);
     /* "On change": everything but uptime and rate. */
@@ -461,7 +545,8 @@ static void status_tick(struct core *c, int64_t now, bool force)
                    (uint64_t)s.batch.runs * 10007 + (uint64_t)s.sync.acked_seq * 17 +
                    (uint64_t)s.sync.parked_batches * 23 + (s.log_full_paused ? 29u : 0u) +
                    s.log_trimmed_events * 31 + (uint64_t)s.broker_dropped * 37 +
-                   (uint64_t)s.sync.backlog_events * 41 +
+                   (uint64_t)s.sync.backlog_events * 41 + (uint64_t)s.clock_unanchored * 43 +
+                   s.clock_steps * 47 +
                    plat_hash64(PLAT_HASH64_INIT, s.sync.last_error, strlen(s.sync.last_error));
     for (unsigned r = 0; r < INGEST_REASON_COUNT; r++)
         key = key * 3 + s.rejected[r];
@@ -470,8 +555,7 @@ static void status_tick(struct core *c, int64_t now, bool force)
     size_t len = status_format(&s, c->status_buf, sizeof c->status_buf);
     if (len == 0)
         return;
-    if (ingest_publish(c->ingest, ingest_status_topic(c->ingest), c->status_buf, len, 1, true) ==
-        EL_OK) {
+    if (ingest_publish_status(c->ingest, c->status_buf, len) == EL_OK) {
         c->status_last_key = key;
         c->status_last_ms = now;
     }
@@ -644,7 +728,6 @@ static void loop(struct core *c)
         int64_t now = plat_clock_mono_ms();
         if (commit_due(c, now))
             commit(c);
-        ingest_tick(c->ingest);
         status_tick(c, now, false);
         if (c->watchdog_period_ms > 0 && now - c->watchdog_last_ms >= c->watchdog_period_ms) {
             plat_systemd_watchdog();
@@ -658,6 +741,9 @@ static void loop(struct core *c)
             now - c->stop_started_ms > 5000) {
             log_error("stopping while the master log cannot be written; acknowledged events stay "
                       "in the journal and are replayed at the next start");
+            /* A message held unacknowledged in the Paho thread cannot be
+             * refused: ingest exits without acknowledging it (redelivered). */
+            journal_shutdown(c->journal);
             return;
         }
         if (mqtt_done && n == 0 && !journal_has_unread(c->journal)) {
@@ -753,6 +839,12 @@ el_status core_run(const struct el_config *cfg)
     st = recover(c);
     if (st != EL_OK)
         goto out;
+    int64_t min_unanchored;
+    st = mlog_unanchored(c->log, &c->unanchored, &min_unanchored);
+    if (st != EL_OK)
+        goto out;
+    c->has_unanchored = c->unanchored > 0;
+    c->visible_seq = mlog_visible_seq(c->log);
     journal_set_wakeup(c->journal, core_wake, c);
     ingest_set_request_wakeup(c->ingest, core_wake, c);
     log_info("edgelambdad %s: master log %s/master.db at sequence %lld, %u series, durability %s",
@@ -766,7 +858,7 @@ el_status core_run(const struct el_config *cfg)
     }
     st = sync_new(cfg, &c->sync);
     if (st == EL_OK && c->sync) {
-        sync_notify_committed(c->sync, mlog_committed_seq(c->log));
+        sync_notify_committed(c->sync, c->visible_seq);
         st = sync_start(c->sync);
     }
     if (st != EL_OK) {

@@ -46,7 +46,7 @@ struct ingest {
     char command_topic[EL_CFG_STR + 16];
     struct plat_log_limit req_limit;
 
-    /* initial-connection retries (core thread) */
+    /* initial-connection retries (outbox thread after ingest_start) */
     _Atomic int connect_failed;
     _Atomic int ever_connected;
     struct plat_log_limit connect_limit;
@@ -54,6 +54,26 @@ struct ingest {
     int backoff_ms;
     _Atomic int stopped;
     bool stopping;
+
+    /* outbox (ingest.h): the core writes under out_mu, the el-mqtt-out
+     * thread sends; out_mu is never held across a Paho call */
+    pthread_mutex_t out_mu;
+    pthread_cond_t out_cv;
+    pthread_t out_thread;
+    bool out_started, out_quit, out_stop_req;
+    int out_stop_timeout_ms;
+    char out_status[INGEST_STATUS_MAX];
+    char out_sending[INGEST_STATUS_MAX]; /* outbox thread's copy being sent */
+    size_t out_status_len;
+    bool out_status_dirty;
+    struct out_reply {
+        char topic[INGEST_PROP_MAX + EL_CFG_STR + 1];
+        struct ingest_request req; /* correlation data only */
+        char *payload;             /* INGEST_REPLY_MAX, allocated once */
+        size_t len;
+    } out_replies[INGEST_OUT_REPLIES];
+    uint32_t out_head, out_count;
+    _Atomic int out_full; /* out_count == INGEST_OUT_REPLIES: requests wait */
 };
 
 #define SYS_DROPPED_TOPIC "$SYS/broker/publish/messages/dropped"
@@ -139,12 +159,15 @@ static unsigned check_names(const struct decode_result *res, size_t topic_len)
     return DECODE_OK;
 }
 
+static el_status send_reply(struct ingest *ing, const char *topic, const struct ingest_request *req,
+                            const void *payload, size_t len);
+
 static void reply_busy(struct ingest *ing, const struct ingest_request *req)
 {
     static const char busy[] =
         "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":\"too many requests waiting\"}}";
     if (req->response_topic[0] &&
-        ingest_reply(ing, req->response_topic, req, busy, sizeof busy - 1) != EL_OK)
+        send_reply(ing, req->response_topic, req, busy, sizeof busy - 1) != EL_OK)
         log_debug("could not send a busy reply");
 }
 
@@ -201,6 +224,8 @@ static void take_in_request(struct ingest *ing, bool is_command, MQTTAsync_messa
 bool ingest_take_request(struct ingest *ing, struct ingest_request *out)
 {
     bool got = false;
+    if (atomic_load(&ing->out_full))
+        return false; /* no room for the answer yet: the request waits */
     pthread_mutex_lock(&ing->req_mu);
     if (ing->req_count > 0) {
         struct ingest_request *r = &ing->req_slots[ing->req_head];
@@ -221,6 +246,8 @@ bool ingest_take_request(struct ingest *ing, struct ingest_request *out)
 
 bool ingest_has_request(struct ingest *ing)
 {
+    if (atomic_load(&ing->out_full))
+        return false; /* the outbox thread wakes the core when there is room */
     pthread_mutex_lock(&ing->req_mu);
     bool any = ing->req_count > 0;
     pthread_mutex_unlock(&ing->req_mu);
@@ -233,8 +260,9 @@ void ingest_set_request_wakeup(struct ingest *ing, void (*fn)(void *ctx), void *
     ing->req_wake_ctx = ctx;
 }
 
-el_status ingest_reply(struct ingest *ing, const char *topic, const struct ingest_request *req,
-                       const void *payload, size_t len)
+/* Paho threads (the outbox thread, or a callback): sends a reply now. */
+static el_status send_reply(struct ingest *ing, const char *topic, const struct ingest_request *req,
+                            const void *payload, size_t len)
 {
     MQTTAsync_message m = MQTTAsync_message_initializer;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -488,16 +516,24 @@ el_status ingest_new(const struct el_config *cfg, struct journal *journal, struc
     ing->prefix_len = strlen(cfg->mqtt.topic_prefix);
     atomic_store(&ing->counters.broker_dropped, -1);
     pthread_mutex_init(&ing->req_mu, NULL);
+    pthread_mutex_init(&ing->out_mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&ing->out_cv, &ca);
+    pthread_condattr_destroy(&ca);
     ing->req_slots = calloc(INGEST_REQ_SLOTS, sizeof ing->req_slots[0]);
-    if (!ing->req_slots) {
-        free(ing);
+    bool out_ok = true;
+    for (int i = 0; i < INGEST_OUT_REPLIES; i++) /* virtual until used */
+        out_ok = (ing->out_replies[i].payload = malloc(INGEST_REPLY_MAX)) != NULL && out_ok;
+    if (!ing->req_slots || !out_ok) {
+        ingest_free(ing);
         return EL_NOMEM;
     }
     ing->backoff_ms = 1000;
     st = read_password(ing);
     if (st != EL_OK) {
-        free(ing->req_slots);
-        free(ing);
+        ingest_free(ing);
         return st;
     }
     co.MQTTVersion = MQTTVERSION_5;
@@ -505,8 +541,8 @@ el_status ingest_new(const struct el_config *cfg, struct journal *journal, struc
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
         log_error("cannot create MQTT client for %s: %s", cfg->mqtt.uri, MQTTAsync_strerror(rc));
-        free(ing->req_slots);
-        free(ing);
+        ing->client = NULL;
+        ingest_free(ing);
         return EL_MQTT;
     }
     MQTTAsync_setCallbacks(ing->client, ing, on_connection_lost, on_message, NULL);
@@ -519,8 +555,20 @@ void ingest_free(struct ingest *ing)
 {
     if (!ing)
         return;
-    MQTTAsync_destroy(&ing->client);
+    if (ing->out_started) {
+        pthread_mutex_lock(&ing->out_mu);
+        ing->out_quit = true;
+        pthread_cond_broadcast(&ing->out_cv);
+        pthread_mutex_unlock(&ing->out_mu);
+        pthread_join(ing->out_thread, NULL);
+    }
+    if (ing->client)
+        MQTTAsync_destroy(&ing->client);
     pthread_mutex_destroy(&ing->req_mu);
+    pthread_mutex_destroy(&ing->out_mu);
+    pthread_cond_destroy(&ing->out_cv);
+    for (int i = 0; i < INGEST_OUT_REPLIES; i++)
+        free(ing->out_replies[i].payload);
     free(ing->req_slots);
     free(ing);
 }
@@ -581,13 +629,24 @@ static el_status connect_now(struct ingest *ing)
     return EL_OK;
 }
 
+static void *out_main(void *arg);
+
 el_status ingest_start(struct ingest *ing)
 {
     ing->next_connect_ms = 0;
-    return connect_now(ing);
+    el_status st = connect_now(ing);
+    if (st != EL_OK)
+        return st;
+    if (pthread_create(&ing->out_thread, NULL, out_main, ing) != 0) {
+        log_error("cannot start the MQTT outbox thread");
+        return EL_NOMEM;
+    }
+    ing->out_started = true;
+    return EL_OK;
 }
 
-void ingest_tick(struct ingest *ing)
+/* Outbox thread: retries a failed initial connection when due. */
+static void connect_tick(struct ingest *ing)
 {
     int64_t now = plat_clock_mono_ms();
     if (ing->stopping)
@@ -621,7 +680,11 @@ static void on_disconnect_failed(void *ctx, MQTTAsync_failureData5 *resp)
     atomic_store(&ing->stopped, 1);
 }
 
-void ingest_stop_begin(struct ingest *ing, int timeout_ms)
+static el_status publish(struct ingest *ing, const char *topic, const void *payload, size_t len,
+                         int qos, bool retained);
+
+/* Outbox thread: publishes "offline" and starts the disconnect. */
+static void stop_now(struct ingest *ing, int timeout_ms)
 {
     static const char offline[] = "{\"state\":\"offline\"}";
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
@@ -631,7 +694,7 @@ void ingest_stop_begin(struct ingest *ing, int timeout_ms)
         return;
     }
     /* A clean disconnect does not fire the will: say it ourselves. */
-    if (ingest_publish(ing, ing->status_topic, offline, sizeof offline - 1, 1, true) != EL_OK)
+    if (publish(ing, ing->status_topic, offline, sizeof offline - 1, 1, true) != EL_OK)
         log_debug("could not publish the offline status");
     d.timeout = timeout_ms;
     d.onSuccess5 = on_disconnected;
@@ -646,7 +709,7 @@ bool ingest_stopped(const struct ingest *ing)
     return atomic_load(&ing->stopped) != 0;
 }
 
-el_status ingest_publish(struct ingest *ing, const char *topic, const void *payload, size_t len,
+static el_status publish(struct ingest *ing, const char *topic, const void *payload, size_t len,
                          int qos, bool retained)
 {
     MQTTAsync_message m = MQTTAsync_message_initializer;
@@ -659,4 +722,117 @@ el_status ingest_publish(struct ingest *ing, const char *topic, const void *payl
     m.retained = retained;
     int rc = MQTTAsync_sendMessage(ing->client, topic, &m, &ro);
     return rc == MQTTASYNC_SUCCESS ? EL_OK : EL_AGAIN;
+}
+
+/* ---- outbox (ingest.h) ---- */
+
+void ingest_stop_begin(struct ingest *ing, int timeout_ms)
+{
+    if (!ing->out_started) {
+        atomic_store(&ing->stopped, 1);
+        return;
+    }
+    pthread_mutex_lock(&ing->out_mu);
+    ing->out_stop_req = true;
+    ing->out_stop_timeout_ms = timeout_ms;
+    pthread_cond_broadcast(&ing->out_cv);
+    pthread_mutex_unlock(&ing->out_mu);
+}
+
+el_status ingest_publish_status(struct ingest *ing, const void *payload, size_t len)
+{
+    if (len > INGEST_STATUS_MAX)
+        return EL_INVAL;
+    pthread_mutex_lock(&ing->out_mu);
+    memcpy(ing->out_status, payload, len);
+    ing->out_status_len = len;
+    ing->out_status_dirty = true;
+    pthread_cond_broadcast(&ing->out_cv);
+    pthread_mutex_unlock(&ing->out_mu);
+    return EL_OK;
+}
+
+el_status ingest_reply(struct ingest *ing, const char *topic, const struct ingest_request *req,
+                       const void *payload, size_t len)
+{
+    el_status st = EL_AGAIN;
+    size_t tlen = strlen(topic);
+    if (len > INGEST_REPLY_MAX || tlen >= sizeof ing->out_replies[0].topic)
+        return EL_AGAIN;
+    pthread_mutex_lock(&ing->out_mu);
+    if (ing->out_count < INGEST_OUT_REPLIES) {
+        struct out_reply *r =
+            &ing->out_replies[(ing->out_head + ing->out_count) % INGEST_OUT_REPLIES];
+        memcpy(r->topic, topic, tlen + 1);
+        r->req.has_correlation = req->has_correlation;
+        r->req.correlation_len = req->correlation_len;
+        memcpy(r->req.correlation, req->correlation, req->correlation_len);
+        memcpy(r->payload, payload, len);
+        r->len = len;
+        ing->out_count++;
+        atomic_store(&ing->out_full, ing->out_count == INGEST_OUT_REPLIES);
+        pthread_cond_broadcast(&ing->out_cv);
+        st = EL_OK;
+    }
+    pthread_mutex_unlock(&ing->out_mu);
+    return st;
+}
+
+#define OUT_TICK_MS 200
+
+static void *out_main(void *arg)
+{
+    struct ingest *ing = arg;
+    char *status = ing->out_sending;
+    int64_t status_retry_ms = 0;
+    pthread_mutex_lock(&ing->out_mu);
+    while (!ing->out_quit) {
+        int64_t now = plat_clock_mono_ms();
+        bool status_due = ing->out_status_dirty && now >= status_retry_ms;
+        if (!ing->out_stop_req && !status_due && ing->out_count == 0) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_nsec += OUT_TICK_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&ing->out_cv, &ing->out_mu, &until);
+            pthread_mutex_unlock(&ing->out_mu);
+            connect_tick(ing);
+            pthread_mutex_lock(&ing->out_mu);
+            continue;
+        }
+        if (ing->out_stop_req) {
+            ing->out_stop_req = false;
+            int timeout_ms = ing->out_stop_timeout_ms;
+            pthread_mutex_unlock(&ing->out_mu);
+            stop_now(ing, timeout_ms);
+            pthread_mutex_lock(&ing->out_mu);
+        } else if (status_due) {
+            size_t len = ing->out_status_len;
+            memcpy(status, ing->out_status, len);
+            ing->out_status_dirty = false;
+            pthread_mutex_unlock(&ing->out_mu);
+            bool sent =
+                !ing->stopping && publish(ing, ing->status_topic, status, len, 1, true) == EL_OK;
+            pthread_mutex_lock(&ing->out_mu);
+            if (!sent && !ing->stopping && !ing->out_status_dirty) {
+                ing->out_status_dirty = true; /* unchanged meanwhile: still ours to send */
+                status_retry_ms = now + OUT_TICK_MS;
+            }
+        } else {
+            struct out_reply *r = &ing->out_replies[ing->out_head];
+            pthread_mutex_unlock(&ing->out_mu);
+            if (send_reply(ing, r->topic, &r->req, r->payload, r->len) != EL_OK)
+                log_warn("could not send a reply to %s", r->topic);
+            pthread_mutex_lock(&ing->out_mu);
+            ing->out_head = (ing->out_head + 1) % INGEST_OUT_REPLIES;
+            ing->out_count--;
+            if (atomic_exchange(&ing->out_full, 0) && ing->req_wake)
+                ing->req_wake(ing->req_wake_ctx); /* requests may be waiting for room */
+        }
+    }
+    pthread_mutex_unlock(&ing->out_mu);
+    return NULL;
 }

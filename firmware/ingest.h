@@ -23,9 +23,18 @@
  * id, so the broker queues readings while the daemon is down; automatic
  * reconnect; subscriptions are (re)made on every connect.
  *
+ * Outbox: Paho holds its client mutex while messageArrived runs, and
+ * messageArrived may wait for the core (the journal is full, or held while
+ * the master log cannot be written). A core thread calling into Paho then
+ * would wait for that mutex and never commit: a deadlock. So the core never
+ * calls Paho after ingest_start: it leaves the latest status and its replies
+ * in a bounded outbox (copies) and the "el-mqtt-out" thread sends them, and
+ * also runs connection retries and the disconnect at stop.
+ *
  * Threading: ingest_new/start/stop on the core thread; the callbacks run on
  * Paho's threads and touch only the journal (producer side), the dedup
- * window and atomics; ingest_publish is safe from any thread.
+ * window and atomics; ingest_publish_status and ingest_reply only copy into
+ * the outbox and never block on Paho.
  */
 #ifndef EL_INGEST_H
 #define EL_INGEST_H
@@ -75,11 +84,9 @@ void ingest_seed_recent(struct ingest *ing, const char *series, size_t series_le
 /* Starts connecting (returns at once; connection and subscriptions follow in
  * the background, retried with backoff). */
 EL_MUST_CHECK el_status ingest_start(struct ingest *ing);
-/* Core thread, periodically: retries a failed initial connection when due. */
-void ingest_tick(struct ingest *ing);
-/* Publishes {"state":"offline"} (retained), then disconnects; returns once
- * disconnected or after timeout_ms. The core must keep draining the journal
- * meanwhile, so this only starts the disconnect: poll ingest_stopped(). */
+/* Asks the outbox thread to publish {"state":"offline"} (retained), then
+ * disconnect (done, or given up, after timeout_ms). The core must keep
+ * draining the journal meanwhile: poll ingest_stopped(). */
 void ingest_stop_begin(struct ingest *ing, int timeout_ms);
 bool ingest_stopped(const struct ingest *ing);
 
@@ -102,9 +109,15 @@ struct ingest_request {
     bool has_correlation;
 };
 
-/* Core: copies the oldest waiting request into *out; false when none. */
+/* Core: copies the oldest waiting request into *out; false when none, or
+ * while the outbox has no room for its answer (requests then wait; when
+ * their queue is full, new ones are answered "busy"). */
 bool ingest_take_request(struct ingest *ing, struct ingest_request *out);
-/* Publishes a reply on topic with the request's correlation data (MQTT v5). */
+/* Queues a reply on topic with the request's correlation data (MQTT v5);
+ * sent by the outbox thread. EL_AGAIN when INGEST_OUT_REPLIES replies are
+ * still waiting or the reply is larger than INGEST_REPLY_MAX. */
+#define INGEST_OUT_REPLIES 4
+#define INGEST_REPLY_MAX (4u << 20)
 EL_MUST_CHECK el_status ingest_reply(struct ingest *ing, const char *topic,
                                      const struct ingest_request *req, const void *payload,
                                      size_t len);
@@ -113,9 +126,10 @@ bool ingest_has_request(struct ingest *ing);
 /* Wake-up hook for requests (called from the Paho thread). */
 void ingest_set_request_wakeup(struct ingest *ing, void (*fn)(void *ctx), void *ctx);
 
-/* Publishes payload (copied by Paho) on topic. EL_AGAIN if not connected. */
-EL_MUST_CHECK el_status ingest_publish(struct ingest *ing, const char *topic, const void *payload,
-                                       size_t len, int qos, bool retained);
+/* Leaves the status document (retained, QoS 1) in the outbox, replacing an
+ * unsent older one; sent when connected. EL_INVAL if over INGEST_STATUS_MAX. */
+#define INGEST_STATUS_MAX 8192
+EL_MUST_CHECK el_status ingest_publish_status(struct ingest *ing, const void *payload, size_t len);
 /* The status topic ("<prefix>/status"). */
 const char *ingest_status_topic(const struct ingest *ing);
 

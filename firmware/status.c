@@ -18,6 +18,15 @@ size_t status_format(const struct status_snapshot *s, char *buf, size_t len)
     jw_int(&w, s->uptime_s);
     jw_key(&w, "clock_synced");
     jw_bool(&w, s->clock_synced);
+    jw_key(&w, "clock");
+    jw_obj_begin(&w);
+    jw_key(&w, "unanchored_events");
+    jw_int(&w, s->clock_unanchored);
+    jw_key(&w, "anchored_events");
+    jw_uint(&w, s->clock_anchored);
+    jw_key(&w, "steps");
+    jw_uint(&w, s->clock_steps);
+    jw_obj_end(&w);
 
     jw_key(&w, "mqtt");
     jw_obj_begin(&w);

@@ -22,6 +22,9 @@
 struct status_snapshot {
     int64_t uptime_s;
     bool clock_synced;
+    int64_t clock_unanchored; /* events waiting for a synchronised clock */
+    uint64_t clock_anchored;  /* events placed in time since start */
+    uint64_t clock_steps;     /* wall-clock steps seen since start */
     bool mqtt_connected;
     uint64_t mqtt_connects;
     int64_t broker_dropped; /* -1: the broker does not tell us */

@@ -3,6 +3,7 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/timex.h>
 #include <time.h>
@@ -42,6 +43,11 @@ void plat_clock_set_sync_mode(enum plat_clock_sync_mode mode)
 
 static bool kernel_says_synced(void)
 {
+    /* Tests (libfaketime cannot fake adjtimex): the file's existence is the
+     * synchronisation state. */
+    const char *fault = getenv("EDGELAMBDA_FAULT_CLOCK_SYNCED_FILE");
+    if (fault && fault[0])
+        return access(fault, F_OK) == 0;
     struct timex tx;
     memset(&tx, 0, sizeof tx);
     int state = adjtimex(&tx);
@@ -79,6 +85,11 @@ char *plat_clock_format_rfc3339(int64_t epoch_ms, char *buf, size_t len)
 
 void plat_clock_boot_id(char *buf, size_t len)
 {
+    const char *fault = getenv("EDGELAMBDA_FAULT_BOOT_ID"); /* tests: "another boot" */
+    if (fault && fault[0]) {
+        snprintf(buf, len, "%s", fault);
+        return;
+    }
     FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
     if (!f || !fgets(buf, (int)len, f)) {
         snprintf(buf, len, "unknown");

@@ -53,6 +53,7 @@ struct journal {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     _Atomic int shutdown;
+    _Atomic int sync_each; /* journal_sync_each: msync every record, as strict does */
 
     /* producer */
     uint64_t w_segno;
@@ -131,7 +132,7 @@ static el_status seg_create(struct journal *j, uint64_t segno)
     atomic_store(&s->sealed, 0);
     s->segno = segno;
     pthread_mutex_unlock(&j->mu);
-    if (j->strict) {
+    if (j->strict || atomic_load(&j->sync_each)) {
         /* The new file's directory entry must survive a power cut too. */
         el_status st = plat_file_fsync_dir(j->dir);
         if (st != EL_OK)
@@ -475,6 +476,21 @@ static el_status sync_record(struct journal *j, char *p, size_t len)
     return EL_OK;
 }
 
+void journal_sync_each(struct journal *j, bool on)
+{
+    if (atomic_exchange(&j->sync_each, on ? 1 : 0) == (int)on || !on || j->strict)
+        return;
+    /* Records written before the switch: the producer checks the flag after
+     * writing each record, so whatever it did not sync itself is here. */
+    pthread_mutex_lock(&j->mu);
+    for (uint32_t i = 0; i < j->nslots; i++)
+        if (j->slots[i].base && msync(j->slots[i].base, j->seg_bytes, MS_SYNC) != 0)
+            log_error("journal: msync failed: %s", strerror(errno));
+    pthread_mutex_unlock(&j->mu);
+    if (plat_file_fsync_dir(j->dir) != EL_OK)
+        log_error("journal: the segments' directory entries may not survive a power cut");
+}
+
 bool journal_sync_failing(const struct journal *j)
 {
     return atomic_load(&j->sync_failing) != 0;
@@ -518,7 +534,7 @@ el_status journal_append(struct journal *j, const struct journal_msg *m, uint64_
     memcpy(p + 4, &crc, 4);
     /* The length goes last: it is what makes the record exist. */
     __atomic_store_n((uint32_t *)(void *)p, len32, __ATOMIC_RELEASE);
-    if (j->strict && sync_record(j, p, len) != EL_OK) {
+    if ((j->strict || atomic_load(&j->sync_each)) && sync_record(j, p, len) != EL_OK) {
         __atomic_store_n((uint32_t *)(void *)p, 0u, __ATOMIC_RELEASE);
         return EL_AGAIN; /* shutdown while the flash failed: not acknowledged */
     }

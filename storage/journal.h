@@ -135,6 +135,15 @@ uint64_t journal_next_seq(const struct journal *j);
  * EL_INVAL if the record can never fit. */
 EL_MUST_CHECK el_status journal_append(struct journal *j, const struct journal_msg *msg,
                                        uint64_t *seq);
+/* Consumer: while on, every record is msync'ed before journal_append
+ * returns, as in strict mode; switching on first msyncs what is already
+ * written. The core turns it on while it cannot commit (storage failing, or
+ * stop_ingest at storage.max_bytes): in normal mode an acknowledged record
+ * is otherwise only in the page cache until its group commit, and "a power
+ * cut loses at most flush_interval_ms" must stay true however long the
+ * commits wait. (Blocking the producer instead would also freeze Paho, which
+ * holds its client lock during messageArrived.) */
+void journal_sync_each(struct journal *j, bool on);
 /* Any thread: true while a strict-mode msync is failing and being retried. */
 bool journal_sync_failing(const struct journal *j);
 /* Wakes a blocked producer for good (shutdown). */

@@ -33,7 +33,7 @@ struct block_range {
 
 struct mlog {
     sqlite3 *db;
-    sqlite3_stmt *ins_event, *ins_dead, *ins_series, *upsert_block;
+    sqlite3_stmt *ins_event, *ins_dead, *ins_series, *upsert_block, *ins_unanchored;
     /* blocks touched by the open transaction (flushed before COMMIT) */
     struct block_range dirty[DIRTY_BLOCKS];
     uint32_t n_dirty;
@@ -64,6 +64,9 @@ static const char *const schema_sql =
     " boot INTEGER NOT NULL, flags INTEGER NOT NULL, payload BLOB);"
     "CREATE TABLE IF NOT EXISTS blocks(block INTEGER PRIMARY KEY, min_ts INTEGER NOT NULL,"
     " max_ts INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS unanchored(seq INTEGER PRIMARY KEY, series INTEGER NOT NULL,"
+    " ts INTEGER NOT NULL, value REAL NOT NULL, recv INTEGER NOT NULL, mono INTEGER NOT NULL,"
+    " boot INTEGER NOT NULL, flags INTEGER NOT NULL, payload BLOB);"
     "CREATE TABLE IF NOT EXISTS dead_letters(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
     " payload BLOB, payload_bytes INTEGER NOT NULL, recv INTEGER NOT NULL,"
     " mono INTEGER NOT NULL, boot INTEGER NOT NULL, flags INTEGER NOT NULL,"
@@ -185,6 +188,47 @@ static el_status series_load(struct mlog *log)
     return rc;
 }
 
+/* ---- unanchored events (mlog.h, "Clocks") ---- */
+
+/* Runs sql with ?1 bound to this boot's row; *changes = rows changed. */
+static el_status exec_boot(struct mlog *log, const char *sql, int64_t arg2, int *changes)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(log->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return db_fail(log, "moving unanchored events");
+    sqlite3_bind_int64(st, 1, log->boot_row);
+    if (sqlite3_bind_parameter_count(st) > 1)
+        sqlite3_bind_int64(st, 2, arg2);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE)
+        return db_fail(log, "moving unanchored events");
+    if (changes)
+        *changes = sqlite3_changes(log->db);
+    return EL_OK;
+}
+
+/* Earlier boots' unanchored rows can never get a true time: dead letters. */
+static el_status retire_unanchored(struct mlog *log)
+{
+    int n = 0;
+    el_status rc = exec_boot(
+        log,
+        "INSERT INTO dead_letters(seq,topic,payload,payload_bytes,recv,mono,boot,flags,reason)"
+        " SELECT u.seq, s.name, u.payload, coalesce(length(u.payload),0), u.recv, u.mono, u.boot,"
+        " u.flags, 'clock_never_synced' FROM unanchored u JOIN series s ON s.id = u.series"
+        " WHERE u.boot <> ?1",
+        0, &n);
+    if (rc == EL_OK)
+        rc = exec_boot(log, "DELETE FROM unanchored WHERE boot <> ?1", 0, NULL);
+    if (rc == EL_OK && n > 0)
+        log_warn("master log: %d events received on an earlier boot whose clock was never "
+                 "synchronised cannot be placed in time; moved to dead_letters "
+                 "(clock_never_synced)",
+                 n);
+    return rc;
+}
+
 /* ---- open / close ---- */
 
 static el_status prepare_all(struct mlog *log)
@@ -194,6 +238,8 @@ static el_status prepare_all(struct mlog *log)
     static const char ins_dead[] = "INSERT INTO dead_letters(seq,topic,payload,payload_bytes,recv,"
                                    "mono,boot,flags,reason) VALUES(?,?,?,?,?,?,?,?,?)";
     static const char ins_series[] = "INSERT INTO series(id,name,first_seq) VALUES(?,?,?)";
+    static const char ins_unanchored[] = "INSERT INTO unanchored(seq,series,ts,value,recv,mono,"
+                                         "boot,flags,payload) VALUES(?,?,?,?,?,?,?,?,?)";
     static const char upsert_block[] =
         "INSERT INTO blocks(block,min_ts,max_ts) VALUES(?,?,?) ON CONFLICT(block) DO UPDATE SET"
         " min_ts=min(min_ts,excluded.min_ts), max_ts=max(max_ts,excluded.max_ts)";
@@ -205,7 +251,9 @@ static el_status prepare_all(struct mlog *log)
         sqlite3_prepare_v3(log->db, ins_dead, -1, SQLITE_PREPARE_PERSISTENT, &log->ins_dead,
                            NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(log->db, ins_series, -1, SQLITE_PREPARE_PERSISTENT, &log->ins_series,
-                           NULL) != SQLITE_OK)
+                           NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(log->db, ins_unanchored, -1, SQLITE_PREPARE_PERSISTENT,
+                           &log->ins_unanchored, NULL) != SQLITE_OK)
         return db_fail(log, "preparing statements");
     return EL_OK;
 }
@@ -292,9 +340,13 @@ el_status mlog_open(const struct mlog_opts *opts, const char *boot_id, int64_t w
     if (rc == EL_OK) {
         int64_t a = query_int(log, "SELECT max(seq) FROM events", 0);
         int64_t b = query_int(log, "SELECT max(seq) FROM dead_letters", 0);
-        log->last_seq = log->last_seq_committed = a > b ? a : b;
+        int64_t u = query_int(log, "SELECT max(seq) FROM unanchored", 0);
+        a = a > b ? a : b;
+        log->last_seq = log->last_seq_committed = a > u ? a : u;
         rc = boot_register(log, boot_id, wall_ms, mono_ms);
     }
+    if (rc == EL_OK)
+        rc = retire_unanchored(log);
     if (rc == EL_OK)
         rc = exec(log, "COMMIT");
     else
@@ -325,6 +377,7 @@ void mlog_close(struct mlog *log)
     sqlite3_finalize(log->ins_dead);
     sqlite3_finalize(log->ins_series);
     sqlite3_finalize(log->upsert_block);
+    sqlite3_finalize(log->ins_unanchored);
     if (log->db)
         sqlite3_close(log->db);
     if (log->series)
@@ -379,8 +432,13 @@ el_status mlog_scan_recent(struct mlog *log, uint32_t limit, mlog_recent_fn fn, 
     sqlite3_stmt *st = NULL;
     int r;
     if (sqlite3_prepare_v2(log->db,
-                           "SELECT s.name, e.payload FROM events e JOIN series s ON s.id=e.series"
-                           " ORDER BY e.seq DESC LIMIT ?",
+                           /* the newest of events and unanchored (mlog.h, "Clocks") */
+                           "SELECT s.name, r.payload FROM"
+                           " (SELECT * FROM (SELECT seq, series, payload FROM events"
+                           "   ORDER BY seq DESC LIMIT ?1)"
+                           "  UNION ALL SELECT * FROM (SELECT seq, series, payload FROM unanchored"
+                           "   ORDER BY seq DESC LIMIT ?1)) r"
+                           " JOIN series s ON s.id = r.series ORDER BY r.seq DESC LIMIT ?1",
                            -1, &st, NULL) != SQLITE_OK)
         return db_fail(log, "reading recent events");
     sqlite3_bind_int64(st, 1, limit);
@@ -472,12 +530,18 @@ static el_status block_touch(struct mlog *log, int64_t b, int64_t ts)
     return EL_OK;
 }
 
+bool mlog_event_unanchored(uint32_t flags)
+{
+    return (flags & (MLOG_F_CLOCK_SYNCED | MLOG_F_HAS_TS | MLOG_F_ANCHORED)) == 0;
+}
+
 el_status mlog_append_event(struct mlog *log, const struct mlog_event *ev)
 {
     el_status rc = txn_begin(log);
     if (rc != EL_OK)
         return rc;
-    sqlite3_stmt *st = log->ins_event;
+    bool unanchored = mlog_event_unanchored(ev->flags);
+    sqlite3_stmt *st = unanchored ? log->ins_unanchored : log->ins_event;
     sqlite3_bind_int64(st, 1, ev->seq);
     sqlite3_bind_int64(st, 2, ev->series_id);
     sqlite3_bind_int64(st, 3, ev->ts_ms);
@@ -491,7 +555,7 @@ el_status mlog_append_event(struct mlog *log, const struct mlog_event *ev)
     sqlite3_reset(st);
     if (r != SQLITE_DONE)
         return db_fail(log, "appending event");
-    rc = block_touch(log, ev->seq >> MLOG_BLOCK_SHIFT, ev->ts_ms);
+    rc = unanchored ? EL_OK : block_touch(log, ev->seq >> MLOG_BLOCK_SHIFT, ev->ts_ms);
     if (rc != EL_OK)
         return rc;
     log->pending++;
@@ -523,6 +587,71 @@ el_status mlog_append_dead(struct mlog *log, const struct mlog_dead *dl)
     if (dl->seq > log->last_seq)
         log->last_seq = dl->seq;
     return EL_OK;
+}
+
+el_status mlog_anchor(struct mlog *log, int64_t offset_ms, uint32_t max_rows, mlog_anchor_fn fn,
+                      void *ctx, uint32_t *moved)
+{
+    sqlite3_stmt *sel = NULL;
+    int64_t last = 0;
+    int r = SQLITE_DONE;
+    *moved = 0;
+    el_status rc = txn_begin(log);
+    if (rc != EL_OK)
+        return rc;
+    if (sqlite3_prepare_v2(log->db,
+                           "SELECT seq,series,value,recv,mono,flags,payload FROM unanchored"
+                           " WHERE boot=? ORDER BY seq LIMIT ?",
+                           -1, &sel, NULL) != SQLITE_OK)
+        return db_fail(log, "anchoring events");
+    sqlite3_bind_int64(sel, 1, log->boot_row);
+    sqlite3_bind_int64(sel, 2, max_rows);
+    while (rc == EL_OK && (r = sqlite3_step(sel)) == SQLITE_ROW) {
+        struct mlog_event ev = {
+            .seq = sqlite3_column_int64(sel, 0),
+            .series_id = (uint32_t)sqlite3_column_int64(sel, 1),
+            .value = sqlite3_column_double(sel, 2),
+            .recv_ms = sqlite3_column_int64(sel, 3),
+            .mono_ms = sqlite3_column_int64(sel, 4),
+            .flags = (uint32_t)sqlite3_column_int64(sel, 5) | MLOG_F_ANCHORED,
+            .payload = sqlite3_column_blob(sel, 6),
+            .payload_len = (size_t)sqlite3_column_bytes(sel, 6),
+        };
+        ev.ts_ms = ev.mono_ms + offset_ms;
+        rc = mlog_append_event(log, &ev);
+        if (rc == EL_OK) {
+            fn(ctx, ev.seq, ev.series_id, ev.ts_ms, ev.value);
+            last = ev.seq;
+            (*moved)++;
+        }
+    }
+    if (rc == EL_OK && r != SQLITE_DONE)
+        rc = db_fail(log, "anchoring events");
+    sqlite3_finalize(sel);
+    if (rc == EL_OK && *moved > 0)
+        rc = exec_boot(log, "DELETE FROM unanchored WHERE boot = ?1 AND seq <= ?2", last, NULL);
+    return rc;
+}
+
+el_status mlog_unanchored(struct mlog *log, int64_t *count, int64_t *min_seq)
+{
+    sqlite3_stmt *st = NULL;
+    *count = *min_seq = 0;
+    if (sqlite3_prepare_v2(log->db, "SELECT count(*), coalesce(min(seq),0) FROM unanchored", -1,
+                           &st, NULL) != SQLITE_OK)
+        return db_fail(log, "counting unanchored events");
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *count = sqlite3_column_int64(st, 0);
+        *min_seq = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return EL_OK;
+}
+
+int64_t mlog_visible_seq(struct mlog *log)
+{
+    int64_t min = query_int(log, "SELECT min(seq) FROM unanchored", 0);
+    return min > 0 && min - 1 < log->last_seq_committed ? min - 1 : log->last_seq_committed;
 }
 
 el_status mlog_commit(struct mlog *log)

@@ -29,6 +29,20 @@
  *          payload_bytes INTEGER NOT NULL,        original size (payload may be cut)
  *          recv INTEGER NOT NULL, mono INTEGER NOT NULL, boot INTEGER NOT NULL,
  *          flags INTEGER NOT NULL, reason TEXT NOT NULL)
+ *   unanchored(the columns of events)             events waiting for a true time
+ *
+ * Clocks (boards without a real-time clock): an event that carries no
+ * timestamp of its own and arrived while the wall clock was not synchronised
+ * has no trustworthy time yet. It is stored durably in `unanchored` (with its
+ * monotonic receive time and boot), not in `events`, so no view, query or
+ * sync ever orders it by a wrong wall clock. Once the clock is synchronised,
+ * mlog_anchor moves the current boot's rows into `events` (same seq) with
+ * ts = mono + (wall - mono at anchoring) and MLOG_F_ANCHORED. Readers that
+ * cut by sequence (batch snapshot, sync cursor) stop below the smallest
+ * unanchored seq (mlog_visible_seq), so the moved rows are never skipped.
+ * Rows of a boot that ended before its clock was synchronised can never be
+ * placed in time: mlog_open moves them to dead_letters ("clock_never_synced")
+ * — kept, counted, never silently dropped.
  *
  * Sequence numbers are assigned once, in arrival order, by the ingest journal
  * (journal.h) and shared by events and dead letters: each message takes one
@@ -66,6 +80,7 @@
 #define MLOG_F_HAS_TS 0x2u       /* event time came from the payload */
 #define MLOG_F_MQTT_DUP 0x4u     /* the broker marked the delivery DUP */
 #define MLOG_F_TRUNCATED 0x8u    /* dead letter: payload cut to max_payload bytes */
+#define MLOG_F_ANCHORED 0x10u    /* ts = monotonic receive time + the boot's anchor */
 
 struct mlog;
 
@@ -121,8 +136,24 @@ EL_MUST_CHECK el_status mlog_series_find(const struct mlog *log, const char *nam
 EL_MUST_CHECK el_status mlog_series_get(struct mlog *log, const char *name, size_t len,
                                         int64_t first_seq, uint32_t *id);
 
-/* Appends inside the current write transaction (opened on first append). */
+/* Appends inside the current write transaction (opened on first append).
+ * An event with neither MLOG_F_CLOCK_SYNCED nor MLOG_F_HAS_TS goes to the
+ * unanchored table (see "Clocks" above). */
 EL_MUST_CHECK el_status mlog_append_event(struct mlog *log, const struct mlog_event *ev);
+/* True when the event must wait for a synchronised clock. */
+bool mlog_event_unanchored(uint32_t flags);
+/* Moves up to max_rows of this boot's unanchored events into events (inside
+ * the current transaction; the caller commits) with ts = mono + offset_ms,
+ * calling fn for each; *moved = rows moved (0: none left). */
+typedef void (*mlog_anchor_fn)(void *ctx, int64_t seq, uint32_t series_id, int64_t ts_ms,
+                               double value);
+EL_MUST_CHECK el_status mlog_anchor(struct mlog *log, int64_t offset_ms, uint32_t max_rows,
+                                    mlog_anchor_fn fn, void *ctx, uint32_t *moved);
+/* Committed state of the unanchored table: rows and smallest seq (0 if none). */
+EL_MUST_CHECK el_status mlog_unanchored(struct mlog *log, int64_t *count, int64_t *min_seq);
+/* The highest seq below which every committed event is in `events`: the
+ * committed seq, or the smallest unanchored seq - 1. */
+int64_t mlog_visible_seq(struct mlog *log);
 EL_MUST_CHECK el_status mlog_append_dead(struct mlog *log, const struct mlog_dead *dl);
 /* Commits the open transaction (no-op when none). On failure the transaction
  * is rolled back and the series dictionary forgets names it added, so the

@@ -420,8 +420,12 @@ el_status views_recompute(struct views *v, const char *dir, bool full, atomic_in
     if (rc != EL_OK)
         goto out;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(mdb, "SELECT coalesce(max(seq),0) FROM events", -1, &st, NULL) ==
-            SQLITE_OK &&
+    /* ... stopping below the first event still waiting for a true time
+     * (mlog.h, "Clocks"): it will enter events with that seq later. */
+    if (sqlite3_prepare_v2(mdb,
+                           "SELECT min(coalesce((SELECT max(seq) FROM events),0),"
+                           " coalesce((SELECT min(seq)-1 FROM unanchored),1<<62))",
+                           -1, &st, NULL) == SQLITE_OK &&
         sqlite3_step(st) == SQLITE_ROW)
         run->snapshot_seq = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);

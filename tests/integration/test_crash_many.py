@@ -6,7 +6,7 @@ import os
 import random
 import time
 
-from harness import (SLOW, Broker, Daemon, TempDir, check, loadgen_async, log, rr, run, wait_until)
+from harness import (SLOW, Broker, Daemon, Ledger, TempDir, check, loadgen_async, log, rr, run, wait_until)
 from test_query import reference, rows_upto
 
 TS_BASE = 1767225600000
@@ -38,17 +38,10 @@ def test_hundred_sigkills_during_ingest_and_recompute():
         check(lg.returncode == 0, "loadgen: %s %s" % (out, err))
         if not d.alive():
             d.start()
-        with open(acked) as f:
-            acked_idx = set(int(x) for x in f.read().split())
-        check(len(acked_idx) == count, "broker acknowledged %d of %d" % (len(acked_idx), count))
         wait_until(lambda: d.event_count() >= count, 120, "all events")
-        con = d.db()
-        ts = [r[0] for r in con.execute("SELECT ts FROM events")]
-        integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
-        con.close()
-        stored = [t - TS_BASE for t in ts]
-        missing = acked_idx - set(stored)
-        dupes = len(stored) - len(set(stored))
+        g = Ledger(d, acked, TS_BASE)
+        acked_idx, stored, missing, dupes, integrity = g.acked, g.stored, g.missing, g.dupes, g.integrity
+        check(len(acked_idx) == count, "broker acknowledged %d of %d" % (len(acked_idx), count))
         log("100 kills: %d acked, %d stored, %d missing, %d duplicates, integrity %s" % (
             len(acked_idx), len(stored), len(missing), dupes, integrity))
         check(integrity == "ok", "integrity_check: %s" % integrity)

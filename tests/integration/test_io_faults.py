@@ -11,7 +11,7 @@ integrity_check is ok.
 import os
 import sys
 
-from harness import (SLOW, Broker, Daemon, TempDir, check, loadgen_async, log, run, wait_until)
+from harness import (SLOW, Broker, Daemon, Ledger, TempDir, check, loadgen_async, log, run, wait_until)
 from powercut import LIB, available
 
 TS_BASE = 1767225600000
@@ -58,14 +58,8 @@ def one(name, durability, fault, expect_log, expect_status):
         out, err = lg.communicate(timeout=120 * SLOW)
         check(lg.returncode == 0, "loadgen: %s %s" % (out, err))
         wait_until(lambda: d.event_count() >= count, 60 * SLOW, "every event after the faults stopped")
-        with open(acked) as f:
-            acked_idx = set(int(x) for x in f.read().split())
-        con = d.db()
-        stored = [t - TS_BASE for (t,) in con.execute("SELECT ts FROM events")]
-        integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
-        con.close()
-        missing = acked_idx - set(stored)
-        dupes = len(stored) - len(set(stored))
+        g = Ledger(d, acked, TS_BASE)
+        stored, missing, dupes, integrity = g.stored, g.missing, g.dupes, g.integrity
         errors = sum(1 for line in d.log_text().splitlines() if line.startswith("edgelambda error:"))
         if expect_status:
             check(d.status(timeout=10 * SLOW, pred=lambda s: s["log"]["error"] is None),

@@ -17,7 +17,7 @@ import sqlite3
 import sys
 import time
 
-from harness import (SLOW, Broker, Daemon, TempDir, check, loadgen_async, log, rr, run, wait_until)
+from harness import (SLOW, Broker, Daemon, Ledger, TempDir, check, loadgen_async, log, rr, run, wait_until)
 from powercut import PowerCut, available, committed_seq, journal_records
 from sync_servers import PKI, FaultServer, master_events, sync_cursor, wait_synced
 from test_query import reference, rows_upto
@@ -26,26 +26,19 @@ TS_BASE = 1767225600000
 
 
 def check_consistent(d, b, count, acked_file, fs=None):
-    with open(acked_file) as f:
-        acked_idx = set(int(x) for x in f.read().split())
-    check(len(acked_idx) == count, "broker acknowledged %d of %d" % (len(acked_idx), count))
     try:
         wait_until(lambda: d.event_count() >= count, 60 * SLOW, "all events")
     except AssertionError:
         pass  # the count below says which are missing
-    con = d.db()
-    stored = [t - TS_BASE for (t,) in con.execute("SELECT ts FROM events")]
-    integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
-    con.close()
+    g = Ledger(d, acked_file, TS_BASE)
+    check(len(g.acked) == count, "broker acknowledged %d of %d" % (len(g.acked), count))
     vcon = sqlite3.connect(os.path.join(d.datadir, "views.db"))
     vintegrity = vcon.execute("PRAGMA integrity_check").fetchone()[0]
     vcon.close()
-    missing = acked_idx - set(stored)
-    dupes = len(stored) - len(set(stored))
-    check(integrity == "ok", "master.db integrity_check: %s" % integrity)
+    check(g.integrity == "ok", "master.db integrity_check: %s" % g.integrity)
     check(vintegrity == "ok", "views.db integrity_check: %s" % vintegrity)
-    check(not missing, "%d acknowledged events missing, e.g. %s" % (len(missing), sorted(missing)[:5]))
-    check(dupes == 0, "%d events stored twice" % dupes)
+    check(not g.missing, "%d acknowledged events missing, e.g. %s" % (len(g.missing), sorted(g.missing)[:5]))
+    check(g.dupes == 0, "%d events stored twice" % g.dupes)
     st = rr(b, '{"op":"status"}')
     check(st["batch"]["watermark_seq"] <= st["log"]["seq"], "views ahead of the log: %s" % st)
     for s in (0, 17, 49):
@@ -66,7 +59,7 @@ def check_consistent(d, b, count, acked_file, fs=None):
         lost = [e[0] for e in events if e[0] not in got]
         check(not lost, "%d events never reached the upstream, e.g. %s" % (len(lost), lost[:5]))
         check(parked == 0, "%d batches parked" % parked)
-    return len(stored), len(missing), dupes, integrity
+    return len(g.stored), len(g.missing), g.dupes, g.integrity
 
 
 def test_strict_hundred_cuts():
@@ -143,21 +136,17 @@ def test_normal_loss_per_cut():
         out, err = lg.communicate(timeout=300 * SLOW)
         check(lg.returncode == 0, "loadgen: %s %s" % (out, err))
         wait_until(lambda: d.event_count() >= count - sum(losses), 60 * SLOW, "the remaining events")
-        with open(acked) as f:
-            acked_idx = set(int(x) for x in f.read().split())
-        con = d.db()
-        stored = [t - TS_BASE for (t,) in con.execute("SELECT ts FROM events")]
-        integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
-        con.close()
-        missing = len(acked_idx - set(stored))
-        dupes = len(stored) - len(set(stored))
+        g = Ledger(d, acked, TS_BASE)
+        missing, dupes, integrity = len(g.missing), g.dupes, g.integrity
         log("normal, %d cuts at %d msg/s, flush_interval_ms=%d: lost per cut mean %.1f max %d events; "
             "oldest lost event received %s ms before the cut (max); %d missing in total, %d twice, "
             "integrity %s" % (pc.cuts, rate, flush_ms, sum(losses) / max(1, len(losses)), max(losses or [0]),
                               max(ages or [0]), missing, dupes, integrity))
         check(integrity == "ok", "integrity_check: %s" % integrity)
         check(dupes == 0, "%d events stored twice" % dupes)
-        check(missing == sum(losses), "missing %d, but the cuts lost %d" % (missing, sum(losses)))
+        # (a record journaled but not yet acknowledged when the cut came is
+        # counted as lost above, and then redelivered by the broker)
+        check(missing <= sum(losses), "missing %d, but the cuts lost %d" % (missing, sum(losses)))
         # the promise: at most flush_interval_ms of data (plus the commit in flight)
         check(max(ages or [0]) <= flush_ms + 1000, "a cut lost events %d ms old" % max(ages or [0]))
         d.stop()

@@ -1,11 +1,23 @@
-"""Retention (issue 4): with storage.max_bytes small, the oldest raw events
-are trimmed in whole ranges once the views cover them, ingest goes on, and
-old ranges still answer — exactly, at view resolution — from the views."""
+"""Retention (issues 4 and 7): with storage.max_bytes small, the oldest raw
+events are trimmed in whole ranges once the views cover them, ingest goes on,
+and old ranges still answer — exactly, at view resolution — from the views.
+
+When nothing may be removed (sync enabled, upstream down: nothing shipped),
+the configured policy holds: stop_ingest stops acknowledging (the broker
+keeps the readings once the journal is full; nothing is trimmed) and ingest
+resumes by itself once the upstream takes the data; drop_oldest keeps
+ingesting and removes the oldest.
+"""
 import json
 import math
+import os
 import time
 
-from harness import (Broker, Daemon, TempDir, check, lg_value, loadgen, rr, run, wait_until)
+from harness import (SLOW, Broker, Daemon, Ledger, TempDir, check, lg_value, loadgen, loadgen_async, log, rr, run,
+                     wait_until)
+from sync_servers import PKI, FaultServer
+
+TS = 1767225600000
 
 
 def test_trim_keeps_views_and_ingest():
@@ -46,5 +58,75 @@ def test_trim_keeps_views_and_ingest():
         td.cleanup()
 
 
+def upstream_seqs(fs):
+    return set(e["seq"] for r in fs.requests if r["received"] and r["action"] == "ok" for e in r["events"])
+
+
+def policy_daemon(td, b, policy):
+    pki = PKI(td.path)
+    fs = FaultServer(pki, default=("status", 503)).start()  # the upstream is down
+    d = Daemon(td.path, b, storage__max_bytes="1M", storage__full_policy=policy, sync__url=fs.url,
+               sync__ca_file=pki.crt("ca"), sync__compression="none", sync__batch_events=2000,
+               batch__max_lag_s=10, speed__slots=60, storage__journal_segments=2,
+               storage__journal_segment_bytes="2M", log__level=os.environ.get("EL_LOG_LEVEL", "info"))
+    return d, fs
+
+
+def test_stop_ingest_holds_until_shipped():
+    td = TempDir("retention-stop")
+    b = Broker(td.path).start()
+    d, fs = policy_daemon(td, b, "stop_ingest")
+    acked = os.path.join(td.path, "acked.txt")
+    count = 30000
+    try:
+        d.start()
+        lg = loadgen_async(b, count=count, series=10, qos=1, ts_base=TS, acked_file=acked, rate=5000)
+        wait_until(lambda: "stop_ingest: no more commits" in d.log_text(), 60 * SLOW, "stop_ingest")
+        out, err = lg.communicate(timeout=120 * SLOW)
+        check(lg.returncode == 0, "the broker takes every reading meanwhile: %s %s" % (out, err))
+        held = d.event_count()
+        check(held < count, "ingest did not stop (%d of %d stored)" % (held, count))
+        check(d.query1("SELECT min(seq) FROM events") == 1, "nothing may be removed: nothing was shipped")
+        # The upstream comes back: shipped, covered ranges go, ingest resumes by itself.
+        fs.set_script([], default="ok")
+        wait_until(lambda: len(upstream_seqs(fs)) >= count, 60 * SLOW, "every reading shipped")
+        st = d.status(timeout=60 * SLOW, pred=lambda s: s.get("state") == "online" and not s["log"]["full"]
+                      and s["log"]["trimmed_events"] > 0)
+        g = Ledger(d, acked, TS)
+        shipped = upstream_seqs(fs)
+        log("stop_ingest: held at %d of %d stored while nothing was shipped; after the upstream came "
+            "back: %d shipped, %d trimmed, %d still in the log, %d twice" % (
+                held, count, len(shipped), st["log"]["trimmed_events"], len(g.stored), g.dupes))
+        check(len(shipped) == count and max(shipped) == count, "shipped %d distinct seqs" % len(shipped))
+        check(g.dupes == 0 and g.integrity == "ok", "dupes %d, integrity %s" % (g.dupes, g.integrity))
+        d.stop()
+    finally:
+        d.kill()
+        fs.stop()
+        b.stop()
+        td.cleanup()
+
+
+def test_drop_oldest_keeps_ingesting():
+    td = TempDir("retention-drop")
+    b = Broker(td.path).start()
+    d, fs = policy_daemon(td, b, "drop_oldest")
+    count = 30000
+    try:
+        d.start()
+        loadgen(b, count=count, series=10, ts_base=TS, rate=5000)
+        st = d.status(timeout=60 * SLOW, pred=lambda s: s["ingest"]["accepted"] == count and
+                      s["log"]["trimmed_events"] > 0 and s["log"]["used_bytes"] <= s["log"]["max_bytes"])
+        check(not st["log"]["full"] and not upstream_seqs(fs), "status: %s" % st["log"])
+        check(d.query1("SELECT max(seq) FROM events") == count, "the newest are kept")
+        log("drop_oldest: %d accepted with the upstream down, oldest %d trimmed" % (count, st["log"]["trimmed_events"]))
+        d.stop()
+    finally:
+        d.kill()
+        fs.stop()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
-    run([test_trim_keeps_views_and_ingest])
+    run([test_trim_keeps_views_and_ingest, test_stop_ingest_holds_until_shipped, test_drop_oldest_keeps_ingesting])

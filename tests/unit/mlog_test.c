@@ -235,8 +235,8 @@ static void test_open_schema(void **state)
 
     sqlite3 *db = peer_open(dir);
     sqlite3_stmt *st = NULL;
-    static const char *const tables[] = {"blocks", "boots", "dead_letters",
-                                         "events", "meta",  "series"};
+    static const char *const tables[] = {"blocks", "boots",  "dead_letters", "events",
+                                         "meta",   "series", "unanchored"};
     size_t nt = 0;
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "SELECT name FROM sqlite_master WHERE type='table' "
@@ -244,11 +244,11 @@ static void test_open_schema(void **state)
                                         -1, &st, NULL),
                      SQLITE_OK);
     while (sqlite3_step(st) == SQLITE_ROW) {
-        assert_true(nt < 6);
+        assert_true(nt < 7);
         assert_string_equal((const char *)sqlite3_column_text(st, 0), tables[nt++]);
     }
     sqlite3_finalize(st);
-    assert_int_equal(nt, 6);
+    assert_int_equal(nt, 7);
 
     static const struct col meta[] = {{"key", "TEXT", -1, 1}, {"value", "", 0, 0}};
     static const struct col boots[] = {{"id", "INTEGER", 0, 1},
@@ -357,8 +357,8 @@ static void test_append_readback(void **state)
     const struct mlog_event ev[] = {
         {1, s1, 1700000000123, 21.5, 1700000000200, 555, MLOG_F_CLOCK_SYNCED | MLOG_F_HAS_TS,
          "{\"t\":21.5}", 10},
-        {2, s2, -5, -0.001, -7, 556, 0, bin, sizeof bin},
-        {4, s1, INT64_MAX, 1e300, INT64_MIN, 0, MLOG_F_MQTT_DUP, "", 0},
+        {2, s2, -5, -0.001, -7, 556, MLOG_F_CLOCK_SYNCED, bin, sizeof bin},
+        {4, s1, INT64_MAX, 1e300, INT64_MIN, 0, MLOG_F_MQTT_DUP | MLOG_F_HAS_TS, "", 0},
         {5, s2, 0, -0.0, 1, 2, 0xffffffffu, NULL, 0},
         {7, s1, 42, INFINITY, 3, 4, MLOG_F_HAS_TS, "x", 1},
     };
@@ -883,6 +883,114 @@ static void test_bytes(void **state)
     expect_integrity_ok(f->dir);
 }
 
+/* ---- events waiting for a synchronised clock (mlog.h, "Clocks") ---- */
+
+static void append_flags(struct mlog *log, int64_t seq, uint32_t id, int64_t mono, uint32_t flags)
+{
+    struct mlog_event ev = {.seq = seq,
+                            .series_id = id,
+                            .ts_ms = 1000,
+                            .value = (double)seq,
+                            .recv_ms = 1000, /* the unsynchronised wall clock */
+                            .mono_ms = mono,
+                            .flags = flags,
+                            .payload = "p",
+                            .payload_len = 1};
+    assert_int_equal(mlog_append_event(log, &ev), EL_OK);
+}
+
+struct anchored {
+    int n;
+    int64_t seq[8], ts[8];
+};
+
+static void anchor_cb(void *ctx, int64_t seq, uint32_t series_id, int64_t ts_ms, double value)
+{
+    struct anchored *a = ctx;
+    assert_int_equal(series_id, 1);
+    assert_true(value == (double)seq);
+    assert_true(a->n < 8);
+    a->seq[a->n] = seq;
+    a->ts[a->n++] = ts_ms;
+}
+
+static void test_unanchored(void **state)
+{
+    struct fixture *f = *state;
+    struct mlog *log = open_log(f->dir, 8, "boot-1", 1000, 50);
+    uint32_t s = series(log, "clock/x", 1);
+    int64_t count, min_seq;
+    append_flags(log, 1, s, 100, 0);                   /* waits */
+    append_flags(log, 2, s, 110, MLOG_F_HAS_TS);       /* its own time */
+    append_flags(log, 3, s, 120, MLOG_F_MQTT_DUP);     /* waits */
+    append_flags(log, 4, s, 130, MLOG_F_CLOCK_SYNCED); /* a true wall time */
+    append_flags(log, 5, s, 140, 0);                   /* waits */
+    assert_int_equal(mlog_commit(log), EL_OK);
+    assert_int_equal(count_rows(f->dir, "events"), 2);
+    assert_int_equal(count_rows(f->dir, "unanchored"), 3);
+    assert_int_equal(mlog_unanchored(log, &count, &min_seq), EL_OK);
+    assert_int_equal(count, 3);
+    assert_int_equal(min_seq, 1);
+    assert_int_equal(mlog_committed_seq(log), 5);
+    assert_int_equal(mlog_visible_seq(log), 0);
+
+    /* Placed in time in chunks: ts = mono + offset, same seq, in seq order. */
+    struct anchored a = {0};
+    uint32_t moved = 0;
+    assert_int_equal(mlog_anchor(log, 1700000000000, 2, anchor_cb, &a, &moved), EL_OK);
+    assert_int_equal(moved, 2);
+    assert_int_equal(mlog_commit(log), EL_OK);
+    assert_int_equal(mlog_visible_seq(log), 4);
+    assert_int_equal(mlog_anchor(log, 1700000000000, 2, anchor_cb, &a, &moved), EL_OK);
+    assert_int_equal(moved, 1);
+    assert_int_equal(mlog_commit(log), EL_OK);
+    assert_int_equal(mlog_anchor(log, 1700000000000, 2, anchor_cb, &a, &moved), EL_OK);
+    assert_int_equal(moved, 0);
+    assert_int_equal(mlog_commit(log), EL_OK);
+    assert_int_equal(a.n, 3);
+    assert_int_equal(a.seq[0], 1);
+    assert_int_equal(a.ts[0], 1700000000100);
+    assert_int_equal(a.seq[1], 3);
+    assert_int_equal(a.ts[1], 1700000000120);
+    assert_int_equal(a.seq[2], 5);
+    assert_int_equal(a.ts[2], 1700000000140);
+    assert_int_equal(mlog_visible_seq(log), 5);
+    assert_int_equal(count_rows(f->dir, "events"), 5);
+    assert_int_equal(count_rows(f->dir, "unanchored"), 0);
+    sqlite3 *db = peer_open(f->dir);
+    assert_int_equal(peer_int(db, "SELECT count(*) FROM events WHERE flags & 16"), 3);
+    assert_int_equal(peer_int(db, "SELECT recv FROM events WHERE seq = 3"), 1000);
+    assert_int_equal(peer_int(db, "SELECT min_ts FROM blocks WHERE block = 0"), 1000);
+    assert_int_equal(peer_int(db, "SELECT max_ts FROM blocks WHERE block = 0"), 1700000000140);
+    sqlite3_close(db);
+
+    /* Two more wait; the daemon restarts in the same boot: they still wait
+     * and their numbers are not handed out again. */
+    append_flags(log, 6, s, 150, 0);
+    append_flags(log, 7, s, 160, 0);
+    assert_int_equal(mlog_commit(log), EL_OK);
+    mlog_close(log);
+    log = open_log(f->dir, 8, "boot-1", 1000, 170);
+    assert_int_equal(mlog_last_seq(log), 7);
+    assert_int_equal(mlog_unanchored(log, &count, &min_seq), EL_OK);
+    assert_int_equal(count, 2);
+    mlog_close(log);
+
+    /* Another boot: its monotonic clock says nothing about them. */
+    log = open_log(f->dir, 8, "boot-2", 1000, 5);
+    assert_int_equal(mlog_last_seq(log), 7);
+    assert_int_equal(mlog_unanchored(log, &count, &min_seq), EL_OK);
+    assert_int_equal(count, 0);
+    db = peer_open(f->dir);
+    assert_int_equal(
+        peer_int(db, "SELECT count(*) FROM dead_letters WHERE reason = 'clock_never_synced'"
+                     " AND topic = 'clock/x' AND seq IN (6, 7) AND payload_bytes = 1"),
+        2);
+    sqlite3_close(db);
+    mlog_close(log);
+    expect_integrity_ok(f->dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -895,6 +1003,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fail_commit_io, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fail_bad_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unanchored, setup, teardown),
     };
     plat_log_set_level(PLAT_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);

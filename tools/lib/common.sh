@@ -7,6 +7,8 @@ EL_PACKAGES=(build-essential cmake pkg-config python3 clang-format
   libpaho-mqtt-dev libssl-dev libsqlite3-dev sqlite3 libcurl4-openssl-dev
   libinih-dev libjsmn-dev libcjson-dev libzstd-dev zlib1g-dev libcmocka-dev libsystemd-dev
   mosquitto mosquitto-clients valgrind openssl)
+# fault tests: clock jumps under libfaketime (test_clock.py)
+EL_PACKAGES+=(libfaketime)
 # sync integration tests: TLS termination, the test PKI (openssl CLI), real upstream engines
 EL_PACKAGES+=(nginx openssl victoria-metrics clickhouse-server)
 
