@@ -515,7 +515,7 @@ static void clock_tick(struct core *c)
     sync_notify_committed(c->sync, c->visible_seq);
     if (c->anchored > before)
         log_info("clock synchronised: %llu events received before it placed in time "
-                 "(monotonic receive time %+lld ms); %lld still waiting",
+                 "(wall = monotonic %+lld ms); %lld still waiting",
                  (unsigned long long)(c->anchored - before), (long long)offset,
                  (long long)c->unanchored);
 }

@@ -101,9 +101,11 @@ bool query_parse_time(const char *s, size_t n, int64_t now_ms, int64_t *out_ms)
         *out_ms = s[0] == '-' ? now_ms - d : now_ms + d;
         return true;
     }
-    bool digits = n > 0 && n < 20;
+    bool digits = n > 0;
     for (size_t i = 0; i < n && digits; i++)
         digits = s[i] >= '0' && s[i] <= '9';
+    if (digits && n > 18)
+        return false; /* 19 digits may overflow int64 (found by fuzzing) */
     if (digits) {
         int64_t v = 0;
         for (size_t i = 0; i < n; i++)

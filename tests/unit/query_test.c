@@ -105,6 +105,20 @@ static void test_durations(void **state)
     assert_false(query_parse_duration("0.1ms", 5, &ms));
 }
 
+/* Epoch-ms digits: up to 18 are taken; 19 could overflow int64 (a fuzzing
+ * find: 9999999999999999999 was multiplied past INT64_MAX). */
+static void test_time_digits(void **state)
+{
+    (void)state;
+    int64_t t = 0;
+    assert_true(query_parse_time("1767225600000", 13, 0, &t));
+    assert_int_equal(t, 1767225600000);
+    assert_true(query_parse_time("999999999999999999", 18, 0, &t));
+    assert_int_equal(t, 999999999999999999);
+    assert_false(query_parse_time("9999999999999999999", 19, 0, &t));
+    assert_false(query_parse_time("99999999999999999999", 20, 0, &t));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -112,6 +126,7 @@ int main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_topic_match),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_time_digits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
