@@ -99,20 +99,69 @@ static el_status token_load(struct sync_http *h, bool force, char *err, size_t e
     return EL_OK;
 }
 
+void sync_http_body_excerpt(struct sync_http_resp *r, size_t *len, const char *data, size_t n)
+{
+    size_t l = *len;
+    for (size_t i = 0; i < n && l + 1 < sizeof r->body; i++) {
+        unsigned char c = (unsigned char)data[i];
+        char out = (c > 0x20 && c < 0x7f) ? (char)c : ' ';
+        /* one line for status and logs: control bytes become blanks, runs collapse */
+        if (out == ' ' && (l == 0 || r->body[l - 1] == ' '))
+            continue;
+        r->body[l++] = out;
+    }
+    r->body[l] = '\0';
+    *len = l;
+}
+
+/* The blanks around a Retry-After value: exactly those that
+ * sync_policy_parse_retry_after skips, so trimming never changes a verdict. */
+static bool blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Stores the Retry-After value line[i, end) so that it means to
+ * sync_policy_parse_retry_after what the whole value means (sync_http.h). */
+static void set_retry_after(struct sync_http_resp *r, const char *line, size_t i, size_t end)
+{
+    const size_t room = sizeof r->retry_after - 1;
+    while (i < end && blank(line[i]))
+        i++;
+    while (end > i && blank(line[end - 1]))
+        end--;
+    bool digits = true;
+    for (size_t k = i; k < end && digits; k++)
+        digits = line[k] >= '0' && line[k] <= '9';
+    /* Only delay-seconds can be longer than the buffer (an HTTP-date is at
+     * most 33 bytes): leading zeros go; what is still too long is at least
+     * 10^63 s and its first `room` digits at least 10^62 s, both clamped to
+     * the same maximum, so it is cut. */
+    while (digits && end - i > room && line[i] == '0')
+        i++;
+    size_t len = end - i;
+    if (memchr(line + i, '\0', len) || (len > room && !digits))
+        len = 0; /* not a valid value, and cutting could make it one */
+    else if (len > room)
+        len = room;
+    memcpy(r->retry_after, line + i, len);
+    r->retry_after[len] = '\0';
+}
+
+void sync_http_parse_header_line(struct sync_http_resp *r, const char *line, size_t n)
+{
+    static const char name[] = "retry-after:";
+    if (n >= 5 && strncmp(line, "HTTP/", 5) == 0)
+        r->retry_after[0] = '\0'; /* a new response (after a 1xx) */
+    else if (n >= sizeof name - 1 && strncasecmp(line, name, sizeof name - 1) == 0)
+        set_retry_after(r, line, sizeof name - 1, n);
+}
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ctx)
 {
     struct sync_http *h = ctx;
     size_t n = size * nmemb;
-    struct sync_http_resp *r = h->resp;
-    for (size_t i = 0; i < n && h->body_len + 1 < sizeof r->body; i++) {
-        unsigned char c = (unsigned char)ptr[i];
-        char out = (c > 0x20 && c < 0x7f) ? (char)c : ' ';
-        /* one line for status and logs: control bytes become blanks, runs collapse */
-        if (out == ' ' && (h->body_len == 0 || r->body[h->body_len - 1] == ' '))
-            continue;
-        r->body[h->body_len++] = out;
-    }
-    r->body[h->body_len] = '\0';
+    sync_http_body_excerpt(h->resp, &h->body_len, ptr, n);
     return n; /* read (and discard) the whole body: keeps the connection reusable */
 }
 
@@ -120,21 +169,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ctx)
 {
     struct sync_http *h = ctx;
     size_t n = size * nmemb;
-    static const char name[] = "retry-after:";
-    if (n >= 5 && strncmp(ptr, "HTTP/", 5) == 0) {
-        h->resp->retry_after[0] = '\0'; /* a new response (after a 1xx) */
-    } else if (n > sizeof name - 1 && strncasecmp(ptr, name, sizeof name - 1) == 0) {
-        size_t i = sizeof name - 1, end = n;
-        while (i < end && (ptr[i] == ' ' || ptr[i] == '\t'))
-            i++;
-        while (end > i && isspace((unsigned char)ptr[end - 1]))
-            end--;
-        size_t len = end - i;
-        if (len >= sizeof h->resp->retry_after)
-            len = sizeof h->resp->retry_after - 1;
-        memcpy(h->resp->retry_after, ptr + i, len);
-        h->resp->retry_after[len] = '\0';
-    }
+    sync_http_parse_header_line(h->resp, ptr, n);
     return n;
 }
 

@@ -72,7 +72,7 @@ struct sync_http_resp {
     long status;                  /* HTTP status; 0 when no response was received */
     bool aborted;                 /* ended by should_abort */
     char error[320];              /* status 0: what went wrong ("" otherwise) */
-    char retry_after[64];         /* raw Retry-After value, "" if absent */
+    char retry_after[64];         /* Retry-After value, "" if absent (see below) */
     char body[SYNC_HTTP_EXCERPT]; /* first bytes of the response body, printable */
     int64_t bytes_sent;           /* request body bytes curl uploaded */
     double seconds;               /* total time of the request */
@@ -93,5 +93,29 @@ void sync_http_free(struct sync_http *h);
  * request that could not be set up. */
 EL_MUST_CHECK el_status sync_http_post(struct sync_http *h, const struct sync_http_req *req,
                                        struct sync_http_resp *resp);
+
+/* Response parsing, pure (no I/O, no curl): the libcurl callbacks of
+ * sync_http_post call these; they are public for tests/fuzz/sync_response_fuzz.c.
+ *
+ * sync_http_parse_header_line takes one header line of n bytes exactly as
+ * libcurl hands it to CURLOPT_HEADERFUNCTION (not NUL-terminated, may hold
+ * NULs, usually ending in "\r\n"; the status line and the final empty line
+ * come the same way). A status line ("HTTP/...") starts a new response
+ * (after a 1xx) and clears r->retry_after; a Retry-After line (name in any
+ * case) sets it, the last one wins; other lines are ignored. The value is
+ * stored so that sync_policy_parse_retry_after reads it as it would read the
+ * whole value: without the blanks around it (' ', '\t', '\r', '\n', the
+ * ones that parser skips); a value that cannot be valid and does not fit,
+ * or that holds a NUL byte, is stored as "" (absent); delay-seconds that do
+ * not fit lose their leading zeros, then digits at the end (still at least
+ * 10^62 seconds: clamped to SYNC_RETRY_AFTER_MAX_MS either way).
+ *
+ * sync_http_body_excerpt appends n body bytes to the excerpt r->body, of
+ * which *len bytes are filled (0 before the first call; updated): printable
+ * ASCII only, every run of other bytes and blanks becomes one ' ', no
+ * leading blank; it stops at SYNC_HTTP_EXCERPT - 1 bytes and the rest of
+ * the body is ignored. r->body stays NUL-terminated. */
+void sync_http_parse_header_line(struct sync_http_resp *r, const char *line, size_t n);
+void sync_http_body_excerpt(struct sync_http_resp *r, size_t *len, const char *data, size_t n);
 
 #endif

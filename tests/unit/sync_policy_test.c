@@ -7,7 +7,10 @@
  * attempt 0, a huge attempt count, the spread of a real generator);
  * Retry-After in delay-seconds and all three HTTP-date forms, dates in the
  * past, garbage, blanks, huge values; the retry delay combining them (only
- * 429/503 honour Retry-After, clamped to the maximum).
+ * 429/503 honour Retry-After, clamped to the maximum). The response parsing
+ * of sync/sync_http.c that feeds them: Retry-After header lines (any case,
+ * CRLF or LF, the last one wins, a status line clears it, values with a NUL,
+ * too long or with odd blanks) and the body excerpt.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +18,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
+#include "sync_http.h"
 #include "sync_policy.h"
 
 static void test_classify(void **state)
@@ -140,13 +145,133 @@ static void test_retry_delay(void **state)
     assert_int_equal(sync_policy_retry_delay_ms(0, -1, 1, rng_const, &zero), 0);
 }
 
+/* Feeds lines (each a C string; "\x00" cannot appear) to the header parser. */
+static void head(struct sync_http_resp *r, const char *const *lines)
+{
+    memset(r, 0, sizeof *r);
+    for (; *lines; lines++)
+        sync_http_parse_header_line(r, *lines, strlen(*lines));
+}
+
+static void test_header_lines(void **state)
+{
+    (void)state;
+    struct sync_http_resp r;
+    const char *const basic[] = {"HTTP/1.1 429 Too Many Requests\r\n", "Server: nginx\r\n",
+                                 "Retry-After: 120\r\n", "\r\n", NULL};
+    head(&r, basic);
+    assert_string_equal(r.retry_after, "120");
+    const char *const lower_lf[] = {"HTTP/2 503\n", "retry-after:\t 7 \t\n", "\n", NULL};
+    head(&r, lower_lf);
+    assert_string_equal(r.retry_after, "7");
+    const char *const last_wins[] = {"HTTP/1.1 429 x\r\n", "RETRY-AFTER: 600\r\n",
+                                     "Retry-After: Thu, 01 Jan 2026 00:02:00 GMT\r\n", NULL};
+    head(&r, last_wins);
+    assert_string_equal(r.retry_after, "Thu, 01 Jan 2026 00:02:00 GMT");
+    /* an interim response's Retry-After is forgotten at the final status line */
+    const char *const interim[] = {"HTTP/1.1 103 Early Hints\r\n",
+                                   "Retry-After: 5\r\n",
+                                   "\r\n",
+                                   "HTTP/1.1 503 Service Unavailable\r\n",
+                                   "\r\n",
+                                   NULL};
+    head(&r, interim);
+    assert_string_equal(r.retry_after, "");
+    /* an empty last one (even unterminated) wins too; near misses are ignored */
+    const char *const empty_last[] = {"Retry-After: 5\r\n", "Retry-After:", NULL};
+    head(&r, empty_last);
+    assert_string_equal(r.retry_after, "");
+    const char *const near[] = {"Retry-After: 5\r\n",
+                                "Retry-After : 9\r\n",
+                                "X-Retry-After: 9\r\n",
+                                "Retry-Afte",
+                                " 9\r\n",
+                                NULL};
+    head(&r, near);
+    assert_string_equal(r.retry_after, "5");
+    /* only the blanks the policy parser skips are trimmed */
+    const char *const odd[] = {"Retry-After:\r\r 30 \x0b\r\n", NULL};
+    head(&r, odd);
+    assert_string_equal(r.retry_after, "30 \x0b");
+    int64_t d = -1;
+    assert_false(sync_policy_parse_retry_after(r.retry_after, 0, &d));
+}
+
+static void header_value(struct sync_http_resp *r, const char *value, size_t len)
+{
+    char line[256];
+    assert_true(12 + len + 2 <= sizeof line);
+    memcpy(line, "Retry-After:", 12);
+    memcpy(line + 12, value, len);
+    memcpy(line + 12 + len, "\r\n", 2);
+    memset(r, 0, sizeof *r);
+    sync_http_parse_header_line(r, line, 12 + len + 2);
+}
+
+static void test_header_values(void **state)
+{
+    (void)state;
+    struct sync_http_resp r;
+    char v[200];
+    /* a NUL byte: stored as absent, not cut to a valid-looking "5" */
+    header_value(&r, "5\0 minutes", 10);
+    assert_string_equal(r.retry_after, "");
+    /* long delay-seconds: leading zeros go (as many as needed), the value stays */
+    memset(v, '0', 100);
+    memcpy(v + 100, "120", 3);
+    header_value(&r, v, 103);
+    assert_int_equal(strlen(r.retry_after), sizeof r.retry_after - 1);
+    ra_is(r.retry_after, 0, 120000);
+    /* huge delay-seconds: cut, still the maximum */
+    memset(v, '9', 150);
+    header_value(&r, v, 150);
+    assert_int_equal(strlen(r.retry_after), sizeof r.retry_after - 1);
+    ra_is(r.retry_after, 0, SYNC_RETRY_AFTER_MAX_MS);
+    /* too long otherwise: invalid, and no cut may make it valid */
+    int n = snprintf(v, sizeof v, "Thu, 01 Jan 2026 00:02:00 GMT%34sgarbage", "");
+    header_value(&r, v, (size_t)n);
+    assert_string_equal(r.retry_after, "");
+    /* exactly as long as fits */
+    memset(v, '1', sizeof r.retry_after - 1);
+    header_value(&r, v, sizeof r.retry_after - 1);
+    assert_int_equal(strlen(r.retry_after), sizeof r.retry_after - 1);
+    memset(v, '\r', 80);
+    v[80] = '7';
+    header_value(&r, v, 81);
+    assert_string_equal(r.retry_after, "7");
+}
+
+static void test_body_excerpt(void **state)
+{
+    (void)state;
+    struct sync_http_resp r;
+    size_t len = 0;
+    memset(&r, 0x55, sizeof r);
+    sync_http_body_excerpt(&r, &len, "", 0);
+    assert_int_equal(len, 0);
+    assert_string_equal(r.body, "");
+    const char body[] = "\r\n  <html>\r\n<title>413\tRequest\x01\xffToo Large</title>\n";
+    sync_http_body_excerpt(&r, &len, body, 20);
+    sync_http_body_excerpt(&r, &len, body + 20, sizeof body - 1 - 20);
+    assert_string_equal(r.body, "<html> <title>413 Request Too Large</title> ");
+    assert_int_equal(len, strlen(r.body));
+    /* the bound: SYNC_HTTP_EXCERPT - 1 bytes, the rest ignored */
+    char big[3 * SYNC_HTTP_EXCERPT];
+    memset(big, 'x', sizeof big);
+    len = 0;
+    sync_http_body_excerpt(&r, &len, big, sizeof big);
+    sync_http_body_excerpt(&r, &len, big, sizeof big);
+    assert_int_equal(len, SYNC_HTTP_EXCERPT - 1);
+    assert_int_equal(strlen(r.body), SYNC_HTTP_EXCERPT - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify),
-        cmocka_unit_test(test_backoff_bounds),
-        cmocka_unit_test(test_retry_after),
-        cmocka_unit_test(test_retry_delay),
+        cmocka_unit_test(test_classify),     cmocka_unit_test(test_backoff_bounds),
+        cmocka_unit_test(test_retry_after),  cmocka_unit_test(test_retry_delay),
+        cmocka_unit_test(test_header_lines), cmocka_unit_test(test_header_values),
+        cmocka_unit_test(test_body_excerpt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
