@@ -47,14 +47,6 @@ def set_clock(ft, spec):
         f.write(spec + "\n")
 
 
-def count(d, sql, *args):
-    con = d.db()
-    try:
-        return con.execute(sql, args).fetchone()[0]
-    finally:
-        con.close()
-
-
 def test_anchoring_and_steps():
     td = TempDir("clock")
     b = Broker(td.path).start()
@@ -69,17 +61,17 @@ def test_anchoring_and_steps():
         st = d.status(timeout=20 * SLOW, pred=lambda s: s["ingest"]["accepted"] == 250)
         check(st["clock"]["unanchored_events"] == 200, "status: %s" % st["clock"])
         # Nothing carries the fake wall clock's time into events.
-        check(count(d, "SELECT count(*) FROM events") == 50, "only stamped events in the log")
-        check(count(d, "SELECT count(*) FROM unanchored") == 200, "bare events wait")
-        fake_recv = count(d, "SELECT max(recv) FROM unanchored")
+        check(d.query1("SELECT count(*) FROM events") == 50, "only stamped events in the log")
+        check(d.query1("SELECT count(*) FROM unanchored") == 200, "bare events wait")
+        fake_recv = d.query1("SELECT max(recv) FROM unanchored")
         check(fake_recv < t0 - 900 * 86400000, "the daemon's wall clock is really faked (%d)" % fake_recv)
-        check(count(d, "SELECT count(*) FROM events WHERE ts < ?", t0 - 86400000) == 0, "no fake times")
+        check(d.query1("SELECT count(*) FROM events WHERE ts < ?", t0 - 86400000) == 0, "no fake times")
         q = {"series": "sensors/bare", "from": t0 - 60000, "to": t1 + 60000, "step": "1m", "agg": ["count"]}
         ans = rr(b, json.dumps(q))
         check(sum(x["count"] for x in ans["buckets"]) == 0, "waiting events are not served: %s" % ans)
         rr(b, json.dumps({"op": "recompute", "full": True}), topic="edgelambda/command", timeout=20 * SLOW)
         st = d.status(timeout=20 * SLOW, pred=lambda s: s["batch"]["runs"] >= 1 and not s["batch"]["running"])
-        first_waiting = count(d, "SELECT min(seq) FROM unanchored")
+        first_waiting = d.query1("SELECT min(seq) FROM unanchored")
         check(st["batch"]["watermark_seq"] < first_waiting,
               "watermark %d passed a waiting event %d" % (st["batch"]["watermark_seq"], first_waiting))
 
@@ -101,7 +93,7 @@ def test_anchoring_and_steps():
         exp = reference(rows_upto(d, q["series"], ans["seq"]), q["from"], q["to"], 60000, q["agg"])
         check(ans["buckets"] == exp and sum(x["count"] for x in exp) == 200, "answer after anchoring")
         rr(b, json.dumps({"op": "recompute", "full": False}), topic="edgelambda/command", timeout=20 * SLOW)
-        last = count(d, "SELECT max(seq) FROM events")
+        last = d.query1("SELECT max(seq) FROM events")
         d.status(timeout=20 * SLOW, pred=lambda s: s["batch"]["watermark_seq"] >= last)
         ans = rr(b, json.dumps(q))
         check(ans["buckets"] == exp, "answer from the views after anchoring")
@@ -110,7 +102,7 @@ def test_anchoring_and_steps():
         set_clock(ft, "-1h")
         publish_lines(b, "sensors/after", ["%d" % i for i in range(100)])
         st = d.status(timeout=20 * SLOW, pred=lambda s: s["ingest"]["accepted"] == 350 and s["clock"]["steps"] >= 2)
-        check(count(d, "SELECT count(*) FROM events") == 350, "all events stored after the steps")
+        check(d.query1("SELECT count(*) FROM events") == 350, "all events stored after the steps")
         check("the wall clock stepped by" in d.log_text(), "steps are logged")
         log("steps seen: %d; status: %s" % (st["clock"]["steps"], st["clock"]))
         d.stop()
@@ -146,9 +138,9 @@ def test_boot_that_never_synced():
         d.start()
         st = d.status(timeout=20 * SLOW, pred=lambda s: s.get("clock_synced") is True)
         check(st["clock"]["unanchored_events"] == 0, "status: %s" % st["clock"])
-        dl = count(d, "SELECT count(*) FROM dead_letters WHERE reason = 'clock_never_synced'")
+        dl = d.query1("SELECT count(*) FROM dead_letters WHERE reason = 'clock_never_synced'")
         check(dl == 30, "%d dead letters (clock_never_synced), expected 30" % dl)
-        check(count(d, "SELECT count(*) FROM events") == 0, "none placed at a made-up time")
+        check(d.query1("SELECT count(*) FROM events") == 0, "none placed at a made-up time")
         check("cannot be placed in time" in d.log_text(), "logged")
         log("30 events of a boot that never synchronised: 30 dead letters (clock_never_synced)")
         d.stop()
@@ -173,7 +165,7 @@ def test_crashes_while_unsynchronised():
         lg = loadgen_async(b, count=n, series=20, qos=1, style="bare", acked_file=acked, rate=1500)
         for _ in range(3):
             wait_until(lambda: lg.poll() is not None or
-                       count(d, "SELECT count(*) FROM unanchored") > 0, 30 * SLOW, "ingest")
+                       d.query1("SELECT count(*) FROM unanchored") > 0, 30 * SLOW, "ingest")
             time.sleep(0.5)  # a random moment during ingest, not a synchronisation
             d.kill()
             d.start()
@@ -182,17 +174,17 @@ def test_crashes_while_unsynchronised():
         t1 = int(time.time() * 1000)
         with open(acked) as f:
             check(len(f.read().split()) == n, "broker acknowledged all")
-        wait_until(lambda: count(d, "SELECT count(*) FROM unanchored") >= n, 60 * SLOW, "all readings waiting")
+        wait_until(lambda: d.query1("SELECT count(*) FROM unanchored") >= n, 60 * SLOW, "all readings waiting")
         values = [v for (v,) in d.db().execute("SELECT value FROM unanchored")]
         check(len(values) == n and len(set(values)) == n, "%d waiting, %d distinct" % (len(values), len(set(values))))
-        check(count(d, "SELECT count(*) FROM events") == 0, "none placed yet")
+        check(d.query1("SELECT count(*) FROM events") == 0, "none placed yet")
         set_clock(ft, "+0")
         open(synced, "w").close()
-        wait_until(lambda: count(d, "SELECT count(*) FROM events") == n, 30 * SLOW, "all placed in time")
+        wait_until(lambda: d.query1("SELECT count(*) FROM events") == n, 30 * SLOW, "all placed in time")
         rows = d.db().execute("SELECT ts, value FROM events ORDER BY seq").fetchall()
         check(set(v for _, v in rows) == set(lg_value(i) for i in range(n)), "the published values")
         check(all(t0 - 2000 <= t <= t1 + 2000 for t, _ in rows), "placed within the real ingest window")
-        check(count(d, "SELECT count(*) FROM unanchored") == 0, "none left waiting")
+        check(d.query1("SELECT count(*) FROM unanchored") == 0, "none left waiting")
         log("3 kills while unsynchronised: %d acknowledged, %d waited, 0 twice, all placed in %d..%d" % (
             n, len(values), t0, t1))
         d.stop()
