@@ -445,10 +445,11 @@ static el_status sync_record(struct journal *j, char *p, size_t len)
     long delay_ms = 10;
     int err = 0;
     while (msync(start, span, MS_SYNC) != 0) {
-        if (err == 0 || err != errno)
+        int e = errno;
+        if (e != err)
             log_error("journal: msync failed: %s; holding ingest (not acknowledged) and retrying",
-                      strerror(errno));
-        err = errno;
+                      strerror(e));
+        err = e;
         atomic_store(&j->sync_failing, 1);
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
