@@ -210,6 +210,10 @@ static const struct cfg_entry cfg_table[] = {
     ENUM(storage, full_policy, full_policy_names, "stop_ingest",
          "At max_bytes with nothing removable: stop_ingest (the broker keeps the data)\n"
          "or drop_oldest."),
+    BYTES(storage, hard_max_bytes, 0, 16384 * GIB, "0",
+          "Hard ceiling of master.db (SQLite max_page_count): commits beyond it fail like a\n"
+          "full disk until retention frees space. 0: max_bytes + max(max_bytes / 4, 4M) when\n"
+          "max_bytes is set, else none."),
     BYTES(storage, journal_segment_bytes, MIB, GIB, "8M",
           "Size of one ingest journal segment; at least 4 * ingest.max_payload + 1M."),
     INT(storage, journal_segments, 2, 64, "4", "Number of ingest journal segments."),
@@ -1093,6 +1097,18 @@ static el_status finish_cross_checks(const struct el_config *cfg, char *err, siz
         put_msg(err, errlen,
                 "[storage] max_bytes: must be 0 (no limit) or at least 1M; got %" PRId64,
                 cfg->storage.max_bytes);
+        return EL_INVAL;
+    }
+    if (cfg->storage.hard_max_bytes != 0 && cfg->storage.hard_max_bytes < MIB) {
+        put_msg(err, errlen,
+                "[storage] hard_max_bytes: must be 0 (automatic) or at least 1M; got %" PRId64,
+                cfg->storage.hard_max_bytes);
+        return EL_INVAL;
+    }
+    if (cfg->storage.hard_max_bytes != 0 && cfg->storage.hard_max_bytes < cfg->storage.max_bytes) {
+        put_msg(err, errlen,
+                "[storage] hard_max_bytes: must be at least max_bytes (%" PRId64 "); got %" PRId64,
+                cfg->storage.max_bytes, cfg->storage.hard_max_bytes);
         return EL_INVAL;
     }
     /* No rule ties slots * bucket_ms to batch.max_lag_s: answers stay exact

@@ -70,6 +70,7 @@ struct el_config {
         int flush_interval_ms;           /* 10, 1..10000 */
         int64_t max_bytes;               /* 0 = no limit */
         enum el_full_policy full_policy; /* stop_ingest */
+        int64_t hard_max_bytes;          /* 0 = automatic (config.c) */
         int64_t journal_segment_bytes;   /* 8 MiB, >= 4*max_payload+1MiB */
         int journal_segments;            /* 4, 2..64 */
     } storage;

@@ -811,6 +811,11 @@ el_status core_run(const struct el_config *cfg)
     }
     mo.dir = cfg->storage.dir;
     mo.max_series = (uint32_t)cfg->speed.max_series;
+    mo.max_db_bytes = cfg->storage.hard_max_bytes;
+    if (mo.max_db_bytes == 0 && cfg->storage.max_bytes > 0) {
+        int64_t reserve = cfg->storage.max_bytes / 4;
+        mo.max_db_bytes = cfg->storage.max_bytes + (reserve > (4 << 20) ? reserve : (4 << 20));
+    }
     st = mlog_open(&mo, boot_id, plat_clock_wall_ms(), plat_clock_mono_ms(), &c->log);
     if (st != EL_OK) {
         log_error("cannot open the master log in %s: %s", cfg->storage.dir, el_status_str(st));

@@ -325,6 +325,14 @@ el_status mlog_open(const struct mlog_opts *opts, const char *boot_id, int64_t w
      * (this bounds what a power cut can take in "normal" mode). */
     rc = exec(log, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                    "PRAGMA journal_size_limit=67108864;");
+    if (rc == EL_OK && opts->max_db_bytes > 0) {
+        /* A quota below the free space: inserts beyond it fail (SQLITE_FULL)
+         * while deletes still work, so retention can free room (RELIABILITY.md). */
+        char sql[64];
+        int64_t pages = opts->max_db_bytes / query_int(log, "PRAGMA page_size", 4096);
+        snprintf(sql, sizeof sql, "PRAGMA max_page_count=%lld", (long long)pages);
+        rc = exec(log, sql);
+    }
     if (rc == EL_OK)
         rc = exec(log, "BEGIN IMMEDIATE");
     if (rc == EL_OK)

@@ -85,8 +85,9 @@
 struct mlog;
 
 struct mlog_opts {
-    const char *dir;     /* storage.dir, created if missing */
-    uint32_t max_series; /* capacity of the series dictionary */
+    const char *dir;      /* storage.dir, created if missing */
+    uint32_t max_series;  /* capacity of the series dictionary */
+    int64_t max_db_bytes; /* ceiling of master.db (PRAGMA max_page_count), 0 = none */
 };
 
 struct mlog_event {

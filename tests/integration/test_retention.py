@@ -128,5 +128,37 @@ def test_drop_oldest_keeps_ingesting():
         td.cleanup()
 
 
+def test_hard_quota_between_retention_ticks():
+    """storage.hard_max_bytes (SQLite max_page_count) just above max_bytes: a
+    burst fills the database between two retention ticks, commits fail like
+    a full disk ("database or disk is full"), retention (drop_oldest) frees
+    pages, commits resume by themselves; the file never grows past the quota."""
+    td = TempDir("retention-quota")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, storage__max_bytes="1M", storage__hard_max_bytes="1100K",
+               storage__full_policy="drop_oldest", batch__max_lag_s=10, speed__slots=60)
+    count = 60000
+    try:
+        d.start()
+        loadgen(b, count=count, series=10, ts_base=TS)
+        st = d.status(timeout=90 * SLOW, pred=lambda s: s["ingest"]["accepted"] == count and
+                      s["log"]["error"] is None)
+        check("database or disk is full" in d.log_text(), "the quota was never reached")
+        pages = d.query1("PRAGMA page_count")
+        page_size = d.query1("PRAGMA page_size")
+        check(pages * page_size <= 1100 * 1024, "master.db has %d pages of %d bytes" % (pages, page_size))
+        check(d.query1("SELECT max(seq) FROM events") == count, "the newest are kept")
+        check(d.query1("PRAGMA integrity_check") == "ok", "integrity_check")
+        log("hard quota 1100K: %d accepted, %d trimmed, master.db %d bytes, commits failed and resumed "
+            "%d times" % (count, st["log"]["trimmed_events"], pages * page_size,
+                          d.log_text().count("database or disk is full")))
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
-    run([test_trim_keeps_views_and_ingest, test_stop_ingest_holds_until_shipped, test_drop_oldest_keeps_ingesting])
+    run([test_trim_keeps_views_and_ingest, test_stop_ingest_holds_until_shipped, test_drop_oldest_keeps_ingesting,
+         test_hard_quota_between_retention_ticks])

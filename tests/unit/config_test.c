@@ -224,6 +224,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.storage.flush_interval_ms, 10);
     assert_int_equal(cfg.storage.max_bytes, 0);
     assert_int_equal(cfg.storage.full_policy, EL_FULL_STOP_INGEST);
+    assert_int_equal(cfg.storage.hard_max_bytes, 0);
     assert_int_equal(cfg.storage.journal_segment_bytes, 8 * 1024 * 1024);
     assert_int_equal(cfg.storage.journal_segments, 4);
     assert_int_equal(cfg.batch.idle_cpu_pct, 20);
@@ -292,6 +293,7 @@ static const char every_key[] = "[mqtt]\n"
                                 "flush_interval_ms = 50\n"
                                 "max_bytes = 2G\n"
                                 "full_policy = drop_oldest\n"
+                                "hard_max_bytes = 3G\n"
                                 "journal_segment_bytes = 16M\n"
                                 "journal_segments = 8\n"
                                 "[batch]\n"
@@ -352,6 +354,7 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.storage.flush_interval_ms, 50);
     assert_int_equal(cfg.storage.max_bytes, INT64_C(2) << 30);
     assert_int_equal(cfg.storage.full_policy, EL_FULL_DROP_OLDEST);
+    assert_int_equal(cfg.storage.hard_max_bytes, INT64_C(3) << 30);
     assert_int_equal(cfg.storage.journal_segment_bytes, 16 << 20);
     assert_int_equal(cfg.storage.journal_segments, 8);
     assert_int_equal(cfg.batch.idle_cpu_pct, 35);
@@ -803,6 +806,11 @@ static void test_finish_cross_checks(void **state)
 
     expect_finish_error("[storage]\nmax_bytes = 512K\n",
                         "[storage] max_bytes: must be 0 (no limit) or at least 1M");
+    expect_finish_error("[storage]\nhard_max_bytes = 512K\n",
+                        "[storage] hard_max_bytes: must be 0 (automatic) or at least 1M");
+    expect_finish_error(
+        "[storage]\nmax_bytes = 4M\nhard_max_bytes = 2M\n",
+        "[storage] hard_max_bytes: must be at least max_bytes (4194304); got 2097152");
     load_ok(&cfg, "[speed]\nslots = 16\n[batch]\nmax_lag_s = 86400\n");
     assert_int_equal(config_finish(&cfg, err, sizeof err), EL_OK);
 
