@@ -76,6 +76,12 @@ static void run_once(struct batch *b, struct views *v, bool full, const char *tr
     atomic_store(&b->running, 1);
     atomic_store(&b->cancel, 0);
     el_status rc = views_recompute(v, b->cfg->storage.dir, full, &b->cancel, worker_yield, b, &run);
+    if (rc == EL_OK && run.skipped) {
+        log_debug("batch: %s run skipped: no event beyond sequence %lld", trigger,
+                  (long long)run.previous_seq);
+        atomic_store(&b->running, 0);
+        return;
+    }
     pthread_mutex_lock(&b->mu);
     snprintf(b->st.last_trigger, sizeof b->st.last_trigger, "%s", trigger);
     if (rc == EL_OK) {
@@ -244,8 +250,10 @@ void batch_tick(struct batch *b, double ingest_rate, int64_t committed_seq)
     else if (b->idle_since_ms != 0 && now - b->idle_since_ms >= b->cfg->batch.idle_for_s * 1000LL) {
         batch_request(b, false, "idle");
         b->idle_since_ms = now; /* the next idle run needs another idle_for_s */
-    } else if (now - b->last_run_end_ms >= b->cfg->batch.max_lag_s * 1000LL)
+    } else if (now - b->last_run_end_ms >= b->cfg->batch.max_lag_s * 1000LL) {
         batch_request(b, false, "max_lag");
+        b->last_run_end_ms = now; /* at most one lag run per max_lag_s, whatever it finds */
+    }
 }
 
 void batch_get_status(struct batch *b, struct batch_status *out)

@@ -33,6 +33,7 @@
 #include "views.h"
 
 #define COMMIT_MAX_EVENTS 20000
+#define COMMIT_MIN_EVENTS 64
 #define DRAIN_BATCH 4096
 #define STATUS_MIN_INTERVAL_MS 1000
 #define STATUS_HEARTBEAT_MS 30000
@@ -72,6 +73,12 @@ struct core {
     int64_t storage_retry_at_ms;
     char storage_error[128];
     bool storage_failed;
+    /* Group-commit size in events: COMMIT_MAX_EVENTS, halved after a commit
+     * failed for lack of space (a quota or a full disk) down to
+     * COMMIT_MIN_EVENTS, doubled back after each success ("Retention"). */
+    uint32_t commit_cap;
+    bool commit_no_space; /* the last commit or append failed with EL_FULL */
+    uint32_t txn_events;  /* events in the transaction that just failed */
 
     /* counters (core thread) */
     uint64_t accepted, accepted_committed;
@@ -208,6 +215,15 @@ static void storage_failed(struct core *c, el_status st, const char *what)
 {
     snprintf(c->storage_error, sizeof c->storage_error, "%s: %s", what, el_status_str(st));
     c->storage_failed = true;
+    if (st == EL_FULL) {
+        /* The transaction did not fit in what the quota or the disk has
+         * left. Retention frees whole blocks, but a transaction bigger than
+         * the room it leaves would fail forever: retry smaller ones. */
+        c->commit_no_space = true;
+        uint32_t tried = c->txn_events;
+        uint32_t cap = (tried < c->commit_cap ? tried : c->commit_cap) / 2;
+        c->commit_cap = cap > COMMIT_MIN_EVENTS ? cap : COMMIT_MIN_EVENTS;
+    }
     journal_sync_each(c->journal, true); /* acknowledged = on flash, however long this lasts */
     c->storage_retry_at_ms = plat_clock_mono_ms() + STORAGE_RETRY_MS;
     plat_log_limited(&c->storage_limit, 10000, PLAT_LOG_ERROR,
@@ -227,6 +243,7 @@ static void commit(struct core *c)
 {
     if (mlog_pending(c->log) == 0 && c->oldest_pending_mono_ms == 0)
         return;
+    c->txn_events = mlog_pending(c->log);
     el_status st = mlog_commit(c->log);
     if (st != EL_OK) {
         storage_failed(c, st, "commit");
@@ -243,6 +260,10 @@ static void commit(struct core *c)
     c->accepted_committed = c->accepted;
     memcpy(c->rejected_committed, c->rejected, sizeof c->rejected);
     c->oldest_pending_mono_ms = 0;
+    c->commit_no_space = false;
+    if (c->commit_cap < COMMIT_MAX_EVENTS)
+        c->commit_cap =
+            c->commit_cap * 2 < COMMIT_MAX_EVENTS ? c->commit_cap * 2 : COMMIT_MAX_EVENTS;
     if (c->storage_failed) {
         log_info("master log writes work again");
         c->storage_failed = false;
@@ -264,11 +285,12 @@ static int drain(struct core *c)
             c->oldest_pending_mono_ms = r.mono_ms > 0 ? r.mono_ms : 1;
         el_status st = apply_record(c, &r);
         if (st != EL_OK) {
+            c->txn_events = mlog_pending(c->log);
             storage_failed(c, st, "append");
             return n;
         }
         n++;
-        if (mlog_pending(c->log) >= COMMIT_MAX_EVENTS || c->n_pending >= COMMIT_MAX_EVENTS)
+        if (mlog_pending(c->log) >= c->commit_cap || c->n_pending >= COMMIT_MAX_EVENTS)
             commit(c);
     }
     return n;
@@ -378,19 +400,43 @@ static void set_paused(struct core *c, bool paused)
         log_info("master log back under storage.max_bytes: ingest resumes");
 }
 
+/* How many events to remove so that used pages fall to target_bytes,
+ * estimated from the average size of a stored event, in whole blocks. */
+static int64_t events_to_free(struct core *c, int64_t oldest, int64_t target_bytes)
+{
+    int64_t span = mlog_committed_seq(c->log) - oldest + 1;
+    int64_t excess = c->used_bytes - target_bytes;
+    if (span <= 0 || excess <= 0)
+        return 1;
+    int64_t per_event = c->used_bytes / span;
+    int64_t n = excess / (per_event > 0 ? per_event : 1) + 1;
+    return n < TRIM_MAX_EVENTS ? n : TRIM_MAX_EVENTS;
+}
+
 /* Once a second: keeps the master log's used pages under storage.max_bytes
- * by removing the oldest events in whole block ranges. */
+ * by removing the oldest events in whole block ranges.
+ *
+ * Two limits meet here. storage.max_bytes bounds the pages in use (file
+ * pages minus the freelist: removed rows leave free pages that later
+ * commits reuse). storage.hard_max_bytes is SQLite's max_page_count: a
+ * commit that needs more pages than the file may still grow by fails with
+ * EL_FULL. A group commit can be megabytes (COMMIT_MAX_EVENTS events after
+ * a backlog), more than hard - max, so "used <= max_bytes" does not mean
+ * the next commit fits: after such a failure (commit_no_space) retention
+ * frees room for it even under max_bytes, and the core retries smaller
+ * transactions (commit_cap), so a commit that fits always exists. */
 static void retention_tick(struct core *c)
 {
     const struct el_config *cfg = c->cfg;
     if (cfg->storage.max_bytes <= 0)
         return;
     c->used_bytes = mlog_used_bytes(c->log);
-    if (c->used_bytes <= cfg->storage.max_bytes) {
+    bool over = c->used_bytes > cfg->storage.max_bytes;
+    if (!over && !c->commit_no_space) {
         set_paused(c, false);
         return;
     }
-    if (c->oldest_pending_mono_ms != 0)
+    if (c->oldest_pending_mono_ms != 0 && !c->storage_failed)
         commit(c);
     int64_t oldest = mlog_oldest_seq(c->log);
     int64_t limit = removable_upto(c);
@@ -398,8 +444,12 @@ static void retention_tick(struct core *c)
         batch_request(c->batch, false, "retention"); /* let the views catch up */
     if (cfg->storage.full_policy == EL_FULL_DROP_OLDEST && limit < oldest + (1 << MLOG_BLOCK_SHIFT))
         limit = mlog_committed_seq(c->log); /* the user chose to lose the oldest */
-    int64_t upto = oldest + TRIM_MAX_EVENTS - 1 < limit ? oldest + TRIM_MAX_EVENTS - 1 : limit;
-    upto = (((upto + 1) >> MLOG_BLOCK_SHIFT) << MLOG_BLOCK_SHIFT) - 1; /* whole blocks */
+    /* Aim below max_bytes by an eighth, so one tick's worth of commits fits. */
+    int64_t n = events_to_free(c, oldest, cfg->storage.max_bytes - cfg->storage.max_bytes / 8);
+    int64_t upto = oldest + n - 1 < limit ? oldest + n - 1 : limit;
+    upto = ((upto >> MLOG_BLOCK_SHIFT) << MLOG_BLOCK_SHIFT) + (1 << MLOG_BLOCK_SHIFT) - 1;
+    if (upto > limit)
+        upto = (((limit + 1) >> MLOG_BLOCK_SHIFT) << MLOG_BLOCK_SHIFT) - 1; /* whole blocks */
     if (upto < oldest) {
         set_paused(c, cfg->storage.full_policy == EL_FULL_STOP_INGEST);
         return;
@@ -411,10 +461,13 @@ static void retention_tick(struct core *c)
         return;
     }
     c->trimmed_events += (uint64_t)(upto - oldest + 1);
-    plat_log_limited(&c->retention_limit, 60000, PLAT_LOG_INFO,
-                     "retention: removed sequences %lld..%lld from the master log (max_bytes %lld)",
-                     (long long)oldest, (long long)upto, (long long)cfg->storage.max_bytes);
+    plat_log_limited(
+        &c->retention_limit, 60000, PLAT_LOG_INFO,
+        "retention: removed sequences %lld..%lld from the master log (max_bytes %lld%s)",
+        (long long)oldest, (long long)upto, (long long)cfg->storage.max_bytes,
+        over ? "" : "; a commit did not fit under the hard quota");
     c->used_bytes = mlog_used_bytes(c->log);
+    c->commit_no_space = false; /* room was made: the next failure says again */
     set_paused(c, false);
 }
 
@@ -531,8 +584,11 @@ static void status_tick(struct core *c, int64_t now, bool force)
         c->rate_per_s = c->rate_last_ms ? (double)(int64_t)(rate * 10.0 + 0.5) / 10.0 : 0.0;
         c->rate_last_accepted = c->accepted_committed;
         c->rate_last_ms = now;
-        if (c->batch)
-            batch_tick(c->batch, c->rate_per_s, c->visible_seq);
+        if (c->batch) {
+            /* Only events need covering: a trailing dead letter is no work. */
+            int64_t ev = mlog_committed_event_seq(c->log);
+            batch_tick(c->batch, c->rate_per_s, ev < c->visible_seq ? ev : c->visible_seq);
+        }
         retention_tick(c);
         clock_tick(c);
     }
@@ -788,6 +844,7 @@ el_status core_run(const struct el_config *cfg)
     if (!c)
         return EL_NOMEM;
     c->cfg = cfg;
+    c->commit_cap = COMMIT_MAX_EVENTS;
     c->epfd = c->evfd = c->sigfd = -1;
     c->start_mono_ms = plat_clock_mono_ms();
     plat_clock_boot_id(boot_id, sizeof boot_id);

@@ -50,6 +50,7 @@ struct mlog {
     bool in_txn;
     uint32_t pending;
     int64_t last_seq, last_seq_committed;
+    int64_t last_event_seq, last_event_seq_committed; /* events only, not dead letters */
 };
 
 static const char *const schema_sql =
@@ -349,6 +350,7 @@ el_status mlog_open(const struct mlog_opts *opts, const char *boot_id, int64_t w
         int64_t a = query_int(log, "SELECT max(seq) FROM events", 0);
         int64_t b = query_int(log, "SELECT max(seq) FROM dead_letters", 0);
         int64_t u = query_int(log, "SELECT max(seq) FROM unanchored", 0);
+        log->last_event_seq = log->last_event_seq_committed = a > u ? a : u;
         a = a > b ? a : b;
         log->last_seq = log->last_seq_committed = a > u ? a : u;
         rc = boot_register(log, boot_id, wall_ms, mono_ms);
@@ -569,6 +571,8 @@ el_status mlog_append_event(struct mlog *log, const struct mlog_event *ev)
     log->pending++;
     if (ev->seq > log->last_seq)
         log->last_seq = ev->seq;
+    if (ev->seq > log->last_event_seq)
+        log->last_event_seq = ev->seq;
     return EL_OK;
 }
 
@@ -676,6 +680,7 @@ el_status mlog_commit(struct mlog *log)
         log->pending = 0;
         log->n_series_committed = log->n_series;
         log->last_seq_committed = log->last_seq;
+        log->last_event_seq_committed = log->last_event_seq;
         return EL_OK;
     }
     el_status rc = db_fail(log, "COMMIT");
@@ -692,12 +697,18 @@ void mlog_rollback(struct mlog *log)
     log->pending = 0;
     log->n_dirty = 0;
     log->last_seq = log->last_seq_committed;
+    log->last_event_seq = log->last_event_seq_committed;
     series_rollback(log);
 }
 
 int64_t mlog_committed_seq(const struct mlog *log)
 {
     return log->last_seq_committed;
+}
+
+int64_t mlog_committed_event_seq(const struct mlog *log)
+{
+    return log->last_event_seq_committed;
 }
 
 uint32_t mlog_pending(const struct mlog *log)

@@ -164,6 +164,9 @@ EL_MUST_CHECK el_status mlog_commit(struct mlog *log);
 void mlog_rollback(struct mlog *log);
 /* Highest sequence durably committed. */
 int64_t mlog_committed_seq(const struct mlog *log);
+/* Highest sequence of a committed event (events or unanchored, not dead
+ * letters): what the batch layer has to cover. */
+int64_t mlog_committed_event_seq(const struct mlog *log);
 /* Events appended since the last commit (0 when no transaction is open). */
 uint32_t mlog_pending(const struct mlog *log);
 

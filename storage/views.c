@@ -394,6 +394,26 @@ static el_status aggregate_range(struct views *v, sqlite3 *mdb, int64_t lo, int6
     return rc;
 }
 
+/* True if the master log holds an event with lo < seq <= hi (a rowid range
+ * probe, inside the run's read transaction). */
+static bool events_between(sqlite3 *mdb, int64_t lo, int64_t hi)
+{
+    sqlite3_stmt *st = NULL;
+    bool any = false;
+    if (hi <= lo)
+        return false;
+    if (sqlite3_prepare_v2(mdb, "SELECT 1 FROM events WHERE seq > ? AND seq <= ? LIMIT 1", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, lo);
+        sqlite3_bind_int64(st, 2, hi);
+        any = sqlite3_step(st) == SQLITE_ROW;
+    } else {
+        any = true; /* cannot tell: let the run find out */
+    }
+    sqlite3_finalize(st);
+    return any;
+}
+
 el_status views_recompute(struct views *v, const char *dir, bool full, atomic_int *cancel,
                           void (*yield_fn)(void *ctx), void *yield_ctx, struct views_run *run)
 {
@@ -430,6 +450,13 @@ el_status views_recompute(struct views *v, const char *dir, bool full, atomic_in
         run->snapshot_seq = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
 
+    /* No work for nothing: an incremental run with no event to cover (only
+     * dead letters arrived, or nothing) writes nothing at all. */
+    if (!full && !events_between(mdb, meta_int(v->db, "watermark_seq"), run->snapshot_seq)) {
+        run->previous_seq = run->snapshot_seq = meta_int(v->db, "watermark_seq");
+        run->skipped = true;
+        goto out;
+    }
     rc = exec(v->db, "BEGIN IMMEDIATE");
     if (rc != EL_OK)
         goto out;

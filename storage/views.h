@@ -71,6 +71,7 @@ struct views_run {
     uint64_t groups;      /* view rows written */
     int64_t wall_ms;
     double cpu_s;
+    bool skipped; /* incremental run with no event to cover: nothing written */
 };
 
 /* Runs one recompute against <dir>/master.db. *cancel (set by another

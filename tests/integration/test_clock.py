@@ -194,9 +194,57 @@ def test_crashes_while_unsynchronised():
         td.cleanup()
 
 
+def test_idle_after_dead_letter_writes_nothing():
+    """No work for nothing (issue 11): after the views cover every event and
+    the last message was a dead letter, ten minutes of idleness (libfaketime
+    at 60x, monotonic clock included, so batch.max_lag_s and idle_for_s pass
+    many times) start no recompute and leave views.db and its WAL as they were."""
+    td = TempDir("clock-idle")
+    b = Broker(td.path).start()
+    ft = os.path.join(td.path, "faketime")
+    set_clock(ft, "+0 x60")
+    d = Daemon(td.path, b, batch__max_lag_s=10, batch__idle_for_s=10)
+    d.env.update({"LD_PRELOAD": LIBS[0], "FAKETIME_TIMESTAMP_FILE": ft, "FAKETIME_NO_CACHE": "1"})
+    try:
+        d.start()
+        ts = 1767225600000
+        publish_lines(b, "sensors/a", [json.dumps({"value": i, "ts": ts + i}) for i in range(100)])
+        d.status(timeout=20 * SLOW, pred=lambda s: s["ingest"]["accepted"] == 100)
+        rr(b, json.dumps({"op": "recompute", "full": False}), topic="edgelambda/command", timeout=20 * SLOW)
+        st = d.status(timeout=20 * SLOW, pred=lambda s: s["batch"]["watermark_seq"] == 100 and not s["batch"]["running"])
+        publish_lines(b, "sensors/a", ["not a number"])
+        st = d.status(timeout=20 * SLOW, pred=lambda s: s["ingest"]["dead_letters"] == 1)
+        runs = st["batch"]["runs"]
+        views = os.path.join(d.datadir, "views.db")
+
+        def sizes():
+            return [os.path.getsize(p) if os.path.exists(p) else -1 for p in (views, views + "-wal")]
+        before = sizes()
+        mark = len(d.log_text())
+        real0 = time.monotonic()
+        # Ten fake minutes (10 s of real time at 60x); sampled throughout.
+        samples = []
+        while time.monotonic() - real0 < 10:
+            samples.append(sizes())
+            time.sleep(0.25)  # sampling interval of an observation, not a synchronisation
+        st = d.status(timeout=10 * SLOW)
+        check(st["uptime_s"] >= 600, "at least ten fake minutes passed (uptime %s s)" % st["uptime_s"])
+        check(all(x == before for x in samples), "views.db/-wal changed while idle: %s -> %s" % (before, samples[-1]))
+        check(st["batch"]["runs"] == runs, "recompute runs while idle: %d -> %d" % (runs, st["batch"]["runs"]))
+        idle_log = d.log_text()[mark:]
+        check("recompute" not in idle_log, "runs logged while idle: %s" % idle_log[-2000:])
+        log("10 fake minutes idle after a trailing dead letter: views.db %s bytes unchanged, runs %d" % (before, runs))
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
     if not LIBS or os.environ.get("EL_EMULATOR") or "asan" in os.path.basename(
             os.path.normpath(os.environ.get("EL_BUILD_DIR", ""))).lower():
         print("SKIP: needs libfaketime (package libfaketime) and an uninstrumented native build")
         sys.exit(77)
-    run([test_anchoring_and_steps, test_boot_that_never_synced, test_crashes_while_unsynchronised])
+    run([test_anchoring_and_steps, test_boot_that_never_synced, test_crashes_while_unsynchronised,
+         test_idle_after_dead_letter_writes_nothing])

@@ -159,6 +159,42 @@ def test_hard_quota_between_retention_ticks():
         td.cleanup()
 
 
+def test_hard_quota_after_backlog():
+    """The livelock of issue 11: a backlog (here: 60,000 readings the broker
+    queued while the daemon was down, drained with flush_interval_ms = 2000
+    as a slow board would) makes group commits far bigger than
+    hard_max_bytes - max_bytes. Such a commit can never fit,
+    while "used <= max_bytes" told retention there was nothing to do. Now a
+    commit that does not fit makes retention free room and the core retry
+    smaller transactions: every reading is committed, the file stays under
+    the quota."""
+    td = TempDir("retention-backlog")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, storage__max_bytes="1M", storage__hard_max_bytes="1100K",
+               storage__full_policy="drop_oldest", batch__max_lag_s=10, speed__slots=60,
+               storage__flush_interval_ms=2000)
+    count = 60000
+    try:
+        d.start()
+        d.stop()  # the persistent session stays: the broker queues what follows
+        loadgen(b, count=count, series=10, ts_base=TS)
+        d.start()
+        st = d.status(timeout=120 * SLOW, pred=lambda s: s["ingest"]["accepted"] == count and
+                      s["log"]["error"] is None)
+        pages = d.query1("PRAGMA page_count") * d.query1("PRAGMA page_size")
+        check(pages <= 1100 * 1024, "master.db is %d bytes" % pages)
+        check(d.query1("SELECT max(seq) FROM events") == count, "the newest are kept")
+        check(d.query1("PRAGMA integrity_check") == "ok", "integrity_check")
+        log("backlog of %d under a 1100K quota: all committed, %d trimmed, master.db %d bytes, "
+            "%d commits did not fit" % (count, st["log"]["trimmed_events"], pages,
+                                        d.log_text().count("database or disk is full")))
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
     run([test_trim_keeps_views_and_ingest, test_stop_ingest_holds_until_shipped, test_drop_oldest_keeps_ingesting,
-         test_hard_quota_between_retention_ticks])
+         test_hard_quota_between_retention_ticks, test_hard_quota_after_backlog])
