@@ -265,6 +265,11 @@ void batch_get_status(struct batch *b, struct batch_status *out)
     out->watermark_seq = atomic_load(&b->watermark);
 }
 
+bool batch_running(struct batch *b)
+{
+    return atomic_load(&b->running) != 0;
+}
+
 int64_t batch_watermark(struct batch *b)
 {
     return atomic_load(&b->watermark);

@@ -47,6 +47,8 @@ void batch_tick(struct batch *b, double ingest_rate, int64_t committed_seq);
 /* Asks for a run now (full or incremental); ignored while one runs. */
 void batch_request(struct batch *b, bool full, const char *trigger);
 void batch_get_status(struct batch *b, struct batch_status *out);
+/* True while a run is going on (any thread). */
+bool batch_running(struct batch *b);
 /* Called by the worker after each swap (the core re-reads views lazily). */
 int64_t batch_watermark(struct batch *b);
 

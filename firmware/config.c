@@ -247,6 +247,19 @@ static const struct cfg_entry cfg_table[] = {
     BOOL(sync, insecure, "false", "Skip TLS certificate verification (testing only)."),
     INT(sync, timeout_s, 1, 3600, "30", "Timeout of one upstream request (seconds)."),
 
+    INT(query, deadline_ms, 10, 60000, "500",
+        "Longest a query may take (milliseconds of wall time); longer ones are\n"
+        "refused with error \"timeout\". Queries run beside ingest, never on it."),
+    INT64(query, max_rows, 1000, 1000000000, "2000000",
+          "Most master-log rows one query may examine (\"too_large\" beyond)."),
+    INT(query, max_cells, 1, 10000000, "100000",
+        "Most series x buckets in one answer; about 120 bytes of working memory each."),
+    INT(query, max_values, 1, 100000000, "1000000",
+        "Most raw values one query holds for exact quantiles; 16 bytes each."),
+    INT(query, max_sketch_bins, 1, 100000000, "2000000",
+        "Most quantile-sketch bins one query holds (views' quantiles); 8 bytes each."),
+    INT(query, max_match, 1, 1000000, "1000", "Most series one \"match\" filter may select."),
+
     ENUM(log, level, level_names, "info", "Log level."),
 
     ENUM(clock, synced, synced_names, "auto",

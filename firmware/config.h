@@ -96,6 +96,14 @@ struct el_config {
         int timeout_s;              /* 30 */
     } sync;
     struct {
+        int deadline_ms;     /* 500: wall time one query may take */
+        int64_t max_rows;    /* 2000000 master-log rows examined per query */
+        int max_cells;       /* 100000 series x buckets per query */
+        int max_values;      /* 1000000 raw values for quantiles per query */
+        int max_sketch_bins; /* 2000000 */
+        int max_match;       /* 1000 series per match */
+    } query;
+    struct {
         int level; /* plat_log level, info */
     } log;
     struct {

@@ -22,8 +22,9 @@
 #include "journal.h"
 #include "mlog.h"
 #include "query.h"
-#include "serve.h"
+#include "requests.h"
 #include "speed.h"
+#include "plat_align.h"
 #include "plat_clock.h"
 #include "plat_hash.h"
 #include "plat_log.h"
@@ -38,7 +39,6 @@
 #define STATUS_MIN_INTERVAL_MS 1000
 #define STATUS_HEARTBEAT_MS 30000
 #define STORAGE_RETRY_MS 500
-#define ANSWER_MAX INGEST_REPLY_MAX
 #define PENDING_MAX (COMMIT_MAX_EVENTS + DECODE_MAX_FIELDS)
 
 /* An event appended to the open transaction, applied to the speed layer
@@ -47,6 +47,7 @@ struct pending_event {
     int64_t seq, ts_ms;
     double value;
     uint32_t id;
+    enum speed_lane lane; /* provisional: no true time yet, ts = receive time */
 };
 
 struct core {
@@ -56,14 +57,11 @@ struct core {
     struct ingest *ingest;
     struct sync *sync;
     struct speed *speed;
-    struct serve *serve;
-    struct views *views; /* read connection for serving */
+    struct requests *requests;  /* the serving thread */
+    struct status_board *board; /* the status document for {"op":"status"} */
     struct batch *batch;
     struct pending_event *pending; /* PENDING_MAX */
     uint32_t n_pending;
-    struct ingest_request *req; /* one request being answered */
-    char *answer;               /* ANSWER_MAX */
-    uint64_t queries, query_errors;
     int epfd, evfd, sigfd;
     bool stopping;
     int64_t stop_started_ms;
@@ -77,8 +75,9 @@ struct core {
      * failed for lack of space (a quota or a full disk) down to
      * COMMIT_MIN_EVENTS, doubled back after each success ("Retention"). */
     uint32_t commit_cap;
-    bool commit_no_space; /* the last commit or append failed with EL_FULL */
-    uint32_t txn_events;  /* events in the transaction that just failed */
+    bool commit_no_space;  /* the last commit or append failed with EL_FULL */
+    uint32_t txn_events;   /* events in the transaction that just failed */
+    int64_t ceiling_bytes; /* master.db's hard ceiling (storage.hard_max_bytes), 0 = none */
 
     /* counters (core thread) */
     uint64_t accepted, accepted_committed;
@@ -87,7 +86,8 @@ struct core {
     struct plat_log_limit storage_limit;
 
     /* status publishing */
-    int64_t status_last_ms;
+    int64_t status_tick_ms; /* the last status tick (once a second) */
+    int64_t status_last_ms; /* the last publish */
     uint64_t status_last_key;
     uint64_t rate_last_accepted;
     int64_t rate_last_ms;
@@ -102,6 +102,7 @@ struct core {
     int64_t clock_offset_ms; /* wall - monotonic at the last check */
     uint64_t clock_steps;    /* wall-clock steps seen */
     uint64_t anchored;       /* events placed in time since start */
+    int clock_synced_logged; /* -1 until the first tick */
 
     /* retention (storage.max_bytes) */
     int64_t used_bytes;
@@ -196,16 +197,16 @@ static el_status apply_record(struct core *c, const struct journal_rec *r)
         if (st != EL_OK)
             return st;
         c->accepted++;
-        if (mlog_event_unanchored(me.flags)) {
-            c->has_unanchored = true; /* no true time yet: not in the speed layer */
-            continue;
-        }
+        bool waiting = mlog_event_unanchored(me.flags);
+        if (waiting)
+            c->has_unanchored = true; /* served provisionally at the board's clock */
         if (c->n_pending < PENDING_MAX) {
             struct pending_event *pe = &c->pending[c->n_pending++];
             pe->seq = (int64_t)seq;
-            pe->ts_ms = ev.ts_ms;
+            pe->ts_ms = waiting ? r->recv_ms : ev.ts_ms;
             pe->value = ev.value;
             pe->id = id;
+            pe->lane = waiting ? SPEED_PROVISIONAL : SPEED_EVENTS;
         }
     }
     return EL_OK;
@@ -252,9 +253,10 @@ static void commit(struct core *c)
     journal_commit(c->journal);
     for (uint32_t i = 0; i < c->n_pending; i++) {
         const struct pending_event *pe = &c->pending[i];
-        speed_add(c->speed, pe->id, pe->ts_ms, pe->value, pe->seq);
+        speed_add(c->speed, pe->lane, pe->id, pe->ts_ms, pe->value, pe->seq);
     }
     c->n_pending = 0;
+    speed_publish(c->speed, mlog_committed_seq(c->log)); /* serving threads may read it */
     c->visible_seq = c->has_unanchored ? mlog_visible_seq(c->log) : mlog_committed_seq(c->log);
     sync_notify_committed(c->sync, c->visible_seq);
     c->accepted_committed = c->accepted;
@@ -327,7 +329,13 @@ static void seed_recent(void *ctx, const char *series, size_t series_len, const 
 
 static void rebuild_one(void *ctx, int64_t seq, uint32_t series_id, int64_t ts_ms, double value)
 {
-    speed_add(ctx, series_id, ts_ms, value, seq);
+    speed_add(ctx, SPEED_EVENTS, series_id, ts_ms, value, seq);
+}
+
+static void rebuild_provisional(void *ctx, int64_t seq, uint32_t series_id, int64_t recv_ms,
+                                double value)
+{
+    speed_add(ctx, SPEED_PROVISIONAL, series_id, recv_ms, value, seq);
 }
 
 static el_status recover(struct core *c)
@@ -336,6 +344,25 @@ static el_status recover(struct core *c)
     el_status st = journal_replay(c->journal, replay_one, c, &max_seq);
     if (st == EL_OK)
         st = mlog_commit(c->log);
+    if (st == EL_FULL && c->ceiling_bytes > 0) {
+        /* The journal holds acknowledged readings that do not fit under
+         * storage.hard_max_bytes; exiting would only restart into the same
+         * wall. Lift the ceiling by the journal's size (bounded), replay,
+         * and let retention bring the file down once ingest runs. */
+        mlog_rollback(c->log);
+        int64_t journal = c->cfg->storage.journal_segment_bytes * c->cfg->storage.journal_segments;
+        log_warn("replaying the ingest journal needs more room than storage.hard_max_bytes; "
+                 "lifting the ceiling by %lld bytes until retention has trimmed",
+                 (long long)journal);
+        c->replayed = 0;
+        st = mlog_set_ceiling(c->log, c->ceiling_bytes + journal);
+        if (st == EL_OK)
+            st = journal_replay(c->journal, replay_one, c, &max_seq);
+        if (st == EL_OK)
+            st = mlog_commit(c->log);
+        if (st == EL_OK)
+            st = mlog_set_ceiling(c->log, c->ceiling_bytes);
+    }
     if (st != EL_OK) {
         log_error("replaying the ingest journal failed: %s", el_status_str(st));
         return st;
@@ -352,14 +379,27 @@ static el_status recover(struct core *c)
     c->accepted = c->accepted_committed = 0;
     memset(c->rejected, 0, sizeof c->rejected);
     memset(c->rejected_committed, 0, sizeof c->rejected_committed);
-    /* The speed layer is rebuilt from the whole master log: every event
-     * inside a ring window goes back into its ring, totals are recounted. */
+    /* The speed layer is rebuilt from the ring window only (speed.h,
+     * HORIZON): the events whose time is at most a window before the
+     * newest one, found through the block-range summary, so start-up costs
+     * the same at 10 million events as at 10 thousand. */
     int64_t t0 = plat_clock_mono_ms();
-    st = mlog_scan_after(c->log, 0, rebuild_one, c->speed);
+    int64_t newest = mlog_newest_ts(c->log);
+    int64_t window = (int64_t)(c->cfg->speed.slots - 1) * c->cfg->speed.bucket_ms;
+    int64_t horizon = newest == INT64_MIN ? SPEED_MIN_TS : newest - window;
+    horizon =
+        plat_align_down(horizon > SPEED_MIN_TS ? horizon : SPEED_MIN_TS, c->cfg->speed.bucket_ms);
+    speed_set_horizon(c->speed, horizon);
+    st = mlog_scan_since(c->log, horizon, rebuild_one, c->speed);
+    if (st == EL_OK) /* readings still waiting for a true time: provisional */
+        st = mlog_scan_unanchored(c->log, rebuild_provisional, c->speed);
     if (st != EL_OK)
         return st;
-    log_info("speed layer rebuilt from the master log in %lld ms",
-             (long long)(plat_clock_mono_ms() - t0));
+    speed_publish(c->speed, mlog_committed_seq(c->log));
+    log_info("speed layer rebuilt from the ring window (events since %lld) in %lld ms",
+             (long long)horizon, (long long)(plat_clock_mono_ms() - t0));
+    if (!ingest_wants_seed(c->ingest)) /* duplicates are recognised by packet id */
+        return EL_OK;
     return mlog_scan_recent(c->log, INGEST_DEDUP_WINDOW, seed_recent, c->ingest);
 }
 
@@ -436,6 +476,8 @@ static void retention_tick(struct core *c)
         set_paused(c, false);
         return;
     }
+    if (c->batch && batch_running(c->batch))
+        return; /* a run reads the log in chunks: nothing may vanish under it (views.h) */
     if (c->oldest_pending_mono_ms != 0 && !c->storage_failed)
         commit(c);
     int64_t oldest = mlog_oldest_seq(c->log);
@@ -504,6 +546,13 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->log_oldest_seq = c->trimmed_events ? mlog_oldest_seq(c->log) : 1;
     s->series = mlog_series_count(c->log);
     s->speed_memory_bytes = speed_memory_bytes(c->speed);
+    s->queries = requests_counters(c->requests);
+    s->requests_busy = atomic_load(&ic->requests_busy);
+    s->requests_busy_unsent = atomic_load(&ic->requests_busy_unsent);
+    s->replies_unsent = atomic_load(&ic->replies_unsent);
+    for (int p = 0; p < QTOPIC_COUNT; p++)
+        s->rejected_at_intake[p] = atomic_load(&ic->requests_rejected[p]);
+    s->serving_memory_bytes = requests_memory_bytes(c->requests);
     if (c->batch) {
         s->batch_enabled = true;
         batch_get_status(c->batch, &s->batch);
@@ -525,6 +574,34 @@ static void anchor_one(void *ctx, int64_t seq, uint32_t series_id, int64_t ts_ms
     pe->ts_ms = ts_ms;
     pe->value = value;
     pe->id = series_id;
+    pe->lane = SPEED_EVENTS;
+}
+
+/* Moves up to ANCHOR_CHUNKS_PER_TICK chunks of waiting readings into the
+ * master log's events at their true time, each chunk its own commit (which
+ * puts them in the speed layer's events lane), then rebuilds the
+ * provisional lane from what still waits. Serving threads that read the
+ * speed layer meanwhile start their query again (speed epoch). */
+static void anchor_chunks(struct core *c, int64_t offset)
+{
+    uint32_t moved = COMMIT_MAX_EVENTS;
+    speed_epoch_begin(c->speed);
+    for (int i = 0; i < ANCHOR_CHUNKS_PER_TICK && moved == COMMIT_MAX_EVENTS; i++) {
+        el_status st = mlog_anchor(c->log, offset, COMMIT_MAX_EVENTS, anchor_one, c, &moved);
+        if (st != EL_OK) {
+            storage_failed(c, st, "anchoring");
+            break;
+        }
+        commit(c);
+        if (c->storage_failed)
+            break;
+        c->anchored += moved;
+    }
+    speed_lane_reset(c->speed, SPEED_PROVISIONAL);
+    if (mlog_scan_unanchored(c->log, rebuild_provisional, c->speed) != EL_OK)
+        log_error("cannot rebuild the provisional speed lane; those readings are missing from "
+                  "answers until the next anchoring tick");
+    speed_epoch_end(c->speed);
 }
 
 /* Once a second: notices wall-clock steps, and once the clock is
@@ -541,25 +618,25 @@ static void clock_tick(struct core *c)
                  (long long)step, plat_clock_synced() ? "yes" : "no");
     }
     c->clock_offset_ms = offset;
+    int synced = plat_clock_synced() ? 1 : 0;
+    if (synced != c->clock_synced_logged) {
+        c->clock_synced_logged = synced;
+        if (synced)
+            log_info("the system clock is synchronised (%s)", plat_clock_sync_source());
+        else
+            log_warn("the system clock is not synchronised: readings without their own timestamp "
+                     "are served provisionally at the board's clock and wait for a true time "
+                     "before batch views and sync take them; if this clock is right, say so "
+                     "with clock.synced = yes");
+    }
     if (!c->has_unanchored || c->storage_failed)
         return;
-    uint32_t moved = COMMIT_MAX_EVENTS;
     uint64_t before = c->anchored;
-    for (int i = 0; i < ANCHOR_CHUNKS_PER_TICK && moved == COMMIT_MAX_EVENTS; i++) {
-        if (!plat_clock_synced())
-            break;
-        commit(c); /* the chunk gets the whole pending list */
+    if (plat_clock_synced()) {
+        commit(c); /* each chunk gets the whole pending list */
         if (c->storage_failed)
             return;
-        el_status st = mlog_anchor(c->log, offset, COMMIT_MAX_EVENTS, anchor_one, c, &moved);
-        if (st != EL_OK) {
-            storage_failed(c, st, "anchoring");
-            return;
-        }
-        commit(c);
-        if (c->storage_failed)
-            return;
-        c->anchored += moved;
+        anchor_chunks(c, offset);
     }
     int64_t min_seq;
     if (mlog_unanchored(c->log, &c->unanchored, &min_seq) == EL_OK && c->unanchored == 0)
@@ -573,11 +650,22 @@ static void clock_tick(struct core *c)
                  (long long)c->unanchored);
 }
 
+/* A serving thread asked for the status document as of now. */
+static void refresh_board(struct core *c, int64_t now)
+{
+    struct status_snapshot s;
+    status_fill(c, &s, now);
+    size_t len = status_format(&s, c->status_buf, sizeof c->status_buf);
+    if (len > 0)
+        status_board_set(c->board, c->status_buf, len);
+}
+
 static void status_tick(struct core *c, int64_t now, bool force)
 {
     struct status_snapshot s;
-    if (!force && now - c->status_last_ms < STATUS_MIN_INTERVAL_MS)
+    if (!force && now - c->status_tick_ms < STATUS_MIN_INTERVAL_MS)
         return;
+    c->status_tick_ms = now;
     if (now - c->rate_last_ms >= 1000) {
         double dt = (double)(now - c->rate_last_ms) / 1000.0;
         double rate = (double)(c->accepted_committed - c->rate_last_accepted) / dt;
@@ -606,102 +694,18 @@ static void status_tick(struct core *c, int64_t now, bool force)
                    plat_hash64(PLAT_HASH64_INIT, s.sync.last_error, strlen(s.sync.last_error));
     for (unsigned r = 0; r < INGEST_REASON_COUNT; r++)
         key = key * 3 + s.rejected[r];
-    if (!force && key == c->status_last_key && now - c->status_last_ms < STATUS_HEARTBEAT_MS)
-        return;
+    key = key * 3 + atomic_load(&s.queries->received);
+    /* The document for {"op":"status"} is at most a second old. */
     size_t len = status_format(&s, c->status_buf, sizeof c->status_buf);
     if (len == 0)
+        return;
+    status_board_set(c->board, c->status_buf, len);
+    if (!force && key == c->status_last_key && now - c->status_last_ms < STATUS_HEARTBEAT_MS)
         return;
     if (ingest_publish_status(c->ingest, c->status_buf, len) == EL_OK) {
         c->status_last_key = key;
         c->status_last_ms = now;
     }
-}
-
-/* ---- requests ---- */
-
-static size_t answer_command(struct core *c, const struct query *q, char *buf, size_t cap)
-{
-    const char *id = q->has_id ? q->id : NULL;
-    if (q->op == QUERY_RECOMPUTE) {
-        if (!c->batch)
-            return serve_error("unsupported", "the batch layer is not running", id, buf, cap);
-        struct batch_status bs;
-        batch_get_status(c->batch, &bs);
-        if (!bs.running)
-            batch_request(c->batch, q->full, q->full ? "request-full" : "request");
-        int n = snprintf(buf, cap,
-                         "{\"ok\":true%s%s,\"op\":\"recompute\",\"full\":%s,\"started\":%s,"
-                         "\"watermark_seq\":%lld}",
-                         id ? ",\"id\":" : "", id ? id : "", q->full ? "true" : "false",
-                         bs.running ? "false" : "true", (long long)bs.watermark_seq);
-        return n > 0 && (size_t)n < cap ? (size_t)n : 0;
-    }
-    if (q->op != QUERY_SYNC)
-        return serve_error("bad_request", "commands are recompute and sync", id, buf, cap);
-    if (!c->sync)
-        return serve_error("unsupported", "sync is disabled (sync.url is empty)", id, buf, cap);
-    if (q->retry_parked)
-        sync_retry_parked(c->sync);
-    sync_kick(c->sync);
-    int n = snprintf(buf, cap, "{\"ok\":true%s%s,\"op\":\"sync\",\"retry_parked\":%s}",
-                     id ? ",\"id\":" : "", id ? id : "", q->retry_parked ? "true" : "false");
-    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
-}
-
-static void handle_request(struct core *c, const struct ingest_request *req)
-{
-    struct query q;
-    const char *code = "bad_request";
-    char err[200];
-    size_t len;
-    int64_t now = plat_clock_mono_ms();
-    /* Answers cover exactly the committed events (the speed layer only
-     * holds committed events; master-log reads stop at the committed
-     * sequence), so no commit is forced here. */
-    bool ok = query_parse(req->payload, req->len, plat_clock_wall_ms(), &q, &code, err, sizeof err);
-    if (ok && req->is_command != (q.op == QUERY_RECOMPUTE || q.op == QUERY_SYNC)) {
-        ok = false;
-        code = "bad_request";
-        snprintf(err, sizeof err, "%s",
-                 req->is_command ? "not a command (use the query topic)"
-                                 : "commands go to the command topic");
-    }
-    if (!ok) {
-        len = serve_error(code, err, q.has_id ? q.id : NULL, c->answer, ANSWER_MAX);
-        c->query_errors++;
-    } else if (req->is_command) {
-        len = answer_command(c, &q, c->answer, ANSWER_MAX);
-    } else {
-        if (q.op == QUERY_STATUS) { /* the status document only when asked for */
-            struct status_snapshot s;
-            status_fill(c, &s, now);
-            if (status_format(&s, c->status_buf, sizeof c->status_buf) == 0)
-                snprintf(c->status_buf, sizeof c->status_buf, "{}");
-        }
-        serve_set_log_oldest(c->serve, c->trimmed_events ? mlog_oldest_seq(c->log) : 0);
-        len = serve_answer(c->serve, &q, mlog_committed_seq(c->log), c->status_buf, c->answer,
-                           ANSWER_MAX);
-    }
-    c->queries++;
-    const char *topic = req->response_topic[0] ? req->response_topic
-                        : q.has_reply_to       ? q.reply_to
-                                               : NULL;
-    if (!topic) {
-        log_debug("request without a response topic or reply_to: no answer sent");
-        return;
-    }
-    if (len == 0 || ingest_reply(c->ingest, topic, req, c->answer, len) != EL_OK)
-        log_warn("could not send a reply to %s", topic);
-}
-
-static int handle_requests(struct core *c)
-{
-    int n = 0;
-    while (n < 64 && ingest_take_request(c->ingest, c->req)) {
-        handle_request(c, c->req);
-        n++;
-    }
-    return n;
 }
 
 /* ---- the loop ---- */
@@ -751,7 +755,7 @@ static void handle_events(struct core *c, int timeout_ms)
                     c->stopping = true;
                     c->stop_started_ms = plat_clock_mono_ms();
                     plat_systemd_stopping();
-                    ingest_stop_begin(c->ingest, 3000);
+                    ingest_stop_begin(c->ingest, 250);
                 }
             }
         }
@@ -780,11 +784,12 @@ static void loop(struct core *c)
 {
     for (;;) {
         int n = drain(c);
-        n += handle_requests(c);
         int64_t now = plat_clock_mono_ms();
         if (commit_due(c, now))
             commit(c);
         status_tick(c, now, false);
+        if (status_board_wanted(c->board))
+            refresh_board(c, now);
         if (c->watchdog_period_ms > 0 && now - c->watchdog_last_ms >= c->watchdog_period_ms) {
             plat_systemd_watchdog();
             c->watchdog_last_ms = now;
@@ -825,7 +830,7 @@ static void loop(struct core *c)
             handle_events(c, 0);
             continue;
         }
-        if (journal_consumer_sleep(c->journal) && !ingest_has_request(c->ingest)) {
+        if (journal_consumer_sleep(c->journal)) {
             handle_events(c, next_timeout_ms(c, plat_clock_mono_ms()));
             journal_consumer_awake(c->journal);
         } else {
@@ -845,6 +850,7 @@ el_status core_run(const struct el_config *cfg)
         return EL_NOMEM;
     c->cfg = cfg;
     c->commit_cap = COMMIT_MAX_EVENTS;
+    c->clock_synced_logged = -1;
     c->epfd = c->evfd = c->sigfd = -1;
     c->start_mono_ms = plat_clock_mono_ms();
     plat_clock_boot_id(boot_id, sizeof boot_id);
@@ -853,12 +859,13 @@ el_status core_run(const struct el_config *cfg)
     if (st != EL_OK)
         goto out;
     c->pending = calloc(PENDING_MAX, sizeof c->pending[0]);
-    c->req = malloc(sizeof *c->req);
-    c->answer = malloc(ANSWER_MAX);
-    if (!c->pending || !c->req || !c->answer) {
+    if (!c->pending) {
         st = EL_NOMEM;
         goto out;
     }
+    st = status_board_new(core_wake, c, &c->board);
+    if (st != EL_OK)
+        goto out;
     st = speed_new((uint32_t)cfg->speed.max_series, (uint32_t)cfg->speed.slots,
                    cfg->speed.bucket_ms, (uint32_t)cfg->speed.raw_samples, &c->speed);
     if (st != EL_OK) {
@@ -873,6 +880,7 @@ el_status core_run(const struct el_config *cfg)
         int64_t reserve = cfg->storage.max_bytes / 4;
         mo.max_db_bytes = cfg->storage.max_bytes + (reserve > (4 << 20) ? reserve : (4 << 20));
     }
+    c->ceiling_bytes = mo.max_db_bytes;
     st = mlog_open(&mo, boot_id, plat_clock_wall_ms(), plat_clock_mono_ms(), &c->log);
     if (st != EL_OK) {
         log_error("cannot open the master log in %s: %s", cfg->storage.dir, el_status_str(st));
@@ -890,14 +898,6 @@ el_status core_run(const struct el_config *cfg)
     st = ingest_new(cfg, c->journal, &c->ingest);
     if (st != EL_OK)
         goto out;
-    st = views_open(cfg->storage.dir, &c->views);
-    if (st != EL_OK) {
-        log_error("cannot open the batch views in %s: %s", cfg->storage.dir, el_status_str(st));
-        goto out;
-    }
-    st = serve_new(c->log, c->speed, c->views, &c->serve);
-    if (st != EL_OK)
-        goto out;
     st = recover(c);
     if (st != EL_OK)
         goto out;
@@ -908,7 +908,6 @@ el_status core_run(const struct el_config *cfg)
     c->has_unanchored = c->unanchored > 0;
     c->visible_seq = mlog_visible_seq(c->log);
     journal_set_wakeup(c->journal, core_wake, c);
-    ingest_set_request_wakeup(c->ingest, core_wake, c);
     log_info("edgelambdad %s: master log %s/master.db at sequence %lld, %u series, durability %s",
              EL_VERSION, cfg->storage.dir, (long long)mlog_last_seq(c->log),
              mlog_series_count(c->log),
@@ -927,6 +926,9 @@ el_status core_run(const struct el_config *cfg)
         log_error("cannot start sync: %s", el_status_str(st));
         goto out;
     }
+    st = requests_start(cfg, c->ingest, c->speed, c->batch, c->sync, c->board, &c->requests);
+    if (st != EL_OK)
+        goto out;
     st = ingest_start(c->ingest);
     if (st != EL_OK)
         goto out;
@@ -935,15 +937,14 @@ el_status core_run(const struct el_config *cfg)
     loop(c);
     log_info("stopped cleanly at sequence %lld", (long long)mlog_last_seq(c->log));
 out:
-    ingest_free(c->ingest);
+    requests_stop(c->requests); /* ends the query being answered, joins */
+    ingest_free(c->ingest);     /* no more wake-ups into the requests after this */
+    requests_free(c->requests);
     sync_free(c->sync);
     batch_free(c->batch);
-    serve_free(c->serve);
-    views_close(c->views);
     speed_free(c->speed);
+    status_board_free(c->board);
     free(c->pending);
-    free(c->req);
-    free(c->answer);
     journal_close(c->journal);
     mlog_close(c->log);
     if (c->sigfd >= 0)

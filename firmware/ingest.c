@@ -7,10 +7,14 @@
 #include "ingest.h"
 
 #include <MQTTAsync.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mlog.h"
@@ -18,6 +22,16 @@
 #include "plat_hash.h"
 #include "plat_file.h"
 #include "plat_log.h"
+
+/* Where one reply goes: topic and the request's correlation data. */
+struct reply_addr {
+    char topic[QUERY_REPLY_TOPIC_MAX + 1];
+    unsigned char correlation[INGEST_PROP_MAX];
+    size_t correlation_len;
+    bool has_correlation;
+};
+
+#define INGEST_BUSY_SLOTS 4096
 
 struct ingest {
     const struct el_config *cfg;
@@ -28,9 +42,15 @@ struct ingest {
     char status_topic[EL_CFG_STR + 16];
     char password[EL_CFG_STR];
 
-    /* Paho callback thread only (seeded before start). */
-    uint64_t recent[INGEST_DEDUP_WINDOW];
-    uint32_t recent_pos;
+    /* Paho callback thread only (set up before start): duplicate detection
+     * (ingest.h, "Duplicates"). */
+    struct ids_hdr *ids_hdr;
+    struct ids_slot *ids_slot; /* IDS_SLOTS, indexed by packet id */
+    void *ids_map;
+    bool ids_persistent; /* false: anonymous memory (the file was unusable) */
+    bool ids_started;    /* ids_start ran */
+    uint64_t *fb;        /* fallback content set, FB_SLOTS; NULL when unused */
+    uint32_t fb_count;
     struct plat_log_limit bad_input_limit;
     struct plat_log_limit dup_limit;
     struct plat_log_limit dropped_limit;
@@ -44,6 +64,9 @@ struct ingest {
     char query_topic[EL_CFG_STR + 16];
     size_t prefix_len;
     char command_topic[EL_CFG_STR + 16];
+    const char *own_ptr[3];
+    const char *filter_ptr[EL_CFG_MAX_SUBS];
+    struct query_reply_rules reply_rules;
     struct plat_log_limit req_limit;
 
     /* initial-connection retries (outbox thread after ingest_start) */
@@ -53,6 +76,7 @@ struct ingest {
     int64_t next_connect_ms;
     int backoff_ms;
     _Atomic int stopped;
+    _Atomic int disconnected; /* the clean disconnect at stop completed */
     bool stopping;
 
     /* outbox (ingest.h): the core writes under out_mu, the el-mqtt-out
@@ -67,12 +91,18 @@ struct ingest {
     size_t out_status_len;
     bool out_status_dirty;
     struct out_reply {
-        char topic[INGEST_PROP_MAX + EL_CFG_STR + 1];
-        struct ingest_request req; /* correlation data only */
-        char *payload;             /* INGEST_REPLY_MAX, allocated once */
+        struct reply_addr to;
+        char *payload; /* INGEST_REPLY_MAX, allocated once */
         size_t len;
     } out_replies[INGEST_OUT_REPLIES];
     uint32_t out_head, out_count;
+    /* "busy" replies the Paho thread leaves for the outbox thread (it must
+     * not call Paho from inside messageArrived) */
+    struct reply_addr out_busy[INGEST_BUSY_SLOTS];
+    uint32_t busy_head, busy_count;
+    struct reply_addr out_sending_busy; /* outbox thread's copy being sent */
+    int out_in_paho;                    /* replies handed to Paho, not yet written (under out_mu) */
+    struct plat_log_limit reply_limit;
     _Atomic int out_full; /* out_count == INGEST_OUT_REPLIES: requests wait */
 };
 
@@ -102,34 +132,259 @@ const char *ingest_status_topic(const struct ingest *ing)
     return ing->status_topic;
 }
 
-/* ---- duplicate detection ---- */
+/* ---- duplicate detection (ingest.h, "Duplicates") ---- */
 
+/* <storage.dir>/ingest-ids: a header page, then IDS_SLOTS slots. Host byte
+ * order; only ever read by this build on this machine. */
+#define IDS_FILE "ingest-ids"
+#define IDS_MAGIC 0x3173646965676c65ull /* "elgeids1" */
+#define IDS_SLOTS 65536u
+#define IDS_HDR_BYTES 4096u
+#define IDS_BYTES (IDS_HDR_BYTES + IDS_SLOTS * sizeof(struct ids_slot))
+/* The fallback content set: open addressing at load <= 1/2. */
+#define FB_SLOTS (2u * INGEST_DEDUP_WINDOW)
+
+struct ids_slot {
+    uint64_t fp;  /* fingerprint of topic and payload; 0 = none */
+    uint64_t ord; /* the delivery's ordinal */
+};
+
+struct ids_hdr {
+    uint64_t magic;
+    uint64_t session;        /* hash of mqtt.uri and mqtt.client_id */
+    char boot_id[64];        /* the boot that last wrote the table */
+    uint64_t next_seq;       /* journal_next_seq() after the last slot written */
+    uint64_t next_ord;       /* ordinal of the next new delivery */
+    uint64_t fallback_until; /* the content rule applies while next_ord < this */
+    uint32_t clean;          /* 1: msync'ed at a clean stop */
+    uint32_t pending;        /* 1: the slot below is being journaled */
+    uint64_t pending_next;   /* journal_next_seq() once its record is in */
+    uint64_t pending_fp;
+    uint64_t pending_ord;
+    uint32_t pending_id;
+};
+_Static_assert(sizeof(struct ids_hdr) <= IDS_HDR_BYTES, "ids header fits its page");
+
+/* What a crash leaves is the program order of these stores (a killed thread
+ * stops at an instruction boundary): keep the compiler from reordering. */
+#define IDS_ORDER() atomic_signal_fence(memory_order_seq_cst)
+
+static uint64_t delivery_fp(const char *topic, size_t topic_len, const void *payload, size_t len)
+{
+    uint64_t h = plat_hash64(PLAT_HASH64_INIT, topic, topic_len);
+    h = plat_hash64(h, "\0", 1);
+    h = plat_hash64(h, payload, len);
+    return h ? h : 1;
+}
+
+/* True if a DUP delivery with this id and fingerprint is a message we
+ * already took (journaled, or queued as a request). */
+static bool ids_seen(const struct ingest *ing, int msgid, uint64_t fp)
+{
+    const struct ids_slot *s = &ing->ids_slot[(unsigned)msgid & (IDS_SLOTS - 1)];
+    return s->fp == fp && ing->ids_hdr->next_ord - s->ord <= INGEST_IDS_MAX_AGE;
+}
+
+/* A new delivery that is not journaled (a request, our own status). */
+static void ids_note(struct ingest *ing, const MQTTAsync_message *msg, const char *topic,
+                     size_t topic_len)
+{
+    if (msg->qos <= 0 || msg->msgid <= 0)
+        return;
+    uint64_t fp = delivery_fp(topic, topic_len, msg->payload,
+                              msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0);
+    if (msg->dup && ids_seen(ing, msg->msgid, fp))
+        return; /* taken before: not a new delivery */
+    struct ids_slot *s = &ing->ids_slot[(unsigned)msg->msgid & (IDS_SLOTS - 1)];
+    s->fp = fp;
+    s->ord = ing->ids_hdr->next_ord;
+    IDS_ORDER();
+    ing->ids_hdr->next_ord++;
+}
+
+/* Before journal_append: announces the slot the record will get. */
+static void ids_announce(struct ingest *ing, int msgid, uint64_t fp, uint32_t nseq)
+{
+    struct ids_hdr *h = ing->ids_hdr;
+    h->pending_id = (unsigned)msgid & (IDS_SLOTS - 1);
+    h->pending_fp = fp;
+    h->pending_ord = h->next_ord;
+    h->pending_next = journal_next_seq(ing->journal) + nseq;
+    IDS_ORDER();
+    h->pending = 1;
+    IDS_ORDER();
+}
+
+/* After journal_append (or at start-up when the journal holds the record). */
+static void ids_apply_pending(struct ingest *ing)
+{
+    struct ids_hdr *h = ing->ids_hdr;
+    struct ids_slot *s = &ing->ids_slot[h->pending_id & (IDS_SLOTS - 1)];
+    s->fp = h->pending_fp;
+    s->ord = h->pending_ord;
+    h->next_ord = h->pending_ord + 1;
+    h->next_seq = h->pending_next;
+    IDS_ORDER();
+    h->pending = 0;
+}
+
+static el_status ids_open(struct ingest *ing)
+{
+    char path[sizeof ing->cfg->storage.dir + sizeof IDS_FILE + 1];
+    void *map = MAP_FAILED;
+    int err = 0;
+    snprintf(path, sizeof path, "%s/%s", ing->cfg->storage.dir, IDS_FILE);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        err = errno;
+    if (fd >= 0) {
+        struct stat sb;
+        if (fstat(fd, &sb) != 0)
+            err = errno;
+        else if (sb.st_size != (off_t)IDS_BYTES && ftruncate(fd, 0) != 0)
+            err = errno; /* not ours (or from another version): start over */
+        if (!err)
+            err = posix_fallocate(fd, 0, (off_t)IDS_BYTES); /* no SIGBUS on a full disk */
+        if (!err) {
+            map = mmap(NULL, IDS_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (map == MAP_FAILED)
+                err = errno;
+        }
+        close(fd);
+    }
+    ing->ids_persistent = map != MAP_FAILED;
+    if (!ing->ids_persistent) {
+        log_warn("cannot use %s (%s): duplicate detection will not survive a crash", path,
+                 strerror(err));
+        map = mmap(NULL, IDS_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (map == MAP_FAILED)
+            return EL_NOMEM;
+    }
+    ing->ids_map = map;
+    ing->ids_hdr = map;
+    ing->ids_slot = (struct ids_slot *)(void *)((char *)map + IDS_HDR_BYTES);
+    return EL_OK;
+}
+
+static uint64_t session_hash(const struct el_config *cfg)
+{
+    uint64_t h = plat_hash64(PLAT_HASH64_INIT, cfg->mqtt.uri, strlen(cfg->mqtt.uri));
+    h = plat_hash64(h, "\0", 1);
+    return plat_hash64(h, cfg->mqtt.client_id, strlen(cfg->mqtt.client_id));
+}
+
+/* Core thread, after the journal replay (journal_next_seq is final) and
+ * before ingest_start: decides whether the table can be trusted. */
+static void ids_start(struct ingest *ing)
+{
+    struct ids_hdr *h = ing->ids_hdr;
+    if (ing->ids_started)
+        return;
+    ing->ids_started = true;
+    uint64_t next_seq = journal_next_seq(ing->journal);
+    uint64_t session = session_hash(ing->cfg);
+    char boot[sizeof h->boot_id];
+    const char *why = NULL;
+    memset(boot, 0, sizeof boot); /* all of it goes to the file */
+    plat_clock_boot_id(boot, sizeof boot);
+    if (!ing->ids_persistent)
+        why = "is kept in memory only";
+    else if (h->magic != IDS_MAGIC || h->session != session)
+        why = "is new (or was for another broker session)";
+    else if (!h->clean && strncmp(h->boot_id, boot, sizeof boot) != 0)
+        why = "was written before a reboot or power cut";
+    else {
+        if (!h->clean && h->pending && next_seq >= h->pending_next)
+            ids_apply_pending(ing); /* journaled, then killed before the slot */
+        if (h->next_seq != next_seq)
+            why = "does not match the journal (data lost or restored)";
+    }
+    if (why) {
+        uint64_t ord = h->magic == IDS_MAGIC ? h->next_ord : 0;
+        memset(h, 0, sizeof *h);
+        memset(ing->ids_slot, 0, IDS_SLOTS * sizeof(struct ids_slot));
+        h->magic = IDS_MAGIC;
+        h->session = session;
+        h->next_ord = ord;
+        /* Nothing journaled yet (an empty log): nothing to recognise. */
+        h->fallback_until = next_seq > 1 ? ord + INGEST_IDS_MAX_AGE + 1 : ord;
+        if (next_seq > 1)
+            log_info("duplicate detection: the packet-id table %s; for the next %u deliveries a "
+                     "redelivery is also recognised by its content (the newest %d events)",
+                     why, INGEST_IDS_MAX_AGE + 1, INGEST_DEDUP_WINDOW);
+    }
+    h->pending = 0;
+    h->clean = 0;
+    h->next_seq = next_seq;
+    memcpy(h->boot_id, boot, sizeof boot);
+    if (h->next_ord >= h->fallback_until) {
+        free(ing->fb); /* not needed: the table covers everything that can come back */
+        ing->fb = NULL;
+    }
+}
+
+/* ingest_free: after a completed clean disconnect the table is made durable
+ * and marked clean, so it is trusted after a reboot too. */
+static void ids_close(struct ingest *ing)
+{
+    if (!ing->ids_map)
+        return;
+    if (ing->ids_persistent && atomic_load(&ing->disconnected) && !ing->ids_hdr->pending &&
+        ing->ids_hdr->magic == IDS_MAGIC) {
+        ing->ids_hdr->clean = 1;
+        if (msync(ing->ids_map, IDS_BYTES, MS_SYNC) != 0)
+            log_warn("cannot sync %s/%s: %s", ing->cfg->storage.dir, IDS_FILE, strerror(errno));
+    }
+    munmap(ing->ids_map, IDS_BYTES);
+    ing->ids_map = NULL;
+}
+
+/* The fallback rule's key: first series name and payload. */
 static uint64_t dedup_key(const char *series, size_t series_len, const void *payload,
                           size_t payload_len)
 {
     uint64_t h = plat_hash64(PLAT_HASH64_INIT, series, series_len);
     h = plat_hash64(h, "\0", 1);
-    return plat_hash64(h, payload, payload_len);
+    h = plat_hash64(h, payload, payload_len);
+    return h ? h : 1;
 }
 
-static void recent_add(struct ingest *ing, uint64_t key)
+static bool fb_active(const struct ingest *ing)
 {
-    ing->recent[ing->recent_pos] = key;
-    ing->recent_pos = (ing->recent_pos + 1) % INGEST_DEDUP_WINDOW;
+    return ing->fb && ing->ids_hdr->next_ord < ing->ids_hdr->fallback_until;
 }
 
-static bool recent_has(const struct ingest *ing, uint64_t key)
+static bool fb_has(const struct ingest *ing, uint64_t key)
 {
-    for (uint32_t i = 0; i < INGEST_DEDUP_WINDOW; i++)
-        if (ing->recent[i] == key)
+    for (uint32_t i = (uint32_t)key & (FB_SLOTS - 1);; i = (i + 1) & (FB_SLOTS - 1)) {
+        if (ing->fb[i] == key)
             return true;
-    return false;
+        if (ing->fb[i] == 0)
+            return false;
+    }
+}
+
+bool ingest_wants_seed(struct ingest *ing)
+{
+    ids_start(ing);
+    return ing->fb != NULL;
 }
 
 void ingest_seed_recent(struct ingest *ing, const char *series, size_t series_len,
                         const void *payload, size_t payload_len)
 {
-    recent_add(ing, dedup_key(series, series_len, payload, payload_len));
+    uint64_t key = dedup_key(series, series_len, payload, payload_len);
+    if (!ing->fb || ing->fb_count >= FB_SLOTS / 2)
+        return; /* the core seeds at most INGEST_DEDUP_WINDOW */
+    for (uint32_t i = (uint32_t)key & (FB_SLOTS - 1);; i = (i + 1) & (FB_SLOTS - 1)) {
+        if (ing->fb[i] == key)
+            return;
+        if (ing->fb[i] == 0) {
+            ing->fb[i] = key;
+            ing->fb_count++;
+            return;
+        }
+    }
 }
 
 /* ---- the callback that makes a message safe ---- */
@@ -159,16 +414,82 @@ static unsigned check_names(const struct decode_result *res, size_t topic_len)
     return DECODE_OK;
 }
 
-static el_status send_reply(struct ingest *ing, const char *topic, const struct ingest_request *req,
-                            const void *payload, size_t len);
-
-static void reply_busy(struct ingest *ing, const struct ingest_request *req)
+static void set_addr(struct reply_addr *a, const char *topic, const struct ingest_request *req)
 {
-    static const char busy[] =
-        "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":\"too many requests waiting\"}}";
-    if (req->response_topic[0] &&
-        send_reply(ing, req->response_topic, req, busy, sizeof busy - 1) != EL_OK)
-        log_debug("could not send a busy reply");
+    snprintf(a->topic, sizeof a->topic, "%s", topic);
+    a->has_correlation = req->has_correlation;
+    a->correlation_len = req->correlation_len;
+    memcpy(a->correlation, req->correlation, req->correlation_len);
+}
+
+/* Where a "busy" reply may go: the Response Topic, else the JSON's
+ * reply_to, when query_check_reply_topic accepts it; NULL and *problem
+ * otherwise. */
+static const char *busy_topic(struct ingest *ing, const struct ingest_request *req,
+                              const MQTTAsync_message *msg, struct query *q,
+                              enum query_topic_problem *problem)
+{
+    const char *code;
+    char err[8];
+    enum query_topic_problem rt = QTOPIC_NONE, rto = QTOPIC_NONE;
+    if (req->has_response_topic)
+        rt = query_check_reply_topic(req->response_topic, req->response_topic_len,
+                                     &ing->reply_rules);
+    if (rt == QTOPIC_OK)
+        return req->response_topic;
+    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    (void)query_parse(msg->payload, len < INGEST_REQ_MAX ? len : INGEST_REQ_MAX, 0, q, &code, err,
+                      sizeof err);
+    if (q->has_reply_to)
+        rto = query_check_reply_topic(q->reply_to, q->reply_to_len, &ing->reply_rules);
+    *problem = rt != QTOPIC_NONE ? rt : rto;
+    return rto == QTOPIC_OK ? q->reply_to : NULL;
+}
+
+/* Paho thread, the request queue full: "busy" to wherever the reply may
+ * safely go (the same rules as every reply, query.h), counted either way. */
+static void reply_busy(struct ingest *ing, const struct ingest_request *req,
+                       const MQTTAsync_message *msg)
+{
+    struct query q; /* ~2 KiB: an MQTT 3.1.1 request says where in its JSON */
+    enum query_topic_problem problem = QTOPIC_NONE;
+    const char *topic = busy_topic(ing, req, msg, &q, &problem);
+    if (!topic) {
+        atomic_fetch_add(&ing->counters.requests_rejected[problem], 1);
+        return;
+    }
+    bool queued = false;
+    pthread_mutex_lock(&ing->out_mu);
+    if (ing->busy_count < INGEST_BUSY_SLOTS) {
+        set_addr(&ing->out_busy[(ing->busy_head + ing->busy_count) % INGEST_BUSY_SLOTS], topic,
+                 req);
+        ing->busy_count++;
+        queued = true;
+        pthread_cond_broadcast(&ing->out_cv);
+    }
+    pthread_mutex_unlock(&ing->out_mu);
+    if (!queued)
+        atomic_fetch_add(&ing->counters.requests_busy_unsent, 1);
+}
+
+const struct query_reply_rules *ingest_reply_rules(const struct ingest *ing)
+{
+    return &ing->reply_rules;
+}
+
+/* The topics replies may not go to (query.h), from the configuration. */
+static void init_reply_rules(struct ingest *ing)
+{
+    const struct el_config *cfg = ing->cfg;
+    ing->own_ptr[0] = ing->query_topic;
+    ing->own_ptr[1] = ing->command_topic;
+    ing->own_ptr[2] = ing->status_topic;
+    for (int i = 0; i < cfg->ingest.n_filters; i++)
+        ing->filter_ptr[i] = cfg->ingest.filters[i];
+    ing->reply_rules.filters = ing->filter_ptr;
+    ing->reply_rules.n_filters = cfg->ingest.n_filters;
+    ing->reply_rules.own = ing->own_ptr;
+    ing->reply_rules.n_own = 3;
 }
 
 static void copy_properties(struct ingest_request *r, MQTTAsync_message *msg)
@@ -176,11 +497,18 @@ static void copy_properties(struct ingest_request *r, MQTTAsync_message *msg)
     MQTTProperty *p =
         MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
     r->response_topic[0] = '\0';
+    r->response_topic_len = 0;
+    r->has_response_topic = p != NULL;
     r->has_correlation = false;
     r->correlation_len = 0;
-    if (p && p->value.data.len > 0 && p->value.data.len <= INGEST_PROP_MAX) {
-        memcpy(r->response_topic, p->value.data.data, (size_t)p->value.data.len);
-        r->response_topic[p->value.data.len] = '\0';
+    if (p && p->value.data.len > 0) {
+        /* Kept (cut) whatever its length: the serving thread judges it and
+         * counts a refusal (query_check_reply_topic), never a silent drop. */
+        size_t n = (size_t)p->value.data.len;
+        r->response_topic_len = n;
+        n = n < INGEST_PROP_MAX ? n : INGEST_PROP_MAX;
+        memcpy(r->response_topic, p->value.data.data, n);
+        r->response_topic[n] = '\0';
     }
     p = MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
     if (p && p->value.data.len >= 0 && p->value.data.len <= INGEST_PROP_MAX) {
@@ -214,7 +542,7 @@ static void take_in_request(struct ingest *ing, bool is_command, MQTTAsync_messa
         copy_properties(&tmp, msg);
         plat_log_limited(&ing->req_limit, 10000, PLAT_LOG_WARN,
                          "request queue full: answering busy");
-        reply_busy(ing, &tmp);
+        reply_busy(ing, &tmp, msg);
         return;
     }
     if (ing->req_wake)
@@ -233,6 +561,8 @@ bool ingest_take_request(struct ingest *ing, struct ingest_request *out)
         out->len = r->len;
         memcpy(out->payload, r->payload, r->len);
         memcpy(out->response_topic, r->response_topic, sizeof out->response_topic);
+        out->response_topic_len = r->response_topic_len;
+        out->has_response_topic = r->has_response_topic;
         memcpy(out->correlation, r->correlation, r->correlation_len);
         out->correlation_len = r->correlation_len;
         out->has_correlation = r->has_correlation;
@@ -261,24 +591,58 @@ void ingest_set_request_wakeup(struct ingest *ing, void (*fn)(void *ctx), void *
 }
 
 /* Paho threads (the outbox thread, or a callback): sends a reply now. */
-static el_status send_reply(struct ingest *ing, const char *topic, const struct ingest_request *req,
-                            const void *payload, size_t len)
+/* Paho's threads: a reply left the outbox's hands for good (written to the
+ * socket, or failed). */
+static void on_reply_written(void *ctx, MQTTAsync_successData5 *resp)
+{
+    struct ingest *ing = ctx;
+    (void)resp;
+    pthread_mutex_lock(&ing->out_mu);
+    if (ing->out_in_paho > 0)
+        ing->out_in_paho--;
+    pthread_cond_broadcast(&ing->out_cv);
+    pthread_mutex_unlock(&ing->out_mu);
+}
+
+static void on_reply_failed(void *ctx, MQTTAsync_failureData5 *resp)
+{
+    struct ingest *ing = ctx;
+    (void)resp;
+    atomic_fetch_add(&ing->counters.replies_unsent, 1);
+    on_reply_written(ctx, NULL);
+}
+
+static void on_busy_failed(void *ctx, MQTTAsync_failureData5 *resp)
+{
+    struct ingest *ing = ctx;
+    (void)resp;
+    atomic_fetch_add(&ing->counters.replies_unsent, 1);
+}
+
+/* Sends a reply (QoS 0, with the request's correlation data). outbox: it
+ * counts against the replies Paho may hold at once (OUT_IN_PAHO_MAX), whose
+ * completion callbacks release it; otherwise only a failure is counted. */
+static el_status send_reply(struct ingest *ing, const struct reply_addr *to, const void *payload,
+                            size_t len, bool outbox)
 {
     MQTTAsync_message m = MQTTAsync_message_initializer;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     MQTTProperty p;
     if (!MQTTAsync_isConnected(ing->client))
         return EL_AGAIN;
+    ro.context = ing;
+    ro.onSuccess5 = outbox ? on_reply_written : NULL;
+    ro.onFailure5 = outbox ? on_reply_failed : on_busy_failed;
     m.payload = (void *)(uintptr_t)payload;
     m.payloadlen = (int)len;
     m.qos = 0;
-    if (req->has_correlation) {
+    if (to->has_correlation) {
         p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
-        p.value.data.data = (char *)(uintptr_t)req->correlation;
-        p.value.data.len = (int)req->correlation_len;
+        p.value.data.data = (char *)(uintptr_t)to->correlation;
+        p.value.data.len = (int)to->correlation_len;
         MQTTProperties_add(&m.properties, &p);
     }
-    int rc = MQTTAsync_sendMessage(ing->client, topic, &m, &ro);
+    int rc = MQTTAsync_sendMessage(ing->client, to->topic, &m, &ro);
     MQTTProperties_free(&m.properties);
     return rc == MQTTASYNC_SUCCESS ? EL_OK : EL_AGAIN;
 }
@@ -311,7 +675,7 @@ static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_messag
     struct decode_result res;
     struct journal_event events[DECODE_MAX_FIELDS];
     struct journal_msg jm;
-    uint64_t seq, key = 0;
+    uint64_t seq;
     size_t topic_len = topic_len_in > 0 ? (size_t)topic_len_in : strlen(topic);
     const char *payload = msg->payload ? msg->payload : "";
     size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
@@ -325,6 +689,7 @@ static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_messag
         return 1;
     }
     if (strcmp(topic, ing->query_topic) == 0 || strcmp(topic, ing->command_topic) == 0) {
+        ids_note(ing, msg, topic, topic_len);
         take_in_request(ing, strcmp(topic, ing->command_topic) == 0, msg);
         MQTTAsync_freeMessage(&msg);
         MQTTAsync_free(topic);
@@ -333,11 +698,17 @@ static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_messag
     if (strncmp(topic, ing->cfg->mqtt.topic_prefix, ing->prefix_len) == 0 &&
         topic[ing->prefix_len] == '/') {
         /* Our own status/replies matched a broad filter such as "#": not a reading. */
+        ids_note(ing, msg, topic, topic_len);
         MQTTAsync_freeMessage(&msg);
         MQTTAsync_free(topic);
         return 1;
     }
     atomic_fetch_add_explicit(&ing->counters.received, 1, memory_order_relaxed);
+    bool tracked = msg->qos > 0 && msg->msgid > 0;
+    uint64_t fp = tracked ? delivery_fp(topic, topic_len, payload, len) : 0;
+    const char *rule = "same packet id";
+    if (tracked && msg->dup && ids_seen(ing, msg->msgid, fp))
+        goto duplicate;
     memset(&jm, 0, sizeof jm);
     jm.recv_ms = plat_clock_wall_ms();
     jm.mono_ms = plat_clock_mono_ms();
@@ -352,13 +723,10 @@ static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_messag
     if (reason == DECODE_OK)
         reason = check_names(&res, topic_len);
     if (reason == DECODE_OK) {
-        key = message_key(topic, topic_len, payload, len, &res);
-        if (msg->dup && recent_has(ing, key)) {
-            atomic_fetch_add_explicit(&ing->counters.duplicates, 1, memory_order_relaxed);
-            plat_log_limited(&ing->dup_limit, 10000, PLAT_LOG_INFO,
-                             "dropped a redelivered duplicate on %.*s (already journaled)",
-                             (int)(topic_len > 200 ? 200 : topic_len), topic);
-            goto done;
+        if (msg->dup && fb_active(ing) &&
+            fb_has(ing, message_key(topic, topic_len, payload, len, &res))) {
+            rule = "same content as a stored event";
+            goto duplicate;
         }
         for (uint32_t i = 0; i < res.n_events; i++) {
             events[i].ts_ms = res.ev[i].ts_ms;
@@ -381,6 +749,8 @@ static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_messag
             (int)(topic_len > 200 ? 200 : topic_len), topic, ingest_reason_str(reason), len);
     }
 
+    if (tracked)
+        ids_announce(ing, msg->msgid, fp, jm.n_events ? jm.n_events : 1u);
     el_status st = journal_append(ing->journal, &jm, &seq);
     if (st != EL_OK) {
         /* Shutdown while the journal was full or a strict msync kept
@@ -391,8 +761,14 @@ static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_messag
                   el_status_str(st));
         _exit(75);
     }
-    if (key != 0)
-        recent_add(ing, key);
+    if (tracked)
+        ids_apply_pending(ing);
+    goto done;
+duplicate:
+    atomic_fetch_add_explicit(&ing->counters.duplicates, 1, memory_order_relaxed);
+    plat_log_limited(&ing->dup_limit, 10000, PLAT_LOG_INFO,
+                     "dropped a redelivered duplicate on %.*s (already journaled: %s)",
+                     (int)(topic_len > 200 ? 200 : topic_len), topic, rule);
 done:
     MQTTAsync_freeMessage(&msg);
     MQTTAsync_free(topic);
@@ -458,6 +834,10 @@ static void on_connection_lost(void *ctx, char *cause)
 {
     struct ingest *ing = ctx;
     atomic_store(&ing->counters.connected, 0);
+    pthread_mutex_lock(&ing->out_mu); /* QoS 0 replies in Paho's queue are gone */
+    ing->out_in_paho = 0;
+    pthread_cond_broadcast(&ing->out_cv);
+    pthread_mutex_unlock(&ing->out_mu);
     if (!ing->stopping)
         log_warn("connection to the broker lost (%s); reconnecting", cause ? cause : "no reason");
 }
@@ -514,6 +894,7 @@ el_status ingest_new(const struct el_config *cfg, struct journal *journal, struc
     snprintf(ing->query_topic, sizeof ing->query_topic, "%s/query", cfg->mqtt.topic_prefix);
     snprintf(ing->command_topic, sizeof ing->command_topic, "%s/command", cfg->mqtt.topic_prefix);
     ing->prefix_len = strlen(cfg->mqtt.topic_prefix);
+    init_reply_rules(ing);
     atomic_store(&ing->counters.broker_dropped, -1);
     pthread_mutex_init(&ing->req_mu, NULL);
     pthread_mutex_init(&ing->out_mu, NULL);
@@ -531,12 +912,19 @@ el_status ingest_new(const struct el_config *cfg, struct journal *journal, struc
         return EL_NOMEM;
     }
     ing->backoff_ms = 1000;
-    st = read_password(ing);
+    ing->fb = calloc(FB_SLOTS, sizeof ing->fb[0]);
+    st = ing->fb ? ids_open(ing) : EL_NOMEM;
+    if (st == EL_OK)
+        st = read_password(ing);
     if (st != EL_OK) {
         ingest_free(ing);
         return st;
     }
     co.MQTTVersion = MQTTVERSION_5;
+    /* Paho refuses a publish once this many wait in its queue (its default
+     * is 100; a flood of "busy" replies needs more); the outbox bounds
+     * the big ones (OUT_IN_PAHO_MAX). */
+    co.maxBufferedMessages = INGEST_PAHO_QUEUE;
     int rc = MQTTAsync_createWithOptions(&ing->client, cfg->mqtt.uri, cfg->mqtt.client_id,
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
@@ -564,6 +952,8 @@ void ingest_free(struct ingest *ing)
     }
     if (ing->client)
         MQTTAsync_destroy(&ing->client);
+    ids_close(ing);
+    free(ing->fb);
     pthread_mutex_destroy(&ing->req_mu);
     pthread_mutex_destroy(&ing->out_mu);
     pthread_cond_destroy(&ing->out_cv);
@@ -633,6 +1023,7 @@ static void *out_main(void *arg);
 
 el_status ingest_start(struct ingest *ing)
 {
+    ids_start(ing);
     ing->next_connect_ms = 0;
     el_status st = connect_now(ing);
     if (st != EL_OK)
@@ -668,6 +1059,7 @@ static void on_disconnected(void *ctx, MQTTAsync_successData5 *resp)
 {
     struct ingest *ing = ctx;
     (void)resp;
+    atomic_store(&ing->disconnected, 1);
     atomic_store(&ing->counters.connected, 0);
     atomic_store(&ing->stopped, 1);
 }
@@ -696,7 +1088,14 @@ static void stop_now(struct ingest *ing, int timeout_ms)
     /* A clean disconnect does not fire the will: say it ourselves. */
     if (publish(ing, ing->status_topic, offline, sizeof offline - 1, 1, true) != EL_OK)
         log_debug("could not publish the offline status");
-    d.timeout = timeout_ms;
+    /* No grace period: Paho waits for the broker to go quiet, which under
+     * ingest it never does (3 s measured, whatever the timeout asked).
+     * What was not acknowledged comes back to the next session; the
+     * reason code makes the broker publish our will ("offline", retained)
+     * should the publish above not have made it out. */
+    (void)timeout_ms;
+    d.timeout = 0;
+    d.reasonCode = MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE;
     d.onSuccess5 = on_disconnected;
     d.onFailure5 = on_disconnect_failed;
     d.context = ing;
@@ -757,16 +1156,13 @@ el_status ingest_reply(struct ingest *ing, const char *topic, const struct inges
 {
     el_status st = EL_AGAIN;
     size_t tlen = strlen(topic);
-    if (len > INGEST_REPLY_MAX || tlen >= sizeof ing->out_replies[0].topic)
+    if (len > INGEST_REPLY_MAX || tlen >= sizeof ing->out_replies[0].to.topic)
         return EL_AGAIN;
     pthread_mutex_lock(&ing->out_mu);
     if (ing->out_count < INGEST_OUT_REPLIES) {
         struct out_reply *r =
             &ing->out_replies[(ing->out_head + ing->out_count) % INGEST_OUT_REPLIES];
-        memcpy(r->topic, topic, tlen + 1);
-        r->req.has_correlation = req->has_correlation;
-        r->req.correlation_len = req->correlation_len;
-        memcpy(r->req.correlation, req->correlation, req->correlation_len);
+        set_addr(&r->to, topic, req);
         memcpy(r->payload, payload, len);
         r->len = len;
         ing->out_count++;
@@ -779,6 +1175,20 @@ el_status ingest_reply(struct ingest *ing, const char *topic, const struct inges
 }
 
 #define OUT_TICK_MS 200
+#define OUT_IN_PAHO_MAX 4
+
+/* Waits on out_cv (out_mu held) for at most ms; true on a timeout. */
+static bool out_wait(struct ingest *ing, int ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_nsec += ms * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return pthread_cond_timedwait(&ing->out_cv, &ing->out_mu, &until) != 0;
+}
 
 static void *out_main(void *arg)
 {
@@ -789,7 +1199,7 @@ static void *out_main(void *arg)
     while (!ing->out_quit) {
         int64_t now = plat_clock_mono_ms();
         bool status_due = ing->out_status_dirty && now >= status_retry_ms;
-        if (!ing->out_stop_req && !status_due && ing->out_count == 0) {
+        if (!ing->out_stop_req && !status_due && ing->out_count == 0 && ing->busy_count == 0) {
             struct timespec until;
             clock_gettime(CLOCK_MONOTONIC, &until);
             until.tv_nsec += OUT_TICK_MS * 1000000L;
@@ -821,11 +1231,39 @@ static void *out_main(void *arg)
                 ing->out_status_dirty = true; /* unchanged meanwhile: still ours to send */
                 status_retry_ms = now + OUT_TICK_MS;
             }
+        } else if (ing->busy_count > 0) {
+            static const char busy[] = "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":"
+                                       "\"too many requests waiting\"}}";
+            struct reply_addr *to = &ing->out_sending_busy;
+            *to = ing->out_busy[ing->busy_head];
+            ing->busy_head = (ing->busy_head + 1) % INGEST_BUSY_SLOTS;
+            ing->busy_count--;
+            pthread_mutex_unlock(&ing->out_mu);
+            if (send_reply(ing, to, busy, sizeof busy - 1, false) == EL_OK)
+                atomic_fetch_add(&ing->counters.requests_busy, 1);
+            else
+                atomic_fetch_add(&ing->counters.requests_busy_unsent, 1);
+            pthread_mutex_lock(&ing->out_mu);
         } else {
             struct out_reply *r = &ing->out_replies[ing->out_head];
+            /* Paho copies what it sends: at most OUT_IN_PAHO_MAX replies
+             * (each up to INGEST_REPLY_MAX) held there at once. */
+            for (int waited = 0; ing->out_in_paho >= OUT_IN_PAHO_MAX && !ing->out_quit;) {
+                /* Completions are lost with a dropped connection: do not
+                 * wait for them forever (the connection-lost callback resets). */
+                if (out_wait(ing, OUT_TICK_MS) && (waited += OUT_TICK_MS) >= 5000) {
+                    log_warn("replies handed to the MQTT library never completed; going on");
+                    ing->out_in_paho = 0;
+                }
+            }
+            ing->out_in_paho++;
             pthread_mutex_unlock(&ing->out_mu);
-            if (send_reply(ing, r->topic, &r->req, r->payload, r->len) != EL_OK)
-                log_warn("could not send a reply to %s", r->topic);
+            if (send_reply(ing, &r->to, r->payload, r->len, true) != EL_OK) {
+                atomic_fetch_add(&ing->counters.replies_unsent, 1);
+                plat_log_limited(&ing->reply_limit, 10000, PLAT_LOG_WARN,
+                                 "could not send a reply to %s (counted in status)", r->to.topic);
+                on_reply_written(ing, NULL);
+            }
             pthread_mutex_lock(&ing->out_mu);
             ing->out_head = (ing->out_head + 1) % INGEST_OUT_REPLIES;
             ing->out_count--;

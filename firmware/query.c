@@ -297,6 +297,20 @@ static bool parse_bool(const char *text, const jsmntok_t *t, bool *out)
     return true;
 }
 
+/* reply_to as written (query_check_reply_topic judges it): a JSON string
+ * without escapes; one that is too long is kept cut so the check says so. */
+static bool copy_reply_to(const char *text, const jsmntok_t *t, struct query *q)
+{
+    struct tok_text v = tok(text, t);
+    if (t->type != JSMN_STRING || memchr(v.s, '\\', v.n))
+        return false;
+    size_t n = v.n < sizeof q->reply_to - 1 ? v.n : sizeof q->reply_to - 1;
+    memcpy(q->reply_to, v.s, n);
+    q->reply_to[n] = '\0';
+    q->reply_to_len = v.n;
+    return true;
+}
+
 /* First pass: reply_to and id, so even a bad request can be answered. */
 static void parse_reply_fields(const char *text, const jsmntok_t *t, int n, struct query *q)
 {
@@ -304,8 +318,7 @@ static void parse_reply_fields(const char *text, const jsmntok_t *t, int n, stru
         if (t[i].parent != 0)
             continue;
         if (tok_is(text, &t[i], "reply_to"))
-            q->has_reply_to = copy_string(text, &t[i + 1], q->reply_to, sizeof q->reply_to) &&
-                              !strpbrk(q->reply_to, "+#");
+            q->has_reply_to = copy_reply_to(text, &t[i + 1], q);
         else if (tok_is(text, &t[i], "id")) {
             const jsmntok_t *v = &t[i + 1];
             struct tok_text tv = tok(text, v);
@@ -395,7 +408,8 @@ bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, 
     if (q->from_ms >= q->to_ms)
         return fail(code, "bad_request", err, errlen, "\"from\" must be before \"to\"");
     if (q->to_ms - q->from_ms > MAX_SPAN_MS)
-        return fail(code, "too_large", err, errlen, "range longer than 200 years");
+        return fail(code, "too_large", err, errlen,
+                    "the range is longer than 200 years, the bound of one query");
     (void)has_step;
     int64_t first = q->from_ms - (((q->from_ms % q->step_ms) + q->step_ms) % q->step_ms);
     int64_t buckets = (q->to_ms - first + q->step_ms - 1) / q->step_ms;
@@ -406,4 +420,89 @@ bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, 
         return fail(code, "too_large", err, errlen, msg);
     }
     return true;
+}
+
+/* ---- where a reply may go ---- */
+
+const char *query_topic_problem_str(enum query_topic_problem p)
+{
+    static const char *const names[QTOPIC_COUNT] = {
+        [QTOPIC_OK] = "ok",
+        [QTOPIC_NONE] = "no_reply_topic",
+        [QTOPIC_EMPTY] = "empty",
+        [QTOPIC_TOO_LONG] = "too_long",
+        [QTOPIC_WILDCARD] = "wildcard",
+        [QTOPIC_BAD_UTF8] = "bad_utf8",
+        [QTOPIC_RESERVED] = "reserved",
+        [QTOPIC_INGEST] = "ingest_topic",
+        [QTOPIC_OWN] = "own_topic",
+    };
+    return (unsigned)p < QTOPIC_COUNT ? names[p] : "unknown";
+}
+
+/* One UTF-8 character at s (n bytes left): its length, or 0 if invalid —
+ * overlong forms, surrogates, beyond U+10FFFF, and what MQTT and mosquitto
+ * refuse in a topic name: U+0000, control characters, non-characters. */
+static size_t utf8_char(const unsigned char *s, size_t n)
+{
+    uint32_t cp;
+    size_t len;
+    if (s[0] < 0x80) {
+        cp = s[0];
+        len = 1;
+    } else if ((s[0] & 0xE0) == 0xC0) {
+        cp = s[0] & 0x1Fu;
+        len = 2;
+    } else if ((s[0] & 0xF0) == 0xE0) {
+        cp = s[0] & 0x0Fu;
+        len = 3;
+    } else if ((s[0] & 0xF8) == 0xF0) {
+        cp = s[0] & 0x07u;
+        len = 4;
+    } else {
+        return 0;
+    }
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3Fu);
+    }
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    if (cp <= 0x1F || (cp >= 0x7F && cp <= 0x9F))
+        return 0;
+    if ((cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE)
+        return 0;
+    return len;
+}
+
+enum query_topic_problem query_check_reply_topic(const char *topic, size_t len,
+                                                 const struct query_reply_rules *rules)
+{
+    if (!topic)
+        return QTOPIC_NONE;
+    if (len == 0)
+        return QTOPIC_EMPTY;
+    if (len > QUERY_REPLY_TOPIC_MAX)
+        return QTOPIC_TOO_LONG;
+    for (size_t i = 0; i < len;) {
+        size_t c = utf8_char((const unsigned char *)topic + i, len - i);
+        if (c == 0)
+            return QTOPIC_BAD_UTF8;
+        i += c;
+    }
+    if (memchr(topic, '+', len) || memchr(topic, '#', len))
+        return QTOPIC_WILDCARD;
+    if (topic[0] == '$')
+        return QTOPIC_RESERVED;
+    for (int i = 0; rules && i < rules->n_own; i++)
+        if (strlen(rules->own[i]) == len && memcmp(rules->own[i], topic, len) == 0)
+            return QTOPIC_OWN;
+    for (int i = 0; rules && i < rules->n_filters; i++)
+        if (query_topic_matches(rules->filters[i], topic, len))
+            return QTOPIC_INGEST;
+    return QTOPIC_OK;
 }

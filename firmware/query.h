@@ -30,6 +30,7 @@
 #define QUERY_MAX_BUCKETS 10000
 #define QUERY_NAME_MAX 255
 #define QUERY_ID_MAX 128
+#define QUERY_REPLY_TOPIC_MAX 256 /* bytes of a response topic or reply_to */
 
 enum query_op {
     QUERY_RANGE = 0,
@@ -67,7 +68,8 @@ struct query {
     bool wants_quantiles;
     int limit; /* op last: samples per series (default 1, max 1000) */
     bool full, retry_parked;
-    char reply_to[QUERY_NAME_MAX + 1];
+    char reply_to[QUERY_REPLY_TOPIC_MAX + 1]; /* as given (cut); check it before use */
+    size_t reply_to_len;                      /* its full length */
     bool has_reply_to;
     char id[QUERY_ID_MAX + 1]; /* raw JSON text of "id" (string with quotes, or number) */
     bool has_id;
@@ -87,5 +89,35 @@ bool query_parse_duration(const char *s, size_t n, int64_t *out_ms);
 
 /* MQTT topic-filter match ('+' one level, '#' the rest) of a name. */
 bool query_topic_matches(const char *filter, const char *name, size_t name_len);
+
+/* ---- where a reply may go ----
+ * A reply is published to the request's MQTT v5 Response Topic or its
+ * "reply_to". Publishing to a name the broker refuses (a wildcard, bad
+ * UTF-8: mosquitto disconnects the publisher for that) or to one of the
+ * daemon's own topics (its ingest filters: the reply would come back as a
+ * reading; its query/command/status topics: a loop) must never happen. */
+enum query_topic_problem {
+    QTOPIC_OK = 0,
+    QTOPIC_NONE,     /* no response topic and no reply_to */
+    QTOPIC_EMPTY,    /* "" */
+    QTOPIC_TOO_LONG, /* over QUERY_REPLY_TOPIC_MAX bytes */
+    QTOPIC_WILDCARD, /* '+' or '#' */
+    QTOPIC_BAD_UTF8, /* invalid UTF-8, NUL, control characters, non-characters */
+    QTOPIC_RESERVED, /* starts with '$' (the broker's) */
+    QTOPIC_INGEST,   /* matches one of the daemon's ingest filters */
+    QTOPIC_OWN,      /* one of the daemon's own topics */
+    QTOPIC_COUNT
+};
+const char *query_topic_problem_str(enum query_topic_problem p);
+
+struct query_reply_rules {
+    const char *const *filters; /* ingest subscriptions */
+    int n_filters;
+    const char *const *own; /* exact topic names of the daemon */
+    int n_own;
+};
+/* Checks a topic (len bytes, no NUL needed) a reply would be published to. */
+enum query_topic_problem query_check_reply_topic(const char *topic, size_t len,
+                                                 const struct query_reply_rules *rules);
 
 #endif

@@ -4,6 +4,43 @@
 #include "plat_clock.h"
 #include "plat_jsonw.h"
 
+/* "queries": every request counted once (requests.h). */
+static void format_queries(struct jw *w, const struct status_snapshot *s)
+{
+    const struct requests_counters *q = s->queries;
+    jw_key(w, "queries");
+    jw_obj_begin(w);
+    jw_key(w, "received");
+    jw_uint(w, atomic_load(&q->received));
+    jw_key(w, "answered");
+    jw_uint(w, atomic_load(&q->answered));
+    jw_key(w, "errors");
+    jw_obj_begin(w);
+    for (int e = 0; e < RQ_ERR_COUNT; e++) {
+        jw_key(w, requests_error_str((enum requests_error)e));
+        jw_uint(w, atomic_load(&q->errors[e]));
+    }
+    jw_obj_end(w);
+    jw_key(w, "rejected");
+    jw_obj_begin(w);
+    for (int p = QTOPIC_NONE; p < QTOPIC_COUNT; p++) {
+        jw_key(w, query_topic_problem_str((enum query_topic_problem)p));
+        jw_uint(w, atomic_load(&q->rejected[p]) + s->rejected_at_intake[p]);
+    }
+    jw_obj_end(w);
+    jw_key(w, "unsent");
+    jw_uint(w, atomic_load(&q->unsent) + s->replies_unsent);
+    jw_key(w, "busy_at_intake");
+    jw_uint(w, s->requests_busy);
+    jw_key(w, "busy_unsent");
+    jw_uint(w, s->requests_busy_unsent);
+    jw_key(w, "slow");
+    jw_uint(w, atomic_load(&q->slow));
+    jw_key(w, "memory_bytes");
+    jw_uint(w, s->serving_memory_bytes);
+    jw_obj_end(w);
+}
+
 size_t status_format(const struct status_snapshot *s, char *buf, size_t len)
 {
     struct jw w;
@@ -26,6 +63,17 @@ size_t status_format(const struct status_snapshot *s, char *buf, size_t len)
     jw_uint(&w, s->clock_anchored);
     jw_key(&w, "steps");
     jw_uint(&w, s->clock_steps);
+    jw_key(&w, "source");
+    jw_str(&w, plat_clock_sync_source());
+    if (!s->clock_synced) {
+        /* Say plainly why data waits and what to do (issue: a board that
+         * never synchronised its clock must not look broken). */
+        jw_key(&w, "waiting");
+        jw_str(&w, "the system clock is not synchronised: readings without their own timestamp "
+                   "are served provisionally at the board's clock; batch views and sync wait "
+                   "for them until NTP synchronises the clock or clock.synced = yes declares "
+                   "it good");
+    }
     jw_obj_end(&w);
 
     jw_key(&w, "mqtt");
@@ -99,6 +147,9 @@ size_t status_format(const struct status_snapshot *s, char *buf, size_t len)
     jw_key(&w, "memory_bytes");
     jw_uint(&w, s->speed_memory_bytes);
     jw_obj_end(&w);
+
+    if (s->queries)
+        format_queries(&w, s);
 
     jw_key(&w, "batch");
     jw_obj_begin(&w);

@@ -17,6 +17,7 @@
 
 #include "batch.h"
 #include "ingest.h"
+#include "requests.h"
 #include "sync.h"
 
 struct status_snapshot {
@@ -46,6 +47,12 @@ struct status_snapshot {
     int64_t log_oldest_seq;      /* raw events below this are only in the views */
     uint32_t series;
     uint64_t speed_memory_bytes;
+    uint64_t serving_memory_bytes;             /* the serving thread's working set */
+    const struct requests_counters *queries;   /* atomics, read while formatting */
+    uint64_t requests_busy;                    /* refused by the Paho thread: queue full */
+    uint64_t requests_busy_unsent;             /* ... and no busy reply could go out */
+    uint64_t replies_unsent;                   /* replies the MQTT library failed to send */
+    uint64_t rejected_at_intake[QTOPIC_COUNT]; /* queue full and no usable reply topic */
     bool batch_enabled;
     struct batch_status batch;
     struct sync_status sync;

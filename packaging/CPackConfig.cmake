@@ -14,7 +14,9 @@
 #   /etc/edgelambda/edgelambda.conf              conffile: edgelambda.conf.example,
 #                                                every key commented = the defaults
 #   /var/lib/edgelambda/                         state directory (master log)
-#   /usr/share/doc/edgelambda/                   README.md, DEPLOY.md, the example config
+#   /usr/share/doc/edgelambda/                   README.md, DEPLOY.md, the example config,
+#                                                copyright (Debian's machine-readable format:
+#                                                Apache-2.0, packaging/copyright)
 # Maintainer scripts (packaging/postinst, prerm, postrm) create the system
 # user "edgelambda" and enable/start/stop the unit like debhelper would.
 #
@@ -32,7 +34,7 @@ install(FILES ${CMAKE_SOURCE_DIR}/edgelambda.conf.example DESTINATION ${EL_PKG_C
         RENAME edgelambda.conf)
 install(DIRECTORY DESTINATION ${EL_PKG_STATE_DIR})
 install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/edgelambda.conf.example
-        DESTINATION ${EL_PKG_DOC_DIR})
+        ${CMAKE_CURRENT_LIST_DIR}/copyright DESTINATION ${EL_PKG_DOC_DIR})
 if(EXISTS ${CMAKE_SOURCE_DIR}/docs/DEPLOY.md)
   install(FILES ${CMAKE_SOURCE_DIR}/docs/DEPLOY.md DESTINATION ${EL_PKG_DOC_DIR})
 endif()

@@ -14,6 +14,7 @@ const char *el_status_str(el_status st)
     case EL_NOTFOUND: return "not found";
     case EL_DB: return "database error";
     case EL_MQTT: return "MQTT error";
+    case EL_TIMEOUT: return "deadline passed";
     }
     return "unknown";
 }

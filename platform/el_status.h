@@ -24,7 +24,8 @@ typedef enum el_status {
     EL_CORRUPT,  /* on-disk data failed its check */
     EL_NOTFOUND, /* no such item */
     EL_DB,       /* SQLite reported an error */
-    EL_MQTT      /* the MQTT library reported an error */
+    EL_MQTT,     /* the MQTT library reported an error */
+    EL_TIMEOUT   /* a deadline passed (or the work was cancelled) before it finished */
 } el_status;
 
 /* Static, never NULL. */

@@ -41,20 +41,42 @@ void plat_clock_set_sync_mode(enum plat_clock_sync_mode mode)
     atomic_store(&sync_checked_ms, -1000000);
 }
 
-static bool kernel_says_synced(void)
+/* 2026-01-01: no reading of this build can be older. A wall clock before it
+ * was never set (a board without RTC boots in 1970 or at its last
+ * fake-hwclock save). */
+#define NOT_BEFORE_MS INT64_C(1767225600000)
+
+static _Atomic int sync_source = PLAT_CLOCK_SOURCE_NONE;
+
+static bool in_container(void)
+{
+    return access("/.dockerenv", F_OK) == 0 || access("/run/.containerenv", F_OK) == 0 ||
+           access("/run/systemd/container", F_OK) == 0;
+}
+
+static enum plat_clock_source kernel_says_synced(void)
 {
     /* Tests (libfaketime cannot fake adjtimex): the file's existence is the
      * synchronisation state. */
     const char *fault = getenv("EDGELAMBDA_FAULT_CLOCK_SYNCED_FILE");
     if (fault && fault[0])
-        return access(fault, F_OK) == 0;
+        return access(fault, F_OK) == 0 ? PLAT_CLOCK_SOURCE_KERNEL : PLAT_CLOCK_SOURCE_NONE;
     struct timex tx;
     memset(&tx, 0, sizeof tx);
     int state = adjtimex(&tx);
     if (state >= 0 && state != TIME_ERROR && !(tx.status & STA_UNSYNC))
-        return true;
+        return PLAT_CLOCK_SOURCE_KERNEL;
     /* systemd-timesyncd touches this file once it has synchronised. */
-    return access("/run/systemd/timesync/synchronized", F_OK) == 0;
+    if (access("/run/systemd/timesync/synchronized", F_OK) == 0)
+        return PLAT_CLOCK_SOURCE_TIMESYNCD;
+    /* A container shares the host's kernel: its NTP flags describe the
+     * host's discipline loop (often unset on hosts that take time from a
+     * hypervisor), and the container could not set the clock anyway. So
+     * there the clock is trusted once it is plausible: not before this
+     * build. A host that booted without a clock still reads as unset. */
+    if (in_container() && plat_clock_wall_ms() >= NOT_BEFORE_MS)
+        return PLAT_CLOCK_SOURCE_CONTAINER;
+    return PLAT_CLOCK_SOURCE_NONE;
 }
 
 bool plat_clock_synced(void)
@@ -66,10 +88,23 @@ bool plat_clock_synced(void)
         return false;
     int64_t now = plat_clock_mono_ms();
     if (now - atomic_load(&sync_checked_ms) >= 1000) {
-        atomic_store(&sync_cached, kernel_says_synced());
+        enum plat_clock_source src = kernel_says_synced();
+        atomic_store(&sync_source, (int)src);
+        atomic_store(&sync_cached, src != PLAT_CLOCK_SOURCE_NONE);
         atomic_store(&sync_checked_ms, now);
     }
     return atomic_load(&sync_cached);
+}
+
+const char *plat_clock_sync_source(void)
+{
+    static const char *const names[] = {"none", "kernel", "timesyncd", "container", "config"};
+    int mode = atomic_load(&sync_mode);
+    if (mode != PLAT_CLOCK_SYNC_AUTO)
+        return mode == PLAT_CLOCK_SYNC_YES ? "config" : "none";
+    (void)plat_clock_synced();
+    int src = atomic_load(&sync_source);
+    return src >= 0 && src <= PLAT_CLOCK_SOURCE_CONFIG ? names[src] : "none";
 }
 
 char *plat_clock_format_rfc3339(int64_t epoch_ms, char *buf, size_t len)

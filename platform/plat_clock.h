@@ -10,6 +10,10 @@
  * "Synchronised" is decided by the mode set with plat_clock_set_sync_mode():
  *   AUTO  - the kernel's NTP status (adjtimex: not TIME_ERROR / STA_UNSYNC),
  *           or systemd-timesyncd's /run/systemd/timesync/synchronized flag;
+ *           inside a container (/.dockerenv, /run/.containerenv,
+ *           /run/systemd/container), where the kernel's flags are the host's
+ *           and the clock is not ours to set, a wall clock not earlier than
+ *           this release (2026-01-01) counts as synchronised;
  *   YES   - always trust the wall clock (boards with a battery-backed RTC);
  *   NO    - never trust it (tests).
  * The answer is cached for one second (cheap enough for the hot path).
@@ -29,8 +33,19 @@ int64_t plat_clock_mono_ns(void);
 int64_t plat_clock_mono_ms(void);
 int64_t plat_clock_wall_ms(void);
 
+enum plat_clock_source {
+    PLAT_CLOCK_SOURCE_NONE = 0,
+    PLAT_CLOCK_SOURCE_KERNEL,
+    PLAT_CLOCK_SOURCE_TIMESYNCD,
+    PLAT_CLOCK_SOURCE_CONTAINER,
+    PLAT_CLOCK_SOURCE_CONFIG
+};
+
 void plat_clock_set_sync_mode(enum plat_clock_sync_mode mode);
 bool plat_clock_synced(void);
+/* What decided plat_clock_synced(): "kernel", "timesyncd", "container",
+ * "config" (clock.synced = yes) or "none". */
+const char *plat_clock_sync_source(void);
 
 /* Formats epoch ms as RFC 3339 UTC with milliseconds ("2026-01-02T03:04:05.678Z").
  * buf must hold at least 32 bytes. Returns buf. */

@@ -16,7 +16,8 @@ struct plat_idle {
 };
 
 /* CPU busy percentage since the previous call (0..100); -1 on the first call
- * or when /proc/stat cannot be read. */
+ * or when /proc/stat cannot be read. With EDGELAMBDA_FAULT_BUSY_PCT_FILE set
+ * (tests), the number in that file instead. */
 double plat_idle_busy_pct(struct plat_idle *pi);
 
 #endif

@@ -18,12 +18,7 @@
 #include "plat_file.h"
 #include "plat_hash.h"
 #include "plat_log.h"
-
-struct series_entry {
-    char *name;
-    uint32_t len;
-    uint64_t hash;
-};
+#include "series_dict.h"
 
 #define DIRTY_BLOCKS 64
 
@@ -42,10 +37,8 @@ struct mlog {
     int64_t boot_row;
 
     uint32_t max_series;
-    struct series_entry *series; /* index id-1 */
-    uint32_t n_series, n_series_committed;
-    uint32_t *table; /* open addressing: series id, 0 = empty */
-    uint32_t table_mask;
+    struct series_dict *series;
+    uint32_t n_series_committed;
 
     bool in_txn;
     uint32_t pending;
@@ -110,54 +103,10 @@ static int64_t query_int(struct mlog *log, const char *sql, int64_t dflt)
 
 /* ---- series dictionary ---- */
 
-static uint64_t name_hash(const char *name, size_t len)
-{
-    return plat_hash64(PLAT_HASH64_INIT, name, len);
-}
-
-static uint32_t *table_slot(struct mlog *log, const char *name, size_t len, uint64_t h)
-{
-    for (uint32_t i = (uint32_t)h & log->table_mask;; i = (i + 1) & log->table_mask) {
-        uint32_t id = log->table[i];
-        if (id == 0)
-            return &log->table[i];
-        const struct series_entry *e = &log->series[id - 1];
-        if (e->hash == h && e->len == len && memcmp(e->name, name, len) == 0)
-            return &log->table[i];
-    }
-}
-
-static el_status series_add(struct mlog *log, const char *name, size_t len, uint32_t id)
-{
-    struct series_entry *e = &log->series[id - 1];
-    e->name = malloc(len + 1);
-    if (!e->name)
-        return EL_NOMEM;
-    memcpy(e->name, name, len);
-    e->name[len] = '\0';
-    e->len = (uint32_t)len;
-    e->hash = name_hash(name, len);
-    *table_slot(log, name, len, e->hash) = id;
-    if (id > log->n_series)
-        log->n_series = id;
-    return EL_OK;
-}
-
 /* Forgets series created by a rolled-back transaction. */
 static void series_rollback(struct mlog *log)
 {
-    if (log->n_series == log->n_series_committed)
-        return;
-    for (uint32_t id = log->n_series_committed + 1; id <= log->n_series; id++) {
-        free(log->series[id - 1].name);
-        memset(&log->series[id - 1], 0, sizeof log->series[0]);
-    }
-    log->n_series = log->n_series_committed;
-    memset(log->table, 0, ((size_t)log->table_mask + 1) * sizeof log->table[0]);
-    for (uint32_t id = 1; id <= log->n_series; id++) {
-        const struct series_entry *e = &log->series[id - 1];
-        *table_slot(log, e->name, e->len, e->hash) = id;
-    }
+    series_dict_truncate(log->series, log->n_series_committed);
 }
 
 static el_status series_load(struct mlog *log)
@@ -178,14 +127,14 @@ static el_status series_load(struct mlog *log)
             rc = EL_INVAL;
             break;
         }
-        rc = series_add(log, name, len, (uint32_t)id);
+        rc = series_dict_add(log->series, name, len, (uint32_t)id);
         if (rc != EL_OK)
             break;
     }
     if (rc == EL_OK && r != SQLITE_DONE)
         rc = db_fail(log, "reading series");
     sqlite3_finalize(st);
-    log->n_series_committed = log->n_series;
+    log->n_series_committed = series_dict_count(log->series);
     return rc;
 }
 
@@ -299,16 +248,9 @@ el_status mlog_open(const struct mlog_opts *opts, const char *boot_id, int64_t w
     if (!log)
         return EL_NOMEM;
     log->max_series = opts->max_series;
-    uint32_t cap = 16;
-    while (cap < 2u * opts->max_series)
-        cap <<= 1;
-    log->table_mask = cap - 1;
-    log->table = calloc(cap, sizeof log->table[0]);
-    log->series = calloc(opts->max_series, sizeof log->series[0]);
-    if (!log->table || !log->series) {
-        rc = EL_NOMEM;
+    rc = series_dict_new(opts->max_series, &log->series);
+    if (rc != EL_OK)
         goto fail;
-    }
     rc = plat_file_mkdirs(opts->dir);
     if (rc != EL_OK)
         goto fail;
@@ -326,14 +268,8 @@ el_status mlog_open(const struct mlog_opts *opts, const char *boot_id, int64_t w
      * (this bounds what a power cut can take in "normal" mode). */
     rc = exec(log, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                    "PRAGMA journal_size_limit=67108864;");
-    if (rc == EL_OK && opts->max_db_bytes > 0) {
-        /* A quota below the free space: inserts beyond it fail (SQLITE_FULL)
-         * while deletes still work, so retention can free room (RELIABILITY.md). */
-        char sql[64];
-        int64_t pages = opts->max_db_bytes / query_int(log, "PRAGMA page_size", 4096);
-        snprintf(sql, sizeof sql, "PRAGMA max_page_count=%lld", (long long)pages);
-        rc = exec(log, sql);
-    }
+    if (rc == EL_OK && opts->max_db_bytes > 0)
+        rc = mlog_set_ceiling(log, opts->max_db_bytes);
     if (rc == EL_OK)
         rc = exec(log, "BEGIN IMMEDIATE");
     if (rc == EL_OK)
@@ -390,11 +326,7 @@ void mlog_close(struct mlog *log)
     sqlite3_finalize(log->ins_unanchored);
     if (log->db)
         sqlite3_close(log->db);
-    if (log->series)
-        for (uint32_t i = 0; i < log->n_series; i++)
-            free(log->series[i].name);
-    free(log->series);
-    free(log->table);
+    series_dict_free(log->series);
     free(log);
 }
 
@@ -407,23 +339,28 @@ int64_t mlog_last_seq(const struct mlog *log)
 
 uint32_t mlog_series_count(const struct mlog *log)
 {
-    return log->n_series;
+    return series_dict_count(log->series);
 }
 
 const char *mlog_series_name(const struct mlog *log, uint32_t id)
 {
-    if (id == 0 || id > log->n_series)
-        return NULL;
-    return log->series[id - 1].name;
+    return series_dict_name(log->series, id);
 }
 
 el_status mlog_series_find(const struct mlog *log, const char *name, size_t len, uint32_t *id)
 {
-    uint32_t *slot = table_slot((struct mlog *)(uintptr_t)log, name, len, name_hash(name, len));
-    if (*slot == 0)
-        return EL_NOTFOUND;
-    *id = *slot;
-    return EL_OK;
+    return series_dict_find(log->series, name, len, id) ? EL_OK : EL_NOTFOUND;
+}
+
+el_status mlog_set_ceiling(struct mlog *log, int64_t max_db_bytes)
+{
+    /* A quota below the free space: inserts beyond it fail (SQLITE_FULL)
+     * while deletes still work, so retention can free room (RELIABILITY.md). */
+    char sql[64];
+    int64_t pages = max_db_bytes / query_int(log, "PRAGMA page_size", 4096);
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count=%lld",
+             (long long)(max_db_bytes > 0 ? pages : 4294967294LL));
+    return exec(log, sql);
 }
 
 int64_t mlog_bytes(const struct mlog *log)
@@ -479,12 +416,12 @@ el_status mlog_series_get(struct mlog *log, const char *name, size_t len, int64_
         return EL_OK;
     if (len == 0 || len > MLOG_MAX_SERIES_NAME)
         return EL_INVAL;
-    if (log->n_series >= log->max_series)
+    if (series_dict_count(log->series) >= log->max_series)
         return EL_FULL;
     el_status rc = txn_begin(log);
     if (rc != EL_OK)
         return rc;
-    uint32_t new_id = log->n_series + 1;
+    uint32_t new_id = series_dict_count(log->series) + 1;
     sqlite3_stmt *st = log->ins_series;
     sqlite3_bind_int64(st, 1, new_id);
     sqlite3_bind_text(st, 2, name, (int)len, SQLITE_STATIC);
@@ -493,7 +430,7 @@ el_status mlog_series_get(struct mlog *log, const char *name, size_t len, int64_
     sqlite3_reset(st);
     if (r != SQLITE_DONE)
         return db_fail(log, "inserting series");
-    rc = series_add(log, name, len, new_id);
+    rc = series_dict_add(log->series, name, len, new_id);
     if (rc != EL_OK)
         return rc;
     *id = new_id;
@@ -678,7 +615,7 @@ el_status mlog_commit(struct mlog *log)
     if (sqlite3_exec(log->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
         log->in_txn = false;
         log->pending = 0;
-        log->n_series_committed = log->n_series;
+        log->n_series_committed = series_dict_count(log->series);
         log->last_seq_committed = log->last_seq;
         log->last_event_seq_committed = log->last_event_seq;
         return EL_OK;
@@ -811,6 +748,61 @@ el_status mlog_scan_after(struct mlog *log, int64_t after_seq, mlog_event_fn fn,
            sqlite3_column_int64(st, 2), sqlite3_column_double(st, 3));
     sqlite3_finalize(st);
     return r == SQLITE_DONE ? EL_OK : db_fail(log, "scanning events");
+}
+
+int64_t mlog_newest_ts(struct mlog *log)
+{
+    return query_int(log, "SELECT max(max_ts) FROM blocks", INT64_MIN);
+}
+
+el_status mlog_scan_since(struct mlog *log, int64_t from_ms, mlog_event_fn fn, void *ctx)
+{
+    sqlite3_stmt *blocks = NULL, *rows = NULL;
+    el_status rc = EL_OK;
+    int r;
+    if (sqlite3_prepare_v2(log->db, "SELECT block FROM blocks WHERE max_ts >= ? ORDER BY block", -1,
+                           &blocks, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(log->db,
+                           "SELECT seq, series, ts, value FROM events WHERE seq >= ? AND seq < ?"
+                           " AND ts >= ? ORDER BY seq",
+                           -1, &rows, NULL) != SQLITE_OK) {
+        rc = db_fail(log, "scanning the ring window");
+        goto out;
+    }
+    sqlite3_bind_int64(blocks, 1, from_ms);
+    while (rc == EL_OK && (r = sqlite3_step(blocks)) == SQLITE_ROW) {
+        int64_t lo = sqlite3_column_int64(blocks, 0) << MLOG_BLOCK_SHIFT;
+        sqlite3_bind_int64(rows, 1, lo);
+        sqlite3_bind_int64(rows, 2, lo + (1 << MLOG_BLOCK_SHIFT));
+        sqlite3_bind_int64(rows, 3, from_ms);
+        int rr;
+        while ((rr = sqlite3_step(rows)) == SQLITE_ROW)
+            fn(ctx, sqlite3_column_int64(rows, 0), (uint32_t)sqlite3_column_int64(rows, 1),
+               sqlite3_column_int64(rows, 2), sqlite3_column_double(rows, 3));
+        if (rr != SQLITE_DONE)
+            rc = db_fail(log, "scanning the ring window");
+        sqlite3_reset(rows);
+    }
+    if (rc == EL_OK && r != SQLITE_DONE)
+        rc = db_fail(log, "scanning block summaries");
+out:
+    sqlite3_finalize(blocks);
+    sqlite3_finalize(rows);
+    return rc;
+}
+
+el_status mlog_scan_unanchored(struct mlog *log, mlog_event_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int r;
+    if (sqlite3_prepare_v2(log->db, "SELECT seq, series, recv, value FROM unanchored ORDER BY seq",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(log, "scanning waiting readings");
+    while ((r = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, sqlite3_column_int64(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
+           sqlite3_column_int64(st, 2), sqlite3_column_double(st, 3));
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? EL_OK : db_fail(log, "scanning waiting readings");
 }
 
 el_status mlog_series_counts(struct mlog *log, mlog_series_fn fn, void *ctx)

@@ -170,6 +170,10 @@ int64_t mlog_committed_event_seq(const struct mlog *log);
 /* Events appended since the last commit (0 when no transaction is open). */
 uint32_t mlog_pending(const struct mlog *log);
 
+/* Sets the ceiling of master.db (PRAGMA max_page_count) to max_db_bytes
+ * (0: none), as mlog_opts.max_db_bytes does at open; never below the pages
+ * already used. */
+EL_MUST_CHECK el_status mlog_set_ceiling(struct mlog *log, int64_t max_db_bytes);
 /* Size of the database file plus its WAL, in bytes. */
 int64_t mlog_bytes(const struct mlog *log);
 /* Bytes of the database's pages in use (file size minus free pages): what
@@ -199,6 +203,17 @@ typedef void (*mlog_event_fn)(void *ctx, int64_t seq, uint32_t series_id, int64_
                               double value);
 EL_MUST_CHECK el_status mlog_scan_after(struct mlog *log, int64_t after_seq, mlog_event_fn fn,
                                         void *ctx);
+/* The newest event time in the block-range summary, INT64_MIN if none. */
+int64_t mlog_newest_ts(struct mlog *log);
+/* Calls fn for every event with ts >= from_ms, in sequence order, reading
+ * only the blocks whose time range reaches from_ms (the start-up rebuild of
+ * the speed layer's ring window: its cost follows the window, not the log). */
+EL_MUST_CHECK el_status mlog_scan_since(struct mlog *log, int64_t from_ms, mlog_event_fn fn,
+                                        void *ctx);
+/* Calls fn(ctx, seq, series, recv_ms, value) for every reading waiting in
+ * `unanchored` (this boot's: earlier boots' were retired at open), in
+ * sequence order: the provisional lane of the speed layer. */
+EL_MUST_CHECK el_status mlog_scan_unanchored(struct mlog *log, mlog_event_fn fn, void *ctx);
 /* Per-series totals (count, newest event by (ts, seq)) for start-up. */
 typedef void (*mlog_series_fn)(void *ctx, uint32_t series_id, int64_t count);
 EL_MUST_CHECK el_status mlog_series_counts(struct mlog *log, mlog_series_fn fn, void *ctx);

@@ -29,6 +29,8 @@ struct views {
     sqlite3 *db;
     sqlite3_stmt *read_rows, *get_row, *put_row;
     bool in_read;
+    bool (*expired)(void *ctx);
+    void *expired_ctx;
 };
 
 struct group {
@@ -195,6 +197,40 @@ static void row_to_agg(sqlite3_stmt *st, int first, struct agg *a)
     a->last_seq = sqlite3_column_int64(st, first + 9);
 }
 
+el_status views_series_totals(struct views *v, views_totals_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    int r;
+    /* One max() per group: SQLite takes the bare columns from that row;
+     * the 1 d rows of a series cover disjoint days, so last_ts is unique. */
+    if (sqlite3_prepare_v2(
+            v->db,
+            "SELECT series, sum(count), max(last_ts), last_seq, last_value FROM views"
+            " WHERE res = 86400000 GROUP BY series",
+            -1, &st, NULL) != SQLITE_OK)
+        return fail(v->db, "reading view totals");
+    while ((r = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, (uint32_t)sqlite3_column_int64(st, 0), (uint64_t)sqlite3_column_int64(st, 1),
+           sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3), sqlite3_column_double(st, 4));
+    sqlite3_finalize(st);
+    if (r == SQLITE_INTERRUPT)
+        return EL_TIMEOUT;
+    return r == SQLITE_DONE ? EL_OK : fail(v->db, "reading view totals");
+}
+
+static int views_progress(void *ctx)
+{
+    struct views *v = ctx;
+    return v->expired && v->expired(v->expired_ctx) ? 1 : 0;
+}
+
+void views_set_interrupt(struct views *v, bool (*expired)(void *ctx), void *ctx)
+{
+    v->expired = expired;
+    v->expired_ctx = ctx;
+    sqlite3_progress_handler(v->db, expired ? 1000 : 0, expired ? views_progress : NULL, v);
+}
+
 el_status views_read(struct views *v, int64_t res_ms, uint32_t series, int64_t from_ms,
                      int64_t to_ms, views_row_fn fn, void *ctx)
 {
@@ -211,6 +247,8 @@ el_status views_read(struct views *v, int64_t res_ms, uint32_t series, int64_t f
            (size_t)sqlite3_column_bytes(st, 11));
     }
     sqlite3_reset(st);
+    if (r == SQLITE_INTERRUPT)
+        return EL_TIMEOUT;
     return r == SQLITE_DONE ? EL_OK : fail(v->db, "reading views");
 }
 
@@ -385,6 +423,14 @@ static el_status aggregate_range(struct views *v, sqlite3 *mdb, int64_t lo, int6
         if (last == from)
             break; /* no more rows */
         from = last;
+        /* Let go of the master log's snapshot between chunks, so a long run
+         * never holds one read transaction (the WAL could not be
+         * checkpointed behind it). Rows <= the run's snapshot never change:
+         * rows are never updated, readings placed in time later get
+         * sequences above it, and retention does not trim while a run is
+         * going on (core.c). */
+        if (rc == EL_OK && (exec(mdb, "COMMIT") != EL_OK || exec(mdb, "BEGIN") != EL_OK))
+            rc = fail(mdb, "renewing the read snapshot");
         if (cancel && atomic_load(cancel))
             rc = EL_AGAIN;
         else if (yield_fn)

@@ -19,15 +19,19 @@
  * normal path): the events in (watermark, S] — late ones included — are
  * aggregated per (res, series, bucket) and MERGED into the existing rows
  * (aggregates are mergeable, so this equals a recompute of those buckets).
- * Full: every row is deleted and rebuilt from all events <= S. Either way
- * the whole run is ONE write transaction that also sets watermark_seq = S:
+ * Full: every row is deleted and rebuilt from all events <= S. The master
+ * log is read in chunks of CHUNK_ROWS events, each in a short read
+ * transaction of its own (S fixes what a run covers, not a snapshot held
+ * for the whole run), so a long recompute never keeps the WAL from being
+ * checkpointed. Either way the views' side of a run is ONE write
+ * transaction on views.db that also sets watermark_seq = S:
  * readers (WAL snapshots) see the old views until the commit and the new
  * ones after it, never a half-built view; a crash mid-run rolls back and
  * the old views keep serving. Memory is bounded: groups are flushed to the
  * database every VIEWS_MAX_GROUPS groups.
  *
  * Threading: a struct views belongs to one thread. The batch worker owns a
- * writer; the core owns a reader.
+ * writer; each serving thread owns a reader.
  */
 #ifndef EL_VIEWS_H
 #define EL_VIEWS_H
@@ -49,7 +53,11 @@ struct views;
 EL_MUST_CHECK el_status views_open(const char *dir, struct views **out);
 void views_close(struct views *v);
 
-/* ---- reading (core) ---- */
+/* ---- reading (serving threads) ---- */
+
+/* expired(ctx) is checked from inside SQLite every ~1000 steps; true
+ * interrupts the read (views_read returns EL_TIMEOUT). NULL: none. */
+void views_set_interrupt(struct views *v, bool (*expired)(void *ctx), void *ctx);
 
 /* Starts a read snapshot and returns the watermark it covers (0 = none). */
 EL_MUST_CHECK el_status views_begin_read(struct views *v, int64_t *watermark_seq);
@@ -60,6 +68,12 @@ typedef void (*views_row_fn)(void *ctx, int64_t t, const struct agg *a, const ui
                              size_t sketch_len);
 EL_MUST_CHECK el_status views_read(struct views *v, int64_t res_ms, uint32_t series,
                                    int64_t from_ms, int64_t to_ms, views_row_fn fn, void *ctx);
+
+/* Per series, in the read snapshot: the events the views cover (count) and
+ * the newest of them (by event time, then seq), from the 1 d rows. */
+typedef void (*views_totals_fn)(void *ctx, uint32_t series, uint64_t count, int64_t last_ts_ms,
+                                int64_t last_seq, double last_value);
+EL_MUST_CHECK el_status views_series_totals(struct views *v, views_totals_fn fn, void *ctx);
 
 /* ---- recompute (batch worker) ---- */
 

@@ -6,8 +6,9 @@ with stripped binaries of its architecture that run (under qemu-user for
 ARM) with Debian's libraries, the systemd unit, the default configuration in
 /etc/edgelambda as a conffile (edgelambda.conf.example: every key at its
 default, accepted by the packaged daemon), the state directory, the README
-in /usr/share/doc, maintainer scripts that parse, and a Depends line that
-covers every shared library the binaries need. The unit passes
+and a copyright file naming the Apache-2.0 license and LICENSE's holder
+(Debian's machine-readable format) in /usr/share/doc, maintainer scripts that
+parse, and a Depends line that covers every shared library the binaries need. The unit passes
 `systemd-analyze verify` and rates <= 2.0 in `systemd-analyze security`;
 edgelambdad stays <= 1 MiB stripped on aarch64. Prints the binary sizes.
 And the daemon speaks the protocol the unit relies on (Type=notify,
@@ -130,6 +131,7 @@ def check_deb(deb, arch, version):
         with open(os.path.join(root, "etc/edgelambda/edgelambda.conf"), "rb") as a, \
                 open(os.path.join(harness.SOURCE, "edgelambda.conf.example"), "rb") as b:
             check(a.read() == b.read(), "/etc/edgelambda/edgelambda.conf is not edgelambda.conf.example")
+        check_copyright(os.path.join(root, "usr/share/doc/edgelambda/copyright"), deb)
         with open(os.path.join(ctl, "conffiles")) as f:
             check(f.read().split() == ["/etc/edgelambda/edgelambda.conf"], "conffiles wrong")
         for script in ("postinst", "prerm", "postrm"):
@@ -158,6 +160,31 @@ def check_deb(deb, arch, version):
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_copyright(path, deb):
+    """/usr/share/doc/edgelambda/copyright: DEP-5, Apache-2.0, the LICENSE's holder."""
+    check(os.path.isfile(path), "%s: no /usr/share/doc/edgelambda/copyright" % deb)
+    check(oct(os.stat(path).st_mode & 0o777) == oct(0o644), "%s: copyright is not 0644" % deb)
+    with open(path) as f:
+        text = f.read()
+    with open(os.path.join(harness.SOURCE, "LICENSE")) as f:
+        license_text = f.read()
+    check("Apache License" in license_text and "Version 2.0, January 2004" in license_text,
+          "LICENSE is not the Apache License 2.0")
+    holder = re.search(r"^\s*Copyright (\d{4} .+)$", license_text, re.M).group(1).strip()
+    check(text.startswith("Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/"),
+          "%s: copyright is not in Debian's machine-readable format:\n%s" % (deb, text[:300]))
+    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    files = [p for p in paragraphs if p.startswith("Files: *\n")]
+    check(len(files) == 1, "%s: copyright has no 'Files: *' paragraph:\n%s" % (deb, text))
+    check(re.search(r"^License: Apache-2\.0$", files[0], re.M),
+          "%s: copyright does not license the files under Apache-2.0:\n%s" % (deb, text))
+    check(re.search(r"^Copyright: %s$" % re.escape(holder), files[0], re.M),
+          "%s: copyright lacks 'Copyright: %s' (LICENSE):\n%s" % (deb, holder, text))
+    check(any(p.startswith("License: Apache-2.0\n") for p in paragraphs),
+          "%s: copyright has no stand-alone Apache-2.0 license paragraph" % deb)
+    check("/usr/share/common-licenses/Apache-2.0" in text, "%s: copyright does not point at the license text" % deb)
 
 
 def soname_map():

@@ -17,7 +17,7 @@ import sqlite3
 import sys
 import time
 
-from harness import (SLOW, Broker, Daemon, Ledger, TempDir, check, loadgen_async, log, rr, run, wait_until)
+from harness import (SLOW, Broker, Daemon, Ledger, TempDir, check, loadgen_async, log, rr, run, values, wait_until)
 from powercut import PowerCut, available, committed_seq, journal_records
 from sync_servers import PKI, FaultServer, master_events, sync_cursor, wait_synced
 from test_query import reference, rows_upto
@@ -46,7 +46,7 @@ def check_consistent(d, b, count, acked_file, fs=None):
              "step": "1m", "agg": ["count", "sum", "min", "max", "last"]}
         ans = rr(b, json.dumps(q))
         exp = reference(rows_upto(d, q["series"], ans["seq"]), q["from"], q["to"], 60000, q["agg"])
-        check(ans["buckets"] == exp, "answer after cuts differs for %s" % q["series"])
+        check(values(ans["buckets"]) == exp, "answer after cuts differs for %s" % q["series"])
     if fs:
         events = master_events(d)
         wait_synced(d, count, 120 * SLOW)

@@ -195,6 +195,39 @@ def test_hard_quota_after_backlog():
         td.cleanup()
 
 
+def test_hard_quota_replay_after_crash():
+    """kill -9 while the journal holds more acknowledged readings than fit under
+    storage.hard_max_bytes: the next start replays them anyway (the ceiling
+    is lifted by the journal's size for the replay), instead of failing to
+    start again and again under systemd; retention then trims."""
+    td = TempDir("retention-replay")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, storage__max_bytes="1M", storage__hard_max_bytes="1100K",
+               storage__full_policy="drop_oldest", batch__max_lag_s=10, speed__slots=60,
+               storage__flush_interval_ms=10000)
+    acked = os.path.join(td.path, "acked.txt")
+    count = 30000
+    try:
+        d.start()
+        loadgen(b, count=count, series=10, ts_base=TS, acked_file=acked)
+        d.kill()  # the journal holds them; the first commits do not fit
+        d.start()
+        st = d.status(timeout=120 * SLOW, pred=lambda s: s["log"]["error"] is None and
+                      s["log"]["seq"] == count)
+        check("lifting the ceiling" in d.log_text(), "the replay never met the ceiling")
+        g = Ledger(d, acked, TS)
+        check(g.dupes == 0 and g.integrity == "ok", "dupes %d, integrity %s" % (g.dupes, g.integrity))
+        check(d.query1("SELECT max(seq) FROM events") == count, "the newest are kept")
+        log("replay of %d journaled readings past a 1100K ceiling: started, %d replayed, %d trimmed" % (
+            count, st["log"]["replayed"], st["log"]["trimmed_events"]))
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
     run([test_trim_keeps_views_and_ingest, test_stop_ingest_holds_until_shipped, test_drop_oldest_keeps_ingesting,
-         test_hard_quota_between_retention_ticks, test_hard_quota_after_backlog])
+         test_hard_quota_between_retention_ticks, test_hard_quota_after_backlog,
+         test_hard_quota_replay_after_crash])

@@ -315,6 +315,13 @@ static const char every_key[] = "[mqtt]\n"
                                 "device_id = pi-7\n"
                                 "insecure = yes\n"
                                 "timeout_s = 10\n"
+                                "[query]\n"
+                                "deadline_ms = 750\n"
+                                "max_rows = 5000\n"
+                                "max_cells = 77\n"
+                                "max_values = 99\n"
+                                "max_sketch_bins = 123\n"
+                                "max_match = 9\n"
                                 "[log]\n"
                                 "level = debug\n"
                                 "[clock]\n"
@@ -327,6 +334,12 @@ static void test_every_key(void **state)
     (void)state;
 
     load_ok(&cfg, every_key);
+    assert_int_equal(cfg.query.deadline_ms, 750);
+    assert_true(cfg.query.max_rows == 5000);
+    assert_int_equal(cfg.query.max_cells, 77);
+    assert_int_equal(cfg.query.max_values, 99);
+    assert_int_equal(cfg.query.max_sketch_bins, 123);
+    assert_int_equal(cfg.query.max_match, 9);
     assert_string_equal(cfg.mqtt.uri, "ssl://broker.example:8883");
     assert_string_equal(cfg.mqtt.client_id, "dev-1");
     assert_string_equal(cfg.mqtt.username, "alice");

@@ -1,50 +1,44 @@
 /*
  * loadgen — `edgelambda loadgen`: publishes a deterministic synthetic sensor
- * stream with Paho MQTTAsync (MQTT 3.1.1, clean session), for benchmarks,
- * integration tests and the demo.
+ * stream over MQTT 3.1.1 (clean session; mqtt_client.h over Paho
+ * MQTTAsync), for benchmarks, integration tests and the demo.
  *
- * STREAM (a contract: tests recompute it). For message index i in
- * [start_index, start_index + count), with N series:
- *   series s = i mod N
- *   topic    <topic-prefix>/dev<s>/temp      (style fields: <topic-prefix>/dev<s>)
- *   value    v(i) = ((i*7919) mod 20000)/100.0 - 50.0, text "%.2f"
- *   humidity h(i) = ((i*104729) mod 10000)/100.0, text "%.2f"
- *   ts(i)    = ts_base + i (epoch ms)
- *   payloads json-ts {"value":V,"ts":T}   json {"value":V}   bare V
- *            fields  {"temp":V,"hum":H,"ts":T}
- * Values are formatted from integer hundredths, so the text is exactly what
- * "%.2f" prints and strtod() of it is the double a consumer stores.
+ * The stream (which topic and payload message i gets) is a contract kept
+ * in lg_stream.h; this file publishes it.
  *
- * Design: the main thread generates and publishes; Paho's threads call
- * back onSuccess (PUBACK for QoS 1, PUBCOMP for QoS 2, socket write for
- * QoS 0) or onFailure. Window: message k (k = i - start_index) uses slot
- * k mod window of a preallocated array, whose address is the callbacks'
- * context (it carries k back); the slot is busy until its callback ran, so
- * message k is sent only once message k - window is done, i.e. at most
- * `window` publishes are outstanding. Nothing is allocated per message in
- * this file (Paho itself copies topic and payload). The hot path takes no
- * lock: counters and slot flags are atomics. When the window is full the
- * main thread sleeps on a condition variable and is woken once window/8
- * more publishes completed (one wake-up per batch, not per ack).
+ * Design: the main thread generates and publishes; Paho's threads report
+ * each publish done (PUBACK for QoS 1, PUBCOMP for QoS 2, socket write for
+ * QoS 0) or failed through the slot's struct mqtt_client_done. Window:
+ * message k (k = i - start_index) uses slot k mod window of a preallocated
+ * array, whose address is the completion's context (it carries k back); the
+ * slot is busy until its completion ran, so message k is sent only once
+ * message k - window is done, i.e. at most `window` publishes are
+ * outstanding. Nothing is allocated per message in this file (Paho itself
+ * copies topic and payload). The hot path takes no lock: counters and slot
+ * flags are atomics. When the window is full the main thread sleeps on a
+ * condition variable and is woken once window/8 more publishes completed
+ * (one wake-up per batch, not per ack).
  * Sends while the connection is down are buffered by Paho
- * (sendWhileDisconnected, maxBufferedMessages > window) and go out after
- * the automatic reconnect; failed publishes are counted, never retried.
+ * (send_while_disconnected, max_buffered > window) and go out after the
+ * automatic reconnect (1 s, doubling to 4 s); failed publishes are counted,
+ * never retried. TCP_NODELAY stays off: a stream of small publishes gains
+ * from Nagle's batching.
  * The acked file gets one decimal index per completed publish (written by
  * the callback before the publish counts as done), flushed by the main
  * thread at least every 100 ms and at exit.
- * Counters: sent = publishes handed to Paho; acked = onSuccess; failed =
- * refused by MQTTAsync_send, onFailure, or still unresolved when the drain
- * timeout expires; at exit sent == acked + failed.
+ * Counters: sent = publishes handed to Paho; acked = completed; failed =
+ * refused by mqtt_client_publish, failed, or still unresolved when the
+ * drain timeout expires; at exit sent == acked + failed.
  *
  * Threading: struct loadgen is shared by main and Paho's callback threads:
  * `done`, `failed`, `waiting`, `wake_*`, `connected` and the slots' `busy`
  * are atomics (sequentially consistent where they pair: a callback clears
  * `busy` then reads `waiting`; main sets `waiting` then re-reads `busy`, so
  * no wake-up is lost; waits are also bounded to 100 ms). The acked FILE is
- * written by callbacks and flushed by main under stdio's own lock. The
- * connect bookkeeping is guarded by mu. SIGINT/SIGTERM stop publishing
- * (the run drains and reports); a second one kills (SA_RESETHAND).
- * Ownership: loadgen owns the Paho client, the slot array and the acked
+ * written by callbacks and flushed by main under stdio's own lock.
+ * SIGINT/SIGTERM stop publishing (and the connect wait); the run drains and
+ * reports; a second one kills (SA_RESETHAND).
+ * Ownership: loadgen owns the MQTT client, the slot array and the acked
  * FILE; all are released before cli_loadgen returns.
  */
 #include <errno.h>
@@ -59,20 +53,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <MQTTAsync.h>
-
 #include "cli.h"
+#include "lg_stream.h"
+#include "mqtt_client.h"
 #include "plat_clock.h"
 
-#define LG_MAX_INDEX 1000000000000000ULL /* 1e15: i*7919 etc. never overflow */
+#define LG_MAX_INDEX LG_STREAM_MAX_INDEX
 #define LG_MAX_TS_BASE 4000000000000000LL
 #define LG_MAX_PREFIX 200
 #define LG_TICK_NS 100000000LL /* acked-file flush period */
 #define LG_CONNECT_TIMEOUT_S 10
-
-enum lg_style { LG_JSON_TS, LG_JSON, LG_BARE, LG_FIELDS };
-
-static const char *const lg_style_names[] = {"json-ts", "json", "bare", "fields"};
 
 struct lg_opts {
     uint64_t series;
@@ -84,6 +74,7 @@ struct lg_opts {
     const char *topic_prefix;
     uint64_t start_index;
     int64_t ts_base;
+    int64_t ts_step;
     bool ts_base_set;
     const char *client_id;
     uint32_t window;
@@ -98,13 +89,15 @@ struct loadgen;
 /* Message k's publish: slot k mod window, busy until its callback ran. */
 struct lg_slot {
     struct loadgen *lg;
-    uint64_t offset;  /* k; set by main before the send, read by the callback */
-    atomic_bool busy; /* set by main, cleared by the callback */
+    uint64_t offset;              /* k; set by main before the send, read by the callback */
+    atomic_bool busy;             /* set by main, cleared by the callback */
+    struct mqtt_client_done done; /* {lg_on_publish_done, this slot} */
 };
 
 struct loadgen {
     const struct lg_opts *opts;
-    MQTTAsync client;
+    struct mqtt_client_opts mqtt_opts; /* the client borrows it */
+    struct mqtt_client *client;
     struct lg_slot *slots; /* window entries */
     FILE *acked_file;      /* callbacks fwrite, main fflushes (stdio locks) */
 
@@ -122,12 +115,10 @@ struct loadgen {
     atomic_uint_fast64_t wake_offset; /* signal when message >= this is done */
     atomic_uint_fast64_t wake_done;   /* ... or when done reaches this */
     atomic_bool connected;
+    atomic_bool ever_connected;
 
-    pthread_mutex_t mu; /* cv, and the connect bookkeeping below */
+    pthread_mutex_t mu; /* guards nothing but cv's waits */
     pthread_cond_t cv;
-    bool ever_connected;
-    bool connect_failed;
-    char connect_error[160];
 };
 
 static volatile sig_atomic_t lg_stop_requested;
@@ -141,94 +132,10 @@ static void lg_on_signal(int sig)
 /* ------------------------------------------------------------------ */
 /* Deterministic stream                                                */
 
-static size_t fmt_u64(char *dst, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t k = 0; k < n; k++)
-        dst[k] = tmp[n - 1 - k];
-    return n;
-}
-
-static size_t fmt_i64(char *dst, int64_t v)
-{
-    if (v < 0) {
-        dst[0] = '-';
-        return 1 + fmt_u64(dst + 1, (uint64_t)0 - (uint64_t)v);
-    }
-    return fmt_u64(dst, (uint64_t)v);
-}
-
-/* Hundredths as "%.2f" text: -4999 -> "-49.99", 5 -> "0.05". */
-static size_t fmt_centi(char *dst, int64_t centi)
-{
-    uint64_t mag = centi < 0 ? (uint64_t)0 - (uint64_t)centi : (uint64_t)centi;
-    size_t n = 0;
-
-    if (centi < 0)
-        dst[n++] = '-';
-    n += fmt_u64(dst + n, mag / 100);
-    dst[n++] = '.';
-    dst[n++] = (char)('0' + (mag % 100) / 10);
-    dst[n++] = (char)('0' + mag % 10);
-    return n;
-}
-
-static size_t put_str(char *dst, const char *s)
-{
-    size_t n = strlen(s);
-
-    memcpy(dst, s, n);
-    return n;
-}
-
-/* v(i) in hundredths; (i mod m)*k mod m == i*k mod m without overflow. */
-static int64_t lg_value_centi(uint64_t i)
-{
-    return (int64_t)(((i % 20000) * 7919) % 20000) - 5000;
-}
-
-static int64_t lg_hum_centi(uint64_t i)
-{
-    return (int64_t)(((i % 10000) * 104729) % 10000);
-}
-
-/* Builds the payload of message i into buf (>= 96 bytes); returns length. */
+/* Builds the payload of message i into buf (>= LG_STREAM_PAYLOAD_MAX bytes). */
 static size_t lg_payload(const struct lg_opts *o, uint64_t i, char *buf)
 {
-    int64_t ts = o->ts_base + (int64_t)i;
-    size_t n = 0;
-
-    switch (o->style) {
-    case LG_JSON_TS:
-        n += put_str(buf + n, "{\"value\":");
-        n += fmt_centi(buf + n, lg_value_centi(i));
-        n += put_str(buf + n, ",\"ts\":");
-        n += fmt_i64(buf + n, ts);
-        buf[n++] = '}';
-        break;
-    case LG_JSON:
-        n += put_str(buf + n, "{\"value\":");
-        n += fmt_centi(buf + n, lg_value_centi(i));
-        buf[n++] = '}';
-        break;
-    case LG_BARE: n += fmt_centi(buf + n, lg_value_centi(i)); break;
-    case LG_FIELDS:
-        n += put_str(buf + n, "{\"temp\":");
-        n += fmt_centi(buf + n, lg_value_centi(i));
-        n += put_str(buf + n, ",\"hum\":");
-        n += fmt_centi(buf + n, lg_hum_centi(i));
-        n += put_str(buf + n, ",\"ts\":");
-        n += fmt_i64(buf + n, ts);
-        buf[n++] = '}';
-        break;
-    }
-    return n;
+    return lg_stream_payload(o->style, i, o->ts_base + (int64_t)i * o->ts_step, buf);
 }
 
 /* Writes the topic of message i after the fixed "<prefix>/dev" stem. */
@@ -236,9 +143,11 @@ static void lg_topic(const struct lg_opts *o, uint64_t i, char *topic, size_t st
 {
     size_t n = stem_len;
 
-    n += fmt_u64(topic + n, i % o->series);
-    if (o->style != LG_FIELDS)
-        n += put_str(topic + n, "/temp");
+    n += lg_stream_fmt_u64(topic + n, i % o->series);
+    if (o->style != LG_FIELDS) {
+        memcpy(topic + n, "/temp", 5);
+        n += 5;
+    }
     topic[n] = '\0';
 }
 
@@ -254,7 +163,7 @@ static void lg_complete(struct lg_slot *slot, bool ok)
 
     if (ok && lg->acked_file != NULL) {
         char line[24];
-        size_t n = fmt_u64(line, lg->opts->start_index + offset);
+        size_t n = lg_stream_fmt_u64(line, lg->opts->start_index + offset);
 
         line[n++] = '\n';
         (void)fwrite(line, 1, n, lg->acked_file); /* errors: ferror() at close */
@@ -271,90 +180,35 @@ static void lg_complete(struct lg_slot *slot, bool ok)
     }
 }
 
-static void lg_on_publish_success(void *context, MQTTAsync_successData *response)
+static void lg_on_publish_done(void *ctx, bool ok, int code, const char *message)
 {
-    (void)response;
-    lg_complete(context, true);
-}
+    struct lg_slot *slot = ctx;
+    uint64_t index = slot->lg->opts->start_index + slot->offset;
+    bool first = !ok && atomic_load(&slot->lg->failed) == 0;
 
-static void lg_on_publish_failure(void *context, MQTTAsync_failureData *response)
-{
-    struct lg_slot *slot = context;
-    struct loadgen *lg = slot->lg;
-    uint64_t index = lg->opts->start_index + slot->offset;
-    bool first = atomic_load(&lg->failed) == 0;
-
-    lg_complete(slot, false);
+    lg_complete(slot, ok);
     if (first)
         fprintf(stderr, "loadgen: publish %llu failed: %s (code %d); counting further failures\n",
-                (unsigned long long)index,
-                response && response->message ? response->message
-                                              : MQTTAsync_strerror(response ? response->code : -1),
-                response ? response->code : -1);
+                (unsigned long long)index, message, code);
 }
 
-static void lg_on_connect(void *context, MQTTAsync_successData *response)
+static void lg_on_connection(void *ctx, bool up, const char *cause)
 {
-    struct loadgen *lg = context;
-
-    (void)response;
-    pthread_mutex_lock(&lg->mu);
-    atomic_store(&lg->connected, true);
-    lg->ever_connected = true;
-    pthread_cond_signal(&lg->cv);
-    pthread_mutex_unlock(&lg->mu);
-}
-
-static void lg_on_connect_failure(void *context, MQTTAsync_failureData *response)
-{
-    struct loadgen *lg = context;
-
-    pthread_mutex_lock(&lg->mu);
-    if (!lg->ever_connected) {
-        lg->connect_failed = true;
-        snprintf(lg->connect_error, sizeof lg->connect_error, "%s (code %d)",
-                 response && response->message
-                     ? response->message
-                     : MQTTAsync_strerror(response ? response->code : MQTTASYNC_FAILURE),
-                 response ? response->code : MQTTASYNC_FAILURE);
-        pthread_cond_signal(&lg->cv);
-    }
-    pthread_mutex_unlock(&lg->mu);
-}
-
-static void lg_on_connection_lost(void *context, char *cause)
-{
-    struct loadgen *lg = context;
-
-    atomic_store(&lg->connected, false);
-    if (!lg->opts->quiet)
-        fprintf(stderr, "loadgen: connection lost (%s), reconnecting\n",
-                cause ? cause : "no cause given");
-}
-
-static void lg_on_reconnected(void *context, char *cause)
-{
-    struct loadgen *lg = context;
+    struct loadgen *lg = ctx;
     bool was_lost;
 
-    (void)cause;
-    pthread_mutex_lock(&lg->mu);
-    was_lost = lg->ever_connected && !atomic_load(&lg->connected);
+    if (!up) {
+        atomic_store(&lg->connected, false);
+        if (!lg->opts->quiet)
+            fprintf(stderr, "loadgen: connection lost (%s), reconnecting\n",
+                    cause ? cause : "no cause given");
+        return;
+    }
+    was_lost = atomic_load(&lg->ever_connected) && !atomic_load(&lg->connected);
     atomic_store(&lg->connected, true);
-    lg->ever_connected = true;
-    pthread_cond_signal(&lg->cv);
-    pthread_mutex_unlock(&lg->mu);
+    atomic_store(&lg->ever_connected, true);
     if (was_lost && !lg->opts->quiet)
         fprintf(stderr, "loadgen: reconnected\n");
-}
-
-static int lg_on_message(void *context, char *topic, int topic_len, MQTTAsync_message *msg)
-{
-    (void)context;
-    (void)topic_len;
-    MQTTAsync_freeMessage(&msg);
-    MQTTAsync_free(topic);
-    return 1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -456,24 +310,19 @@ static void lg_pace(struct loadgen *lg, uint64_t k)
 static void lg_publish_one(struct loadgen *lg, struct lg_slot *slot, uint64_t index, char *topic,
                            size_t stem_len)
 {
-    MQTTAsync_responseOptions ropts = MQTTAsync_responseOptions_initializer;
     char payload[128];
-    size_t len = lg_payload(lg->opts, index, payload);
-    int rc;
+    struct mqtt_client_msg msg = {.topic = topic, .payload = payload, .qos = lg->opts->qos};
 
+    msg.len = lg_payload(lg->opts, index, payload);
     lg_topic(lg->opts, index, topic, stem_len);
-    ropts.onSuccess = lg_on_publish_success;
-    ropts.onFailure = lg_on_publish_failure;
-    ropts.context = slot;
     lg->sent++;
-    rc = MQTTAsync_send(lg->client, topic, (int)len, payload, lg->opts->qos, 0, &ropts);
-    if (rc != MQTTASYNC_SUCCESS) {
+    if (mqtt_client_publish(lg->client, &msg, &slot->done) != EL_OK) {
         bool first = atomic_load(&lg->failed) == 0;
 
         lg_complete(slot, false);
-        if (first)
-            fprintf(stderr, "loadgen: publish %llu refused: %s (code %d)\n",
-                    (unsigned long long)index, MQTTAsync_strerror(rc), rc);
+        if (first) /* the error reads "<reason> (code N)" */
+            fprintf(stderr, "loadgen: publish %llu refused: %s\n", (unsigned long long)index,
+                    mqtt_client_error(lg->client));
     }
 }
 
@@ -537,57 +386,36 @@ static int64_t lg_drain(struct loadgen *lg)
 
 static int lg_connect(struct loadgen *lg, const struct cli_global *global)
 {
-    MQTTAsync_createOptions cropts = MQTTAsync_createOptions_initializer;
-    MQTTAsync_connectOptions copts = MQTTAsync_connectOptions_initializer;
-    struct timespec ts;
-    int rc;
+    struct mqtt_client_opts *o = &lg->mqtt_opts;
+    char why[MQTT_CLIENT_ERROR_MAX];
 
-    cropts.MQTTVersion = MQTTVERSION_3_1_1;
-    cropts.sendWhileDisconnected = 1; /* buffer across automatic reconnects */
-    cropts.maxBufferedMessages = (int)lg->opts->window + 16;
-    cropts.persistQoS0 = 0;
-    rc = MQTTAsync_createWithOptions(&lg->client, global->uri, lg->opts->client_id,
-                                     MQTTCLIENT_PERSISTENCE_NONE, NULL, &cropts);
-    if (rc != MQTTASYNC_SUCCESS) {
-        fprintf(stderr, "loadgen: cannot create client for '%s': %s\n", global->uri,
-                MQTTAsync_strerror(rc));
-        lg->client = NULL;
+    memset(o, 0, sizeof *o);
+    o->uri = global->uri;
+    o->client_id = lg->opts->client_id;
+    o->version = MQTT_CLIENT_V311;
+    o->clean_start = true;
+    o->keepalive_s = 30;
+    o->connect_timeout_s = LG_CONNECT_TIMEOUT_S;
+    o->max_inflight = (int)lg->opts->window;
+    o->send_while_disconnected = true; /* buffer across automatic reconnects */
+    o->max_buffered = (int)lg->opts->window + 16;
+    o->auto_reconnect = true;
+    o->retry_min_s = 1;
+    o->retry_max_s = 4;
+    o->disconnect_timeout_ms = 2000;
+    o->on_connection = lg_on_connection;
+    o->ctx = lg;
+    o->cancel = &lg_stop_requested;
+    if (mqtt_client_new(o, &lg->client, why, sizeof why) != EL_OK) {
+        fprintf(stderr, "loadgen: cannot create client for '%s': %s\n", global->uri, why);
         return CLI_EXIT_USAGE;
     }
-    if (MQTTAsync_setCallbacks(lg->client, lg, lg_on_connection_lost, lg_on_message, NULL) !=
-            MQTTASYNC_SUCCESS ||
-        MQTTAsync_setConnected(lg->client, lg, lg_on_reconnected) != MQTTASYNC_SUCCESS) {
-        fprintf(stderr, "loadgen: cannot set callbacks\n");
-        return CLI_EXIT_FAIL;
-    }
-    copts.MQTTVersion = MQTTVERSION_3_1_1;
-    copts.cleansession = 1;
-    copts.keepAliveInterval = 30;
-    copts.connectTimeout = LG_CONNECT_TIMEOUT_S;
-    copts.maxInflight = (int)lg->opts->window;
-    copts.automaticReconnect = 1;
-    copts.minRetryInterval = 1;
-    copts.maxRetryInterval = 4;
-    copts.onSuccess = lg_on_connect;
-    copts.onFailure = lg_on_connect_failure;
-    copts.context = lg;
-    rc = MQTTAsync_connect(lg->client, &copts);
-    if (rc != MQTTASYNC_SUCCESS) {
-        fprintf(stderr, "loadgen: cannot connect to %s: %s\n", global->uri, MQTTAsync_strerror(rc));
-        return CLI_EXIT_FAIL;
-    }
-    ts = ns_to_timespec(plat_clock_mono_ns() + (LG_CONNECT_TIMEOUT_S + 2) * 1000000000LL);
-    pthread_mutex_lock(&lg->mu);
-    while (!atomic_load(&lg->connected) && !lg->connect_failed && !lg_stop_requested) {
-        if (pthread_cond_timedwait(&lg->cv, &lg->mu, &ts) == ETIMEDOUT)
-            break;
-    }
-    rc = atomic_load(&lg->connected) ? CLI_EXIT_OK : CLI_EXIT_FAIL;
-    if (rc != CLI_EXIT_OK)
+    if (mqtt_client_connect(lg->client, LG_CONNECT_TIMEOUT_S + 2) != EL_OK) {
         fprintf(stderr, "loadgen: cannot connect to %s: %s\n", global->uri,
-                lg->connect_failed ? lg->connect_error : "timed out");
-    pthread_mutex_unlock(&lg->mu);
-    return rc;
+                mqtt_client_error(lg->client));
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
 }
 
 static int lg_init(struct loadgen *lg, const struct lg_opts *opts)
@@ -604,6 +432,7 @@ static int lg_init(struct loadgen *lg, const struct lg_opts *opts)
     for (uint32_t k = 0; k < opts->window; k++) {
         lg->slots[k].lg = lg;
         atomic_init(&lg->slots[k].busy, false);
+        lg->slots[k].done = (struct mqtt_client_done){lg_on_publish_done, &lg->slots[k]};
     }
     atomic_init(&lg->done, 0);
     atomic_init(&lg->failed, 0);
@@ -611,6 +440,7 @@ static int lg_init(struct loadgen *lg, const struct lg_opts *opts)
     atomic_init(&lg->wake_offset, UINT64_MAX);
     atomic_init(&lg->wake_done, UINT64_MAX);
     atomic_init(&lg->connected, false);
+    atomic_init(&lg->ever_connected, false);
     pthread_mutex_init(&lg->mu, NULL);
     pthread_condattr_init(&cattr);
     pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
@@ -622,16 +452,11 @@ static int lg_init(struct loadgen *lg, const struct lg_opts *opts)
 /* Stops Paho (no callbacks after this) and counts what never resolved. */
 static void lg_disconnect(struct loadgen *lg)
 {
-    MQTTAsync_disconnectOptions dopts = MQTTAsync_disconnectOptions_initializer;
     uint64_t unresolved;
 
     if (lg->client == NULL)
         return;
-    if (MQTTAsync_isConnected(lg->client)) {
-        dopts.timeout = 2000;
-        (void)MQTTAsync_disconnect(lg->client, &dopts);
-    }
-    MQTTAsync_destroy(&lg->client);
+    mqtt_client_free(lg->client); /* waits up to 2 s for in-flight acks */
     lg->client = NULL;
     unresolved = lg->sent - atomic_load(&lg->done);
     atomic_fetch_add(&lg->failed, unresolved);
@@ -657,7 +482,7 @@ static void lg_usage(FILE *out)
             "Message i (start-index <= i < start-index+count), series s = i mod SERIES:\n"
             "  topic  <topic-prefix>/dev<s>/temp   (style fields: <topic-prefix>/dev<s>)\n"
             "  V = ((i*7919) mod 20000)/100 - 50, H = ((i*104729) mod 10000)/100, both %%.2f;\n"
-            "  T = ts-base + i (epoch ms)\n"
+            "  T = ts-base + i * ts-step (epoch ms)\n"
             "  json-ts {\"value\":V,\"ts\":T}  json {\"value\":V}  bare V  "
             "fields {\"temp\":V,\"hum\":H,\"ts\":T}\n"
             "\n"
@@ -671,6 +496,7 @@ static void lg_usage(FILE *out)
             "  --topic-prefix P    topic prefix (default sensors)\n"
             "  --start-index K     first message index (default 0)\n"
             "  --ts-base MS        event time of index 0 (default: wall clock at start)\n"
+            "  --ts-step MS        event time between two messages (default 1)\n"
             "  --client-id ID      MQTT client id (default edgelambda-loadgen-<pid>)\n"
             "  --window N          max unacknowledged publishes in flight (default 500)\n"
             "  --acked-file PATH   append the index of every completed publish, one per line\n"
@@ -687,7 +513,7 @@ static void lg_usage(FILE *out)
 }
 
 enum {
-    LG_OPT_SERIES = CLI_OPT_FIRST_PRIVATE,
+    LG_OPT_SERIES = CLI_OPT_FIRST_COMMAND,
     LG_OPT_COUNT,
     LG_OPT_SECONDS,
     LG_OPT_RATE,
@@ -696,6 +522,7 @@ enum {
     LG_OPT_TOPIC_PREFIX,
     LG_OPT_START_INDEX,
     LG_OPT_TS_BASE,
+    LG_OPT_TS_STEP,
     LG_OPT_CLIENT_ID,
     LG_OPT_WINDOW,
     LG_OPT_ACKED_FILE,
@@ -706,8 +533,8 @@ enum {
 
 static bool lg_parse_style(const char *text, enum lg_style *style)
 {
-    for (size_t k = 0; k < sizeof lg_style_names / sizeof lg_style_names[0]; k++) {
-        if (strcmp(text, lg_style_names[k]) == 0) {
+    for (size_t k = 0; k < LG_STYLE_COUNT; k++) {
+        if (strcmp(text, lg_stream_style_names[k]) == 0) {
             *style = (enum lg_style)k;
             return true;
         }
@@ -740,6 +567,7 @@ static bool lg_option(struct lg_opts *o, int opt, const char *arg, bool *count_s
     case LG_OPT_TS_BASE:
         o->ts_base_set = true;
         return cli_parse_i64(arg, "--ts-base", 0, LG_MAX_TS_BASE, &o->ts_base);
+    case LG_OPT_TS_STEP: return cli_parse_i64(arg, "--ts-step", 1, 86400000, &o->ts_step);
     case LG_OPT_CLIENT_ID: o->client_id = arg; return true;
     case LG_OPT_WINDOW:
         if (!cli_parse_u64(arg, "--window", 1, 65535, &u))
@@ -755,6 +583,27 @@ static bool lg_option(struct lg_opts *o, int opt, const char *arg, bool *count_s
     }
 }
 
+/* The checks across options, after parsing: CLI_EXIT_OK or CLI_EXIT_USAGE. */
+static int lg_check(const struct lg_opts *o, bool count_set)
+{
+    if (count_set && o->seconds > 0) {
+        fprintf(stderr, "edgelambda loadgen: give --count or --seconds, not both\n");
+        return CLI_EXIT_USAGE;
+    }
+    if (o->start_index + o->count > LG_MAX_INDEX) {
+        fprintf(stderr, "edgelambda loadgen: --start-index + --count above %llu\n",
+                (unsigned long long)LG_MAX_INDEX);
+        return CLI_EXIT_USAGE;
+    }
+    if (strlen(o->topic_prefix) > LG_MAX_PREFIX || o->topic_prefix[0] == '\0' ||
+        strpbrk(o->topic_prefix, "+#") != NULL) {
+        fprintf(stderr, "edgelambda loadgen: bad --topic-prefix (1..%d chars, no + or #)\n",
+                LG_MAX_PREFIX);
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
 /* Returns CLI_EXIT_OK, CLI_EXIT_USAGE, or -1 after --help. */
 static int lg_parse(struct cli_global *global, int argc, char **argv, struct lg_opts *o)
 {
@@ -768,6 +617,7 @@ static int lg_parse(struct cli_global *global, int argc, char **argv, struct lg_
         {"topic-prefix", required_argument, NULL, LG_OPT_TOPIC_PREFIX},
         {"start-index", required_argument, NULL, LG_OPT_START_INDEX},
         {"ts-base", required_argument, NULL, LG_OPT_TS_BASE},
+        {"ts-step", required_argument, NULL, LG_OPT_TS_STEP},
         {"client-id", required_argument, NULL, LG_OPT_CLIENT_ID},
         {"window", required_argument, NULL, LG_OPT_WINDOW},
         {"acked-file", required_argument, NULL, LG_OPT_ACKED_FILE},
@@ -799,22 +649,7 @@ static int lg_parse(struct cli_global *global, int argc, char **argv, struct lg_
         fprintf(stderr, "edgelambda loadgen: unexpected argument '%s'\n", argv[optind]);
         return CLI_EXIT_USAGE;
     }
-    if (count_set && o->seconds > 0) {
-        fprintf(stderr, "edgelambda loadgen: give --count or --seconds, not both\n");
-        return CLI_EXIT_USAGE;
-    }
-    if (o->start_index + o->count > LG_MAX_INDEX) {
-        fprintf(stderr, "edgelambda loadgen: --start-index + --count above %llu\n",
-                (unsigned long long)LG_MAX_INDEX);
-        return CLI_EXIT_USAGE;
-    }
-    if (strlen(o->topic_prefix) > LG_MAX_PREFIX || o->topic_prefix[0] == '\0' ||
-        strpbrk(o->topic_prefix, "+#") != NULL) {
-        fprintf(stderr, "edgelambda loadgen: bad --topic-prefix (1..%d chars, no + or #)\n",
-                LG_MAX_PREFIX);
-        return CLI_EXIT_USAGE;
-    }
-    return CLI_EXIT_OK;
+    return lg_check(o, count_set);
 }
 
 static void lg_defaults(struct lg_opts *o)
@@ -826,6 +661,7 @@ static void lg_defaults(struct lg_opts *o)
     o->style = LG_JSON_TS;
     o->topic_prefix = "sensors";
     o->window = 500;
+    o->ts_step = 1;
     o->drain_timeout_s = 30;
 }
 
@@ -839,6 +675,21 @@ static void lg_install_signals(void)
     sigemptyset(&sa.sa_mask);
     (void)sigaction(SIGINT, &sa, NULL);
     (void)sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Opens the acked file (--acked-file) for appending; false (message
+ * printed) if it cannot be opened. */
+static bool lg_open_acked(struct loadgen *lg)
+{
+    if (lg->opts->acked_path == NULL)
+        return true;
+    lg->acked_file = fopen(lg->opts->acked_path, "a");
+    if (lg->acked_file == NULL) {
+        fprintf(stderr, "loadgen: cannot open %s: %s\n", lg->opts->acked_path, strerror(errno));
+        return false;
+    }
+    (void)setvbuf(lg->acked_file, NULL, _IOFBF, 1 << 16);
+    return true;
 }
 
 /* Flushes and closes the acked file; false on a write error. */
@@ -900,14 +751,9 @@ int cli_loadgen(struct cli_global *global, int argc, char **argv)
     rc = lg_init(&lg, &opts);
     if (rc != CLI_EXIT_OK)
         return rc;
-    if (opts.acked_path != NULL) {
-        lg.acked_file = fopen(opts.acked_path, "a");
-        if (lg.acked_file == NULL) {
-            fprintf(stderr, "loadgen: cannot open %s: %s\n", opts.acked_path, strerror(errno));
-            lg_cleanup(&lg);
-            return CLI_EXIT_FAIL;
-        }
-        (void)setvbuf(lg.acked_file, NULL, _IOFBF, 1 << 16);
+    if (!lg_open_acked(&lg)) {
+        lg_cleanup(&lg);
+        return CLI_EXIT_FAIL;
     }
     lg_stop_requested = 0;
     lg_install_signals();
@@ -922,7 +768,7 @@ int cli_loadgen(struct cli_global *global, int argc, char **argv)
         fprintf(stderr,
                 "loadgen: %s %s to %s/dev*/..., %llu series, style %s, qos %d, ts_base=%lld\n",
                 global->uri, opts.seconds > 0 ? "timed run" : "count run", opts.topic_prefix,
-                (unsigned long long)opts.series, lg_style_names[opts.style], opts.qos,
+                (unsigned long long)opts.series, lg_stream_style_names[opts.style], opts.qos,
                 (long long)opts.ts_base);
 
     lg.start_ns = plat_clock_mono_ns();

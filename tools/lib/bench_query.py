@@ -13,9 +13,9 @@ tests/integration/harness.py):
   range  - {"series":"sensors/dev0/temp","from":"-1h","to":"now","step":"1m",
            "agg":["count","mean","min","max","last"]} answered by edgelambdad.
   last   - {"op":"last","series":"sensors/dev0/temp"}.
-Each case is one `edgelambda bench-rr` run: N rounds, sequential over ONE
-MQTT v5 connection (after a warm-up), each round sending the request to
-edgelambdad and to the echo responder in alternating order, so both see the
+Each case is one el_bench_rr run (tools/perf/bench_rr.c): N rounds,
+sequential over ONE MQTT v5 connection (after a warm-up), each round sending
+the request to edgelambdad and to the echo responder in alternating order, so both see the
 same machine load; p50/p90/p99/max in microseconds. Targets: the range
 query's p99 <= 2 ms and <= 1.5x the echo's p99 (exit status 1 if missed).
 
@@ -96,9 +96,9 @@ def accepted(build, uri):
 
 
 def bench_rr(build, uri, request, n, what):
-    """`edgelambda bench-rr` of request against the daemon, interleaved round by
+    """el_bench_rr of request against the daemon, interleaved round by
     round with the same request to the echo responder: {"daemon": .., "echo": ..}."""
-    args = [os.path.join(build, "edgelambda"), "--uri", uri, "bench-rr", "--request", request,
+    args = [os.path.join(build, "el_bench_rr"), "--uri", uri, "--request", request,
             "--echo-topic", ECHO_TOPIC, "--count", str(n), "--warmup", str(max(50, n // 10)),
             "--timeout", "5"]
     r = subprocess.run(args, capture_output=True, text=True, timeout=900)
@@ -112,7 +112,7 @@ def bench_rr(build, uri, request, n, what):
         res["reply_bytes"] = int(kv["reply_bytes"])
         out["echo" if kv["topic"] == ECHO_TOPIC else "daemon"] = res
     if set(out) != {"daemon", "echo"}:
-        fail("%s: bench-rr failed (%s): %s %s" % (what, r.returncode, r.stdout, r.stderr))
+        fail("%s: el_bench_rr failed (%s): %s %s" % (what, r.returncode, r.stdout, r.stderr))
     return out
 
 
@@ -219,7 +219,7 @@ def report(args, res):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="tools/bench query")
     ap.add_argument("--build", required=True, help="build dir with edgelambdad, edgelambda, "
-                    "el_echo_responder")
+                    "el_echo_responder, el_bench_rr")
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--rate", type=int, default=10000, help="ingest msg/s during the "
                     "measurement; 0: none (a stored history only)")

@@ -32,7 +32,11 @@
 
 #include <sqlite3.h>
 
+#include "cli_common.h"
+#include "lg_stream.h"
 #include "plat_clock.h"
+
+#define SQLB_MAX 1000000000000ULL /* ROWS, SERIES, TXN_ROWS */
 
 static const char schema_sql[] =
     "CREATE TABLE events(seq INTEGER PRIMARY KEY, series INTEGER NOT NULL,"
@@ -73,59 +77,6 @@ static bool io_written(int64_t *out)
     return true;
 }
 
-static size_t fmt_u64(char *dst, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t k = 0; k < n; k++)
-        dst[k] = tmp[n - 1 - k];
-    return n;
-}
-
-/* loadgen's json-ts payload of message i; returns its length. */
-static size_t json_ts_payload(int64_t centi, int64_t ts, char *buf)
-{
-    uint64_t mag = centi < 0 ? (uint64_t)0 - (uint64_t)centi : (uint64_t)centi;
-    size_t n = 0;
-
-    memcpy(buf, "{\"value\":", 9);
-    n = 9;
-    if (centi < 0)
-        buf[n++] = '-';
-    n += fmt_u64(buf + n, mag / 100);
-    buf[n++] = '.';
-    buf[n++] = (char)('0' + (mag % 100) / 10);
-    buf[n++] = (char)('0' + mag % 10);
-    memcpy(buf + n, ",\"ts\":", 6);
-    n += 6;
-    n += fmt_u64(buf + n, (uint64_t)ts);
-    buf[n++] = '}';
-    return n;
-}
-
-static bool parse_u64(const char *text, const char *what, uint64_t min, uint64_t *out)
-{
-    char *end = NULL;
-    unsigned long long v;
-
-    errno = 0;
-    if (text[0] < '0' || text[0] > '9')
-        goto bad;
-    v = strtoull(text, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > 1000000000000ULL)
-        goto bad;
-    *out = (uint64_t)v;
-    return true;
-bad:
-    fprintf(stderr, "el_sqlite_baseline: bad %s '%s'\n", what, text);
-    return false;
-}
-
 static bool exec_sql(sqlite3 *db, const char *sql)
 {
     char *err = NULL;
@@ -161,12 +112,12 @@ static bool insert_rows(sqlite3 *db, sqlite3_stmt *stmt, uint64_t rows, uint64_t
                         uint64_t txn_rows)
 {
     int64_t ts_base = plat_clock_wall_ms();
-    char payload[96];
+    char payload[LG_STREAM_PAYLOAD_MAX];
 
     for (uint64_t i = 0; i < rows; i++) {
-        int64_t centi = (int64_t)(((i % 20000) * 7919) % 20000) - 5000;
+        int64_t centi = lg_stream_value_centi(i);
         int64_t ts = ts_base + (int64_t)i;
-        size_t len = json_ts_payload(centi, ts, payload);
+        size_t len = lg_stream_payload(LG_JSON_TS, i, ts, payload);
 
         if (i % txn_rows == 0 && !exec_sql(db, "BEGIN"))
             return false;
@@ -191,6 +142,16 @@ static bool insert_rows(sqlite3 *db, sqlite3_stmt *stmt, uint64_t rows, uint64_t
     return true;
 }
 
+static void report(uint64_t rows, int64_t ns, int64_t bytes)
+{
+    double seconds = (double)ns / 1e9;
+
+    printf("sqlite_baseline: rows=%" PRIu64 " seconds=%.3f rate=%.0f write_bytes=%" PRId64
+           " bytes_per_row=%.1f\n",
+           rows, seconds, seconds > 0 ? (double)rows / seconds : 0.0, bytes,
+           (double)bytes / (double)rows);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t rows, series, txn_rows = 1000;
@@ -204,8 +165,10 @@ int main(int argc, char **argv)
                         "DBPATH and its -wal/-shm files are replaced.\n");
         return 2;
     }
-    if (!parse_u64(argv[2], "ROWS", 1, &rows) || !parse_u64(argv[3], "SERIES", 1, &series) ||
-        (argc == 5 && !parse_u64(argv[4], "TXN_ROWS", 1, &txn_rows)))
+    cli_program = "el_sqlite_baseline";
+    if (!cli_parse_u64(argv[2], "ROWS", 1, SQLB_MAX, &rows) ||
+        !cli_parse_u64(argv[3], "SERIES", 1, SQLB_MAX, &series) ||
+        (argc == 5 && !cli_parse_u64(argv[4], "TXN_ROWS", 1, SQLB_MAX, &txn_rows)))
         return 2;
     if (!remove_db_files(argv[1]) || !io_written(&io_before))
         return 1;
@@ -235,15 +198,7 @@ int main(int argc, char **argv)
     end_ns = plat_clock_mono_ns();
     if (!io_written(&io_after))
         goto out;
-    {
-        double seconds = (double)(end_ns - start_ns) / 1e9;
-        int64_t bytes = io_after - io_before;
-
-        printf("sqlite_baseline: rows=%" PRIu64 " seconds=%.3f rate=%.0f write_bytes=%" PRId64
-               " bytes_per_row=%.1f\n",
-               rows, seconds, seconds > 0 ? (double)rows / seconds : 0.0, bytes,
-               (double)bytes / (double)rows);
-    }
+    report(rows, end_ns - start_ns, io_after - io_before);
     rc = 0;
 out:
     sqlite3_finalize(stmt);

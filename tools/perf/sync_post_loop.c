@@ -17,6 +17,7 @@
  * Threading: single-threaded. Exit 0, or 1 on bad arguments or I/O errors.
  */
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,14 @@ static int usage(void)
     return 1;
 }
 
+/* --repeat: a positive count, else 1. */
+static int repeat_count(const char *text)
+{
+    long n = strtol(text, NULL, 10);
+
+    return n > 0 && n <= INT_MAX ? (int)n : 1;
+}
+
 static int parse(int argc, char **argv, struct opts *o)
 {
     static const struct option longopts[] = {{"dir", required_argument, NULL, 'd'},
@@ -93,11 +102,109 @@ static int parse(int argc, char **argv, struct opts *o)
             break;
         case 'e': o->batch_events = strtoll(optarg, NULL, 10); break;
         case 'b': o->batch_bytes = (size_t)strtoull(optarg, NULL, 10); break;
-        case 'r': o->repeat = atoi(optarg) > 0 ? atoi(optarg) : 1; break;
+        case 'r': o->repeat = repeat_count(optarg); break;
         default: return usage();
         }
     }
     return o->dir && o->url && o->batch_events > 0 && o->batch_bytes > 0 ? 0 : usage();
+}
+
+/* Every batch of the master log, cut, encoded and compressed, in memory. */
+struct bodies {
+    struct body *v;
+    size_t n, cap;
+    size_t raw_bytes, wire_bytes;
+    int64_t events, encode_ns, compress_ns;
+};
+
+static bool bodies_push(struct bodies *b, const void *z, size_t zlen)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 64;
+        struct body *grown = realloc(b->v, cap * sizeof *b->v);
+
+        if (!grown)
+            return false;
+        b->v = grown;
+        b->cap = cap;
+    }
+    b->v[b->n].data = malloc(zlen ? zlen : 1);
+    if (!b->v[b->n].data)
+        return false;
+    memcpy(b->v[b->n].data, z, zlen);
+    b->v[b->n++].len = zlen;
+    return true;
+}
+
+/* The sync worker's own cutting, encoding and compression over all of db. */
+static bool encode_all(const struct opts *o, struct sync_batch_reader *reader,
+                       struct sync_encoder *enc, struct sync_compressor *comp, char *buf,
+                       size_t buf_cap, struct bodies *out)
+{
+    int64_t after = 0;
+
+    for (;;) {
+        struct sync_batch b;
+        const void *z;
+        size_t zlen;
+        int64_t t0 = plat_clock_mono_ns();
+        el_status st = sync_batch_cut(reader, enc, after, INT64_MAX, o->batch_events,
+                                      o->batch_bytes, buf, buf_cap, &b);
+        int64_t t1 = plat_clock_mono_ns();
+        if (st == EL_NOTFOUND)
+            return true;
+        if (st != EL_OK || sync_compress(comp, buf, b.len, &z, &zlen) != EL_OK)
+            return false;
+        out->encode_ns += t1 - t0;
+        out->compress_ns += plat_clock_mono_ns() - t1;
+        if (!bodies_push(out, z, zlen))
+            return false;
+        out->raw_bytes += b.len;
+        out->wire_bytes += zlen;
+        out->events += b.events;
+        after = b.last_seq;
+    }
+}
+
+/* POSTs every body --repeat times on one handle; returns the fastest pass. */
+static int64_t post_all(const struct opts *o, const struct bodies *b, int64_t *errors)
+{
+    CURL *curl;
+    struct curl_slist *hdr = curl_slist_append(NULL, "Expect:");
+    char line[128];
+    int64_t best_ns = INT64_MAX;
+
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    curl = curl_easy_init();
+    snprintf(line, sizeof line, "Content-Type: %s", sync_encode_content_type(o->format));
+    hdr = curl_slist_append(hdr, line);
+    if (sync_compress_encoding(o->compression)) {
+        snprintf(line, sizeof line, "Content-Encoding: %s", sync_compress_encoding(o->compression));
+        hdr = curl_slist_append(hdr, line);
+    }
+    curl_easy_setopt(curl, CURLOPT_URL, o->url);
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    if (o->ca_file)
+        curl_easy_setopt(curl, CURLOPT_CAINFO, o->ca_file);
+    for (int r = 0; r < o->repeat; r++) {
+        int64_t t0 = plat_clock_mono_ns();
+        for (size_t i = 0; i < b->n; i++) {
+            long status = 0;
+            curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->v[i].len);
+            curl_easy_setopt(curl, CURLOPT_POSTFIELDS, b->v[i].data);
+            if (curl_easy_perform(curl) != CURLE_OK ||
+                curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
+                status < 200 || status > 299)
+                (*errors)++;
+        }
+        int64_t dt = plat_clock_mono_ns() - t0;
+        best_ns = dt < best_ns ? dt : best_ns;
+    }
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(curl);
+    return best_ns;
 }
 
 int main(int argc, char **argv)
@@ -108,9 +215,8 @@ int main(int argc, char **argv)
     struct sync_batch_reader *reader = NULL;
     struct sync_compressor *comp = NULL;
     struct sync_encoder enc;
-    struct body *bodies = NULL;
-    size_t n_bodies = 0, cap_bodies = 0, raw_bytes = 0, wire_bytes = 0;
-    int64_t events = 0, after = 0, encode_ns = 0, compress_ns = 0;
+    struct bodies b = {0};
+    int64_t best_ns, errors = 0;
     size_t buf_cap;
     char *buf = NULL;
     int rc = 1;
@@ -125,83 +231,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "el_sync_post_loop: cannot read %s\n", path);
         goto out;
     }
-    for (;;) {
-        struct sync_batch b;
-        const void *z;
-        size_t zlen;
-        int64_t t0 = plat_clock_mono_ns();
-        el_status st = sync_batch_cut(reader, &enc, after, INT64_MAX, o.batch_events, o.batch_bytes,
-                                      buf, buf_cap, &b);
-        int64_t t1 = plat_clock_mono_ns();
-        if (st == EL_NOTFOUND)
-            break;
-        if (st != EL_OK || sync_compress(comp, buf, b.len, &z, &zlen) != EL_OK)
-            goto out;
-        int64_t t2 = plat_clock_mono_ns();
-        encode_ns += t1 - t0;
-        compress_ns += t2 - t1;
-        if (n_bodies == cap_bodies) {
-            cap_bodies = cap_bodies ? cap_bodies * 2 : 64;
-            struct body *nb = realloc(bodies, cap_bodies * sizeof *bodies);
-            if (!nb)
-                goto out;
-            bodies = nb;
-        }
-        bodies[n_bodies].data = malloc(zlen ? zlen : 1);
-        if (!bodies[n_bodies].data)
-            goto out;
-        memcpy(bodies[n_bodies].data, z, zlen);
-        bodies[n_bodies++].len = zlen;
-        raw_bytes += b.len;
-        wire_bytes += zlen;
-        events += b.events;
-        after = b.last_seq;
-    }
-
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    CURL *curl = curl_easy_init();
-    struct curl_slist *hdr = curl_slist_append(NULL, "Expect:");
-    char line[128];
-    snprintf(line, sizeof line, "Content-Type: %s", sync_encode_content_type(o.format));
-    hdr = curl_slist_append(hdr, line);
-    if (sync_compress_encoding(o.compression)) {
-        snprintf(line, sizeof line, "Content-Encoding: %s", sync_compress_encoding(o.compression));
-        hdr = curl_slist_append(hdr, line);
-    }
-    curl_easy_setopt(curl, CURLOPT_URL, o.url);
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    if (o.ca_file)
-        curl_easy_setopt(curl, CURLOPT_CAINFO, o.ca_file);
-    int64_t best_ns = INT64_MAX, errors = 0;
-    for (int r = 0; r < o.repeat; r++) {
-        int64_t t0 = plat_clock_mono_ns();
-        for (size_t i = 0; i < n_bodies; i++) {
-            long status = 0;
-            curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bodies[i].len);
-            curl_easy_setopt(curl, CURLOPT_POSTFIELDS, bodies[i].data);
-            if (curl_easy_perform(curl) != CURLE_OK ||
-                curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
-                status < 200 || status > 299)
-                errors++;
-        }
-        int64_t dt = plat_clock_mono_ns() - t0;
-        best_ns = dt < best_ns ? dt : best_ns;
-    }
-    curl_slist_free_all(hdr);
-    curl_easy_cleanup(curl);
+    if (!encode_all(&o, reader, &enc, comp, buf, buf_cap, &b))
+        goto out;
+    best_ns = post_all(&o, &b, &errors);
     printf("{\"events\":%lld,\"batches\":%zu,\"raw_bytes\":%zu,\"wire_bytes\":%zu,"
            "\"encode_s\":%.6f,\"compress_s\":%.6f,\"post_s\":%.6f,\"events_per_s\":%.1f,"
            "\"http_errors\":%lld}\n",
-           (long long)events, n_bodies, raw_bytes, wire_bytes, (double)encode_ns / 1e9,
-           (double)compress_ns / 1e9, (double)best_ns / 1e9,
-           best_ns > 0 ? (double)events * 1e9 / (double)best_ns : 0.0, (long long)errors);
+           (long long)b.events, b.n, b.raw_bytes, b.wire_bytes, (double)b.encode_ns / 1e9,
+           (double)b.compress_ns / 1e9, (double)best_ns / 1e9,
+           best_ns > 0 ? (double)b.events * 1e9 / (double)best_ns : 0.0, (long long)errors);
     rc = errors ? 1 : 0;
 out:
-    for (size_t i = 0; i < n_bodies; i++)
-        free(bodies[i].data);
-    free(bodies);
+    for (size_t i = 0; i < b.n; i++)
+        free(b.v[i].data);
+    free(b.v);
     free(buf);
     sync_compress_free(comp);
     sync_batch_reader_free(reader);

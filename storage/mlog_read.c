@@ -1,0 +1,329 @@
+/*
+ * mlog_read — read-only master-log connection for serving (design in
+ * mlog_read.h).
+ *
+ * Ownership: the reader owns its connection, its prepared statements and
+ * its series dictionary.
+ */
+#include "mlog_read.h"
+
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "mlog.h"
+#include "plat_log.h"
+
+enum {
+    ST_BLOCKS,
+    ST_RANGE_ONE,
+    ST_RANGE_ALL,
+    ST_TAIL_EVENTS,
+    ST_TAIL_WAITING,
+    ST_PROV_ONE,
+    ST_PROV_ALL,
+    ST_SERIES,
+    ST_COUNT
+};
+
+static const char *const sql[ST_COUNT] = {
+    [ST_BLOCKS] = "SELECT block FROM blocks WHERE max_ts >= ?1 AND min_ts < ?2 AND block >= ?3"
+                  " AND block <= ?4 ORDER BY block",
+    [ST_RANGE_ONE] = "SELECT seq, series, ts, value FROM events WHERE seq >= ?1 AND seq < ?2"
+                     " AND series = ?3 AND ts >= ?4 AND ts < ?5",
+    [ST_RANGE_ALL] = "SELECT seq, series, ts, value FROM events WHERE seq >= ?1 AND seq < ?2"
+                     " AND ts >= ?4 AND ts < ?5",
+    [ST_TAIL_EVENTS] = "SELECT seq, series, ts, value FROM events WHERE seq > ?1 AND seq <= ?2",
+    [ST_TAIL_WAITING] = "SELECT seq, series, recv, value FROM unanchored WHERE seq > ?1"
+                        " AND seq <= ?2",
+    [ST_PROV_ONE] = "SELECT seq, series, recv, value FROM unanchored WHERE seq <= ?1"
+                    " AND recv >= ?2 AND recv < ?3 AND series = ?4",
+    [ST_PROV_ALL] = "SELECT seq, series, recv, value FROM unanchored WHERE seq <= ?1"
+                    " AND recv >= ?2 AND recv < ?3",
+    [ST_SERIES] = "SELECT id, name FROM series WHERE id > ?1 ORDER BY id",
+};
+
+struct mlog_reader {
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    struct series_dict *series;
+    bool (*expired)(void *ctx);
+    void *expired_ctx;
+    bool in_snapshot;
+    int64_t last_seq, oldest_seq;
+};
+
+static el_status fail(struct mlog_reader *r, int rc, const char *what)
+{
+    if (rc == SQLITE_INTERRUPT || sqlite3_errcode(r->db) == SQLITE_INTERRUPT)
+        return EL_TIMEOUT;
+    log_warn("master log (reader): %s: %s", what, sqlite3_errmsg(r->db));
+    return EL_DB;
+}
+
+static int progress(void *ctx)
+{
+    struct mlog_reader *r = ctx;
+    return r->expired && r->expired(r->expired_ctx) ? 1 : 0;
+}
+
+el_status mlog_reader_open(const char *dir, uint32_t max_series, struct mlog_reader **out)
+{
+    char path[PATH_MAX];
+    el_status rc;
+    struct mlog_reader *r = calloc(1, sizeof *r);
+    *out = NULL;
+    if (!r)
+        return EL_NOMEM;
+    rc = series_dict_new(max_series, &r->series);
+    if (rc != EL_OK)
+        goto fail;
+    snprintf(path, sizeof path, "%s/master.db", dir);
+    if (sqlite3_open_v2(path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        rc = fail(r, SQLITE_ERROR, "opening master.db");
+        goto fail;
+    }
+    sqlite3_busy_timeout(r->db, 2000);
+    sqlite3_progress_handler(r->db, 1000, progress, r);
+    for (int i = 0; i < ST_COUNT; i++)
+        if (sqlite3_prepare_v3(r->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->st[i], NULL) !=
+            SQLITE_OK) {
+            rc = fail(r, SQLITE_ERROR, "preparing reads");
+            goto fail;
+        }
+    *out = r;
+    return EL_OK;
+fail:
+    mlog_reader_close(r);
+    return rc;
+}
+
+void mlog_reader_close(struct mlog_reader *r)
+{
+    if (!r)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(r->st[i]);
+    if (r->db)
+        sqlite3_close(r->db);
+    series_dict_free(r->series);
+    free(r);
+}
+
+void mlog_reader_set_interrupt(struct mlog_reader *r, bool (*expired)(void *ctx), void *ctx)
+{
+    r->expired = expired;
+    r->expired_ctx = ctx;
+}
+
+static int64_t one_int(struct mlog_reader *r, const char *q, el_status *rc)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    int s = sqlite3_prepare_v2(r->db, q, -1, &st, NULL);
+    if (s == SQLITE_OK)
+        s = sqlite3_step(st);
+    if (s == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+        v = sqlite3_column_int64(st, 0);
+    else if (s != SQLITE_ROW && *rc == EL_OK)
+        *rc = fail(r, s, "reading the log's bounds");
+    sqlite3_finalize(st);
+    return v;
+}
+
+static el_status sync_series(struct mlog_reader *r)
+{
+    sqlite3_stmt *st = r->st[ST_SERIES];
+    el_status rc = EL_OK;
+    int s;
+    sqlite3_bind_int64(st, 1, series_dict_count(r->series));
+    while (rc == EL_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        size_t len = (size_t)sqlite3_column_bytes(st, 1);
+        if (id < 1 || id > UINT32_MAX || !name)
+            continue;
+        rc = series_dict_add(r->series, name, len, (uint32_t)id);
+    }
+    if (rc == EL_OK && s != SQLITE_DONE)
+        rc = fail(r, s, "reading series");
+    sqlite3_reset(st);
+    return rc;
+}
+
+el_status mlog_reader_begin(struct mlog_reader *r)
+{
+    el_status rc = EL_OK;
+    mlog_reader_end(r);
+    if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return fail(r, SQLITE_ERROR, "BEGIN");
+    r->in_snapshot = true;
+    /* The first read fixes the snapshot. */
+    int64_t a = one_int(r, "SELECT max(seq) FROM events", &rc);
+    int64_t b = one_int(r, "SELECT max(seq) FROM dead_letters", &rc);
+    int64_t u = one_int(r, "SELECT max(seq) FROM unanchored", &rc);
+    a = a > b ? a : b;
+    r->last_seq = a > u ? a : u;
+    int64_t oe = one_int(r, "SELECT min(seq) FROM events", &rc);
+    int64_t od = one_int(r, "SELECT min(seq) FROM dead_letters", &rc);
+    r->oldest_seq = oe == 0 ? od : od == 0 || oe < od ? oe : od;
+    if (rc == EL_OK)
+        rc = sync_series(r);
+    if (rc != EL_OK)
+        mlog_reader_end(r);
+    return rc;
+}
+
+void mlog_reader_end(struct mlog_reader *r)
+{
+    if (!r->in_snapshot)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_reset(r->st[i]);
+    if (sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        log_warn("master log (reader): ending a snapshot: %s", sqlite3_errmsg(r->db));
+    r->in_snapshot = false;
+}
+
+int64_t mlog_reader_last_seq(const struct mlog_reader *r)
+{
+    return r->last_seq;
+}
+
+int64_t mlog_reader_oldest_seq(const struct mlog_reader *r)
+{
+    return r->oldest_seq;
+}
+
+const struct series_dict *mlog_reader_series(const struct mlog_reader *r)
+{
+    return r->series;
+}
+
+/* Steps a bound statement to the end, calling fn for each row of
+ * (seq, series, ts, value). */
+static el_status drain(struct mlog_reader *r, sqlite3_stmt *st, bool provisional, mlog_read_fn fn,
+                       void *ctx)
+{
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ctx, sqlite3_column_int64(st, 0), (uint32_t)sqlite3_column_int64(st, 1),
+           sqlite3_column_int64(st, 2), sqlite3_column_double(st, 3), provisional);
+    sqlite3_reset(st);
+    return s == SQLITE_DONE ? EL_OK : fail(r, s, "reading events");
+}
+
+static el_status spend(uint64_t *budget, int64_t rows)
+{
+    uint64_t n = rows > 0 ? (uint64_t)rows : 0;
+    if (n > *budget) {
+        *budget = 0;
+        return EL_FULL;
+    }
+    *budget -= n;
+    return EL_OK;
+}
+
+static el_status read_run(struct mlog_reader *r, uint32_t series, int64_t lo, int64_t hi,
+                          int64_t from_ms, int64_t to_ms, uint64_t *budget, mlog_read_fn fn,
+                          void *ctx)
+{
+    el_status rc = spend(budget, hi - lo);
+    if (rc != EL_OK)
+        return rc;
+    sqlite3_stmt *st = r->st[series ? ST_RANGE_ONE : ST_RANGE_ALL];
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
+    sqlite3_bind_int64(st, 3, series);
+    sqlite3_bind_int64(st, 4, from_ms);
+    sqlite3_bind_int64(st, 5, to_ms);
+    return drain(r, st, false, fn, ctx);
+}
+
+el_status mlog_reader_scan_time(struct mlog_reader *r, uint32_t series, int64_t from_ms,
+                                int64_t to_ms, int64_t after_seq, int64_t upto_seq,
+                                uint64_t *budget, mlog_read_fn fn, void *ctx)
+{
+    el_status rc = EL_OK;
+    int64_t run_lo = -1, run_hi = -1;
+    int s;
+    if (from_ms >= to_ms || after_seq >= upto_seq)
+        return EL_OK;
+    sqlite3_stmt *st = r->st[ST_BLOCKS];
+    sqlite3_bind_int64(st, 1, from_ms);
+    sqlite3_bind_int64(st, 2, to_ms);
+    sqlite3_bind_int64(st, 3, (after_seq + 1) >> MLOG_BLOCK_SHIFT);
+    sqlite3_bind_int64(st, 4, upto_seq >> MLOG_BLOCK_SHIFT);
+    /* Adjacent blocks become one rowid range; a range is read while the
+     * block statement is still open (it is a different statement). */
+    while (rc == EL_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        int64_t lo = sqlite3_column_int64(st, 0) << MLOG_BLOCK_SHIFT;
+        int64_t hi = lo + (1 << MLOG_BLOCK_SHIFT);
+        lo = lo <= after_seq ? after_seq + 1 : lo;
+        hi = hi > upto_seq + 1 ? upto_seq + 1 : hi;
+        if (lo >= hi)
+            continue;
+        if (lo == run_hi) {
+            run_hi = hi;
+            continue;
+        }
+        if (run_lo >= 0)
+            rc = read_run(r, series, run_lo, run_hi, from_ms, to_ms, budget, fn, ctx);
+        run_lo = lo;
+        run_hi = hi;
+    }
+    if (rc == EL_OK && s != SQLITE_DONE)
+        rc = fail(r, s, "reading block summaries");
+    sqlite3_reset(st);
+    if (rc == EL_OK && run_lo >= 0)
+        rc = read_run(r, series, run_lo, run_hi, from_ms, to_ms, budget, fn, ctx);
+    return rc;
+}
+
+el_status mlog_reader_scan_seq(struct mlog_reader *r, int64_t lo, int64_t hi, uint64_t *budget,
+                               mlog_read_fn fn, void *ctx)
+{
+    if (lo >= hi)
+        return EL_OK;
+    el_status rc = spend(budget, hi - lo);
+    for (int i = 0; rc == EL_OK && i < 2; i++) {
+        sqlite3_stmt *st = r->st[i == 0 ? ST_TAIL_EVENTS : ST_TAIL_WAITING];
+        sqlite3_bind_int64(st, 1, lo);
+        sqlite3_bind_int64(st, 2, hi);
+        rc = drain(r, st, i == 1, fn, ctx);
+    }
+    return rc;
+}
+
+el_status mlog_reader_scan_provisional(struct mlog_reader *r, uint32_t series, int64_t from_ms,
+                                       int64_t to_ms, int64_t upto_seq, uint64_t *budget,
+                                       mlog_read_fn fn, void *ctx)
+{
+    el_status rc = EL_OK;
+    if (from_ms >= to_ms || mlog_reader_provisional_count(r) == 0)
+        return EL_OK;
+    /* No index on receive time: the whole (small) table is examined. */
+    int64_t rows = one_int(r, "SELECT max(seq) - min(seq) + 1 FROM unanchored", &rc);
+    if (rc == EL_OK)
+        rc = spend(budget, rows);
+    if (rc != EL_OK)
+        return rc;
+    sqlite3_stmt *st = r->st[series ? ST_PROV_ONE : ST_PROV_ALL];
+    sqlite3_bind_int64(st, 1, upto_seq);
+    sqlite3_bind_int64(st, 2, from_ms);
+    sqlite3_bind_int64(st, 3, to_ms);
+    if (series)
+        sqlite3_bind_int64(st, 4, series);
+    return drain(r, st, true, fn, ctx);
+}
+
+int64_t mlog_reader_provisional_count(struct mlog_reader *r)
+{
+    el_status rc = EL_OK;
+    /* rowid bounds only: O(log n), an upper bound of the rows */
+    int64_t lo = one_int(r, "SELECT min(seq) FROM unanchored", &rc);
+    int64_t hi = one_int(r, "SELECT max(seq) FROM unanchored", &rc);
+    return rc == EL_OK && lo > 0 ? hi - lo + 1 : 0;
+}

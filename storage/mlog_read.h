@@ -1,0 +1,81 @@
+/*
+ * mlog_read — read-only access to the master log (mlog.h has the format)
+ * for the serving threads, on a connection of their own.
+ *
+ * DESIGN. WAL lets readers run beside the core's writer: a reader's
+ * snapshot (mlog_reader_begin .. mlog_reader_end, one read transaction) sees
+ * exactly the transactions committed before it began, never a half commit,
+ * and never holds up a commit (only a checkpoint waits for the snapshot to
+ * end, which is why snapshots are short: one query). Reads:
+ *   - by time: the block-range summary (`blocks`, one row per 1024
+ *     sequences with their min and max event time) tells which sequence
+ *     ranges can hold events of [from, to); those are read by rowid range
+ *     (no index on events, LIMITS.md);
+ *   - by sequence: a rowid range of `events` and of `unanchored` (the tail
+ *     of the log that the speed layer may not have applied yet);
+ *   - provisional readings: `unanchored` rows (no true time yet) by their
+ *     receive time on the board's clock, a scan of that (small) table.
+ * Every read counts the rows it examines against the caller's budget
+ * (EL_FULL when spent) and stops with EL_TIMEOUT when the interrupt callback
+ * says so (SQLite's progress handler, checked every ~1000 VM steps), so a
+ * query's work is bounded in rows and in time.
+ *
+ * The reader keeps its own series dictionary (series_dict.h), filled from the
+ * `series` table as the snapshots move on; ids are the master log's.
+ *
+ * Threading: a reader belongs to one thread.
+ */
+#ifndef EL_MLOG_READ_H
+#define EL_MLOG_READ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "el_status.h"
+#include "series_dict.h"
+
+struct mlog_reader;
+
+/* Opens <dir>/master.db read-only (it must exist: the core creates it). */
+EL_MUST_CHECK el_status mlog_reader_open(const char *dir, uint32_t max_series,
+                                         struct mlog_reader **out);
+void mlog_reader_close(struct mlog_reader *r);
+
+/* expired(ctx) is called from inside SQLite every ~1000 steps; returning
+ * true interrupts the statement (the read returns EL_TIMEOUT). NULL: none. */
+void mlog_reader_set_interrupt(struct mlog_reader *r, bool (*expired)(void *ctx), void *ctx);
+
+/* Starts a snapshot and brings the series dictionary up to it. */
+EL_MUST_CHECK el_status mlog_reader_begin(struct mlog_reader *r);
+void mlog_reader_end(struct mlog_reader *r);
+/* In the snapshot: the highest sequence stored (events, dead letters,
+ * waiting readings) and the lowest one still stored (0 when empty). */
+int64_t mlog_reader_last_seq(const struct mlog_reader *r);
+int64_t mlog_reader_oldest_seq(const struct mlog_reader *r);
+const struct series_dict *mlog_reader_series(const struct mlog_reader *r);
+
+/* One row. provisional: an `unanchored` reading, ts = its receive time. */
+typedef void (*mlog_read_fn)(void *ctx, int64_t seq, uint32_t series, int64_t ts_ms, double value,
+                             bool provisional);
+
+/* Events of series (0 = every series) with from <= ts < to and
+ * after < seq <= upto, in sequence order. *budget: rows that may still be
+ * examined, decremented; EL_FULL when it runs out. */
+EL_MUST_CHECK el_status mlog_reader_scan_time(struct mlog_reader *r, uint32_t series,
+                                              int64_t from_ms, int64_t to_ms, int64_t after_seq,
+                                              int64_t upto_seq, uint64_t *budget, mlog_read_fn fn,
+                                              void *ctx);
+/* Every event and waiting reading with lo < seq <= hi, events first. */
+EL_MUST_CHECK el_status mlog_reader_scan_seq(struct mlog_reader *r, int64_t lo, int64_t hi,
+                                             uint64_t *budget, mlog_read_fn fn, void *ctx);
+/* Waiting readings of series (0 = all) received in [from, to) on the
+ * board's clock with seq <= upto. */
+EL_MUST_CHECK el_status mlog_reader_scan_provisional(struct mlog_reader *r, uint32_t series,
+                                                     int64_t from_ms, int64_t to_ms,
+                                                     int64_t upto_seq, uint64_t *budget,
+                                                     mlog_read_fn fn, void *ctx);
+/* Number of waiting readings in the snapshot (0: nothing provisional). */
+int64_t mlog_reader_provisional_count(struct mlog_reader *r);
+
+#endif

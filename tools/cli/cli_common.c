@@ -1,0 +1,118 @@
+/*
+ * cli_common — option parsing and the request/response client shared by
+ * the CLI and the perf tools (design in cli_common.h).
+ */
+#include "cli_common.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *cli_program = "edgelambda";
+
+static atomic_uint cli_rr_clients;
+
+static void bad_number(const char *what, const char *text)
+{
+    fprintf(stderr, "%s: bad %s: '%s'\n", cli_program, what, text);
+}
+
+bool cli_parse_u64(const char *text, const char *what, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end = NULL;
+    unsigned long long parsed;
+
+    /* strtoull accepts "-1" (wrapping it): refuse signs explicitly. */
+    if (text == NULL || text[0] < '0' || text[0] > '9') {
+        bad_number(what, text ? text : "");
+        return false;
+    }
+    errno = 0;
+    parsed = strtoull(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || parsed < min || parsed > max) {
+        bad_number(what, text);
+        return false;
+    }
+    *out = (uint64_t)parsed;
+    return true;
+}
+
+bool cli_parse_i64(const char *text, const char *what, int64_t min, int64_t max, int64_t *out)
+{
+    char *end = NULL;
+    long long parsed;
+
+    if (text == NULL || text[0] == '\0') {
+        bad_number(what, "");
+        return false;
+    }
+    errno = 0;
+    parsed = strtoll(text, &end, 10);
+    if (errno != 0 || end == text || *end != '\0' || parsed < min || parsed > max) {
+        bad_number(what, text);
+        return false;
+    }
+    *out = (int64_t)parsed;
+    return true;
+}
+
+bool cli_parse_double(const char *text, const char *what, double min, double max, double *out)
+{
+    char *end = NULL;
+    double parsed;
+
+    if (text == NULL || text[0] == '\0') {
+        bad_number(what, "");
+        return false;
+    }
+    errno = 0;
+    parsed = strtod(text, &end);
+    if (errno != 0 || end == text || *end != '\0' || !isfinite(parsed) || parsed < min ||
+        parsed > max) {
+        bad_number(what, text);
+        return false;
+    }
+    *out = parsed;
+    return true;
+}
+
+el_status cli_rr_open(struct cli_rr *rr, const char *uri, const char *prefix,
+                      double connect_timeout_s)
+{
+    unsigned int n = atomic_fetch_add(&cli_rr_clients, 1) + 1;
+    char why[MQTT_CLIENT_ERROR_MAX];
+    el_status st;
+    int len;
+
+    memset(rr, 0, sizeof *rr);
+    (void)mqtt_client_make_id("elcli", rr->client_id, sizeof rr->client_id);
+    len = snprintf(rr->reply_topic, sizeof rr->reply_topic, "%s/reply/%s/%u", prefix, rr->client_id,
+                   n);
+    if (len < 0 || (size_t)len >= sizeof rr->reply_topic || strpbrk(prefix, "+#") != NULL) {
+        fprintf(stderr, "%s: prefix '%s' is too long or has wildcards\n", cli_program, prefix);
+        return EL_INVAL;
+    }
+    rr->opts.uri = uri;
+    rr->opts.client_id = rr->client_id;
+    rr->opts.version = MQTT_CLIENT_V5;
+    rr->opts.clean_start = true;
+    rr->opts.keepalive_s = 30;
+    rr->opts.connect_timeout_s = (int)ceil(connect_timeout_s);
+    rr->opts.tcp_nodelay = true;
+    rr->opts.reply_topic = rr->reply_topic;
+    st = mqtt_client_new(&rr->opts, &rr->client, why, sizeof why);
+    if (st == EL_INVAL)
+        fprintf(stderr, "%s: bad broker URI '%s': %s\n", cli_program, uri, why);
+    else if (st != EL_OK)
+        fprintf(stderr, "%s: %s\n", cli_program, why);
+    return st;
+}
+
+void cli_rr_close(struct cli_rr *rr)
+{
+    mqtt_client_free(rr->client);
+    rr->client = NULL;
+}

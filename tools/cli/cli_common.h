@@ -1,0 +1,66 @@
+/*
+ * cli_common — what the `edgelambda` CLI shares with the perf tools
+ * (tools/perf): strict number parsing for options, and the request/response
+ * client that asks edgelambdad a question (SPEC §7).
+ *
+ * Design: the parsers accept the whole text or nothing, within [min, max],
+ * and print "<program>: bad <what>: '<text>'" on stderr when they refuse
+ * (cli_program names the program; "edgelambda" unless a tool sets it first
+ * thing in main). cli_rr_open sets up an MQTT v5 client (mqtt_client.h)
+ * with a reply topic of its own, "<prefix>/reply/<client id>/<n>" (client
+ * id "elcli-<pid>-<random hex>", n counts the clients of this process), TCP_NODELAY and
+ * clean start; requests go out at QoS 0, like mosquitto_rr's default: the
+ * broker is local and a lost request ends in the caller's timeout.
+ *
+ * Threading: main thread. Ownership: struct cli_rr owns its client, its
+ * client id and reply topic (the client borrows them); uri and prefix are
+ * borrowed and must outlive it.
+ */
+#ifndef EL_CLI_COMMON_H
+#define EL_CLI_COMMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "el_status.h"
+#include "mqtt_client.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_FAIL 1
+#define CLI_EXIT_USAGE 2
+
+#define CLI_DEFAULT_URI "tcp://127.0.0.1:1883"
+#define CLI_DEFAULT_PREFIX "edgelambda"
+
+/* Reply topics up to this many bytes (edgelambdad accepts up to 256). */
+#define CLI_RR_TOPIC_MAX 256
+
+/* The program name in messages; set once in main. */
+extern const char *cli_program;
+
+/* Strict decimal parsers: the whole text must be a number within
+ * [min, max]; on failure they print "<program>: bad <what>: '<text>'" to
+ * stderr and return false (*out untouched). */
+bool cli_parse_u64(const char *text, const char *what, uint64_t min, uint64_t max, uint64_t *out);
+bool cli_parse_i64(const char *text, const char *what, int64_t min, int64_t max, int64_t *out);
+bool cli_parse_double(const char *text, const char *what, double min, double max, double *out);
+
+/* A request/response client and the storage its options point at. */
+struct cli_rr {
+    struct mqtt_client_opts opts;
+    char client_id[MQTT_CLIENT_ID_MAX];
+    char reply_topic[CLI_RR_TOPIC_MAX + 1];
+    struct mqtt_client *client;
+};
+
+/* Creates rr->client for broker uri, replies under prefix; connect_timeout_s
+ * bounds Paho's TCP/MQTT connect. Nothing is sent until mqtt_client_connect.
+ * EL_INVAL (a URI Paho refuses, a prefix too long for a reply topic or with
+ * wildcards) and EL_NOMEM are printed to stderr; rr->client is NULL then. */
+EL_MUST_CHECK el_status cli_rr_open(struct cli_rr *rr, const char *uri, const char *prefix,
+                                    double connect_timeout_s);
+
+/* Frees rr->client (disconnecting, bounded to 1 s); safe after a failed open. */
+void cli_rr_close(struct cli_rr *rr);
+
+#endif
