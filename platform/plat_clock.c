@@ -1,5 +1,6 @@
 /* plat_clock — monotonic/wall clocks and clock-synchronisation state (see plat_clock.h). */
 #include "plat_clock.h"
+#include "plat_time.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -109,12 +110,8 @@ const char *plat_clock_sync_source(void)
 
 char *plat_clock_format_rfc3339(int64_t epoch_ms, char *buf, size_t len)
 {
-    time_t secs = (time_t)(epoch_ms >= 0 ? epoch_ms / 1000 : (epoch_ms - 999) / 1000);
-    int ms = (int)(epoch_ms - (int64_t)secs * 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+    if (plat_time_format_rfc3339(epoch_ms, PLAT_TIME_MS_ALWAYS, buf, len) == 0 && len > 0)
+        buf[0] = '\0';
     return buf;
 }
 

@@ -1,6 +1,6 @@
 /*
  * plat_idle — how busy the board's CPUs are, from /proc/stat deltas, for
- * the batch layer's idle windows (DESIGN §6).
+ * the batch layer's idle windows (docs/DESIGN.md §6).
  *
  * Threading: a struct plat_idle belongs to its caller's thread.
  */

@@ -3,7 +3,7 @@
  * broker gets its acknowledgement.
  *
  * Why: Paho MQTTAsync sends the QoS 1 PUBACK when messageArrived returns 1
- * (RELIABILITY.md), and it calls messageArrived for one message at a time.
+ * (docs/RELIABILITY.md), and it calls messageArrived for one message at a time.
  * A SQLite commit per message would cap ingest at a few thousand messages/s
  * and write ~4.5 KB of flash per event, so the callback instead writes the
  * message once into this journal and the core thread group-commits journal

@@ -239,6 +239,40 @@ static el_status boot_register(struct mlog *log, const char *boot_id, int64_t wa
     return rc;
 }
 
+/* mlog_open's one write transaction: the schema (created or checked), the
+ * last sequences, this boot, and the waiting readings of boots that ended
+ * unsynchronised retired to dead letters. */
+static el_status open_txn(struct mlog *log, const char *boot_id, int64_t wall_ms, int64_t mono_ms)
+{
+    el_status rc = exec(log, "BEGIN IMMEDIATE");
+    if (rc != EL_OK)
+        return rc;
+    rc = exec(log, schema_sql);
+    if (rc == EL_OK && query_int(log, "SELECT value FROM meta WHERE key='schema_version'", 0) == 0)
+        rc = exec(log, "INSERT INTO meta VALUES('schema_version',1),"
+                       "('created_ms',CAST(strftime('%s','now') AS INTEGER)*1000)");
+    if (rc == EL_OK && query_int(log, "SELECT value FROM meta WHERE key='schema_version'", 0) !=
+                           MLOG_SCHEMA_VERSION) {
+        log_error("master log %s has an unknown schema version", log->path);
+        rc = EL_CORRUPT;
+    }
+    if (rc == EL_OK) {
+        int64_t a = query_int(log, "SELECT max(seq) FROM events", 0);
+        int64_t b = query_int(log, "SELECT max(seq) FROM dead_letters", 0);
+        int64_t u = query_int(log, "SELECT max(seq) FROM unanchored", 0);
+        log->last_event_seq = log->last_event_seq_committed = a > u ? a : u;
+        a = a > b ? a : b;
+        log->last_seq = log->last_seq_committed = a > u ? a : u;
+        rc = boot_register(log, boot_id, wall_ms, mono_ms);
+    }
+    if (rc == EL_OK)
+        rc = retire_unanchored(log);
+    if (rc == EL_OK)
+        return exec(log, "COMMIT");
+    (void)exec(log, "ROLLBACK");
+    return rc;
+}
+
 el_status mlog_open(const struct mlog_opts *opts, const char *boot_id, int64_t wall_ms,
                     int64_t mono_ms, struct mlog **out)
 {
@@ -271,32 +305,7 @@ el_status mlog_open(const struct mlog_opts *opts, const char *boot_id, int64_t w
     if (rc == EL_OK && opts->max_db_bytes > 0)
         rc = mlog_set_ceiling(log, opts->max_db_bytes);
     if (rc == EL_OK)
-        rc = exec(log, "BEGIN IMMEDIATE");
-    if (rc == EL_OK)
-        rc = exec(log, schema_sql);
-    if (rc == EL_OK && query_int(log, "SELECT value FROM meta WHERE key='schema_version'", 0) == 0)
-        rc = exec(log, "INSERT INTO meta VALUES('schema_version',1),"
-                       "('created_ms',CAST(strftime('%s','now') AS INTEGER)*1000)");
-    if (rc == EL_OK && query_int(log, "SELECT value FROM meta WHERE key='schema_version'", 0) !=
-                           MLOG_SCHEMA_VERSION) {
-        log_error("master log %s has an unknown schema version", log->path);
-        rc = EL_CORRUPT;
-    }
-    if (rc == EL_OK) {
-        int64_t a = query_int(log, "SELECT max(seq) FROM events", 0);
-        int64_t b = query_int(log, "SELECT max(seq) FROM dead_letters", 0);
-        int64_t u = query_int(log, "SELECT max(seq) FROM unanchored", 0);
-        log->last_event_seq = log->last_event_seq_committed = a > u ? a : u;
-        a = a > b ? a : b;
-        log->last_seq = log->last_seq_committed = a > u ? a : u;
-        rc = boot_register(log, boot_id, wall_ms, mono_ms);
-    }
-    if (rc == EL_OK)
-        rc = retire_unanchored(log);
-    if (rc == EL_OK)
-        rc = exec(log, "COMMIT");
-    else
-        (void)exec(log, "ROLLBACK");
+        rc = open_txn(log, boot_id, wall_ms, mono_ms);
     if (rc == EL_OK)
         rc = series_load(log);
     if (rc == EL_OK)
@@ -355,7 +364,7 @@ el_status mlog_series_find(const struct mlog *log, const char *name, size_t len,
 el_status mlog_set_ceiling(struct mlog *log, int64_t max_db_bytes)
 {
     /* A quota below the free space: inserts beyond it fail (SQLITE_FULL)
-     * while deletes still work, so retention can free room (RELIABILITY.md). */
+     * while deletes still work, so retention can free room (docs/RELIABILITY.md). */
     char sql[64];
     int64_t pages = max_db_bytes / query_int(log, "PRAGMA page_size", 4096);
     snprintf(sql, sizeof sql, "PRAGMA max_page_count=%lld",

@@ -49,7 +49,7 @@
  * number per event it yields (one for a dead letter). So events.seq is
  * strictly increasing with gaps exactly where dead letters took a number.
  * Rows are never updated. No secondary index on events: it would cost ~80%
- * of append throughput and ~7x the flash writes (LIMITS.md).
+ * of append throughput and ~7x the flash writes (docs/LIMITS.md).
  *
  * Durability: every commit runs with synchronous=FULL, i.e. the WAL is
  * fdatasync'ed at each group commit (one per storage.flush_interval_ms at

@@ -1,9 +1,9 @@
 /*
- * mlog_read — read-only master-log connection for serving (design in
- * mlog_read.h).
+ * mlog_read — read-only master-log connections for serving, the batch
+ * recompute and the sync worker (design in mlog_read.h).
  *
  * Ownership: the reader owns its connection, its prepared statements and
- * its series dictionary.
+ * its series dictionary (none for a sequential reader).
  */
 #include "mlog_read.h"
 
@@ -24,6 +24,11 @@ enum {
     ST_PROV_ONE,
     ST_PROV_ALL,
     ST_SERIES,
+    ST_BATCH_SNAPSHOT,
+    ST_ANY_EVENT,
+    ST_CHUNK,
+    ST_CHUNK_NAMED,
+    ST_FIRST_RECV,
     ST_COUNT
 };
 
@@ -42,6 +47,17 @@ static const char *const sql[ST_COUNT] = {
     [ST_PROV_ALL] = "SELECT seq, series, recv, value FROM unanchored WHERE seq <= ?1"
                     " AND recv >= ?2 AND recv < ?3",
     [ST_SERIES] = "SELECT id, name FROM series WHERE id > ?1 ORDER BY id",
+    [ST_BATCH_SNAPSHOT] = "SELECT min(coalesce((SELECT max(seq) FROM events), 0),"
+                          " coalesce((SELECT min(seq) - 1 FROM unanchored), 1 << 62))",
+    [ST_ANY_EVENT] = "SELECT 1 FROM events WHERE seq > ?1 AND seq <= ?2 LIMIT 1",
+    [ST_CHUNK] = "SELECT seq, series, ts, value FROM events WHERE seq > ?1 AND seq <= ?2"
+                 " ORDER BY seq LIMIT ?3",
+    /* Forced order: a rowid-range scan of events, one series lookup by
+     * primary key per row. */
+    [ST_CHUNK_NAMED] = "SELECT e.seq, e.series, e.ts, e.value, s.name FROM events e"
+                       " CROSS JOIN series s ON s.id = e.series"
+                       " WHERE e.seq > ?1 AND e.seq <= ?2 ORDER BY e.seq LIMIT ?3",
+    [ST_FIRST_RECV] = "SELECT recv FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1",
 };
 
 struct mlog_reader {
@@ -68,15 +84,18 @@ static int progress(void *ctx)
     return r->expired && r->expired(r->expired_ctx) ? 1 : 0;
 }
 
-el_status mlog_reader_open(const char *dir, uint32_t max_series, struct mlog_reader **out)
+/* with_dict: keep a series dictionary of max_series names. */
+static el_status open_reader(const char *dir, bool with_dict, uint32_t max_series,
+                             int busy_timeout_ms, struct mlog_reader **out)
 {
     char path[PATH_MAX];
-    el_status rc;
+    el_status rc = EL_OK;
     struct mlog_reader *r = calloc(1, sizeof *r);
     *out = NULL;
     if (!r)
         return EL_NOMEM;
-    rc = series_dict_new(max_series, &r->series);
+    if (with_dict)
+        rc = series_dict_new(max_series, &r->series);
     if (rc != EL_OK)
         goto fail;
     snprintf(path, sizeof path, "%s/master.db", dir);
@@ -85,7 +104,7 @@ el_status mlog_reader_open(const char *dir, uint32_t max_series, struct mlog_rea
         rc = fail(r, SQLITE_ERROR, "opening master.db");
         goto fail;
     }
-    sqlite3_busy_timeout(r->db, 2000);
+    sqlite3_busy_timeout(r->db, busy_timeout_ms);
     sqlite3_progress_handler(r->db, 1000, progress, r);
     for (int i = 0; i < ST_COUNT; i++)
         if (sqlite3_prepare_v3(r->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->st[i], NULL) !=
@@ -98,6 +117,16 @@ el_status mlog_reader_open(const char *dir, uint32_t max_series, struct mlog_rea
 fail:
     mlog_reader_close(r);
     return rc;
+}
+
+el_status mlog_reader_open(const char *dir, uint32_t max_series, struct mlog_reader **out)
+{
+    return open_reader(dir, true, max_series, 2000, out);
+}
+
+el_status mlog_reader_open_seq(const char *dir, int busy_timeout_ms, struct mlog_reader **out)
+{
+    return open_reader(dir, false, 0, busy_timeout_ms, out);
 }
 
 void mlog_reader_close(struct mlog_reader *r)
@@ -138,6 +167,8 @@ static el_status sync_series(struct mlog_reader *r)
     sqlite3_stmt *st = r->st[ST_SERIES];
     el_status rc = EL_OK;
     int s;
+    if (!r->series)
+        return EL_OK; /* a sequential reader: no names kept */
     sqlite3_bind_int64(st, 1, series_dict_count(r->series));
     while (rc == EL_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t id = sqlite3_column_int64(st, 0);
@@ -326,4 +357,77 @@ int64_t mlog_reader_provisional_count(struct mlog_reader *r)
     int64_t lo = one_int(r, "SELECT min(seq) FROM unanchored", &rc);
     int64_t hi = one_int(r, "SELECT max(seq) FROM unanchored", &rc);
     return rc == EL_OK && lo > 0 ? hi - lo + 1 : 0;
+}
+
+/* ---- sequential reads ---- */
+
+el_status mlog_reader_snapshot_for_batch(struct mlog_reader *r, int64_t *snapshot_seq)
+{
+    sqlite3_stmt *st = r->st[ST_BATCH_SNAPSHOT];
+    int s = sqlite3_step(st);
+    *snapshot_seq = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return s == SQLITE_ROW ? EL_OK : fail(r, s, "reading the batch snapshot");
+}
+
+el_status mlog_reader_events_between(struct mlog_reader *r, int64_t lo, int64_t hi, bool *any)
+{
+    sqlite3_stmt *st = r->st[ST_ANY_EVENT];
+    *any = false;
+    if (hi <= lo)
+        return EL_OK;
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
+    int s = sqlite3_step(st);
+    *any = s == SQLITE_ROW;
+    sqlite3_reset(st);
+    return s == SQLITE_ROW || s == SQLITE_DONE ? EL_OK : fail(r, s, "probing events");
+}
+
+el_status mlog_reader_scan_seq_chunk(struct mlog_reader *r, int64_t lo, int64_t hi,
+                                     int64_t max_rows, unsigned flags, mlog_chunk_fn fn, void *ctx,
+                                     int64_t *last_seq)
+{
+    bool named = (flags & MLOG_SCAN_NAMES) != 0;
+    sqlite3_stmt *st = r->st[named ? ST_CHUNK_NAMED : ST_CHUNK];
+    struct mlog_chunk_row row = {0};
+    int s;
+    *last_seq = lo;
+    if (lo >= hi || max_rows <= 0)
+        return EL_OK;
+    sqlite3_bind_int64(st, 1, lo);
+    sqlite3_bind_int64(st, 2, hi);
+    sqlite3_bind_int64(st, 3, max_rows);
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        row.seq = sqlite3_column_int64(st, 0);
+        row.series = (uint32_t)sqlite3_column_int64(st, 1);
+        row.ts_ms = sqlite3_column_int64(st, 2);
+        row.value = sqlite3_column_double(st, 3);
+        if (named) {
+            const unsigned char *name = sqlite3_column_text(st, 4);
+            row.name = name ? (const char *)name : "";
+            row.name_len = name ? (size_t)sqlite3_column_bytes(st, 4) : 0;
+        }
+        if (!fn(ctx, &row)) {
+            s = SQLITE_DONE;
+            break;
+        }
+        *last_seq = row.seq;
+    }
+    /* The reset ends the statement's read transaction outside a snapshot. */
+    sqlite3_reset(st);
+    return s == SQLITE_DONE ? EL_OK : fail(r, s, "reading events by sequence");
+}
+
+el_status mlog_reader_first_recv_after(struct mlog_reader *r, int64_t after, int64_t *recv_ms)
+{
+    sqlite3_stmt *st = r->st[ST_FIRST_RECV];
+    sqlite3_bind_int64(st, 1, after);
+    int s = sqlite3_step(st);
+    if (s == SQLITE_ROW)
+        *recv_ms = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    if (s == SQLITE_DONE)
+        return EL_NOTFOUND;
+    return s == SQLITE_ROW ? EL_OK : fail(r, s, "reading a receive time");
 }

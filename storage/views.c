@@ -2,9 +2,10 @@
  * views — batch views in views.db: reads and recompute (format and design
  * in views.h).
  *
- * Ownership: struct views owns its SQLite connection and statements; a
- * recompute opens (and closes) its own read-only connection to master.db
- * and owns the group table it aggregates into.
+ * Ownership: struct views owns its SQLite connection to views.db and its
+ * statements (the only SQL here is on views.db's own tables); a recompute
+ * opens (and closes) its own master-log reader (mlog_read.h), through which
+ * it reads master.db, and owns the group table it aggregates into.
  */
 #include "views.h"
 
@@ -16,14 +17,16 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "mlog_read.h"
+#include "plat_align.h"
 #include "plat_clock.h"
 #include "plat_hash.h"
-#include "plat_align.h"
 #include "plat_log.h"
 
 const int64_t views_res_ms[VIEWS_N_RES] = {60000, 3600000, 86400000};
 
-#define CHUNK_ROWS 100000
+/* How long a recompute's master-log reads wait for a lock. */
+#define MASTER_BUSY_TIMEOUT_MS 10000
 
 struct views {
     sqlite3 *db;
@@ -374,146 +377,108 @@ static double thread_cpu_s(void)
            ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }
 
-/* Aggregates events (lo, hi] of the master log into the group table,
- * flushing when it fills. */
-static el_status aggregate_range(struct views *v, sqlite3 *mdb, int64_t lo, int64_t hi,
+/* One aggregation pass: the row callback's state. */
+struct aggregate_ctx {
+    struct views *v;
+    struct group_table *g;
+    struct views_run *run;
+    el_status rc;
+};
+
+/* Adds one master-log event to its group at every resolution, flushing the
+ * group table when it fills; false (rc set) on failure. */
+static bool aggregate_row(void *ctx, const struct mlog_chunk_row *row)
+{
+    struct aggregate_ctx *a = ctx;
+    a->run->events++;
+    for (int k = 0; k < VIEWS_N_RES && a->rc == EL_OK; k++) {
+        int64_t res = views_res_ms[k];
+        int64_t t = plat_align_down(row->ts_ms, res);
+        struct group *grp = group_get(a->g, res, row->series, t);
+        if (!grp) {
+            a->rc = groups_flush(a->v, a->g, a->run);
+            grp = a->rc == EL_OK ? group_get(a->g, res, row->series, t) : NULL;
+            if (!grp)
+                break;
+        }
+        agg_add(&grp->a, row->value, row->ts_ms, row->seq);
+        if (agg_sketch_add(&grp->sk, row->value) != EL_OK)
+            a->rc = EL_NOMEM;
+    }
+    return a->rc == EL_OK;
+}
+
+/* Aggregates events (lo, hi] of the master log into the group table, in
+ * chunks of VIEWS_CHUNK_ROWS events. The reader is outside any snapshot, so
+ * each chunk is one short read transaction of its own and none is held
+ * between chunks: a long run never holds one read transaction (the WAL
+ * could not be checkpointed behind it). Rows <= the run's snapshot never
+ * change (views.h, RECOMPUTE), so the chunks add up to one consistent read. */
+static el_status aggregate_range(struct views *v, struct mlog_reader *log, int64_t lo, int64_t hi,
                                  struct group_table *g, atomic_int *cancel,
                                  void (*yield_fn)(void *), void *yield_ctx, struct views_run *run)
 {
-    sqlite3_stmt *st = NULL;
+    struct aggregate_ctx a = {.v = v, .g = g, .run = run, .rc = EL_OK};
     el_status rc = EL_OK;
-    if (sqlite3_prepare_v2(mdb,
-                           "SELECT seq, series, ts, value FROM events WHERE seq > ? AND seq <= ?"
-                           " ORDER BY seq LIMIT ?",
-                           -1, &st, NULL) != SQLITE_OK)
-        return fail(mdb, "reading the master log");
     int64_t from = lo;
     while (rc == EL_OK && from < hi) {
         int64_t last = from;
-        int r;
-        sqlite3_bind_int64(st, 1, from);
-        sqlite3_bind_int64(st, 2, hi);
-        sqlite3_bind_int64(st, 3, CHUNK_ROWS);
-        while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-            int64_t seq = sqlite3_column_int64(st, 0);
-            uint32_t series = (uint32_t)sqlite3_column_int64(st, 1);
-            int64_t ts = sqlite3_column_int64(st, 2);
-            double value = sqlite3_column_double(st, 3);
-            last = seq;
-            run->events++;
-            for (int k = 0; k < VIEWS_N_RES && rc == EL_OK; k++) {
-                int64_t res = views_res_ms[k];
-                struct group *grp = group_get(g, res, series, plat_align_down(ts, res));
-                if (!grp) {
-                    rc = groups_flush(v, g, run);
-                    grp = rc == EL_OK ? group_get(g, res, series, plat_align_down(ts, res)) : NULL;
-                    if (!grp)
-                        break;
-                }
-                agg_add(&grp->a, value, ts, seq);
-                if (agg_sketch_add(&grp->sk, value) != EL_OK)
-                    rc = EL_NOMEM;
-            }
-            if (rc != EL_OK)
-                break;
-        }
-        if (rc == EL_OK && r != SQLITE_DONE && r != SQLITE_ROW)
-            rc = fail(mdb, "reading the master log");
-        sqlite3_reset(st);
+        rc = mlog_reader_scan_seq_chunk(log, from, hi, VIEWS_CHUNK_ROWS, 0, aggregate_row, &a,
+                                        &last);
+        if (rc == EL_OK)
+            rc = a.rc;
         if (last == from)
             break; /* no more rows */
         from = last;
-        /* Let go of the master log's snapshot between chunks, so a long run
-         * never holds one read transaction (the WAL could not be
-         * checkpointed behind it). Rows <= the run's snapshot never change:
-         * rows are never updated, readings placed in time later get
-         * sequences above it, and retention does not trim while a run is
-         * going on (core.c). */
-        if (rc == EL_OK && (exec(mdb, "COMMIT") != EL_OK || exec(mdb, "BEGIN") != EL_OK))
-            rc = fail(mdb, "renewing the read snapshot");
         if (cancel && atomic_load(cancel))
             rc = EL_AGAIN;
         else if (yield_fn)
             yield_fn(yield_ctx);
     }
-    sqlite3_finalize(st);
     return rc;
 }
 
-/* True if the master log holds an event with lo < seq <= hi (a rowid range
- * probe, inside the run's read transaction). */
-static bool events_between(sqlite3 *mdb, int64_t lo, int64_t hi)
+/* Fixes the run's snapshot S in one short read snapshot of the master log
+ * and, for an incremental run, whether any event lies beyond the watermark:
+ * with none (only dead letters arrived, or nothing) the run is skipped and
+ * writes nothing at all. */
+static el_status take_snapshot(struct views *v, struct mlog_reader *log, bool full,
+                               struct views_run *run)
 {
-    sqlite3_stmt *st = NULL;
-    bool any = false;
-    if (hi <= lo)
-        return false;
-    if (sqlite3_prepare_v2(mdb, "SELECT 1 FROM events WHERE seq > ? AND seq <= ? LIMIT 1", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, lo);
-        sqlite3_bind_int64(st, 2, hi);
-        any = sqlite3_step(st) == SQLITE_ROW;
-    } else {
+    int64_t watermark = meta_int(v->db, "watermark_seq");
+    bool any = true;
+    el_status rc = mlog_reader_begin(log);
+    if (rc == EL_OK)
+        rc = mlog_reader_snapshot_for_batch(log, &run->snapshot_seq);
+    if (rc == EL_OK && !full &&
+        mlog_reader_events_between(log, watermark, run->snapshot_seq, &any) != EL_OK)
         any = true; /* cannot tell: let the run find out */
+    mlog_reader_end(log);
+    if (rc == EL_OK && !full && !any) {
+        run->previous_seq = run->snapshot_seq = watermark;
+        run->skipped = true;
     }
-    sqlite3_finalize(st);
-    return any;
+    return rc;
 }
 
-el_status views_recompute(struct views *v, const char *dir, bool full, atomic_int *cancel,
-                          void (*yield_fn)(void *ctx), void *yield_ctx, struct views_run *run)
+/* The views' side of a run: one write transaction on views.db that merges
+ * (or, full, rebuilds) the rows and sets the watermark to S. */
+static el_status write_run(struct views *v, struct mlog_reader *log, struct group_table *g,
+                           atomic_int *cancel, void (*yield_fn)(void *ctx), void *yield_ctx,
+                           struct views_run *run)
 {
-    char path[PATH_MAX];
-    sqlite3 *mdb = NULL;
-    struct group_table g = {0};
-    el_status rc;
-    int64_t t0 = plat_clock_mono_ms();
-    double cpu0 = thread_cpu_s();
-    memset(run, 0, sizeof *run);
-    run->full = full;
-    snprintf(path, sizeof path, "%s/master.db", dir);
-    if (sqlite3_open_v2(path, &mdb, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
-        SQLITE_OK) {
-        rc = fail(mdb, "opening master.db");
-        goto out;
-    }
-    sqlite3_busy_timeout(mdb, 10000);
-    rc = groups_init(&g);
+    bool full = run->full;
+    el_status rc = exec(v->db, "BEGIN IMMEDIATE");
     if (rc != EL_OK)
-        goto out;
-    /* The snapshot: one read transaction on the master log for the whole run. */
-    rc = exec(mdb, "BEGIN");
-    if (rc != EL_OK)
-        goto out;
-    sqlite3_stmt *st = NULL;
-    /* ... stopping below the first event still waiting for a true time
-     * (mlog.h, "Clocks"): it will enter events with that seq later. */
-    if (sqlite3_prepare_v2(mdb,
-                           "SELECT min(coalesce((SELECT max(seq) FROM events),0),"
-                           " coalesce((SELECT min(seq)-1 FROM unanchored),1<<62))",
-                           -1, &st, NULL) == SQLITE_OK &&
-        sqlite3_step(st) == SQLITE_ROW)
-        run->snapshot_seq = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-
-    /* No work for nothing: an incremental run with no event to cover (only
-     * dead letters arrived, or nothing) writes nothing at all. */
-    if (!full && !events_between(mdb, meta_int(v->db, "watermark_seq"), run->snapshot_seq)) {
-        run->previous_seq = run->snapshot_seq = meta_int(v->db, "watermark_seq");
-        run->skipped = true;
-        goto out;
-    }
-    rc = exec(v->db, "BEGIN IMMEDIATE");
-    if (rc != EL_OK)
-        goto out;
+        return rc;
     run->previous_seq = meta_int(v->db, "watermark_seq");
     int64_t lo = full ? 0 : run->previous_seq;
     if (full)
         rc = exec(v->db, "DELETE FROM views");
     if (rc == EL_OK && run->snapshot_seq > lo)
-        rc = aggregate_range(v, mdb, lo, run->snapshot_seq, &g, cancel, yield_fn, yield_ctx, run);
+        rc = aggregate_range(v, log, lo, run->snapshot_seq, g, cancel, yield_fn, yield_ctx, run);
     if (rc == EL_OK)
-        rc = groups_flush(v, &g, run);
+        rc = groups_flush(v, g, run);
     if (rc == EL_OK && run->snapshot_seq > run->previous_seq)
         rc = meta_set(v->db, "watermark_seq", run->snapshot_seq);
     if (rc == EL_OK && full && run->snapshot_seq < run->previous_seq)
@@ -527,12 +492,26 @@ el_status views_recompute(struct views *v, const char *dir, bool full, atomic_in
         rc = exec(v->db, "COMMIT");
     if (rc != EL_OK && !sqlite3_get_autocommit(v->db))
         (void)exec(v->db, "ROLLBACK");
-out:
-    if (mdb) {
-        if (!sqlite3_get_autocommit(mdb))
-            (void)exec(mdb, "COMMIT");
-        sqlite3_close(mdb);
-    }
+    return rc;
+}
+
+el_status views_recompute(struct views *v, const char *dir, bool full, atomic_int *cancel,
+                          void (*yield_fn)(void *ctx), void *yield_ctx, struct views_run *run)
+{
+    struct mlog_reader *log = NULL;
+    struct group_table g = {0};
+    int64_t t0 = plat_clock_mono_ms();
+    double cpu0 = thread_cpu_s();
+    memset(run, 0, sizeof *run);
+    run->full = full;
+    el_status rc = mlog_reader_open_seq(dir, MASTER_BUSY_TIMEOUT_MS, &log);
+    if (rc == EL_OK)
+        rc = groups_init(&g);
+    if (rc == EL_OK)
+        rc = take_snapshot(v, log, full, run);
+    if (rc == EL_OK && !run->skipped)
+        rc = write_run(v, log, &g, cancel, yield_fn, yield_ctx, run);
+    mlog_reader_close(log);
     groups_cleanup(&g);
     run->wall_ms = plat_clock_mono_ms() - t0;
     run->cpu_s = thread_cpu_s() - cpu0;

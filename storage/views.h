@@ -1,7 +1,7 @@
 /*
  * views — batch views: per series and bucket (1 min, 1 h, 1 d) the same
  * mergeable aggregates as the speed layer (agg.h), with a quantile sketch,
- * recomputed from the master log (SPEC §6).
+ * recomputed from the master log (docs/SPEC.md §6).
  *
  * FILE FORMAT (<storage.dir>/views.db, SQLite WAL; its own file so that a
  * recompute never blocks master-log commits):
@@ -14,16 +14,25 @@
  *         sketch BLOB,                                   agg_sketch_serialize()
  *         PRIMARY KEY(res, series, t)) WITHOUT ROWID
  *
- * RECOMPUTE. A run takes snapshot S = the highest committed sequence of the
- * master log (in a read transaction) and covers seq <= S. Incremental (the
- * normal path): the events in (watermark, S] — late ones included — are
- * aggregated per (res, series, bucket) and MERGED into the existing rows
- * (aggregates are mergeable, so this equals a recompute of those buckets).
- * Full: every row is deleted and rebuilt from all events <= S. The master
- * log is read in chunks of CHUNK_ROWS events, each in a short read
- * transaction of its own (S fixes what a run covers, not a snapshot held
- * for the whole run), so a long recompute never keeps the WAL from being
- * checkpointed. Either way the views' side of a run is ONE write
+ * RECOMPUTE. A run takes snapshot S = the highest committed event sequence
+ * of the master log below any reading still waiting for a true time
+ * (mlog_reader_snapshot_for_batch, in one short read snapshot with the
+ * probe for new events) and covers seq <= S. Incremental (the normal path):
+ * the events in (watermark, S] — late ones included — are aggregated per
+ * (res, series, bucket) and MERGED into the existing rows (aggregates are
+ * mergeable, so this equals a recompute of those buckets). Full: every row
+ * is deleted and rebuilt from all events <= S. The master log is read
+ * through a read-only master-log reader of the run's own (mlog_read.h: all
+ * SQL on the master log's tables lives in storage/mlog*.c) in chunks of
+ * VIEWS_CHUNK_ROWS events, each chunk in a short read transaction of its
+ * own (S fixes what a run covers, not a snapshot held for the whole run; no
+ * snapshot is held between chunks, nor while the worker yields), so a long
+ * recompute never keeps the WAL from being checkpointed. That is exact
+ * because rows <= S never change during a run: rows are never updated,
+ * readings placed in time later get sequences above S, and retention does
+ * not trim while a run is going on (the core). After each chunk a
+ * cancellation is honoured (the run rolls back) or the yield callback
+ * runs. Either way the views' side of a run is ONE write
  * transaction on views.db that also sets watermark_seq = S:
  * readers (WAL snapshots) see the old views until the commit and the new
  * ones after it, never a half-built view; a crash mid-run rolls back and
@@ -46,6 +55,7 @@
 
 #define VIEWS_N_RES 3
 #define VIEWS_MAX_GROUPS 65536
+#define VIEWS_CHUNK_ROWS 100000 /* master-log events read per short read transaction */
 extern const int64_t views_res_ms[VIEWS_N_RES]; /* 60000, 3600000, 86400000 */
 
 struct views;
@@ -88,9 +98,16 @@ struct views_run {
     bool skipped; /* incremental run with no event to cover: nothing written */
 };
 
-/* Runs one recompute against <dir>/master.db. *cancel (set by another
- * thread) makes it roll back and return EL_AGAIN. yield_fn, when not NULL,
- * is called between chunks (the worker uses it to step aside for ingest). */
+/* Runs one recompute against <dir>/master.db, through a master-log reader
+ * (mlog_read.h) the run opens and closes itself. The log is read in chunks
+ * of VIEWS_CHUNK_ROWS events, each in its own short read transaction. After
+ * each chunk: if *cancel (cancel may be NULL; set by another thread, or by
+ * yield_fn) is non-zero the run rolls back and returns EL_AGAIN, leaving the
+ * views and the watermark as they were; else yield_fn, when not NULL, is
+ * called (the worker uses it to step aside for ingest). A cancel seen only
+ * after the last chunk does not stop the run. run is filled in either case
+ * (run->skipped: nothing to cover, nothing written). EL_DB, EL_FULL (views.db
+ * cannot grow), EL_NOMEM. */
 EL_MUST_CHECK el_status views_recompute(struct views *v, const char *dir, bool full,
                                         atomic_int *cancel, void (*yield_fn)(void *ctx),
                                         void *yield_ctx, struct views_run *run);

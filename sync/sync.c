@@ -32,7 +32,8 @@
  * Bounded memory: one batch buffer of batch_bytes + SYNC_ENCODE_EVENT_MAX and
  * one compression buffer of its worst case, both allocated by sync_new.
  *
- * Threading: the worker owns the store (SQLite connection), reader, encoder,
+ * Threading: the worker owns the store (SQLite connection), the master-log
+ * reader (opened on the core thread by sync_new, then the worker's), encoder,
  * compressor and curl handle. mu guards the fields marked "shared" and the
  * published status; the worker waits on cv (CLOCK_MONOTONIC) and is woken by
  * notify (when it waits for data), kick, retry_parked and stop. stop_flag is
@@ -50,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mlog_read.h"
 #include "plat_clock.h"
 #include "plat_log.h"
 #include "sync_batch.h"
@@ -74,18 +76,18 @@ struct sync_current {
 };
 
 struct sync {
-    /* configuration, copied */
-    char dir[EL_CFG_PATH];
-    char url_shown[EL_CFG_PATH];
-    char device_id[EL_CFG_STR];
-    enum el_sync_format format;
-    enum el_compression compression;
+    /* options, copied */
+    char dir[SYNC_PATH_MAX];
+    char url_shown[SYNC_URL_MAX];
+    char device_id[SYNC_DEVICE_ID_MAX];
+    enum sync_format format;
+    enum sync_compression compression;
     int64_t batch_events;
     size_t batch_bytes;
 
     /* worker-owned */
     struct sync_store *store;
-    struct sync_batch_reader *reader;
+    struct mlog_reader *log; /* the master log, read-only, outside any snapshot */
     struct sync_encoder enc;
     struct sync_compressor *comp;
     struct sync_http *http;
@@ -265,10 +267,10 @@ static void refresh_oldest(struct sync *s, int64_t committed)
     if (s->oldest_for_acked == s->acked && (s->oldest_recv_ms >= 0 || committed <= s->acked))
         return;
     int64_t a = -1, b = -1, recv;
-    if (committed > s->acked && sync_store_recv_after(s->store, s->acked, &recv) == EL_OK)
+    if (committed > s->acked && mlog_reader_first_recv_after(s->log, s->acked, &recv) == EL_OK)
         a = recv;
     if (s->parked.parked_min_first > 0 &&
-        sync_store_recv_after(s->store, s->parked.parked_min_first - 1, &recv) == EL_OK)
+        mlog_reader_first_recv_after(s->log, s->parked.parked_min_first - 1, &recv) == EL_OK)
         b = recv;
     s->oldest_recv_ms = a < 0 ? b : (b < 0 || a < b ? a : b);
     s->oldest_for_acked = s->acked;
@@ -277,7 +279,7 @@ static void refresh_oldest(struct sync *s, int64_t committed)
 /* Encodes exactly the events of [first, last] into cur (no event limit). */
 static el_status encode_range(struct sync *s, int64_t first, int64_t last, int64_t max_events)
 {
-    return sync_batch_cut(s->reader, &s->enc, first - 1, last, max_events, s->batch_bytes, s->buf,
+    return sync_batch_cut(s->log, &s->enc, first - 1, last, max_events, s->batch_bytes, s->buf,
                           s->buf_cap, &s->cur.batch);
 }
 
@@ -286,72 +288,84 @@ static el_status compress_current(struct sync *s)
     return sync_compress(s->comp, s->buf, s->cur.batch.len, &s->cur.body, &s->cur.body_len);
 }
 
-/* Loads the batch to send into cur: the inflight one, the next parked one
- * (retry pass) or a new cut. Returns false when there is nothing to send. */
+/* The next parked batch (retry pass) into cur; false when none is left. */
+static bool load_parked(struct sync *s)
+{
+    struct sync_current *c = &s->cur;
+    struct sync_parked p;
+    el_status st = sync_store_next_parked(s->store, s->parked_after, &p);
+    if (st == EL_NOTFOUND) {
+        s->parked_pass = false;
+        log_info("sync: retry of parked batches done; %lld still parked",
+                 (long long)s->parked.parked_batches);
+        return false;
+    }
+    if (st != EL_OK) {
+        db_trouble(s, st, "reading parked batches");
+        return false;
+    }
+    s->parked_after = p.first_seq;
+    st = encode_range(s, p.first_seq, p.last_seq, INT64_MAX);
+    if (st == EL_NOTFOUND) { /* its events are gone: nothing left to ship */
+        log_warn("sync: parked batch %lld-%lld has no events left; forgetting it",
+                 (long long)p.first_seq, (long long)p.last_seq);
+        if (sync_store_unpark(s->store, p.first_seq) != EL_OK || reload_parked(s) != EL_OK)
+            db_trouble(s, EL_DB, "forgetting a parked batch");
+        return false;
+    }
+    if (st == EL_OK && c->batch.last_seq < p.last_seq) /* batch_bytes lowered since */
+        st = sync_store_split_parked(s->store, p.first_seq, c->batch.last_seq, c->batch.events,
+                                     c->batch.last_seq + 1, p.events - c->batch.events);
+    if (st != EL_OK) {
+        db_trouble(s, st, "reading a parked batch");
+        return false;
+    }
+    c->parked = true;
+    c->parked_row = p.first_seq;
+    return true;
+}
+
+/* A new batch cut after the cursor, recorded as in flight before its first
+ * attempt; false when there is nothing to send. */
+static bool load_new(struct sync *s, int64_t committed)
+{
+    struct sync_current *c = &s->cur;
+    el_status st = sync_batch_cut(s->log, &s->enc, s->acked, committed, s->max_events,
+                                  s->batch_bytes, s->buf, s->buf_cap, &c->batch);
+    if (st == EL_NOTFOUND) {
+        /* only dead letters (or nothing) up to committed: move past them */
+        if (committed > s->acked) {
+            st = sync_store_ack(s->store, committed);
+            if (st != EL_OK) {
+                db_trouble(s, st, "advancing the cursor");
+                return false;
+            }
+            s->acked = committed;
+        }
+        return false;
+    }
+    if (st == EL_OK)
+        st = sync_store_set_inflight(s->store, c->batch.first_seq, c->batch.last_seq);
+    if (st != EL_OK) {
+        db_trouble(s, st, "cutting a batch");
+        return false;
+    }
+    c->parked = false;
+    return true;
+}
+
+/* Loads the batch to send into cur: the next parked one (retry pass) or a
+ * new cut, compressed. Returns false when there is nothing to send. */
 static bool load_batch(struct sync *s, int64_t committed)
 {
-    el_status st;
-    struct sync_current *c = &s->cur;
-    if (s->parked_pass) {
-        struct sync_parked p;
-        st = sync_store_next_parked(s->store, s->parked_after, &p);
-        if (st == EL_NOTFOUND) {
-            s->parked_pass = false;
-            log_info("sync: retry of parked batches done; %lld still parked",
-                     (long long)s->parked.parked_batches);
-            return false;
-        }
-        if (st != EL_OK) {
-            db_trouble(s, st, "reading parked batches");
-            return false;
-        }
-        s->parked_after = p.first_seq;
-        st = encode_range(s, p.first_seq, p.last_seq, INT64_MAX);
-        if (st == EL_NOTFOUND) { /* its events are gone: nothing left to ship */
-            log_warn("sync: parked batch %lld-%lld has no events left; forgetting it",
-                     (long long)p.first_seq, (long long)p.last_seq);
-            if (sync_store_unpark(s->store, p.first_seq) != EL_OK || reload_parked(s) != EL_OK)
-                db_trouble(s, EL_DB, "forgetting a parked batch");
-            return false;
-        }
-        if (st == EL_OK && c->batch.last_seq < p.last_seq) /* batch_bytes lowered since */
-            st = sync_store_split_parked(s->store, p.first_seq, c->batch.last_seq, c->batch.events,
-                                         c->batch.last_seq + 1, p.events - c->batch.events);
-        if (st != EL_OK) {
-            db_trouble(s, st, "reading a parked batch");
-            return false;
-        }
-        c->parked = true;
-        c->parked_row = p.first_seq;
-    } else {
-        st = sync_batch_cut(s->reader, &s->enc, s->acked, committed, s->max_events, s->batch_bytes,
-                            s->buf, s->buf_cap, &c->batch);
-        if (st == EL_NOTFOUND) {
-            /* only dead letters (or nothing) up to committed: move past them */
-            if (committed > s->acked) {
-                st = sync_store_ack(s->store, committed);
-                if (st != EL_OK) {
-                    db_trouble(s, st, "advancing the cursor");
-                    return false;
-                }
-                s->acked = committed;
-            }
-            return false;
-        }
-        if (st == EL_OK)
-            st = sync_store_set_inflight(s->store, c->batch.first_seq, c->batch.last_seq);
-        if (st != EL_OK) {
-            db_trouble(s, st, "cutting a batch");
-            return false;
-        }
-        c->parked = false;
-    }
-    st = compress_current(s);
+    if (!(s->parked_pass ? load_parked(s) : load_new(s, committed)))
+        return false;
+    el_status st = compress_current(s);
     if (st != EL_OK) {
         db_trouble(s, st, "compressing a batch");
         return false;
     }
-    c->valid = true;
+    s->cur.valid = true;
     return true;
 }
 
@@ -564,14 +578,16 @@ static void *worker(void *arg)
 
 /* ---- API ---- */
 
-static el_status open_worker_state(struct sync *s, const struct el_config *cfg)
+static el_status open_worker_state(struct sync *s, const struct sync_opts *o)
 {
     struct sync_store_state ss;
     el_status st = sync_store_open(s->dir, &s->store);
     if (st == EL_OK)
         st = sync_store_load(s->store, &ss);
+    /* After the store: its connection keeps master.db's WAL files in place
+     * for a read-only reader. */
     if (st == EL_OK)
-        st = sync_batch_reader_new(sync_store_db(s->store), &s->reader);
+        st = mlog_reader_open_seq(s->dir, SYNC_STORE_BUSY_TIMEOUT_MS, &s->log);
     if (st == EL_OK)
         st = sync_encoder_init(&s->enc, s->format, s->device_id);
     if (st == EL_OK)
@@ -579,14 +595,14 @@ static el_status open_worker_state(struct sync *s, const struct el_config *cfg)
     if (st != EL_OK)
         return st;
     struct sync_http_opts ho = {
-        .url = cfg->sync.url,
-        .ca_file = cfg->sync.ca_file,
-        .cert_file = cfg->sync.cert_file,
-        .key_file = cfg->sync.key_file,
-        .token_file = cfg->sync.token_file,
+        .url = o->url,
+        .ca_file = o->ca_file,
+        .cert_file = o->cert_file,
+        .key_file = o->key_file,
+        .token_file = o->token_file,
         .device_id = s->device_id,
-        .insecure = cfg->sync.insecure,
-        .timeout_s = cfg->sync.timeout_s,
+        .insecure = o->insecure,
+        .timeout_s = o->timeout_s,
         .should_abort = should_abort,
         .abort_ctx = s,
     };
@@ -617,10 +633,38 @@ static el_status open_worker_state(struct sync *s, const struct el_config *cfg)
     return st;
 }
 
-el_status sync_new(const struct el_config *cfg, struct sync **out)
+/* Copies the options the worker keeps; EL_INVAL when one does not fit. */
+static el_status copy_opts(struct sync *s, const struct sync_opts *o)
+{
+    const char *dir = o->dir ? o->dir : "";
+    const char *device = o->device_id ? o->device_id : "";
+    redact_url(o->url, s->url_shown, sizeof s->url_shown);
+    if (strlen(o->url) >= SYNC_URL_MAX || strlen(dir) >= sizeof s->dir ||
+        strlen(device) >= sizeof s->device_id) {
+        log_error("sync: the URL, storage directory or device id is too long");
+        return EL_INVAL;
+    }
+    if ((unsigned)o->format > SYNC_INFLUX || (unsigned)o->compression > SYNC_COMPRESS_ZSTD) {
+        log_error("sync: unknown format or compression");
+        return EL_INVAL;
+    }
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    snprintf(s->device_id, sizeof s->device_id, "%s", device);
+    if (!s->device_id[0] && gethostname(s->device_id, sizeof s->device_id - 1) != 0)
+        snprintf(s->device_id, sizeof s->device_id, "unknown");
+    s->format = o->format;
+    s->compression = o->compression;
+    s->batch_events = o->batch_events > 0 ? o->batch_events : 1;
+    s->max_events = s->batch_events;
+    s->batch_bytes = o->batch_bytes > 0 ? (size_t)o->batch_bytes : 1;
+    s->buf_cap = s->batch_bytes + SYNC_ENCODE_EVENT_MAX;
+    return EL_OK;
+}
+
+el_status sync_new(const struct sync_opts *o, struct sync **out)
 {
     *out = NULL;
-    if (!cfg->sync.url[0])
+    if (!o->url || !o->url[0])
         return EL_OK;
     pthread_once(&curl_once, curl_init_once);
     if (curl_init_status != EL_OK) {
@@ -637,17 +681,6 @@ el_status sync_new(const struct el_config *cfg, struct sync **out)
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
     atomic_init(&s->stop_flag, false);
-    snprintf(s->dir, sizeof s->dir, "%s", cfg->storage.dir);
-    redact_url(cfg->sync.url, s->url_shown, sizeof s->url_shown);
-    snprintf(s->device_id, sizeof s->device_id, "%s", cfg->sync.device_id);
-    if (!s->device_id[0] && gethostname(s->device_id, sizeof s->device_id - 1) != 0)
-        snprintf(s->device_id, sizeof s->device_id, "unknown");
-    s->format = cfg->sync.format;
-    s->compression = cfg->sync.compression;
-    s->batch_events = cfg->sync.batch_events > 0 ? cfg->sync.batch_events : 1;
-    s->max_events = s->batch_events;
-    s->batch_bytes = cfg->sync.batch_bytes > 0 ? (size_t)cfg->sync.batch_bytes : 1;
-    s->buf_cap = s->batch_bytes + SYNC_ENCODE_EVENT_MAX;
     s->oldest_for_acked = -1;
     s->oldest_recv_ms = -1;
     s->pub_oldest_recv_ms = -1;
@@ -658,8 +691,11 @@ el_status sync_new(const struct el_config *cfg, struct sync **out)
         s->rng = 0x9e3779b97f4a7c15ULL;
     for (size_t i = 0; i < SYNC_RATE_WINDOW_S; i++)
         s->rate_sec[i] = -1;
-    s->buf = malloc(s->buf_cap);
-    el_status st = s->buf ? open_worker_state(s, cfg) : EL_NOMEM;
+    el_status st = copy_opts(s, o);
+    if (st == EL_OK) {
+        s->buf = malloc(s->buf_cap);
+        st = s->buf ? open_worker_state(s, o) : EL_NOMEM;
+    }
     if (st != EL_OK) {
         log_error("sync: cannot start shipping to %s: %s", s->url_shown, el_status_str(st));
         sync_free(s);
@@ -667,11 +703,11 @@ el_status sync_new(const struct el_config *cfg, struct sync **out)
     }
     log_info("sync: shipping to %s as device '%s' (%s, %s), acknowledged up to seq %lld, %lld "
              "parked batches",
-             s->url_shown, s->device_id, s->format == EL_SYNC_NDJSON ? "ndjson" : "influx",
-             s->compression == EL_COMPRESS_NONE ? "uncompressed"
-                                                : sync_compress_encoding(s->compression),
+             s->url_shown, s->device_id, s->format == SYNC_NDJSON ? "ndjson" : "influx",
+             s->compression == SYNC_COMPRESS_NONE ? "uncompressed"
+                                                  : sync_compress_encoding(s->compression),
              (long long)s->acked, (long long)s->parked.parked_batches);
-    if (cfg->sync.insecure)
+    if (o->insecure)
         log_warn("sync: sync.insecure is set: the upstream's TLS certificate and host name are "
                  "NOT verified");
     publish(s);
@@ -761,7 +797,7 @@ void sync_free(struct sync *s)
     }
     sync_http_free(s->http);
     sync_compress_free(s->comp);
-    sync_batch_reader_free(s->reader);
+    mlog_reader_close(s->log);
     sync_store_close(s->store);
     free(s->buf);
     pthread_cond_destroy(&s->cv);

@@ -1,13 +1,18 @@
 /*
- * sync — store-and-forward of the master log upstream over HTTPS (SPEC §8,
- * DESIGN §7).
+ * sync — store-and-forward of the master log upstream over HTTPS (docs/SPEC.md §8,
+ * docs/DESIGN.md §7).
  *
- * The sync worker is one thread with its own SQLite connection to
- * <storage.dir>/master.db and its own curl handle. It ships events with
- * seq > cursor in sequence order, in deterministic batches cut by sequence
- * range (sync.batch_events / sync.batch_bytes), encoded (ndjson | influx),
- * compressed (none | gzip | zstd), and advances the cursor in SQLite only
- * after a 2xx. See sync.c for the on-disk tables it owns.
+ * The sync worker is one thread with its own read-only master-log reader
+ * (storage/mlog_read.h) on <storage.dir>/master.db, its own SQLite
+ * connection for the two tables of its state (sync_store.h) and its own
+ * curl handle. It ships events with seq > cursor in sequence order, in
+ * deterministic batches cut by sequence range (batch_events / batch_bytes),
+ * encoded (ndjson | influx), compressed (none | gzip | zstd), and advances
+ * the cursor in SQLite only after a 2xx. See sync.c for the design and
+ * sync_store.h for the on-disk tables it owns.
+ *
+ * Options: struct sync_opts below, sync's own; the daemon maps its
+ * configuration onto it (sync knows nothing of the daemon's config).
  *
  * Threading: sync_new/start/stop/free on the core thread; sync_kick,
  * sync_retry_parked and sync_get_status from any thread.
@@ -24,10 +29,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "el_status.h"
+#include "sync_compress.h" /* enum sync_compression */
+#include "sync_encode.h"   /* enum sync_format, SYNC_DEVICE_ID_MAX */
+#include "sync_http.h"     /* SYNC_URL_MAX, SYNC_PATH_MAX */
 
 struct sync;
+
+/* What the worker is to do. Strings are borrowed for the call to sync_new
+ * only: it copies what it keeps (libcurl copies the TLS file names), so the
+ * caller may reuse them afterwards. NULL and "" both mean "not set". A
+ * string at or over its limit makes sync_new fail with EL_INVAL (never
+ * silently cut). */
+struct sync_opts {
+    const char *url; /* upstream, http or https, < SYNC_URL_MAX bytes; unset: sync off */
+    const char *dir; /* the storage directory holding master.db, < SYNC_PATH_MAX bytes */
+    enum sync_format format;
+    enum sync_compression compression;
+    int64_t batch_events;             /* events per batch at most (below 1: 1) */
+    int64_t batch_bytes;              /* encoded bytes per batch at most (below 1: 1) */
+    const char *ca_file;              /* CA bundle; unset: the system's */
+    const char *cert_file, *key_file; /* client certificate and key (mutual TLS) */
+    const char *token_file;           /* bearer token, < SYNC_PATH_MAX bytes; unset: none */
+    const char *device_id;            /* < SYNC_DEVICE_ID_MAX bytes; unset: the host name */
+    bool insecure;                    /* no TLS certificate or host-name verification */
+    int timeout_s;                    /* one request, whole */
+};
 
 /* A consistent copy of the worker's state for the status document. */
 struct sync_status {
@@ -50,8 +77,12 @@ struct sync_status {
     int64_t wire_bytes;    /* request body bytes of acknowledged batches since start */
 };
 
-/* Returns EL_OK with *out == NULL when sync is disabled (sync.url empty). */
-EL_MUST_CHECK el_status sync_new(const struct el_config *cfg, struct sync **out);
+/* Opens the worker's state (its tables in master.db, which must exist; a
+ * master-log reader; the encoder, compressor and curl handle) without
+ * starting it. Returns EL_OK with *out == NULL when sync is disabled (no
+ * url). On success *out is the caller's (sync_free). EL_INVAL for a bad
+ * option or token file, EL_NOTFOUND without master.db, EL_DB, EL_NOMEM. */
+EL_MUST_CHECK el_status sync_new(const struct sync_opts *o, struct sync **out);
 EL_MUST_CHECK el_status sync_start(struct sync *s);
 /* Tells the worker that events up to committed_seq are in the master log
  * (cheap; called by the core after each group commit). */

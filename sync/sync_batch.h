@@ -12,13 +12,14 @@
  * events and the same bytes (the master log is append-only), which is how a
  * retry resends exactly the same batch.
  *
- * Reads: one prepared statement over events CROSS JOIN series (forced
- * order: a rowid-range scan of events, one series lookup by primary key per
- * row), stepped only as far as the batch goes and reset at once, so the
- * read snapshot is held for one batch at most (WAL checkpoints are not
- * starved). Nothing is allocated per batch: the caller owns the buffer.
+ * Reads: one mlog_reader_scan_seq_chunk with series names (mlog_read.h: the
+ * master log's own statement, a rowid-range scan of events with one series
+ * lookup per row), at most max_events rows, stepped only as far as the
+ * batch goes. The reader is used outside a snapshot, so the read
+ * transaction lasts one batch at most (WAL checkpoints are not starved).
+ * Nothing is allocated per batch: the caller owns the buffer.
  *
- * Threading: a reader belongs to the thread that owns its connection.
+ * Threading: the thread that owns the master-log reader.
  */
 #ifndef EL_SYNC_BATCH_H
 #define EL_SYNC_BATCH_H
@@ -26,9 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
 #include "el_status.h"
+#include "mlog_read.h"
 #include "sync_encode.h"
 
 struct sync_batch {
@@ -37,17 +37,12 @@ struct sync_batch {
     size_t len; /* encoded bytes in the caller's buffer */
 };
 
-struct sync_batch_reader;
-
-/* Prepares the statements on db (borrowed; must outlive the reader). EL_DB
- * when the master log's tables are missing. */
-EL_MUST_CHECK el_status sync_batch_reader_new(sqlite3 *db, struct sync_batch_reader **out);
-void sync_batch_reader_free(struct sync_batch_reader *r); /* NULL is fine */
-
-/* Encodes the next batch into buf (cap bytes, at least max_bytes +
- * SYNC_ENCODE_EVENT_MAX). EL_NOTFOUND when no event has after_seq < seq <=
- * upto_seq; EL_FULL when the first event alone does not fit in cap; EL_DB. */
-EL_MUST_CHECK el_status sync_batch_cut(struct sync_batch_reader *r, const struct sync_encoder *enc,
+/* Encodes the next batch read through log (borrowed; a sequential reader,
+ * mlog_reader_open_seq, outside a snapshot) into buf (cap bytes, at least
+ * max_bytes + SYNC_ENCODE_EVENT_MAX). EL_NOTFOUND when no event has
+ * after_seq < seq <= upto_seq; EL_FULL when the first event alone does not
+ * fit in cap; EL_DB (or EL_TIMEOUT) when the read fails. */
+EL_MUST_CHECK el_status sync_batch_cut(struct mlog_reader *log, const struct sync_encoder *enc,
                                        int64_t after_seq, int64_t upto_seq, int64_t max_events,
                                        size_t max_bytes, char *buf, size_t cap,
                                        struct sync_batch *out);

@@ -14,7 +14,7 @@
 #include "plat_log.h"
 
 struct sync_compressor {
-    enum el_compression kind;
+    enum sync_compression kind;
     size_t max_in;
     unsigned char *buf;
     size_t cap;
@@ -23,7 +23,7 @@ struct sync_compressor {
     ZSTD_CCtx *zctx;
 };
 
-el_status sync_compress_new(enum el_compression kind, size_t max_in, struct sync_compressor **out)
+el_status sync_compress_new(enum sync_compression kind, size_t max_in, struct sync_compressor **out)
 {
     struct sync_compressor *c = calloc(1, sizeof *c);
     *out = NULL;
@@ -31,7 +31,7 @@ el_status sync_compress_new(enum el_compression kind, size_t max_in, struct sync
         return EL_NOMEM;
     c->kind = kind;
     c->max_in = max_in;
-    if (kind == EL_COMPRESS_GZIP) {
+    if (kind == SYNC_COMPRESS_GZIP) {
         if (max_in > UINT_MAX / 2)
             goto fail;
         /* windowBits 15 + 16: a gzip header and trailer instead of zlib's */
@@ -40,7 +40,7 @@ el_status sync_compress_new(enum el_compression kind, size_t max_in, struct sync
             goto fail;
         c->zs_ready = true;
         c->cap = deflateBound(&c->zs, (uLong)max_in);
-    } else if (kind == EL_COMPRESS_ZSTD) {
+    } else if (kind == SYNC_COMPRESS_ZSTD) {
         c->zctx = ZSTD_createCCtx();
         if (!c->zctx)
             goto fail;
@@ -74,12 +74,12 @@ el_status sync_compress(struct sync_compressor *c, const void *in, size_t len, c
 {
     if (len > c->max_in)
         return EL_INVAL;
-    if (c->kind == EL_COMPRESS_NONE) {
+    if (c->kind == SYNC_COMPRESS_NONE) {
         *out = in;
         *out_len = len;
         return EL_OK;
     }
-    if (c->kind == EL_COMPRESS_ZSTD) {
+    if (c->kind == SYNC_COMPRESS_ZSTD) {
         size_t n = ZSTD_compressCCtx(c->zctx, c->buf, c->cap, in, len, SYNC_ZSTD_LEVEL);
         if (ZSTD_isError(n)) {
             log_error("zstd compression failed: %s", ZSTD_getErrorName(n));
@@ -105,12 +105,12 @@ el_status sync_compress(struct sync_compressor *c, const void *in, size_t len, c
     return EL_OK;
 }
 
-const char *sync_compress_encoding(enum el_compression kind)
+const char *sync_compress_encoding(enum sync_compression kind)
 {
     switch (kind) {
-    case EL_COMPRESS_GZIP: return "gzip";
-    case EL_COMPRESS_ZSTD: return "zstd";
-    case EL_COMPRESS_NONE: break;
+    case SYNC_COMPRESS_GZIP: return "gzip";
+    case SYNC_COMPRESS_ZSTD: return "zstd";
+    case SYNC_COMPRESS_NONE: break;
     }
     return NULL;
 }
@@ -137,10 +137,10 @@ static el_status gunzip(const void *in, size_t len, void *buf, size_t cap, size_
     return st;
 }
 
-el_status sync_decompress(enum el_compression kind, const void *in, size_t len, void *buf,
+el_status sync_decompress(enum sync_compression kind, const void *in, size_t len, void *buf,
                           size_t cap, size_t *out_len)
 {
-    if (kind == EL_COMPRESS_NONE) {
+    if (kind == SYNC_COMPRESS_NONE) {
         if (len > cap)
             return EL_FULL;
         if (len)
@@ -148,7 +148,7 @@ el_status sync_decompress(enum el_compression kind, const void *in, size_t len, 
         *out_len = len;
         return EL_OK;
     }
-    if (kind == EL_COMPRESS_GZIP)
+    if (kind == SYNC_COMPRESS_GZIP)
         return gunzip(in, len, buf, cap, out_len);
     size_t n = ZSTD_decompress(buf, cap, in, len);
     if (ZSTD_isError(n))

@@ -211,16 +211,16 @@ size_t sync_encode_double(double v, char *buf, size_t cap)
     return 0;
 }
 
-el_status sync_encoder_init(struct sync_encoder *enc, enum el_sync_format format,
+el_status sync_encoder_init(struct sync_encoder *enc, enum sync_format format,
                             const char *device_id)
 {
     size_t len = strlen(device_id);
     memset(enc, 0, sizeof *enc);
     enc->format = format;
-    if (len == 0 || len >= EL_CFG_STR)
+    if (len == 0 || len >= SYNC_DEVICE_ID_MAX)
         return EL_INVAL;
-    size_t n = sync_encode_escape(format == EL_SYNC_NDJSON ? SYNC_ESC_JSON : SYNC_ESC_TAG,
-                                  device_id, len, enc->device, sizeof enc->device - 1);
+    size_t n = sync_encode_escape(format == SYNC_NDJSON ? SYNC_ESC_JSON : SYNC_ESC_TAG, device_id,
+                                  len, enc->device, sizeof enc->device - 1);
     if (n == SIZE_MAX)
         return EL_INVAL;
     enc->device_len = n;
@@ -234,7 +234,7 @@ size_t sync_encode_event(const struct sync_encoder *enc, const char *series, siz
     struct out o = {buf, cap, 0, false};
     char num[40];
     size_t numlen = sync_encode_double(value, num, sizeof num);
-    if (enc->format == EL_SYNC_NDJSON) {
+    if (enc->format == SYNC_NDJSON) {
         put(&o, "{\"device\":\"", 11);
         put(&o, enc->device, enc->device_len);
         put(&o, "\",\"series\":\"", 12);
@@ -272,7 +272,7 @@ size_t sync_encode_event(const struct sync_encoder *enc, const char *series, siz
     return o.overflow ? 0 : o.pos;
 }
 
-const char *sync_encode_content_type(enum el_sync_format format)
+const char *sync_encode_content_type(enum sync_format format)
 {
-    return format == EL_SYNC_NDJSON ? "application/x-ndjson" : "text/plain; charset=utf-8";
+    return format == SYNC_NDJSON ? "application/x-ndjson" : "text/plain; charset=utf-8";
 }

@@ -39,23 +39,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config.h"
 #include "el_status.h"
 
 /* Upper bound of one encoded event whose series name has at most 1024 bytes
  * (the master log allows 255); the batch buffer has this much headroom so
  * a single event always fits. */
 #define SYNC_ENCODE_EVENT_MAX 16384
-#define SYNC_ENCODE_DEVICE_MAX (6 * EL_CFG_STR + 1)
+/* A device id has at most SYNC_DEVICE_ID_MAX - 1 bytes. */
+#define SYNC_DEVICE_ID_MAX 256
+#define SYNC_ENCODE_DEVICE_MAX (6 * SYNC_DEVICE_ID_MAX + 1)
+
+/* The wire formats (sync.format). */
+enum sync_format { SYNC_NDJSON = 0, SYNC_INFLUX };
 
 struct sync_encoder {
-    enum el_sync_format format;
+    enum sync_format format;
     char device[SYNC_ENCODE_DEVICE_MAX]; /* pre-escaped for the format */
     size_t device_len;
 };
 
-/* EL_INVAL if device_id is empty or longer than EL_CFG_STR - 1 bytes. */
-EL_MUST_CHECK el_status sync_encoder_init(struct sync_encoder *enc, enum el_sync_format format,
+/* EL_INVAL if device_id is empty or longer than SYNC_DEVICE_ID_MAX - 1 bytes. */
+EL_MUST_CHECK el_status sync_encoder_init(struct sync_encoder *enc, enum sync_format format,
                                           const char *device_id);
 
 /* Appends one event at buf (cap bytes available). Returns the bytes written,
@@ -63,7 +67,7 @@ EL_MUST_CHECK el_status sync_encoder_init(struct sync_encoder *enc, enum el_sync
 size_t sync_encode_event(const struct sync_encoder *enc, const char *series, size_t series_len,
                          int64_t seq, int64_t ts_ms, double value, char *buf, size_t cap);
 
-const char *sync_encode_content_type(enum el_sync_format format);
+const char *sync_encode_content_type(enum sync_format format);
 
 /* Exposed for tests: escapers in the given style; return bytes written or
  * SIZE_MAX when cap is too small. */

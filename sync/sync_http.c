@@ -13,17 +13,17 @@
 
 #include <curl/curl.h>
 
-#include "config.h"
 #include "plat_file.h"
 #include "plat_log.h"
+#include "sync_encode.h"
 
 #define CONNECT_TIMEOUT_MAX_S 10
 
 struct sync_http {
     CURL *curl;
-    char url[EL_CFG_PATH];
-    char device_id[EL_CFG_STR];
-    char token_file[EL_CFG_PATH];
+    char url[SYNC_URL_MAX];
+    char device_id[SYNC_DEVICE_ID_MAX];
+    char token_file[SYNC_PATH_MAX];
     char auth_header[SYNC_HTTP_TOKEN_MAX + 32]; /* "Authorization: Bearer ..." or "" */
     struct timespec token_mtime;
     off_t token_size;
@@ -233,12 +233,18 @@ static el_status setup(struct sync_http *h, const struct sync_http_opts *o)
 
 el_status sync_http_new(const struct sync_http_opts *o, struct sync_http **out)
 {
-    char err[EL_CFG_PATH + 128];
+    char err[SYNC_PATH_MAX + 128];
     el_status st;
     struct sync_http *h = calloc(1, sizeof *h);
     *out = NULL;
     if (!h)
         return EL_NOMEM;
+    if (strlen(o->url) >= sizeof h->url || strlen(o->device_id) >= sizeof h->device_id ||
+        (set(o->token_file) && strlen(o->token_file) >= sizeof h->token_file)) {
+        log_error("sync: the URL, device id or token file name is too long");
+        st = EL_INVAL;
+        goto fail;
+    }
     snprintf(h->url, sizeof h->url, "%s", o->url);
     snprintf(h->device_id, sizeof h->device_id, "%s", o->device_id);
     if (set(o->token_file))
@@ -278,7 +284,7 @@ void sync_http_free(struct sync_http *h)
 /* Builds the per-request header list; NULL on allocation failure. */
 static struct curl_slist *headers(const struct sync_http *h, const struct sync_http_req *req)
 {
-    char line[EL_CFG_STR + 96];
+    char line[SYNC_DEVICE_ID_MAX + 96];
     struct curl_slist *list = NULL, *next;
     const char *fixed[3] = {"Expect:", NULL, NULL};
     int n = 1;

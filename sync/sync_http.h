@@ -47,13 +47,18 @@
 
 #define SYNC_HTTP_TOKEN_MAX 4096
 #define SYNC_HTTP_EXCERPT 200
+/* The URL has at most SYNC_URL_MAX - 1 bytes, a file path (TLS files, the
+ * token file) at most SYNC_PATH_MAX - 1; the device id at most
+ * SYNC_DEVICE_ID_MAX - 1 (sync_encode.h). */
+#define SYNC_URL_MAX 512
+#define SYNC_PATH_MAX 512
 
 struct sync_http;
 
 struct sync_http_opts {
-    const char *url;
+    const char *url;                                         /* < SYNC_URL_MAX bytes */
     const char *ca_file, *cert_file, *key_file, *token_file; /* "" or NULL = none */
-    const char *device_id;
+    const char *device_id; /* < SYNC_DEVICE_ID_MAX bytes; token_file < SYNC_PATH_MAX */
     bool insecure;
     int timeout_s;
     bool (*should_abort)(void *ctx); /* may be NULL */
@@ -81,8 +86,8 @@ struct sync_http_resp {
 /* Process-wide libcurl initialisation; call once before threads start. */
 EL_MUST_CHECK el_status sync_http_global_init(void);
 
-/* EL_INVAL for a refused token file or an unusable option; EL_IO if the
- * token file cannot be read; EL_NOMEM. */
+/* EL_INVAL for a refused token file, a string over its limit or an unusable
+ * option; EL_IO if the token file cannot be read; EL_NOMEM. */
 EL_MUST_CHECK el_status sync_http_new(const struct sync_http_opts *opts, struct sync_http **out);
 /* NULL is fine. */
 void sync_http_free(struct sync_http *h);

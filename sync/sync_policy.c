@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "plat_time.h"
+
 enum sync_verdict sync_policy_classify(long http_status)
 {
     if (http_status >= 200 && http_status <= 299)
@@ -113,17 +115,6 @@ static bool day_name(const char **pp, bool full)
     return false;
 }
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 /* "HH:MM:SS" */
 static bool clock_time(const char **pp, int64_t *secs)
 {
@@ -142,8 +133,8 @@ static bool clock_time(const char **pp, int64_t *secs)
 
 static bool valid_date(int64_t y, int64_t m, int64_t d)
 {
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    return y >= 1970 && y <= 9999 && m >= 1 && m <= 12 && d >= 1 && d <= mdays[m - 1];
+    return y >= 1970 && y <= 9999 && m >= 1 && m <= 12 && d >= 1 &&
+           d <= plat_time_days_in_month(y, (int)m);
 }
 
 /* Parses the three HTTP-date forms into epoch ms; the rest of p must be blank. */
@@ -179,7 +170,7 @@ static bool http_date(const char *p, int64_t *epoch_ms)
     }
     if (*skip_blanks(q) != '\0' || !valid_date(y, m, d))
         return false;
-    *epoch_ms = (days_from_civil(y, m, d) * 86400 + secs) * 1000;
+    *epoch_ms = (plat_time_days_from_civil(y, (int)m, (int)d) * 86400 + secs) * 1000;
     return true;
 }
 

@@ -4,7 +4,7 @@
  * caller passes the wall-clock time and a random number source, so unit
  * tests are deterministic.
  *
- * Classification (RELIABILITY.md, "Upstream over HTTPS"):
+ * Classification (docs/RELIABILITY.md, "Upstream over HTTPS"):
  *   2xx                                   SUCCESS  advance the cursor
  *   413 Payload Too Large                 SPLIT    cut the batch in halves
  *   408, 425, 429                         RETRY    same batch, after a backoff

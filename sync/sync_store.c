@@ -2,6 +2,7 @@
 #include "sync_store.h"
 
 #include <limits.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,11 +82,6 @@ void sync_store_close(struct sync_store *st)
     if (st->db)
         sqlite3_close(st->db);
     free(st);
-}
-
-sqlite3 *sync_store_db(struct sync_store *st)
-{
-    return st->db;
 }
 
 /* Binds int64 values ?1..?n and text at text_index (0 = none), steps once.
@@ -261,20 +257,6 @@ el_status sync_store_next_parked(struct sync_store *st, int64_t after, struct sy
     out->last_seq = sqlite3_column_int64(s, 1);
     out->events = sqlite3_column_int64(s, 2);
     out->http_status = (long)sqlite3_column_int64(s, 3);
-    sqlite3_finalize(s);
-    return EL_OK;
-}
-
-el_status sync_store_recv_after(struct sync_store *st, int64_t after, int64_t *recv_ms)
-{
-    sqlite3_stmt *s = NULL;
-    int rc = run(st, "SELECT recv FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1", &after, 1, 0,
-                 NULL, &s);
-    if (rc == SQLITE_DONE)
-        return EL_NOTFOUND;
-    if (rc != SQLITE_ROW)
-        return db_fail(st, "reading events");
-    *recv_ms = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     return EL_OK;
 }

@@ -1,6 +1,9 @@
 /*
  * sync_store — the sync worker's own SQLite connection to
- * <storage.dir>/master.db and the two tables it owns there.
+ * <storage.dir>/master.db and the two tables it owns there: its state, not
+ * the master log's. Only these two tables are touched here; the worker
+ * reads the master log's tables (events, series) through a master-log
+ * reader (mlog_read.h), never through this connection.
  *
  * FILE FORMAT (created if missing, in master.db next to the master log):
  *
@@ -40,8 +43,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <sqlite3.h>
-
 #include "el_status.h"
 
 #define SYNC_STORE_BUSY_TIMEOUT_MS 10000
@@ -64,8 +65,6 @@ struct sync_parked {
 /* Opens <dir>/master.db (which must exist), creates the tables if missing. */
 EL_MUST_CHECK el_status sync_store_open(const char *dir, struct sync_store **out);
 void sync_store_close(struct sync_store *st); /* NULL is fine */
-/* The connection, for the batch reader (same owner thread). */
-sqlite3 *sync_store_db(struct sync_store *st);
 
 EL_MUST_CHECK el_status sync_store_load(struct sync_store *st, struct sync_store_state *out);
 
@@ -95,9 +94,5 @@ EL_MUST_CHECK el_status sync_store_next_parked(struct sync_store *st, int64_t af
  * (NUL-terminated in response[len]); EL_NOTFOUND if none. */
 EL_MUST_CHECK el_status sync_store_latest_parked(struct sync_store *st, struct sync_parked *out,
                                                  char *response, size_t len);
-/* Receive time (wall ms) of the event with the smallest seq > after;
- * EL_NOTFOUND if none. */
-EL_MUST_CHECK el_status sync_store_recv_after(struct sync_store *st, int64_t after,
-                                              int64_t *recv_ms);
 
 #endif

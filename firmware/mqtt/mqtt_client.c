@@ -14,25 +14,18 @@
  */
 #include "mqtt_client.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <MQTTAsync.h>
 
-#define MAX_PEERS 8
 #define INITIAL_REPLY 4096
 #define MAX_PAYLOAD (256u << 20)
 #define WAIT_SLICE_NS 100000000L
@@ -46,8 +39,7 @@ struct mqtt_client {
     char *filters[MQTT_CLIENT_MAX_SUBS + 1]; /* opts.subs, then the reply topic */
     int qos[MQTT_CLIENT_MAX_SUBS + 1];
     int n_filters;
-    struct sockaddr_storage peers[MAX_PEERS]; /* the broker, for TCP_NODELAY */
-    size_t n_peers;
+    struct mqtt_peers peers; /* the broker, for TCP_NODELAY */
 
     /* owner thread only */
     char error[MQTT_CLIENT_ERROR_MAX];
@@ -172,136 +164,6 @@ static bool wait_locked(struct mqtt_client *c, bool (*done)(const struct mqtt_cl
 }
 
 /* ------------------------------------------------------------------ */
-/* TCP_NODELAY on Paho's socket (see mqtt_client.h)                    */
-
-/* Host and port of the broker URI ("scheme://host:port/path", "[v6]:p"). */
-static bool uri_endpoint(const char *uri, char *host, size_t host_cap, char *port, size_t port_cap)
-{
-    const char *sep = strstr(uri, "://");
-    const char *p = sep != NULL ? sep + 3 : uri;
-    const char *dflt = "1883";
-    size_t n;
-
-    if (sep != NULL && (strncmp(uri, "ssl", 3) == 0 || strncmp(uri, "mqtts", 5) == 0))
-        dflt = "8883";
-    else if (sep != NULL && strncmp(uri, "wss", 3) == 0)
-        dflt = "443";
-    else if (sep != NULL && strncmp(uri, "ws", 2) == 0)
-        dflt = "80";
-    if (*p == '[') {
-        const char *close = strchr(p, ']');
-
-        if (close == NULL)
-            return false;
-        n = (size_t)(close - p - 1);
-        p++;
-    } else {
-        n = strcspn(p, ":/");
-    }
-    if (n == 0 || n >= host_cap)
-        return false;
-    memcpy(host, p, n);
-    host[n] = '\0';
-    p += n + (p[n] == ']' ? 1 : 0);
-    n = *p == ':' ? strspn(p + 1, "0123456789") : 0;
-    snprintf(port, port_cap, "%.*s", n > 0 ? (int)n : (int)strlen(dflt), n > 0 ? p + 1 : dflt);
-    return true;
-}
-
-/* Owner thread, before connecting: the broker's addresses. */
-static void resolve_broker(struct mqtt_client *c)
-{
-    struct addrinfo hints, *res = NULL;
-    char host[256], port[16];
-
-    c->n_peers = 0;
-    if (!uri_endpoint(c->o.uri, host, sizeof host, port, sizeof port))
-        return;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, port, &hints, &res) != 0)
-        return;
-    for (struct addrinfo *a = res; a != NULL && c->n_peers < MAX_PEERS; a = a->ai_next) {
-        if (a->ai_addrlen <= sizeof c->peers[0])
-            memcpy(&c->peers[c->n_peers++], a->ai_addr, a->ai_addrlen);
-    }
-    freeaddrinfo(res);
-}
-
-static bool same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-        return x->sin6_port == y->sin6_port &&
-               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
-    }
-    return false;
-}
-
-/* True if fd is a TCP socket connected to the broker. */
-static bool is_broker_socket(const struct mqtt_client *c, int fd)
-{
-    struct stat st;
-    struct sockaddr_storage peer;
-    socklen_t len = sizeof peer;
-    int type = 0, proto = 0;
-    socklen_t ilen = sizeof type;
-
-    if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
-        return false;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ilen) != 0 || type != SOCK_STREAM)
-        return false;
-    ilen = sizeof proto;
-    if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &ilen) != 0 || proto != IPPROTO_TCP)
-        return false;
-    if (getpeername(fd, (struct sockaddr *)&peer, &len) != 0)
-        return false;
-    for (size_t k = 0; k < c->n_peers; k++) {
-        if (same_endpoint(&peer, &c->peers[k]))
-            return true;
-    }
-    return false;
-}
-
-/* Callback thread, after a CONNACK: sets TCP_NODELAY on the broker's
- * sockets; true if at least one has it now. */
-static bool apply_nodelay(const struct mqtt_client *c)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    struct dirent *e;
-    bool found = false;
-
-    if (dir == NULL)
-        return false;
-    while ((e = readdir(dir)) != NULL) {
-        char *end = NULL;
-        long fd = strtol(e->d_name, &end, 10);
-        int on = 0;
-        socklen_t len = sizeof on;
-
-        if (end == e->d_name || *end != '\0' || fd == dirfd(dir) || fd < 0 || fd > INT32_MAX ||
-            !is_broker_socket(c, (int)fd))
-            continue;
-        if (getsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &on, &len) == 0 && on == 0) {
-            on = 1;
-            if (setsockopt((int)fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
-                on = 0;
-        }
-        found = found || on != 0;
-    }
-    closedir(dir);
-    return found;
-}
-
-/* ------------------------------------------------------------------ */
 /* Paho callbacks: subscriptions                                       */
 
 static void mark_ready(struct mqtt_client *c)
@@ -408,7 +270,7 @@ static void subscribe_all(struct mqtt_client *c)
 static void on_connected(void *context, char *cause)
 {
     struct mqtt_client *c = context;
-    bool nodelay = c->o.tcp_nodelay && apply_nodelay(c);
+    bool nodelay = c->o.tcp_nodelay && mqtt_peers_nodelay(&c->peers);
 
     pthread_mutex_lock(&c->mu);
     c->connected = true;
@@ -801,7 +663,7 @@ el_status mqtt_client_start(struct mqtt_client *c)
 
     c->error[0] = '\0';
     if (c->o.tcp_nodelay)
-        resolve_broker(c);
+        mqtt_peers_resolve(&c->peers, c->o.uri);
     if (c->o.version == MQTT_CLIENT_V5) {
         co->cleanstart = c->o.clean_start ? 1 : 0;
         co->onFailure5 = on_connect_failure5;

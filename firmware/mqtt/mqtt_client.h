@@ -35,7 +35,7 @@
  *     copies what it sends. Completion (PUBACK for QoS 1, PUBCOMP for QoS 2,
  *     the socket write for QoS 0) or failure is reported to an optional
  *     struct mqtt_client_done that the caller keeps alive until then.
- *   - Request/response (MQTT v5, SPEC §7): mqtt_client_request publishes with
+ *   - Request/response (MQTT v5, docs/SPEC.md §7): mqtt_client_request publishes with
  *     Response Topic = opts.reply_topic (subscribed before "ready", so the
  *     answer cannot be missed) and 16 bytes of Correlation Data (8 random
  *     bytes per client, then a big-endian request counter), and waits for
@@ -44,18 +44,10 @@
  *     a stranger's message) is dropped. The answer is copied into one
  *     growable buffer owned by the client (bounded by opts.max_reply_bytes),
  *     so a loop of requests allocates nothing once it has grown.
- *   - TCP_NODELAY: Paho (1.3.x) never sets it, has no socket option hook,
- *     and keeps its socket descriptor in a private structure. With
- *     opts.tcp_nodelay the helper finds the socket itself: after every
- *     CONNACK it looks through /proc/self/fd for TCP sockets whose peer is
- *     the broker (the URI's host, resolved when connecting, and port) and
- *     sets TCP_NODELAY on those that lack it; mqtt_client_nodelay says
- *     whether it found one. Other connections of the process to that same
- *     broker port get it too (harmless: it only stops small writes from
- *     waiting for an ACK). Request/response wants it (Nagle holds a small
- *     write while an earlier one is unacknowledged: a responder's PUBACK and
- *     answer would wait for the peer's delayed ACK, ~40 ms); a stream of
- *     small publishes may prefer Nagle's batching, hence an option.
+ *   - TCP_NODELAY (opts.tcp_nodelay): set on Paho's socket after every
+ *     CONNACK by mqtt_socket.h (Paho has no option for it);
+ *     mqtt_client_nodelay says whether it was found. Request/response wants
+ *     it; a stream of small publishes may prefer Nagle's batching.
  *   - Errors: calls made by the thread that created the client record why
  *     they failed in a message (mqtt_client_error), "<what> failed:
  *     <reason> (code N)" for broker and connection failures.
@@ -83,6 +75,7 @@
 #include <time.h>
 
 #include "el_status.h"
+#include "mqtt_socket.h"
 
 #define MQTT_CLIENT_MAX_SUBS 32
 #define MQTT_CLIENT_TOPIC_MAX 1024

@@ -165,7 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* whole events: the input as series name, its start as device id */
     if (size > 0 && size <= 1024) {
-        char device[EL_CFG_STR];
+        char device[SYNC_DEVICE_ID_MAX];
         size_t dl = size < sizeof device - 1 ? size : sizeof device - 1;
         memcpy(device, data, dl);
         device[dl] = '\0';
@@ -173,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(buf != NULL);
         for (int f = 0; f < 2; f++) {
             struct sync_encoder enc;
-            if (sync_encoder_init(&enc, f ? EL_SYNC_INFLUX : EL_SYNC_NDJSON, device) != EL_OK) {
+            if (sync_encoder_init(&enc, f ? SYNC_INFLUX : SYNC_NDJSON, device) != EL_OK) {
                 check(strlen(device) == 0);
                 break;
             }

@@ -2,7 +2,7 @@
 
 Every test starts its own broker on a free 127.0.0.1 port with a generated
 config (queues sized deliberately: mosquitto's default max_queued_messages of
-1000 drops QoS 1 messages silently, RELIABILITY.md), its own daemon with a
+1000 drops QoS 1 messages silently, docs/RELIABILITY.md), its own daemon with a
 fresh data directory, and talks to them only over loopback. Waiting is always
 a bounded poll (wait_until), never a bare sleep used as synchronisation.
 
@@ -88,6 +88,7 @@ class Broker:
                 "max_queued_messages 0\n"      # 0 = no limit: never drop for a slow/offline subscriber
                 "max_queued_bytes 0\n"
                 "max_inflight_messages 1000\n"
+                "set_tcp_nodelay true\n"       # replies are not held behind PUBACKs (docs/DEPLOY.md)
                 "sys_interval 1\n"
                 "log_dest file %s\n"
                 "log_type error\nlog_type warning\nlog_type notice\n%s"

@@ -57,7 +57,10 @@ def watermark(d):
 
 
 def recompute(b, d, full=False):
-    """Asks for a run and waits until it has finished (the run counter moves)."""
+    """Asks for a run and waits until it has finished (the run counter moves).
+    A run still going (a slow machine) is waited out first: the daemon
+    refuses to start a second one beside it (started: false)."""
+    d.status(pred=lambda st: not st["batch"]["running"], timeout=120 * SLOW)
     before = rr(b, '{"op":"status"}')
     ans = rr(b, json.dumps({"op": "recompute", "full": full}), topic="edgelambda/command")
     check(ans["ok"] and ans["started"], "recompute: %s" % ans)

@@ -38,7 +38,7 @@ def test_tls_password_acl_and_secret_files():
     with open(os.path.join(p, "acl"), "w") as f:
         f.write("user edge\ntopic read sensors/#\ntopic readwrite edgelambda/#\ntopic read $SYS/#\n"
                 "user sensor\ntopic write sensors/#\ntopic write edgelambda/query\n"
-                # each client reads only its own replies (RELIABILITY.md)
+                # each client reads only its own replies (docs/RELIABILITY.md)
                 "pattern read edgelambda/reply/%u/#\n")
     os.chmod(os.path.join(p, "acl"), 0o644)
     extra = ("allow_anonymous false\npassword_file %s/passwd\nacl_file %s/acl\n"

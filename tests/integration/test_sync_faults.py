@@ -1,4 +1,4 @@
-"""Sync through a scripted outage (SPEC §8, RELIABILITY.md "Upstream over HTTPS").
+"""Sync through a scripted outage (docs/SPEC.md §8, docs/RELIABILITY.md "Upstream over HTTPS").
 
 A real mosquitto, a real edgelambdad, loadgen's stream, and the fault-injecting
 HTTPS endpoint of sync_servers.FaultServer (TLS with the test CA) that answers,

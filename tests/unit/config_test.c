@@ -207,6 +207,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.mqtt.keepalive_s, 30);
     assert_int_equal(cfg.mqtt.session_expiry_s, 86400);
     assert_int_equal(cfg.mqtt.max_inflight, 100);
+    assert_true(cfg.mqtt.tcp_nodelay);
     assert_string_equal(cfg.ingest.subscribe, "sensors/#");
     assert_int_equal(cfg.ingest.n_filters, 0);
     assert_int_equal(cfg.ingest.qos, 1);
@@ -274,6 +275,7 @@ static const char every_key[] = "[mqtt]\n"
                                 "keepalive_s = 60\n"
                                 "session_expiry_s = 3600\n"
                                 "max_inflight = 500\n"
+                                "tcp_nodelay = no\n"
                                 "[ingest]\n"
                                 "subscribe = a/+/temp, b/#\n"
                                 "qos = 2\n"
@@ -351,6 +353,7 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.mqtt.keepalive_s, 60);
     assert_int_equal(cfg.mqtt.session_expiry_s, 3600);
     assert_int_equal(cfg.mqtt.max_inflight, 500);
+    assert_false(cfg.mqtt.tcp_nodelay);
     assert_string_equal(cfg.ingest.subscribe, "a/+/temp, b/#");
     assert_int_equal(cfg.ingest.qos, 2);
     assert_string_equal(cfg.ingest.value_field, "v");

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "plat_jsonw.h"
-#include "status.h"
 
 static void test_nested_and_escapes(void **state)
 {
@@ -76,36 +75,12 @@ static void test_overflow_is_reported_not_written_past(void **state)
     assert_int_equal(buf[jw_len(&w)], '\0');
 }
 
-static void test_status_document(void **state)
-{
-    char buf[4096];
-    struct status_snapshot s;
-    (void)state;
-    memset(&s, 0, sizeof s);
-    s.uptime_s = 7;
-    s.accepted = 100;
-    s.rejected[DECODE_MALFORMED] = 2;
-    s.rejected[INGEST_REASON_SERIES_LIMIT] = 3;
-    s.log_seq = 105;
-    size_t n = status_format(&s, buf, sizeof buf);
-    assert_true(n > 0);
-    assert_non_null(strstr(buf, "\"state\":\"online\""));
-    assert_non_null(strstr(buf, "\"accepted\":100"));
-    assert_non_null(strstr(buf, "\"malformed\":2"));
-    assert_non_null(strstr(buf, "\"series_limit\":3"));
-    assert_non_null(strstr(buf, "\"dead_letters\":5"));
-    assert_non_null(strstr(buf, "\"seq\":105"));
-    assert_non_null(strstr(buf, "\"error\":null"));
-    assert_int_equal(status_format(&s, buf, 50), 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nested_and_escapes),
         cmocka_unit_test(test_doubles_round_trip),
         cmocka_unit_test(test_overflow_is_reported_not_written_past),
-        cmocka_unit_test(test_status_document),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

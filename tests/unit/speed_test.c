@@ -126,7 +126,9 @@ static void test_raw_completeness(void **state)
         assert_true(x.val_bucket[i] >= 1 && x.vals[i] == (double)x.val_bucket[i]);
     struct speed_raw last[3];
     bool prov[3];
-    assert_int_equal(speed_read_last(sp, 2, last, prov, 3), 3);
+    int64_t cur = -1;
+    assert_int_equal(speed_read_last(sp, 2, last, prov, 3, &cur), 3);
+    assert_int_equal(cur, 5);
     assert_true(last[0].value == 4.0 && last[1].value == 3.0 && last[2].value == 2.0);
     assert_false(prov[0]);
     speed_free(sp);
@@ -153,7 +155,9 @@ static void test_provisional_lane(void **state)
     assert_true(x.aggs[1].min == 0.0 && x.aggs[1].max == 4.0); /* not merged with a zeroed slot */
     struct speed_raw last[8];
     bool prov[8];
-    size_t n = speed_read_last(sp, 1, last, prov, 8);
+    int64_t cur = -1;
+    size_t n = speed_read_last(sp, 1, last, prov, 8, &cur);
+    assert_int_equal(cur, 6);
     assert_int_equal(n, 6);
     assert_true(last[0].seq == 6 && !prov[0] && last[1].seq == 5 && prov[1]);
     /* anchoring rebuilds the lane */

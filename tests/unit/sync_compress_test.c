@@ -30,7 +30,7 @@ static size_t sensor_ndjson(char *buf, size_t cap, int64_t first, int count, int
 {
     struct sync_encoder e;
     size_t len = 0;
-    assert_int_equal(sync_encoder_init(&e, EL_SYNC_NDJSON, "pi-test"), EL_OK);
+    assert_int_equal(sync_encoder_init(&e, SYNC_NDJSON, "pi-test"), EL_OK);
     for (int64_t i = first; i < first + count; i++) {
         char series[64];
         int sl = snprintf(series, sizeof series, "sensors/dev%d/temp", (int)(i % 100));
@@ -45,7 +45,7 @@ static size_t sensor_ndjson(char *buf, size_t cap, int64_t first, int count, int
     return len;
 }
 
-static void round_trip(enum el_compression kind, const void *in, size_t len, size_t *out_len)
+static void round_trip(enum sync_compression kind, const void *in, size_t len, size_t *out_len)
 {
     struct sync_compressor *c;
     const void *out, *out2;
@@ -57,14 +57,14 @@ static void round_trip(enum el_compression kind, const void *in, size_t len, siz
     assert_int_equal(sync_compress(c, in, len, &out2, &n2), EL_OK); /* reusable, deterministic */
     assert_int_equal(n, n2);
     assert_memory_equal(copy, out2, n);
-    if (kind == EL_COMPRESS_NONE)
+    if (kind == SYNC_COMPRESS_NONE)
         assert_ptr_equal(out, in);
-    if (kind == EL_COMPRESS_GZIP) {
+    if (kind == SYNC_COMPRESS_GZIP) {
         assert_true(n >= 18);
         assert_int_equal(((unsigned char *)copy)[0], 0x1f);
         assert_int_equal(((unsigned char *)copy)[1], 0x8b);
     }
-    if (kind == EL_COMPRESS_ZSTD) {
+    if (kind == SYNC_COMPRESS_ZSTD) {
         static const unsigned char magic[4] = {0x28, 0xb5, 0x2f, 0xfd};
         assert_memory_equal(copy, magic, 4);
     }
@@ -73,7 +73,7 @@ static void round_trip(enum el_compression kind, const void *in, size_t len, siz
     assert_int_equal(back_len, len);
     if (len)
         assert_memory_equal(back, in, len);
-    if (len > 1 && kind != EL_COMPRESS_NONE)
+    if (len > 1 && kind != SYNC_COMPRESS_NONE)
         assert_int_equal(sync_decompress(kind, copy, n, back, len - 1, &back_len), EL_FULL);
     *out_len = n;
     free(back);
@@ -84,8 +84,8 @@ static void round_trip(enum el_compression kind, const void *in, size_t len, siz
 static void test_round_trips(void **state)
 {
     (void)state;
-    static const enum el_compression kinds[] = {EL_COMPRESS_NONE, EL_COMPRESS_GZIP,
-                                                EL_COMPRESS_ZSTD};
+    static const enum sync_compression kinds[] = {SYNC_COMPRESS_NONE, SYNC_COMPRESS_GZIP,
+                                                  SYNC_COMPRESS_ZSTD};
     char *sensor = malloc(MAX_IN);
     unsigned char *noise = malloc(MAX_IN);
     int events = 0;
@@ -104,9 +104,9 @@ static void test_round_trips(void **state)
         round_trip(kinds[k], noise, MAX_IN, &n); /* worst case fits the preallocated buffer */
         round_trip(kinds[k], sensor, slen, &n);
         printf("# %s: %zu -> %zu bytes (%.1fx, %.1f B/event) on %d events of sensor ndjson\n",
-               kinds[k] == EL_COMPRESS_NONE ? "none" : sync_compress_encoding(kinds[k]), slen, n,
+               kinds[k] == SYNC_COMPRESS_NONE ? "none" : sync_compress_encoding(kinds[k]), slen, n,
                (double)slen / (double)n, (double)n / events, events);
-        if (kinds[k] != EL_COMPRESS_NONE)
+        if (kinds[k] != SYNC_COMPRESS_NONE)
             assert_true(n * 4 < slen);
     }
     free(sensor);
@@ -121,21 +121,21 @@ static void test_limits_and_garbage(void **state)
     size_t n;
     char buf[64];
     static const char garbage[] = "this is not compressed at all";
-    assert_int_equal(sync_compress_new(EL_COMPRESS_GZIP, 16, &c), EL_OK);
+    assert_int_equal(sync_compress_new(SYNC_COMPRESS_GZIP, 16, &c), EL_OK);
     assert_int_equal(sync_compress(c, garbage, sizeof garbage, &out, &n), EL_INVAL);
     sync_compress_free(c);
     sync_compress_free(NULL);
     assert_int_equal(
-        sync_decompress(EL_COMPRESS_GZIP, garbage, sizeof garbage, buf, sizeof buf, &n),
+        sync_decompress(SYNC_COMPRESS_GZIP, garbage, sizeof garbage, buf, sizeof buf, &n),
         EL_CORRUPT);
     assert_int_equal(
-        sync_decompress(EL_COMPRESS_ZSTD, garbage, sizeof garbage, buf, sizeof buf, &n),
+        sync_decompress(SYNC_COMPRESS_ZSTD, garbage, sizeof garbage, buf, sizeof buf, &n),
         EL_CORRUPT);
-    assert_int_equal(sync_decompress(EL_COMPRESS_NONE, garbage, sizeof garbage, buf, 4, &n),
+    assert_int_equal(sync_decompress(SYNC_COMPRESS_NONE, garbage, sizeof garbage, buf, 4, &n),
                      EL_FULL);
-    assert_null(sync_compress_encoding(EL_COMPRESS_NONE));
-    assert_string_equal(sync_compress_encoding(EL_COMPRESS_GZIP), "gzip");
-    assert_string_equal(sync_compress_encoding(EL_COMPRESS_ZSTD), "zstd");
+    assert_null(sync_compress_encoding(SYNC_COMPRESS_NONE));
+    assert_string_equal(sync_compress_encoding(SYNC_COMPRESS_GZIP), "gzip");
+    assert_string_equal(sync_compress_encoding(SYNC_COMPRESS_ZSTD), "zstd");
 }
 
 int main(void)

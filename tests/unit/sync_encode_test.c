@@ -165,7 +165,7 @@ static void test_ndjson_lines(void **state)
 {
     (void)state;
     struct sync_encoder e;
-    assert_int_equal(sync_encoder_init(&e, EL_SYNC_NDJSON, "pi-7"), EL_OK);
+    assert_int_equal(sync_encoder_init(&e, SYNC_NDJSON, "pi-7"), EL_OK);
     line_is(&e, "sensors/dev1/temp", 42, 1767225600000, 21.5,
             "{\"device\":\"pi-7\",\"series\":\"sensors/dev1/temp\",\"ts\":1767225600000,"
             "\"value\":21.5,\"seq\":42}\n");
@@ -174,17 +174,17 @@ static void test_ndjson_lines(void **state)
     line_is(&e, "x", INT64_MAX, INT64_MIN, NAN,
             "{\"device\":\"pi-7\",\"series\":\"x\",\"ts\":-9223372036854775808,\"value\":null,"
             "\"seq\":9223372036854775807}\n");
-    assert_int_equal(sync_encoder_init(&e, EL_SYNC_NDJSON, "dev\"1\\"), EL_OK);
+    assert_int_equal(sync_encoder_init(&e, SYNC_NDJSON, "dev\"1\\"), EL_OK);
     line_is(&e, "s", 1, 2, 3,
             "{\"device\":\"dev\\\"1\\\\\",\"series\":\"s\",\"ts\":2,\"value\":3,\"seq\":1}\n");
-    assert_string_equal(sync_encode_content_type(EL_SYNC_NDJSON), "application/x-ndjson");
+    assert_string_equal(sync_encode_content_type(SYNC_NDJSON), "application/x-ndjson");
 }
 
 static void test_influx_lines(void **state)
 {
     (void)state;
     struct sync_encoder e;
-    assert_int_equal(sync_encoder_init(&e, EL_SYNC_INFLUX, "pi 7,a=b"), EL_OK);
+    assert_int_equal(sync_encoder_init(&e, SYNC_INFLUX, "pi 7,a=b"), EL_OK);
     line_is(&e, "sensors/dev1/temp", 42, 1767225600000, 21.5,
             "sensors/dev1/temp,device=pi\\ 7\\,a\\=b value=21.5,seq=42i 1767225600000000000\n");
     line_is(&e, "room 1,temp", 7, 0, -3,
@@ -195,22 +195,22 @@ static void test_influx_lines(void **state)
     /* beyond year 2262 the ns timestamp is clamped instead of overflowing */
     line_is(&e, "t", 9, INT64_MAX / 1000, 1,
             "t,device=pi\\ 7\\,a\\=b value=1,seq=9i 9223372036854000000\n");
-    assert_string_equal(sync_encode_content_type(EL_SYNC_INFLUX), "text/plain; charset=utf-8");
+    assert_string_equal(sync_encode_content_type(SYNC_INFLUX), "text/plain; charset=utf-8");
 }
 
 static void test_encoder_init(void **state)
 {
     (void)state;
     struct sync_encoder e;
-    char longid[EL_CFG_STR + 1];
+    char longid[SYNC_DEVICE_ID_MAX + 1];
     memset(longid, 'a', sizeof longid - 1);
     longid[sizeof longid - 1] = '\0';
-    assert_int_equal(sync_encoder_init(&e, EL_SYNC_NDJSON, ""), EL_INVAL);
-    assert_int_equal(sync_encoder_init(&e, EL_SYNC_NDJSON, longid), EL_INVAL);
-    longid[EL_CFG_STR - 1] = '\0';
-    memset(longid, '\x01', EL_CFG_STR - 1); /* worst case: every byte becomes \u0001 */
-    assert_int_equal(sync_encoder_init(&e, EL_SYNC_NDJSON, longid), EL_OK);
-    assert_int_equal(e.device_len, 6 * (EL_CFG_STR - 1));
+    assert_int_equal(sync_encoder_init(&e, SYNC_NDJSON, ""), EL_INVAL);
+    assert_int_equal(sync_encoder_init(&e, SYNC_NDJSON, longid), EL_INVAL);
+    longid[SYNC_DEVICE_ID_MAX - 1] = '\0';
+    memset(longid, '\x01', SYNC_DEVICE_ID_MAX - 1); /* worst case: every byte becomes \u0001 */
+    assert_int_equal(sync_encoder_init(&e, SYNC_NDJSON, longid), EL_OK);
+    assert_int_equal(e.device_len, 6 * (SYNC_DEVICE_ID_MAX - 1));
     /* the longest series with the worst escaping and the worst device fit the headroom */
     char series[1024];
     memset(series, '\x01', sizeof series);
@@ -219,7 +219,7 @@ static void test_encoder_init(void **state)
     assert_int_not_equal(sync_encode_event(&e, series, sizeof series, INT64_MIN, INT64_MIN,
                                            -1.2345678901234567e-300, buf, SYNC_ENCODE_EVENT_MAX),
                          0);
-    assert_int_equal(sync_encoder_init(&e, EL_SYNC_INFLUX, longid), EL_OK);
+    assert_int_equal(sync_encoder_init(&e, SYNC_INFLUX, longid), EL_OK);
     assert_int_not_equal(sync_encode_event(&e, series, sizeof series, INT64_MIN, INT64_MIN,
                                            -1.2345678901234567e-300, buf, SYNC_ENCODE_EVENT_MAX),
                          0);

@@ -52,7 +52,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
 #include "mlog.h"
 #include "plat_clock.h"
 #include "plat_log.h"
@@ -178,9 +177,9 @@ static void serve_conn(int fd)
         header(head, "Content-Encoding", r.encoding, sizeof r.encoding);
         header(head, "Content-Type", r.ctype, sizeof r.ctype);
         header(head, "X-Edgelambda-Device", r.device, sizeof r.device);
-        enum el_compression kind = strcmp(r.encoding, "gzip") == 0   ? EL_COMPRESS_GZIP
-                                   : strcmp(r.encoding, "zstd") == 0 ? EL_COMPRESS_ZSTD
-                                                                     : EL_COMPRESS_NONE;
+        enum sync_compression kind = strcmp(r.encoding, "gzip") == 0   ? SYNC_COMPRESS_GZIP
+                                     : strcmp(r.encoding, "zstd") == 0 ? SYNC_COMPRESS_ZSTD
+                                                                       : SYNC_COMPRESS_NONE;
         r.body = malloc(MAX_BODY + 1);
         assert_non_null(r.body);
         assert_int_equal(sync_decompress(kind, srv.raw + head_len, clen, r.body, MAX_BODY, &r.len),
@@ -400,21 +399,26 @@ static int64_t write_events(int64_t first, int64_t last, const int64_t *skip, si
     return last;
 }
 
-static void make_cfg(struct el_config *cfg, int batch_events, enum el_compression comp)
+/* The daemon's defaults (ndjson, 1 MiB batches, TLS verified) with this
+ * test's server, directory and device; url lives as long as the test. */
+static void make_opts(struct sync_opts *o, int batch_events, enum sync_compression comp)
 {
-    config_defaults(cfg);
-    snprintf(cfg->sync.url, sizeof cfg->sync.url, "http://127.0.0.1:%d/ingest?x=1", srv.port);
-    snprintf(cfg->storage.dir, sizeof cfg->storage.dir, "%s", dir);
-    snprintf(cfg->sync.device_id, sizeof cfg->sync.device_id, "unit-dev");
-    cfg->sync.batch_events = batch_events;
-    cfg->sync.compression = comp;
-    cfg->sync.timeout_s = 5;
+    static char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/ingest?x=1", srv.port);
+    *o = (struct sync_opts){.url = url,
+                            .dir = dir,
+                            .format = SYNC_NDJSON,
+                            .compression = comp,
+                            .batch_events = batch_events,
+                            .batch_bytes = 1 << 20,
+                            .device_id = "unit-dev",
+                            .timeout_s = 5};
 }
 
-static struct sync *start_sync(const struct el_config *cfg, int64_t committed)
+static struct sync *start_sync(const struct sync_opts *opts, int64_t committed)
 {
     struct sync *s;
-    assert_int_equal(sync_new(cfg, &s), EL_OK);
+    assert_int_equal(sync_new(opts, &s), EL_OK);
     assert_non_null(s);
     sync_notify_committed(s, committed);
     assert_int_equal(sync_start(s), EL_OK);
@@ -465,13 +469,13 @@ static int64_t db_int(const char *sql)
 static void test_ships_in_order_and_resumes(void **state)
 {
     (void)state;
-    struct el_config cfg;
+    struct sync_opts opts;
     struct sync_status st;
     int64_t seqs[400];
     server_start(NULL, 0);
     int64_t last = write_events(1, 1000, NULL, 0);
-    make_cfg(&cfg, 300, EL_COMPRESS_GZIP);
-    struct sync *s = start_sync(&cfg, last);
+    make_opts(&opts, 300, SYNC_COMPRESS_GZIP);
+    struct sync *s = start_sync(&opts, last);
     wait_status(s, acked_at_least, 1000, 10000, "all acknowledged");
     sync_get_status(s, &st);
     assert_true(st.enabled);
@@ -506,7 +510,7 @@ static void test_ships_in_order_and_resumes(void **state)
     assert_int_equal(db_int("SELECT count(*) FROM sync_cursor WHERE inflight_first IS NULL"), 1);
     /* a restart resumes from the cursor and ships only what is new */
     last = write_events(1001, 1050, NULL, 0);
-    s = start_sync(&cfg, last);
+    s = start_sync(&opts, last);
     sync_kick(s);
     wait_status(s, acked_at_least, 1050, 10000, "new events acknowledged");
     assert_int_equal(n_recs(), 5);
@@ -538,12 +542,12 @@ static void test_faults_split_park_retry_parked(void **state)
         {ACT_RESPOND, 400, NULL},                            /* 8: next batch parked */
         {ACT_RESPOND, 429, "Thu, 01 Jan 1970 00:00:00 GMT"}, /* 9: retry at once */
     };
-    struct el_config cfg;
+    struct sync_opts opts;
     struct sync_status st;
     server_start(script, (int)(sizeof script / sizeof script[0]));
     int64_t last = write_events(1, 500, NULL, 0);
-    make_cfg(&cfg, 100, EL_COMPRESS_ZSTD);
-    struct sync *s = start_sync(&cfg, last);
+    make_opts(&opts, 100, SYNC_COMPRESS_ZSTD);
+    struct sync *s = start_sync(&opts, last);
     wait_status(s, cursor_at_least, 500, 20000, "all acknowledged or parked");
     wait_status(s, parked_is, 1, 5000, "one parked batch");
     sync_get_status(s, &st);
@@ -634,11 +638,11 @@ static void test_inflight_survives_stop(void **state)
 {
     (void)state;
     static const struct action script[] = {{ACT_RESPOND, 503, "30"}};
-    struct el_config cfg;
+    struct sync_opts opts;
     server_start(script, 1);
     int64_t last = write_events(1, 50, NULL, 0);
-    make_cfg(&cfg, 1000, EL_COMPRESS_NONE);
-    struct sync *s = start_sync(&cfg, last);
+    make_opts(&opts, 1000, SYNC_COMPRESS_NONE);
+    struct sync *s = start_sync(&opts, last);
     sync_kick(s);
     wait_recs(1, 10000);
     assert_int_equal(srv.recs[0].first, 1);
@@ -649,7 +653,7 @@ static void test_inflight_survives_stop(void **state)
     assert_int_equal(db_int("SELECT inflight_last FROM sync_cursor"), 50);
     /* more events arrive while it is down; the next run resends [1, 50] first */
     last = write_events(51, 120, NULL, 0);
-    s = start_sync(&cfg, last);
+    s = start_sync(&opts, last);
     wait_status(s, acked_at_least, 120, 10000, "everything acknowledged");
     assert_int_equal(n_recs(), 3);
     assert_string_equal(srv.recs[1].key, srv.recs[0].key);
@@ -665,13 +669,13 @@ static void test_hang_timeout_and_prompt_stop(void **state)
 {
     (void)state;
     static const struct action script[] = {{ACT_HANG, 0, NULL}, {ACT_HANG, 0, NULL}};
-    struct el_config cfg;
+    struct sync_opts opts;
     struct sync_status st;
     server_start(script, 2);
     int64_t last = write_events(1, 10, NULL, 0);
-    make_cfg(&cfg, 1000, EL_COMPRESS_GZIP);
-    cfg.sync.timeout_s = 1;
-    struct sync *s = start_sync(&cfg, last);
+    make_opts(&opts, 1000, SYNC_COMPRESS_GZIP);
+    opts.timeout_s = 1;
+    struct sync *s = start_sync(&opts, last);
     sync_kick(s);
     wait_status(s, acked_at_least, 10, 15000, "delivery after two timeouts");
     sync_get_status(s, &st);
@@ -684,9 +688,9 @@ static void test_hang_timeout_and_prompt_stop(void **state)
     /* stopping during a hanging request is prompt (abort callback, not the timeout) */
     server_start(script, 1);
     last = write_events(11, 20, NULL, 0);
-    make_cfg(&cfg, 1000, EL_COMPRESS_GZIP);
-    cfg.sync.timeout_s = 60;
-    s = start_sync(&cfg, last);
+    make_opts(&opts, 1000, SYNC_COMPRESS_GZIP);
+    opts.timeout_s = 60;
+    s = start_sync(&opts, last);
     sync_kick(s);
     wait_recs(1, 10000);
     int64_t t0 = plat_clock_mono_ms();
@@ -699,12 +703,12 @@ static void test_dead_letters_at_end(void **state)
 {
     (void)state;
     static const int64_t skip[] = {5, 9, 10};
-    struct el_config cfg;
+    struct sync_opts opts;
     struct sync_status st;
     server_start(NULL, 0);
     int64_t last = write_events(1, 10, skip, 3);
-    make_cfg(&cfg, 1000, EL_COMPRESS_NONE);
-    struct sync *s = start_sync(&cfg, last);
+    make_opts(&opts, 1000, SYNC_COMPRESS_NONE);
+    struct sync *s = start_sync(&opts, last);
     sync_kick(s);
     wait_status(s, acked_at_least, 10, 10000, "cursor past trailing dead letters");
     sync_get_status(s, &st);
@@ -721,23 +725,23 @@ static void test_dead_letters_at_end(void **state)
 static void test_token_file(void **state)
 {
     (void)state;
-    struct el_config cfg;
+    struct sync_opts opts;
     struct sync *s;
     char path[450];
     server_start(NULL, 0);
     int64_t last = write_events(1, 3, NULL, 0);
-    make_cfg(&cfg, 1000, EL_COMPRESS_NONE);
+    make_opts(&opts, 1000, SYNC_COMPRESS_NONE);
     snprintf(path, sizeof path, "%s/token", dir);
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs("s3cret-token\n", f);
     fclose(f);
-    snprintf(cfg.sync.token_file, sizeof cfg.sync.token_file, "%s", path);
+    opts.token_file = path;
     assert_int_equal(chmod(path, 0644), 0);
-    assert_int_equal(sync_new(&cfg, &s), EL_INVAL); /* readable by others: refused */
+    assert_int_equal(sync_new(&opts, &s), EL_INVAL); /* readable by others: refused */
     assert_null(s);
     assert_int_equal(chmod(path, 0600), 0);
-    s = start_sync(&cfg, last);
+    s = start_sync(&opts, last);
     sync_kick(s);
     wait_status(s, acked_at_least, 3, 10000, "delivery with a token");
     assert_string_equal(srv.recs[0].auth, "Bearer s3cret-token");

@@ -1,7 +1,7 @@
 /*
  * cli_common — what the `edgelambda` CLI shares with the perf tools
  * (tools/perf): strict number parsing for options, and the request/response
- * client that asks edgelambdad a question (SPEC §7).
+ * client that asks edgelambdad a question (docs/SPEC.md §7).
  *
  * Design: the parsers accept the whole text or nothing, within [min, max],
  * and print "<program>: bad <what>: '<text>'" on stderr when they refuse

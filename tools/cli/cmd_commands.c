@@ -1,5 +1,5 @@
 /*
- * cmd_commands — the commands on <prefix>/command (SPEC §7):
+ * cmd_commands — the commands on <prefix>/command (docs/SPEC.md §7):
  *   recompute [--full]      recompute the batch views now
  *   sync [--retry-parked]   ship the master log upstream now
  *

@@ -1,5 +1,5 @@
 /*
- * cmd_query — the read commands on <prefix>/query (SPEC §7):
+ * cmd_query — the read commands on <prefix>/query (docs/SPEC.md §7):
  *   query SERIES|--match FILTER   range query, bucketed, one table per series
  *   series [--match FILTER]       series with counts and their newest event
  *   last [SERIES|--match FILTER]  newest raw samples

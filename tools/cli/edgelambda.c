@@ -1,10 +1,10 @@
 /*
- * edgelambda — the command-line client of edgelambdad (SPEC §9).
+ * edgelambda — the command-line client of edgelambdad (docs/SPEC.md §9).
  *
  *   edgelambda [--uri URI] [--prefix PREFIX] <command> [options]
  *
  * Purpose: talk to the daemon through the same MQTT API as any other client
- * (SPEC §7: query, series, last and status on <prefix>/query, recompute and
+ * (docs/SPEC.md §7: query, series, last and status on <prefix>/query, recompute and
  * sync on <prefix>/command, the retained <prefix>/status) and generate load
  * (loadgen.c). It never opens the daemon's files.
  *

@@ -6,7 +6,7 @@ Usage: python3 tools/lib/bench_sync.py --build BUILD_DIR [--events 200000]
 1. A master log of N events of loadgen's sensor stream is made once: a private
    mosquitto, edgelambdad with sync disabled, `edgelambda loadgen` (QoS 1).
 2. A local HTTPS sink: nginx terminating TLS (test PKI from the openssl CLI)
-   that reads every request body and answers 204 (LIMITS.md's setup).
+   that reads every request body and answers 204 (docs/LIMITS.md's setup).
 3. For each format x compression, `runs` times on a fresh copy of the log:
    daemon  edgelambdad starts with sync.url = the sink and drains the whole
            backlog (catch-up at full speed). Rate = N / (end of the last

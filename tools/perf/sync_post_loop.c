@@ -23,8 +23,8 @@
 #include <string.h>
 
 #include <curl/curl.h>
-#include <sqlite3.h>
 
+#include "mlog_read.h"
 #include "plat_clock.h"
 #include "sync_batch.h"
 #include "sync_compress.h"
@@ -37,8 +37,8 @@ struct body {
 
 struct opts {
     const char *dir, *url, *ca_file, *device;
-    enum el_sync_format format;
-    enum el_compression compression;
+    enum sync_format format;
+    enum sync_compression compression;
     int64_t batch_events;
     size_t batch_bytes;
     int repeat;
@@ -83,8 +83,8 @@ static int parse(int argc, char **argv, struct opts *o)
     *o = (struct opts){.device = "bench",
                        .batch_events = 5000,
                        .batch_bytes = 1 << 20,
-                       .format = EL_SYNC_NDJSON,
-                       .compression = EL_COMPRESS_GZIP,
+                       .format = SYNC_NDJSON,
+                       .compression = SYNC_COMPRESS_GZIP,
                        .repeat = 1};
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -92,13 +92,11 @@ static int parse(int argc, char **argv, struct opts *o)
         case 'u': o->url = optarg; break;
         case 'c': o->ca_file = optarg; break;
         case 'i': o->device = optarg; break;
-        case 'f':
-            o->format = strcmp(optarg, "influx") == 0 ? EL_SYNC_INFLUX : EL_SYNC_NDJSON;
-            break;
+        case 'f': o->format = strcmp(optarg, "influx") == 0 ? SYNC_INFLUX : SYNC_NDJSON; break;
         case 'z':
-            o->compression = strcmp(optarg, "none") == 0   ? EL_COMPRESS_NONE
-                             : strcmp(optarg, "zstd") == 0 ? EL_COMPRESS_ZSTD
-                                                           : EL_COMPRESS_GZIP;
+            o->compression = strcmp(optarg, "none") == 0   ? SYNC_COMPRESS_NONE
+                             : strcmp(optarg, "zstd") == 0 ? SYNC_COMPRESS_ZSTD
+                                                           : SYNC_COMPRESS_GZIP;
             break;
         case 'e': o->batch_events = strtoll(optarg, NULL, 10); break;
         case 'b': o->batch_bytes = (size_t)strtoull(optarg, NULL, 10); break;
@@ -137,9 +135,8 @@ static bool bodies_push(struct bodies *b, const void *z, size_t zlen)
 }
 
 /* The sync worker's own cutting, encoding and compression over all of db. */
-static bool encode_all(const struct opts *o, struct sync_batch_reader *reader,
-                       struct sync_encoder *enc, struct sync_compressor *comp, char *buf,
-                       size_t buf_cap, struct bodies *out)
+static bool encode_all(const struct opts *o, struct mlog_reader *reader, struct sync_encoder *enc,
+                       struct sync_compressor *comp, char *buf, size_t buf_cap, struct bodies *out)
 {
     int64_t after = 0;
 
@@ -211,8 +208,7 @@ int main(int argc, char **argv)
 {
     struct opts o;
     char path[4096];
-    sqlite3 *db = NULL;
-    struct sync_batch_reader *reader = NULL;
+    struct mlog_reader *reader = NULL;
     struct sync_compressor *comp = NULL;
     struct sync_encoder enc;
     struct bodies b = {0};
@@ -224,8 +220,7 @@ int main(int argc, char **argv)
         return 1;
     buf_cap = o.batch_bytes + SYNC_ENCODE_EVENT_MAX;
     snprintf(path, sizeof path, "%s/master.db", o.dir);
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-        sync_batch_reader_new(db, &reader) != EL_OK ||
+    if (mlog_reader_open_seq(o.dir, 10000, &reader) != EL_OK ||
         sync_encoder_init(&enc, o.format, o.device) != EL_OK ||
         sync_compress_new(o.compression, buf_cap, &comp) != EL_OK || !(buf = malloc(buf_cap))) {
         fprintf(stderr, "el_sync_post_loop: cannot read %s\n", path);
@@ -247,8 +242,6 @@ out:
     free(b.v);
     free(buf);
     sync_compress_free(comp);
-    sync_batch_reader_free(reader);
-    if (db)
-        sqlite3_close(db);
+    mlog_reader_close(reader);
     return rc;
 }

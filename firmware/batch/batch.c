@@ -1,0 +1,229 @@
+/*
+ * batch — the worker thread, and the core's side of the scheduler (design in
+ * batch.h; the decision itself is batch_sched.c).
+ *
+ * Ownership: struct batch owns the worker thread and its views writer
+ * connection (opened on the worker thread). The run record is shared under
+ * `mu`; `requested`, `running` and `watermark` are atomics.
+ */
+#include "batch.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "batch_sched.h"
+#include "plat_clock.h"
+#include "plat_idle.h"
+#include "plat_log.h"
+
+enum { REQ_NONE = 0, REQ_INCREMENTAL, REQ_FULL };
+
+struct batch {
+    struct batch_opts o; /* borrowed strings */
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    atomic_int requested; /* REQ_* */
+    atomic_int running;
+    atomic_int stop;
+    atomic_int cancel;
+    _Atomic int64_t watermark;
+    struct batch_status st; /* under mu */
+    char pending_trigger[16];
+    long fault_pause_ms;
+
+    /* core thread: scheduling */
+    struct plat_idle idle;
+    struct batch_sched sched;
+};
+
+static void lower_priority(void)
+{
+    struct sched_param sp = {0};
+    /* SCHED_IDLE: runs only when nothing else wants the CPU. */
+    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0 &&
+        setpriority(PRIO_PROCESS, (id_t)gettid(), 19) != 0)
+        log_warn("batch: cannot lower the worker's priority");
+}
+
+/* Between chunks of a run. Fault injection for the crash tests: with
+ * EDGELAMBDA_FAULT_RECOMPUTE_PAUSE_MS set, each chunk boundary pauses that
+ * long, so a test can SIGKILL the daemon in the middle of a run. */
+static void worker_yield(void *ctx)
+{
+    const struct batch *b = ctx;
+    if (b->fault_pause_ms > 0) {
+        struct timespec ts = {b->fault_pause_ms / 1000, (b->fault_pause_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    sched_yield();
+}
+
+static void run_once(struct batch *b, struct views *v, bool full, const char *trigger)
+{
+    struct views_run run;
+    atomic_store(&b->running, 1);
+    atomic_store(&b->cancel, 0);
+    el_status rc = views_recompute(v, b->o.dir, full, &b->cancel, worker_yield, b, &run);
+    if (rc == EL_OK && run.skipped) {
+        log_debug("batch: %s run skipped: no event beyond sequence %lld", trigger,
+                  (long long)run.previous_seq);
+        atomic_store(&b->running, 0);
+        return;
+    }
+    pthread_mutex_lock(&b->mu);
+    snprintf(b->st.last_trigger, sizeof b->st.last_trigger, "%s", trigger);
+    if (rc == EL_OK) {
+        b->st.runs++;
+        b->st.last = run;
+        b->st.last_run_wall_ms = plat_clock_wall_ms();
+        b->st.last_error[0] = '\0';
+        atomic_store(&b->watermark, views_watermark(v));
+    } else {
+        b->st.failures++;
+        snprintf(b->st.last_error, sizeof b->st.last_error, "%s recompute failed: %s",
+                 full ? "full" : "incremental", el_status_str(rc));
+    }
+    pthread_mutex_unlock(&b->mu);
+    if (rc == EL_OK)
+        log_info("batch: %s recompute (%s) covered sequences %lld..%lld: %llu events, %llu view "
+                 "rows, %lld ms, %.2f CPU s",
+                 full ? "full" : "incremental", trigger, (long long)run.previous_seq,
+                 (long long)run.snapshot_seq, (unsigned long long)run.events,
+                 (unsigned long long)run.groups, (long long)run.wall_ms, run.cpu_s);
+    else
+        log_error("batch: %s recompute failed (%s); the previous views keep serving",
+                  full ? "full" : "incremental", el_status_str(rc));
+    atomic_store(&b->running, 0);
+}
+
+static void *worker(void *arg)
+{
+    struct batch *b = arg;
+    struct views *v = NULL;
+    lower_priority();
+    if (views_open(b->o.dir, &v) != EL_OK) {
+        log_error("batch: cannot open views.db; the batch layer is off");
+        return NULL;
+    }
+    atomic_store(&b->watermark, views_watermark(v));
+    pthread_mutex_lock(&b->mu);
+    b->st.watermark_seq = atomic_load(&b->watermark);
+    for (;;) {
+        while (!atomic_load(&b->stop) && atomic_load(&b->requested) == REQ_NONE)
+            pthread_cond_wait(&b->cv, &b->mu);
+        if (atomic_load(&b->stop))
+            break;
+        int req = atomic_exchange(&b->requested, REQ_NONE);
+        char trigger[16];
+        snprintf(trigger, sizeof trigger, "%s", b->pending_trigger);
+        pthread_mutex_unlock(&b->mu);
+        run_once(b, v, req == REQ_FULL, trigger);
+        pthread_mutex_lock(&b->mu);
+    }
+    pthread_mutex_unlock(&b->mu);
+    views_close(v);
+    return NULL;
+}
+
+el_status batch_new(const struct batch_opts *opts, struct batch **out)
+{
+    struct batch *b = calloc(1, sizeof *b);
+    *out = NULL;
+    if (!b)
+        return EL_NOMEM;
+    b->o = *opts;
+    if (batch_sched_init(&b->sched, opts->schedule, opts->idle_cpu_pct, opts->idle_ingest_rate,
+                         opts->idle_for_s, opts->max_lag_s, plat_clock_mono_ms()) != EL_OK) {
+        free(b);
+        return EL_INVAL;
+    }
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    const char *pause = getenv("EDGELAMBDA_FAULT_RECOMPUTE_PAUSE_MS");
+    if (pause) {
+        b->fault_pause_ms = strtol(pause, NULL, 10);
+        log_warn("fault injection: recompute pauses %ld ms between chunks", b->fault_pause_ms);
+    }
+    if (pthread_create(&b->thread, NULL, worker, b) != 0) {
+        batch_free(b);
+        return EL_IO;
+    }
+    b->started = true;
+    *out = b;
+    return EL_OK;
+}
+
+void batch_free(struct batch *b)
+{
+    if (!b)
+        return;
+    if (b->started) {
+        pthread_mutex_lock(&b->mu);
+        atomic_store(&b->stop, 1);
+        atomic_store(&b->cancel, 1); /* a running recompute rolls back */
+        pthread_cond_broadcast(&b->cv);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(b->thread, NULL);
+    }
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+void batch_request(struct batch *b, bool full, const char *trigger)
+{
+    pthread_mutex_lock(&b->mu);
+    if (!atomic_load(&b->running)) {
+        int want = full ? REQ_FULL : REQ_INCREMENTAL;
+        if (want > atomic_load(&b->requested)) {
+            atomic_store(&b->requested, want);
+            snprintf(b->pending_trigger, sizeof b->pending_trigger, "%s", trigger);
+        }
+        pthread_cond_signal(&b->cv);
+    }
+    pthread_mutex_unlock(&b->mu);
+}
+
+void batch_tick(struct batch *b, double ingest_rate, int64_t committed_seq)
+{
+    struct batch_sched_input in = {
+        .now_mono_ms = plat_clock_mono_ms(),
+        .wall_ms = plat_clock_wall_ms(),
+        .clock_synced = plat_clock_synced(),
+        .busy_pct = plat_idle_busy_pct(&b->idle),
+        .ingest_rate = ingest_rate,
+        .running = atomic_load(&b->running) != 0,
+        .uncovered = committed_seq > atomic_load(&b->watermark),
+    };
+    const char *trigger = batch_sched_decide(&b->sched, &in);
+    if (trigger)
+        batch_request(b, false, trigger);
+}
+
+void batch_get_status(struct batch *b, struct batch_status *out)
+{
+    pthread_mutex_lock(&b->mu);
+    *out = b->st;
+    pthread_mutex_unlock(&b->mu);
+    out->running = atomic_load(&b->running) != 0;
+    out->watermark_seq = atomic_load(&b->watermark);
+}
+
+bool batch_running(struct batch *b)
+{
+    return atomic_load(&b->running) != 0;
+}
+
+int64_t batch_watermark(struct batch *b)
+{
+    return atomic_load(&b->watermark);
+}

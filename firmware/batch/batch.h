@@ -1,0 +1,65 @@
+/*
+ * batch — the batch layer's worker and scheduler (docs/SPEC.md §6, docs/DESIGN.md §6).
+ *
+ * One worker thread, at the lowest CPU priority (SCHED_IDLE, else nice 19),
+ * with its own SQLite connections (views.h: views.db writer, master.db
+ * read-only), so ingest and the group commit never wait for it. It runs
+ * views_recompute when asked. The core decides when to ask, once a second
+ * (batch_tick; the decision is batch_sched.h, pure and unit-tested), from:
+ *   - a request ({"op":"recompute"} / `edgelambda recompute [--full]`);
+ *   - idle: CPU busy < batch.idle_cpu_pct and ingest rate <
+ *     batch.idle_ingest_rate, continuously for batch.idle_for_s;
+ *   - the schedule (batch.schedule: "every 15m" or a daily "HH:MM" UTC);
+ *   - lag: the oldest event not covered by the views is older than
+ *     batch.max_lag_s (then it runs even when the board is busy).
+ * A failed or cancelled run leaves the previous views serving.
+ *
+ * Threading: batch_new/tick/request/free on the core thread; the worker
+ * publishes its state through atomics and a mutex-protected run record.
+ */
+#ifndef EL_BATCH_H
+#define EL_BATCH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "el_status.h"
+#include "views.h"
+
+struct batch;
+
+struct batch_status {
+    bool running;
+    int64_t watermark_seq;
+    int64_t runs, failures;
+    int64_t last_run_wall_ms; /* 0 = never */
+    struct views_run last;    /* the last finished run */
+    char last_trigger[16];
+    char last_error[128];
+};
+
+/* What the batch layer needs of the configuration ([batch] keys and
+ * storage.dir); strings borrowed for the batch's life. */
+struct batch_opts {
+    const char *dir;
+    int idle_cpu_pct;
+    double idle_ingest_rate;
+    int idle_for_s;
+    const char *schedule; /* "" = none, "every <N>s|m|h|d" or "HH:MM" */
+    int max_lag_s;
+};
+
+EL_MUST_CHECK el_status batch_new(const struct batch_opts *opts, struct batch **out);
+void batch_free(struct batch *b);
+/* Core, once a second: ingest rate (events/s) and the receive time of the
+ * oldest event not yet covered (0 when everything is covered). */
+void batch_tick(struct batch *b, double ingest_rate, int64_t committed_seq);
+/* Asks for a run now (full or incremental); ignored while one runs. */
+void batch_request(struct batch *b, bool full, const char *trigger);
+void batch_get_status(struct batch *b, struct batch_status *out);
+/* True while a run is going on (any thread). */
+bool batch_running(struct batch *b);
+/* Called by the worker after each swap (the core re-reads views lazily). */
+int64_t batch_watermark(struct batch *b);
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * config — edgelambdad's configuration: an INI file (parsed by inih) over
+ * built-in defaults, plus "--set section.key=value" overrides.
+ *
+ * Design: one table (section, key, type, bounds, default, help) drives
+ * defaults, parsing, validation, the example config check and --help-config;
+ * no if-chains. Every key has a default, so an empty file is valid. Unknown
+ * sections/keys and bad values are errors naming section, key and line
+ * ("edgelambda.conf:12: [storage] durability: expected normal or strict, got 'fast'").
+ * Strings live in fixed-size arrays inside struct el_config: no heap, the
+ * caller owns the struct, copying it copies everything.
+ *
+ * Threading: load once at start-up on the main thread; afterwards read-only
+ * and safe to share.
+ */
+#ifndef EL_CONFIG_H
+#define EL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "el_status.h"
+
+#define EL_CONFIG_DEFAULT_PATH "/etc/edgelambda/edgelambda.conf"
+#define EL_CFG_STR 256  /* names, topics, field names */
+#define EL_CFG_PATH 512 /* file paths, URLs */
+#define EL_CFG_MAX_SUBS 16
+
+enum el_durability { EL_DURABILITY_NORMAL = 0, EL_DURABILITY_STRICT };
+enum el_full_policy { EL_FULL_STOP_INGEST = 0, EL_FULL_DROP_OLDEST };
+enum el_sync_format { EL_SYNC_NDJSON = 0, EL_SYNC_INFLUX };
+enum el_compression { EL_COMPRESS_NONE = 0, EL_COMPRESS_GZIP, EL_COMPRESS_ZSTD };
+
+struct el_config {
+    struct {
+        char uri[EL_CFG_PATH];      /* tcp://127.0.0.1:1883 */
+        char client_id[EL_CFG_STR]; /* "" = edgelambda-<hostname>, filled by config_finish */
+        char username[EL_CFG_STR];  /* "" = none */
+        char password_file[EL_CFG_PATH];
+        char topic_prefix[EL_CFG_STR]; /* edgelambda */
+        char ca_file[EL_CFG_PATH];
+        char cert_file[EL_CFG_PATH];
+        char key_file[EL_CFG_PATH];
+        int keepalive_s;      /* 30, 5..3600 */
+        int session_expiry_s; /* 86400, 1..2^31-1: how long the broker keeps our session */
+        int max_inflight;     /* 100, 1..65535: MQTT v5 receive maximum */
+        bool tcp_nodelay;     /* true: TCP_NODELAY on the broker connection */
+    } mqtt;
+    struct {
+        char subscribe[EL_CFG_PATH];               /* raw comma-separated list, "sensors/#" */
+        char filters[EL_CFG_MAX_SUBS][EL_CFG_STR]; /* parsed, trimmed, validated filters */
+        int n_filters;
+        int qos;                      /* 1, 0..2 */
+        char value_field[EL_CFG_STR]; /* value */
+        char ts_field[EL_CFG_STR];    /* ts */
+        bool fields_all;              /* fields = value|all */
+        int64_t max_payload;          /* 65536, 16..16777216 bytes */
+        int64_t max_future_s; /* 86400: event times further ahead of a synced clock are absurd */
+    } ingest;
+    struct {
+        int bucket_ms;   /* 1000, 10..3600000 */
+        int slots;       /* 600, 16..1048576 */
+        int raw_samples; /* 256, 1..65536 */
+        int max_series;  /* 1000, 1..1000000 */
+    } speed;
+    struct {
+        char dir[EL_CFG_PATH];           /* /var/lib/edgelambda */
+        enum el_durability durability;   /* normal */
+        int flush_interval_ms;           /* 10, 1..10000 */
+        int64_t max_bytes;               /* 0 = no limit */
+        enum el_full_policy full_policy; /* stop_ingest */
+        int64_t hard_max_bytes;          /* 0 = automatic (config.c) */
+        int64_t journal_segment_bytes;   /* 8 MiB, >= 4*max_payload+1MiB */
+        int journal_segments;            /* 4, 2..64 */
+    } storage;
+    struct {
+        int idle_cpu_pct;          /* 20, 0..100 */
+        double idle_ingest_rate;   /* 200 events/s */
+        int idle_for_s;            /* 30 */
+        char schedule[EL_CFG_STR]; /* "" = none, else "every 15m" style or HH:MM */
+        int max_lag_s;             /* 300 */
+    } batch;
+    struct {
+        char url[EL_CFG_PATH];           /* "" = disabled */
+        enum el_sync_format format;      /* ndjson */
+        enum el_compression compression; /* gzip */
+        int batch_events;                /* 5000 */
+        int64_t batch_bytes;             /* 1 MiB */
+        char ca_file[EL_CFG_PATH];
+        char cert_file[EL_CFG_PATH];
+        char key_file[EL_CFG_PATH];
+        char token_file[EL_CFG_PATH];
+        char device_id[EL_CFG_STR]; /* "" = hostname */
+        bool insecure;              /* false */
+        int timeout_s;              /* 30 */
+    } sync;
+    struct {
+        int deadline_ms;     /* 500: wall time one query may take */
+        int64_t max_rows;    /* 2000000 master-log rows examined per query */
+        int max_cells;       /* 100000 series x buckets per query */
+        int max_values;      /* 1000000 raw values for quantiles per query */
+        int max_sketch_bins; /* 2000000 */
+        int max_match;       /* 1000 series per match */
+    } query;
+    struct {
+        int level; /* plat_log level, info */
+    } log;
+    struct {
+        int synced; /* enum plat_clock_sync_mode: auto|yes|no */
+    } clock;
+};
+
+/* Fills every field with its built-in default (client_id, device_id stay ""). */
+void config_defaults(struct el_config *cfg);
+
+/* Parses the INI file at path over the current contents of cfg (call
+ * config_defaults first). On any error writes one line naming file, line,
+ * section and key into err (always NUL-terminated) and returns EL_INVAL;
+ * EL_IO if the file cannot be read. cfg may be partly updated on error. */
+EL_MUST_CHECK el_status config_load_file(struct el_config *cfg, const char *path, char *err,
+                                         size_t errlen);
+/* Same for INI text in memory (tests, fuzzing); name is used in messages. */
+EL_MUST_CHECK el_status config_load_string(struct el_config *cfg, const char *text, size_t len,
+                                           const char *name, char *err, size_t errlen);
+/* Applies one "section.key=value" override (command line). */
+EL_MUST_CHECK el_status config_set(struct el_config *cfg, const char *assignment, char *err,
+                                   size_t errlen);
+/* Cross-key checks and derived values (client_id/device_id from hostname,
+ * parsed subscription filters). Call once after loading and overrides. */
+EL_MUST_CHECK el_status config_finish(struct el_config *cfg, char *err, size_t errlen);
+
+/* Writes every key with its help text and default, as a commented INI file. */
+void config_print_help(FILE *out);
+
+#endif

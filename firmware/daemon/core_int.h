@@ -1,0 +1,133 @@
+/*
+ * core_int — what the core's files share (internal to firmware/daemon): the
+ * struct core and the functions each file gives the others. The core is
+ * one thread (the event loop) split by concern:
+ *   core.c         the loop: signals, wake-ups, timers, start and stop;
+ *   core_commit.c  journal records -> the master log (the group commit),
+ *                  applying committed events to the speed layer, start-up
+ *                  replay and the speed layer's rebuild;
+ *   core_clock.c   wall-clock steps and placing waiting readings in time;
+ *   core_status.c  the status document (published, and on the board for
+ *                  {"op":"status"}), the per-second ticks (rate, batch,
+ *                  retention via storage/retention, clocks).
+ *
+ * Threading: everything here runs on the core thread.
+ */
+#ifndef EL_CORE_INT_H
+#define EL_CORE_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "config.h"
+#include "decode.h"
+#include "ingest.h"
+#include "journal.h"
+#include "mlog.h"
+#include "plat_log.h"
+#include "requests.h"
+#include "retention.h"
+#include "speed.h"
+#include "status.h"
+#include "sync.h"
+
+#define COMMIT_MAX_EVENTS 20000
+#define COMMIT_MIN_EVENTS 64
+#define DRAIN_BATCH 4096
+#define STATUS_MIN_INTERVAL_MS 1000
+#define STATUS_HEARTBEAT_MS 30000
+#define STORAGE_RETRY_MS 500
+#define PENDING_MAX (COMMIT_MAX_EVENTS + DECODE_MAX_FIELDS)
+
+/* An event appended to the open transaction, applied to the speed layer
+ * only once the transaction commits (so speed state == committed state). */
+struct pending_event {
+    int64_t seq, ts_ms;
+    double value;
+    uint32_t id;
+    enum speed_lane lane; /* provisional: no true time yet, ts = receive time */
+};
+
+struct core {
+    const struct el_config *cfg;
+    struct journal *journal;
+    struct mlog *log;
+    struct ingest *ingest;
+    struct sync *sync;
+    struct speed *speed;
+    struct requests *requests;  /* the serving thread */
+    struct status_board *board; /* the status document for {"op":"status"} */
+    struct batch *batch;
+    struct pending_event *pending;           /* PENDING_MAX */
+    const char *filters[INGEST_MAX_FILTERS]; /* ingest_opts.filters */
+    uint32_t n_pending;
+    int epfd, evfd, sigfd;
+    bool stopping;
+    int64_t stop_started_ms;
+
+    int64_t start_mono_ms;
+    int64_t oldest_pending_mono_ms; /* receive time of the oldest uncommitted record */
+    int64_t storage_retry_at_ms;
+    char storage_error[128];
+    bool storage_failed;
+    /* Group-commit size in events: COMMIT_MAX_EVENTS, halved after a commit
+     * failed for lack of space (a quota or a full disk) down to
+     * COMMIT_MIN_EVENTS, doubled back after each success ("Retention"). */
+    uint32_t commit_cap;
+    bool commit_no_space;  /* the last commit or append failed with EL_FULL */
+    uint32_t txn_events;   /* events in the transaction that just failed */
+    int64_t ceiling_bytes; /* master.db's hard ceiling (storage.hard_max_bytes), 0 = none */
+
+    /* counters (core thread) */
+    uint64_t accepted, accepted_committed;
+    uint64_t rejected[INGEST_REASON_COUNT], rejected_committed[INGEST_REASON_COUNT];
+    uint64_t replayed;
+    struct plat_log_limit storage_limit;
+
+    /* status publishing */
+    int64_t status_tick_ms; /* the last status tick (once a second) */
+    int64_t status_last_ms; /* the last publish */
+    uint64_t status_last_key;
+    uint64_t rate_last_accepted;
+    int64_t rate_last_ms;
+    double rate_per_s;
+    char status_buf[4096];
+    int64_t watchdog_period_ms, watchdog_last_ms;
+
+    /* clocks (mlog.h, "Clocks") */
+    bool has_unanchored;     /* events wait for a synchronised clock */
+    int64_t unanchored;      /* how many (committed), refreshed once a second */
+    int64_t visible_seq;     /* sync and batch stop here (mlog_visible_seq) */
+    int64_t clock_offset_ms; /* wall - monotonic at the last check */
+    uint64_t clock_steps;    /* wall-clock steps seen */
+    uint64_t anchored;       /* events placed in time since start */
+    int clock_synced_logged; /* -1 until the first tick */
+
+    /* retention (storage.max_bytes) */
+    int64_t used_bytes;
+    uint64_t trimmed_events;
+    bool log_full_paused; /* stop_ingest in force */
+    struct plat_log_limit retention_limit;
+};
+
+/* core_commit.c */
+void core_commit(struct core *c);
+int core_drain(struct core *c);
+bool core_commit_due(const struct core *c, int64_t now);
+void core_storage_failed(struct core *c, el_status st, const char *what);
+EL_MUST_CHECK el_status core_recover(struct core *c);
+/* mlog_scan_unanchored's callback: a waiting reading into the provisional lane. */
+void core_rebuild_provisional(void *ctx, int64_t seq, uint32_t series_id, int64_t recv_ms,
+                              double value);
+/* core_clock.c */
+void core_clock_tick(struct core *c);
+/* core_status.c */
+void core_status_tick(struct core *c, int64_t now, bool force);
+void core_refresh_board(struct core *c, int64_t now);
+void core_retention_tick(struct core *c);
+void core_set_paused(struct core *c, bool paused);
+/* core.c */
+void core_wake(void *ctx);
+
+#endif

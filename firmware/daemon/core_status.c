@@ -1,0 +1,213 @@
+/*
+ * core_status — once a second: the ingest rate, the batch layer's tick,
+ * retention (storage/retention.h decides and trims; here the policy's
+ * consequences: pausing commits under stop_ingest, asking the views to
+ * catch up), the clocks; then the status document, published retained on
+ * change (at most once a second, and every STATUS_HEARTBEAT_MS) and left
+ * on the board for {"op":"status"}.
+ *
+ * Threading: the core thread.
+ */
+#include <string.h>
+
+#include "core_int.h"
+#include "plat_clock.h"
+#include "plat_hash.h"
+
+/* ---- retention ---- */
+
+/* Highest sequence retention may remove without losing anything: covered by
+ * the batch views (which keep the history at 1 min/1 h/1 d) and, with sync
+ * enabled, acknowledged upstream. */
+static int64_t removable_upto(struct core *c)
+{
+    int64_t limit = mlog_committed_seq(c->log);
+    if (c->batch && batch_watermark(c->batch) < limit)
+        limit = batch_watermark(c->batch);
+    if (c->sync) {
+        struct sync_status ss;
+        sync_get_status(c->sync, &ss);
+        if (ss.acked_seq < limit)
+            limit = ss.acked_seq;
+    }
+    return limit;
+}
+
+void core_set_paused(struct core *c, bool paused)
+{
+    if (paused == c->log_full_paused)
+        return;
+    c->log_full_paused = paused;
+    /* stop_ingest: no more commits; the journal takes what fits (each record
+     * synced to flash), then acknowledgements stop and the broker keeps the rest */
+    journal_sync_each(c->journal, paused || c->storage_failed);
+    if (paused)
+        log_error("master log over storage.max_bytes and nothing may be removed yet: "
+                  "stop_ingest: no more commits; the journal takes what fits (synced to flash), "
+                  "then acknowledgements stop (the broker keeps the readings)");
+    else
+        log_info("master log back under storage.max_bytes: ingest resumes");
+}
+
+/* Once a second: storage/retention.h keeps the master log under
+ * storage.max_bytes; here what its outcome means for ingest. */
+void core_retention_tick(struct core *c)
+{
+    const struct el_config *cfg = c->cfg;
+    struct retention_opts ro = {cfg->storage.max_bytes,
+                                cfg->storage.full_policy == EL_FULL_DROP_OLDEST};
+    struct retention_result r;
+    if (cfg->storage.max_bytes <= 0)
+        return;
+    if (c->batch && batch_running(c->batch)) {
+        /* A run reads the log in chunks: nothing may vanish under it (views.h). */
+        c->used_bytes = mlog_used_bytes(c->log);
+        if (c->used_bytes <= cfg->storage.max_bytes && !c->commit_no_space)
+            core_set_paused(c, false);
+        return;
+    }
+    if (c->oldest_pending_mono_ms != 0 && !c->storage_failed)
+        core_commit(c); /* mlog_trim needs no transaction open */
+    retention_tick(c->log, &ro, removable_upto(c), c->commit_no_space, &r);
+    c->used_bytes = r.used_bytes;
+    if (r.views_behind && c->batch && r.outcome != RETENTION_IDLE)
+        batch_request(c->batch, false, "retention"); /* let the views catch up */
+    switch (r.outcome) {
+    case RETENTION_IDLE: core_set_paused(c, false); break;
+    case RETENTION_BLOCKED: core_set_paused(c, !ro.drop_oldest); break;
+    case RETENTION_FAILED:
+        plat_log_limited(&c->retention_limit, 60000, PLAT_LOG_ERROR, "retention failed: %s",
+                         el_status_str(r.st));
+        break;
+    case RETENTION_TRIMMED:
+        c->trimmed_events += (uint64_t)(r.upto - r.first + 1);
+        plat_log_limited(
+            &c->retention_limit, 60000, PLAT_LOG_INFO,
+            "retention: removed sequences %lld..%lld from the master log (max_bytes %lld%s)",
+            (long long)r.first, (long long)r.upto, (long long)cfg->storage.max_bytes,
+            r.over ? "" : "; a commit did not fit under the hard quota");
+        c->commit_no_space = false; /* room was made: the next failure says again */
+        core_set_paused(c, false);
+        break;
+    }
+}
+
+/* ---- status ---- */
+
+/* The per-request counters: the serving thread's and the intake's. */
+static void fill_queries(struct core *c, struct status_queries *q)
+{
+    const struct ingest_counters *ic = ingest_counters(c->ingest);
+    const struct requests_counters *rc = requests_counters(c->requests);
+    q->received = atomic_load(&rc->received);
+    q->answered = atomic_load(&rc->answered);
+    for (int e = 0; e < RQ_ERR_COUNT; e++)
+        q->errors[e] = atomic_load(&rc->errors[e]);
+    for (int p = 0; p < MQTT_TOPIC_COUNT; p++)
+        q->rejected[p] = atomic_load(&rc->rejected[p]) + atomic_load(&ic->requests_rejected[p]);
+    q->unsent = atomic_load(&rc->unsent) + atomic_load(&ic->replies_unsent);
+    q->busy_at_intake = atomic_load(&ic->requests_busy);
+    q->busy_unsent = atomic_load(&ic->requests_busy_unsent);
+    q->slow = atomic_load(&rc->slow);
+    q->memory_bytes = requests_memory_bytes(c->requests);
+}
+
+static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
+{
+    const struct ingest_counters *ic = ingest_counters(c->ingest);
+    memset(s, 0, sizeof *s);
+    s->uptime_s = (now - c->start_mono_ms) / 1000;
+    s->clock_synced = plat_clock_synced();
+    s->clock_unanchored = c->unanchored;
+    s->clock_anchored = c->anchored;
+    s->clock_steps = c->clock_steps;
+    s->mqtt_connected = atomic_load(&ic->connected) != 0;
+    s->mqtt_connects = atomic_load(&ic->connects);
+    s->mqtt_tcp_nodelay = atomic_load(&ic->tcp_nodelay) != 0;
+    s->broker_dropped = atomic_load(&ic->broker_dropped);
+    s->received = atomic_load(&ic->received);
+    s->duplicates = atomic_load(&ic->duplicates);
+    s->accepted = c->accepted_committed;
+    memcpy(s->rejected, c->rejected_committed, sizeof s->rejected);
+    s->rate_per_s = c->rate_per_s;
+    s->log_seq = mlog_committed_seq(c->log);
+    s->log_bytes = mlog_bytes(c->log);
+    s->journal_bytes = journal_uncommitted_bytes(c->journal);
+    s->replayed = c->replayed;
+    s->storage_error = c->storage_failed ? c->storage_error : NULL;
+    if (!s->storage_error && journal_sync_failing(c->journal))
+        s->storage_error = "journal: msync failing (strict: ingest held, not acknowledged)";
+    s->log_used_bytes = c->used_bytes;
+    s->log_max_bytes = c->cfg->storage.max_bytes;
+    s->log_full_paused = c->log_full_paused;
+    s->log_trimmed_events = c->trimmed_events;
+    s->log_oldest_seq = c->trimmed_events ? mlog_oldest_seq(c->log) : 1;
+    s->series = mlog_series_count(c->log);
+    s->speed_memory_bytes = speed_memory_bytes(c->speed);
+    s->has_queries = c->requests != NULL;
+    if (c->requests)
+        fill_queries(c, &s->queries);
+    if (c->batch)
+        batch_get_status(c->batch, &s->batch);
+    if (c->sync)
+        sync_get_status(c->sync, &s->sync);
+    status_derive(s);
+}
+
+/* A serving thread asked for the status document as of now. */
+void core_refresh_board(struct core *c, int64_t now)
+{
+    struct status_snapshot s;
+    status_fill(c, &s, now);
+    size_t len = status_format(&s, c->status_buf, sizeof c->status_buf);
+    if (len > 0)
+        status_board_set(c->board, c->status_buf, len);
+}
+
+void core_status_tick(struct core *c, int64_t now, bool force)
+{
+    struct status_snapshot s;
+    if (!force && now - c->status_tick_ms < STATUS_MIN_INTERVAL_MS)
+        return;
+    c->status_tick_ms = now;
+    if (now - c->rate_last_ms >= 1000) {
+        double dt = (double)(now - c->rate_last_ms) / 1000.0;
+        double rate = (double)(c->accepted_committed - c->rate_last_accepted) / dt;
+        c->rate_per_s = c->rate_last_ms ? (double)(int64_t)(rate * 10.0 + 0.5) / 10.0 : 0.0;
+        c->rate_last_accepted = c->accepted_committed;
+        c->rate_last_ms = now;
+        if (c->batch) {
+            /* Only events need covering: a trailing dead letter is no work. */
+            int64_t ev = mlog_committed_event_seq(c->log);
+            batch_tick(c->batch, c->rate_per_s, ev < c->visible_seq ? ev : c->visible_seq);
+        }
+        core_retention_tick(c);
+        core_clock_tick(c);
+    }
+    status_fill(c, &s, now);
+    /* "On change": everything but uptime and rate. */
+    uint64_t key = s.accepted * 31 + s.received * 17 + s.duplicates * 7 + (uint64_t)s.log_seq +
+                   s.series * 131 + (s.mqtt_connected ? 1u : 0u) + s.mqtt_connects * 1009 +
+                   (s.storage_error ? 99991u : 0u) + (s.clock_synced ? 7919u : 0u) +
+                   (uint64_t)s.batch.watermark_seq * 13 + (s.batch.running ? 5u : 0u) +
+                   (uint64_t)s.batch.runs * 10007 + (uint64_t)s.sync.acked_seq * 17 +
+                   (uint64_t)s.sync.parked_batches * 23 + (s.log_full_paused ? 29u : 0u) +
+                   s.log_trimmed_events * 31 + (uint64_t)s.broker_dropped * 37 +
+                   (uint64_t)s.sync.backlog_events * 41 + (uint64_t)s.clock_unanchored * 43 +
+                   s.clock_steps * 47 +
+                   plat_hash64(PLAT_HASH64_INIT, s.sync.last_error, strlen(s.sync.last_error));
+    for (unsigned r = 0; r < INGEST_REASON_COUNT; r++)
+        key = key * 3 + s.rejected[r];
+    key = key * 3 + s.queries.received;
+    /* The document for {"op":"status"} is at most a second old. */
+    size_t len = status_format(&s, c->status_buf, sizeof c->status_buf);
+    if (len == 0)
+        return;
+    status_board_set(c->board, c->status_buf, len);
+    if (!force && key == c->status_last_key && now - c->status_last_ms < STATUS_HEARTBEAT_MS)
+        return;
+    if (ingest_publish_status(c->ingest, c->status_buf, len) == EL_OK) {
+        c->status_last_key = key;
+        c->status_last_ms = now;
+    }
+}

@@ -1,0 +1,102 @@
+/* options — configuration to module options (see options.h). */
+#include "options.h"
+
+#include <string.h>
+
+void options_ingest(const struct el_config *cfg, const char *filters[], struct ingest_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->uri = cfg->mqtt.uri;
+    o->client_id = cfg->mqtt.client_id;
+    o->username = cfg->mqtt.username;
+    o->password_file = cfg->mqtt.password_file;
+    o->topic_prefix = cfg->mqtt.topic_prefix;
+    o->ca_file = cfg->mqtt.ca_file;
+    o->cert_file = cfg->mqtt.cert_file;
+    o->key_file = cfg->mqtt.key_file;
+    o->keepalive_s = cfg->mqtt.keepalive_s;
+    o->session_expiry_s = cfg->mqtt.session_expiry_s;
+    o->max_inflight = cfg->mqtt.max_inflight;
+    o->tcp_nodelay = cfg->mqtt.tcp_nodelay;
+    for (int i = 0; i < cfg->ingest.n_filters && i < INGEST_MAX_FILTERS; i++)
+        filters[i] = cfg->ingest.filters[i];
+    o->filters = filters;
+    o->n_filters =
+        cfg->ingest.n_filters < INGEST_MAX_FILTERS ? cfg->ingest.n_filters : INGEST_MAX_FILTERS;
+    o->qos = cfg->ingest.qos;
+    o->value_field = cfg->ingest.value_field;
+    o->ts_field = cfg->ingest.ts_field;
+    o->fields_all = cfg->ingest.fields_all;
+    o->max_payload = cfg->ingest.max_payload;
+    o->max_future_s = cfg->ingest.max_future_s;
+    o->dir = cfg->storage.dir;
+}
+
+void options_batch(const struct el_config *cfg, struct batch_opts *o)
+{
+    o->dir = cfg->storage.dir;
+    o->idle_cpu_pct = cfg->batch.idle_cpu_pct;
+    o->idle_ingest_rate = cfg->batch.idle_ingest_rate;
+    o->idle_for_s = cfg->batch.idle_for_s;
+    o->schedule = cfg->batch.schedule;
+    o->max_lag_s = cfg->batch.max_lag_s;
+}
+
+void options_journal(const struct el_config *cfg, struct journal_opts *o)
+{
+    o->dir = cfg->storage.dir;
+    o->segment_bytes = (size_t)cfg->storage.journal_segment_bytes;
+    o->segments = (uint32_t)cfg->storage.journal_segments;
+    o->strict = cfg->storage.durability == EL_DURABILITY_STRICT;
+}
+
+void options_mlog(const struct el_config *cfg, struct mlog_opts *o)
+{
+    o->dir = cfg->storage.dir;
+    o->max_series = (uint32_t)cfg->speed.max_series;
+    o->max_db_bytes = cfg->storage.hard_max_bytes;
+    if (o->max_db_bytes == 0 && cfg->storage.max_bytes > 0) {
+        int64_t reserve = cfg->storage.max_bytes / 4;
+        o->max_db_bytes = cfg->storage.max_bytes + (reserve > (4 << 20) ? reserve : (4 << 20));
+    }
+}
+
+void options_requests(const struct el_config *cfg, const struct requests_commands *commands,
+                      struct requests_opts *o)
+{
+    o->serve.dir = cfg->storage.dir;
+    o->serve.max_series = (uint32_t)cfg->speed.max_series;
+    o->serve.deadline_ms = cfg->query.deadline_ms;
+    o->serve.max_rows = (uint64_t)cfg->query.max_rows;
+    o->serve.max_cells = (uint32_t)cfg->query.max_cells;
+    o->serve.max_values = (uint32_t)cfg->query.max_values;
+    o->serve.max_sketch_bins = (uint32_t)cfg->query.max_sketch_bins;
+    o->serve.max_match = (uint32_t)cfg->query.max_match;
+    o->commands = *commands;
+}
+
+/* The sync worker's options: config's enums mapped to sync's own; the
+ * strings are borrowed (sync_new copies them). */
+void options_sync(const struct el_config *cfg, struct sync_opts *o)
+{
+    _Static_assert(EL_CFG_PATH <= SYNC_URL_MAX && EL_CFG_PATH <= SYNC_PATH_MAX &&
+                       EL_CFG_STR <= SYNC_DEVICE_ID_MAX,
+                   "configured strings fit sync's limits");
+    *o = (struct sync_opts){
+        .url = cfg->sync.url,
+        .dir = cfg->storage.dir,
+        .format = cfg->sync.format == EL_SYNC_INFLUX ? SYNC_INFLUX : SYNC_NDJSON,
+        .compression = cfg->sync.compression == EL_COMPRESS_GZIP   ? SYNC_COMPRESS_GZIP
+                       : cfg->sync.compression == EL_COMPRESS_ZSTD ? SYNC_COMPRESS_ZSTD
+                                                                   : SYNC_COMPRESS_NONE,
+        .batch_events = cfg->sync.batch_events,
+        .batch_bytes = cfg->sync.batch_bytes,
+        .ca_file = cfg->sync.ca_file,
+        .cert_file = cfg->sync.cert_file,
+        .key_file = cfg->sync.key_file,
+        .token_file = cfg->sync.token_file,
+        .device_id = cfg->sync.device_id,
+        .insecure = cfg->sync.insecure,
+        .timeout_s = cfg->sync.timeout_s,
+    };
+}

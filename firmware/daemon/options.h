@@ -1,0 +1,33 @@
+/*
+ * options — the one place that turns the daemon's configuration (config.h,
+ * the only module that knows struct el_config) into each module's own small
+ * options struct. Modules never see el_config: each takes what it needs,
+ * which keeps the layers' include graph one-way (issue 16).
+ *
+ * Threading: start-up, on the core thread. The options borrow strings from
+ * the configuration, which lives as long as the daemon.
+ */
+#ifndef EL_OPTIONS_H
+#define EL_OPTIONS_H
+
+#include "batch.h"
+#include "config.h"
+#include "ingest.h"
+#include "journal.h"
+#include "mlog.h"
+#include "requests.h"
+#include "sync.h"
+
+/* filters: storage for the subscription pointers (INGEST_MAX_FILTERS). */
+void options_ingest(const struct el_config *cfg, const char *filters[], struct ingest_opts *o);
+void options_batch(const struct el_config *cfg, struct batch_opts *o);
+void options_journal(const struct el_config *cfg, struct journal_opts *o);
+/* The master log's ceiling: storage.hard_max_bytes, or automatic. */
+void options_mlog(const struct el_config *cfg, struct mlog_opts *o);
+/* commands: what recompute/sync do (the core supplies them). */
+void options_requests(const struct el_config *cfg, const struct requests_commands *commands,
+                      struct requests_opts *o);
+/* The sync worker's: config's enums mapped to sync's own. */
+void options_sync(const struct el_config *cfg, struct sync_opts *o);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * status — the daemon's status document (docs/SPEC.md §7), published retained on
+ * <prefix>/status and answered to {"op":"status"}.
+ *
+ * Pure formatting: the core fills a snapshot, status_format writes JSON into
+ * a caller buffer. Counters are since the daemon started, except log.* which
+ * describe the master log on disk.
+ *
+ * Threading: pure, any thread.
+ */
+#ifndef EL_STATUS_DOC_H
+#define EL_STATUS_DOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "ingest.h"
+#include "mqtt_topic.h"
+#include "requests.h"
+#include "sync.h"
+
+/* Counters of requests (requests.h), copied from their atomics. */
+struct status_queries {
+    uint64_t received, answered;
+    uint64_t errors[RQ_ERR_COUNT];
+    uint64_t rejected[MQTT_TOPIC_COUNT]; /* at the serving thread and at intake */
+    uint64_t unsent, busy_at_intake, busy_unsent, slow;
+    uint64_t memory_bytes; /* the serving thread's working set */
+};
+
+struct status_snapshot {
+    const char *state, *version; /* status_derive */
+    int64_t uptime_s;
+    bool clock_synced;
+    int64_t clock_unanchored;  /* events waiting for a synchronised clock */
+    uint64_t clock_anchored;   /* events placed in time since start */
+    uint64_t clock_steps;      /* wall-clock steps seen since start */
+    const char *clock_source;  /* status_derive: what decided clock_synced */
+    const char *clock_waiting; /* status_derive: why readings wait, and what to do */
+    bool mqtt_connected;
+    uint64_t mqtt_connects;
+    bool mqtt_tcp_nodelay;
+    int64_t broker_dropped; /* -1: the broker does not tell us */
+    /* ingest */
+    uint64_t received;
+    uint64_t accepted;
+    uint64_t rejected[INGEST_REASON_COUNT];
+    uint64_t dead_letters; /* status_derive: the sum of rejected */
+    uint64_t duplicates;
+    double rate_per_s;
+    /* master log */
+    int64_t log_seq;           /* highest sequence committed */
+    int64_t log_bytes;         /* database + WAL */
+    uint64_t journal_bytes;    /* acknowledged, not yet committed */
+    uint64_t replayed;         /* journal records replayed at start-up */
+    const char *storage_error; /* NULL when healthy */
+    int64_t log_used_bytes, log_max_bytes;
+    bool log_full_paused;        /* stop_ingest in force */
+    uint64_t log_trimmed_events; /* removed by retention since start */
+    int64_t log_oldest_seq;      /* raw events below this are only in the views */
+    uint64_t series;
+    uint64_t speed_memory_bytes;
+    bool has_queries;
+    struct status_queries queries;
+    struct batch_status batch;
+    double batch_last_seconds; /* status_derive */
+    struct sync_status sync;
+};
+
+/* Fills the derived members (marked above) from the others. */
+void status_derive(struct status_snapshot *s);
+/* Writes the JSON document; returns its length, or 0 if buf was too small. */
+size_t status_format(const struct status_snapshot *s, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,689 @@
+/*
+ * decode — pure decoders for sensor payloads (docs/SPEC.md §3); see decode.h for the
+ * accepted forms. Not for: topics, series limits, dead-lettering (ingest).
+ *
+ * Design:
+ *   - len > max_payload is checked before any byte is read. Payloads holding a
+ *     NUL byte are malformed (JSON never contains one; jsmn would stop there).
+ *   - A payload whose first non-blank byte is '{' is JSON; anything else must
+ *     be one bare JSON number. jsmn (strict) tokenises into DECODE_MAX_TOKENS
+ *     tokens on the stack; more tokens is "too complex" = malformed. jsmn is
+ *     lax about separators (it accepts "{,}", "[1 2]", trailing commas, two
+ *     top-level values), so json_check() walks the tokens in document order
+ *     and verifies that the bytes between tokens are exactly white space plus
+ *     the one separator the grammar expects, that every primitive is a JSON
+ *     literal and that no string holds a raw control character. Nesting is
+ *     limited to JSON_MAX_DEPTH (deeper = malformed).
+ *   - Values: a JSON number (or, in value mode, a string holding one). Number
+ *     text is copied into a NUM_MAX_CHARS stack buffer for strtod (longer =
+ *     malformed). strtod uses LC_NUMERIC: the daemon must keep the "C" locale
+ *     for numbers (it never calls setlocale for LC_NUMERIC).
+ *   - Timestamps never go through a double: the decimal text is scaled by a
+ *     power of ten exactly, so "1732435200.123" is 1732435200123 ms, not ...122.
+ *     RFC 3339 uses a days-from-civil formula (no timegm, no TZ, no locale).
+ *   - Duplicate keys: the last occurrence wins (as in JavaScript and Python).
+ *     Keys are compared as raw bytes (no unescaping).
+ *   - fields_all: only JSON numbers count (numeric strings are ignored, to stay
+ *     predictable); keys that become series names must be non-empty UTF-8
+ *     without '\\', '+', '#' or control characters, else malformed. A bare
+ *     number gives one event with field_len 0.
+ *   - Order of checks: oversized, malformed, value (no_value, non_finite,
+ *     too_many_fields), then timestamp.
+ *
+ * Threading: pure; any thread; reentrant. Stack use is about 10 KiB.
+ */
+#include "decode.h"
+
+#include "plat_time.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JSMN_STATIC
+#define JSMN_STRICT
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wconversion"
+#pragma GCC diagnostic ignored "-Wsign-conversion"
+#pragma GCC diagnostic ignored "-Wshadow"
+#include <jsmn.h>
+#pragma GCC diagnostic pop
+
+#define NUM_MAX_CHARS 64
+#define JSON_MAX_DEPTH 64
+#define TS_MAX_MS INT64_C(4102444800000) /* 2100-01-01T00:00:00Z: always absurd */
+
+static const char *const reason_names[DECODE_REASON_COUNT] = {
+    [DECODE_OK] = "ok",
+    [DECODE_MALFORMED] = "malformed",
+    [DECODE_NO_VALUE] = "no_value",
+    [DECODE_NON_FINITE] = "non_finite",
+    [DECODE_BAD_TIMESTAMP] = "bad_timestamp",
+    [DECODE_OVERSIZED] = "oversized",
+    [DECODE_TOO_MANY_FIELDS] = "too_many_fields",
+};
+
+const char *decode_reason_str(enum decode_reason reason)
+{
+    if ((unsigned)reason >= DECODE_REASON_COUNT)
+        return "unknown";
+    return reason_names[reason];
+}
+
+void decode_opts_default(struct decode_opts *opts)
+{
+    opts->value_field = "value";
+    opts->ts_field = "ts";
+    opts->fields_all = false;
+    opts->max_payload = 65536;
+    opts->ts_min_ms = INT64_C(946684800000); /* 2000-01-01T00:00:00Z */
+    opts->max_future_ms = INT64_C(86400000); /* one day */
+}
+
+/* ---------- numbers ---------- */
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_json_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* JSON number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool number_syntax_ok(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i >= n || !is_digit(s[i]))
+        return false;
+    if (s[i] == '0') {
+        i++;
+    } else {
+        while (i < n && is_digit(s[i]))
+            i++;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        if (i >= n || !is_digit(s[i]))
+            return false;
+        while (i < n && is_digit(s[i]))
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || !is_digit(s[i]))
+            return false;
+        while (i < n && is_digit(s[i]))
+            i++;
+    }
+    return i == n;
+}
+
+static bool equals_nocase(const char *s, size_t n, const char *word)
+{
+    size_t i = 0;
+    for (; i < n && word[i] != '\0'; i++) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != word[i])
+            return false;
+    }
+    return i == n && word[i] == '\0';
+}
+
+/* nan, inf, infinity, any case, optionally signed: what printf and many
+ * sensor libraries write for a failed reading. */
+static bool is_non_finite_word(const char *s, size_t n)
+{
+    if (n > 0 && (s[0] == '-' || s[0] == '+')) {
+        s++;
+        n--;
+    }
+    return equals_nocase(s, n, "nan") || equals_nocase(s, n, "inf") ||
+           equals_nocase(s, n, "infinity");
+}
+
+/* Parses a JSON number of n bytes (not NUL-terminated) into a finite double. */
+static enum decode_reason number_parse(const char *s, size_t n, double *out)
+{
+    if (!number_syntax_ok(s, n))
+        return is_non_finite_word(s, n) ? DECODE_NON_FINITE : DECODE_MALFORMED;
+    if (n >= NUM_MAX_CHARS)
+        return DECODE_MALFORMED;
+    char buf[NUM_MAX_CHARS];
+    memcpy(buf, s, n);
+    buf[n] = '\0';
+    char *end = NULL;
+    double v = strtod(buf, &end);
+    if (end != buf + n)
+        return DECODE_MALFORMED;
+    if (!isfinite(v))
+        return DECODE_NON_FINITE; /* overflow: 1e999 */
+    *out = v;
+    return DECODE_OK;
+}
+
+/* ---------- time (RFC 3339: plat_time) ---------- */
+
+/* A JSON number as exact decimal: value = -1^neg * digits * 10^exp10, where
+ * digits are the integer then the fraction digits, leading zeros skipped. */
+struct decimal {
+    bool neg;
+    const char *int_digits, *frac_digits;
+    size_t n_int, n_frac;
+    size_t skip;   /* leading zeros of int||frac */
+    int64_t exp10; /* power of ten of the last digit */
+};
+
+static char decimal_digit(const struct decimal *d, size_t idx)
+{
+    return idx < d->n_int ? d->int_digits[idx] : d->frac_digits[idx - d->n_int];
+}
+
+/* Splits number text that number_syntax_ok() accepted. */
+static void decimal_scan(const char *s, size_t n, struct decimal *d)
+{
+    size_t i = 0;
+    d->neg = s[0] == '-';
+    if (d->neg)
+        i++;
+    d->int_digits = s + i;
+    while (i < n && is_digit(s[i]))
+        i++;
+    d->n_int = (size_t)(s + i - d->int_digits);
+    d->frac_digits = s + i;
+    d->n_frac = 0;
+    if (i < n && s[i] == '.') {
+        d->frac_digits = s + ++i;
+        while (i < n && is_digit(s[i]))
+            i++;
+        d->n_frac = (size_t)(s + i - d->frac_digits);
+    }
+    int64_t exp10 = 0;
+    if (i < n) { /* 'e' or 'E' */
+        i++;
+        bool exp_neg = s[i] == '-';
+        if (s[i] == '-' || s[i] == '+')
+            i++;
+        for (; i < n; i++) {
+            if (exp10 < 1000000) /* saturate: far beyond any plausible time */
+                exp10 = exp10 * 10 + (s[i] - '0');
+        }
+        if (exp_neg)
+            exp10 = -exp10;
+    }
+    d->exp10 = exp10 - (int64_t)d->n_frac;
+    d->skip = 0;
+    while (d->skip < d->n_int + d->n_frac && decimal_digit(d, d->skip) == '0')
+        d->skip++;
+}
+
+/* floor(value * 10^shift) into *out; false beyond 18 digits. */
+static bool decimal_scaled_floor(const struct decimal *d, int64_t shift, int64_t *out)
+{
+    int64_t n_sig = (int64_t)(d->n_int + d->n_frac - d->skip);
+    int64_t n_whole = n_sig + d->exp10 + shift; /* digits left of the point */
+    if (n_whole > 18)
+        return false;
+    int64_t acc = 0;
+    bool frac_nonzero = false;
+    for (int64_t k = 0; k < n_sig; k++) {
+        char c = decimal_digit(d, d->skip + (size_t)k);
+        if (k < n_whole)
+            acc = acc * 10 + (c - '0');
+        else if (c != '0')
+            frac_nonzero = true;
+    }
+    for (int64_t k = n_sig; k < n_whole; k++)
+        acc *= 10;
+    if (d->neg)
+        acc = frac_nonzero ? -acc - 1 : -acc;
+    *out = acc;
+    return true;
+}
+
+/* A JSON number of epoch s, ms, us or ns (by magnitude) → floor(ms), computed
+ * exactly on the decimal digits. False if not a JSON number or beyond 1e18 ms. */
+static bool epoch_number_parse(const char *s, size_t n, int64_t *out_ms)
+{
+    if (!number_syntax_ok(s, n))
+        return false;
+    struct decimal d;
+    decimal_scan(s, n, &d);
+    int64_t n_sig = (int64_t)(d.n_int + d.n_frac - d.skip);
+    if (n_sig == 0) {
+        *out_ms = 0;
+        return true;
+    }
+    int64_t lead = n_sig - 1 + d.exp10; /* value is in [10^lead, 10^(lead+1)) */
+    int64_t to_ms = lead >= 17 ? -6 : lead >= 14 ? -3 : lead >= 11 ? 0 : 3;
+    return decimal_scaled_floor(&d, to_ms, out_ms);
+}
+
+bool decode_parse_time(const char *text, size_t len, int64_t *out_ms)
+{
+    int64_t ms;
+    if (text == NULL || len == 0 || out_ms == NULL)
+        return false;
+    if (!plat_time_parse_rfc3339(text, len, &ms) && !epoch_number_parse(text, len, &ms))
+        return false;
+    *out_ms = ms;
+    return true;
+}
+
+/* ---------- JSON structure ---------- */
+
+struct json_doc {
+    const char *text;
+    size_t len;
+    int n_tok;
+    jsmntok_t tok[DECODE_MAX_TOKENS];
+};
+
+/* Byte span of a token including the quotes of a string. */
+static size_t tok_outer_start(const jsmntok_t *t)
+{
+    return (size_t)t->start - (t->type == JSMN_STRING ? 1u : 0u);
+}
+
+static size_t tok_outer_end(const jsmntok_t *t)
+{
+    return (size_t)t->end + (t->type == JSMN_STRING ? 1u : 0u);
+}
+
+/* True if text[from, to) is white space around exactly one sep ('\0': none). */
+static bool gap_is(const char *text, size_t from, size_t to, char sep)
+{
+    if (to < from)
+        return false;
+    bool seen = sep == '\0';
+    for (size_t i = from; i < to; i++) {
+        if (is_json_space(text[i]))
+            continue;
+        if (text[i] != sep || seen)
+            return false;
+        seen = true;
+    }
+    return seen;
+}
+
+static bool literal_ok(const char *s, size_t n)
+{
+    return (n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0) ||
+           (n == 4 && memcmp(s, "null", 4) == 0) || number_syntax_ok(s, n);
+}
+
+/* A leaf (string or primitive) token: sizes are jsmn's count of children. */
+static bool leaf_ok(const struct json_doc *doc, const jsmntok_t *t, bool is_key)
+{
+    const char *s = doc->text + t->start;
+    size_t n = (size_t)(t->end - t->start);
+    if (t->type == JSMN_STRING) {
+        if (t->size != (is_key ? 1 : 0))
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            if ((unsigned char)s[i] < 0x20)
+                return false;
+        }
+        return true;
+    }
+    return !is_key && t->type == JSMN_PRIMITIVE && t->size == 0 && literal_ok(s, n);
+}
+
+struct json_frame {
+    int tok;       /* the container's token */
+    int remaining; /* children (members for an object) still to come */
+    bool is_object;
+    bool want_key;
+    bool first;
+};
+
+/* The separator the grammar wants before the next token in frame f. */
+static char frame_sep(const struct json_frame *f)
+{
+    if (f->is_object && !f->want_key)
+        return ':';
+    return f->first ? '\0' : ',';
+}
+
+/* The walk over the tokens: open containers and the first byte not yet
+ * accounted for. */
+struct json_walk {
+    const struct json_doc *doc;
+    struct json_frame stack[JSON_MAX_DEPTH];
+    int depth;
+    size_t pos;
+};
+
+/* After a value ended (completed) or a container opened: closes every
+ * container whose last child has ended, checking the bytes before its
+ * closing bracket. */
+static bool walk_close(struct json_walk *w, bool completed)
+{
+    while (w->depth > 0) {
+        struct json_frame *top = &w->stack[w->depth - 1];
+        if (completed) {
+            top->remaining--;
+            top->first = false;
+            top->want_key = true;
+        }
+        if (top->remaining > 0)
+            return true;
+        if (top->remaining < 0)
+            return false;
+        const jsmntok_t *c = &w->doc->tok[top->tok];
+        if (c->end < 1 || !gap_is(w->doc->text, w->pos, (size_t)c->end - 1, '\0'))
+            return false;
+        w->pos = (size_t)c->end;
+        w->depth--;
+        completed = true;
+    }
+    return true;
+}
+
+/* Accounts for token i: the separator before it, its content, its children. */
+static bool walk_token(struct json_walk *w, int i)
+{
+    const jsmntok_t *t = &w->doc->tok[i];
+    struct json_frame *f = w->depth > 0 ? &w->stack[w->depth - 1] : NULL;
+    bool is_key = f != NULL && f->is_object && f->want_key;
+    if (t->start < 0 || t->end < t->start)
+        return false;
+    if (!gap_is(w->doc->text, w->pos, tok_outer_start(t), f ? frame_sep(f) : '\0'))
+        return false;
+    if (t->type == JSMN_OBJECT || t->type == JSMN_ARRAY) {
+        if (is_key || w->depth >= JSON_MAX_DEPTH || t->size < 0)
+            return false;
+        w->stack[w->depth++] = (struct json_frame){.tok = i,
+                                                   .remaining = t->size,
+                                                   .is_object = t->type == JSMN_OBJECT,
+                                                   .want_key = true,
+                                                   .first = true};
+        w->pos = (size_t)t->start + 1;
+        return walk_close(w, false); /* closes it at once if empty */
+    }
+    if (!leaf_ok(w->doc, t, is_key))
+        return false;
+    w->pos = tok_outer_end(t);
+    if (is_key) {
+        f->want_key = false;
+        return true;
+    }
+    return walk_close(w, true);
+}
+
+/* Verifies that the token stream is exactly one JSON value with correct
+ * separators, and nothing but white space around it. */
+static bool json_check(const struct json_doc *doc)
+{
+    struct json_walk w = {.doc = doc, .depth = 0, .pos = 0};
+    int i = 0;
+    do {
+        if (i >= doc->n_tok || !walk_token(&w, i))
+            return false;
+        i++;
+    } while (w.depth > 0);
+    return i == doc->n_tok && gap_is(doc->text, w.pos, doc->len, '\0');
+}
+
+/* Index of the token after the subtree rooted at i (sizes are validated). */
+static int json_skip(const struct json_doc *doc, int i)
+{
+    int pending = 1;
+    while (pending > 0 && i < doc->n_tok) {
+        pending += doc->tok[i].size - 1;
+        i++;
+    }
+    return i;
+}
+
+static bool tok_equals(const struct json_doc *doc, const jsmntok_t *t, const char *name)
+{
+    size_t n = (size_t)(t->end - t->start);
+    return strlen(name) == n && memcmp(doc->text + t->start, name, n) == 0;
+}
+
+static bool tok_same_text(const struct json_doc *doc, const jsmntok_t *a, const jsmntok_t *b)
+{
+    int n = a->end - a->start;
+    return n == b->end - b->start &&
+           memcmp(doc->text + a->start, doc->text + b->start, (size_t)n) == 0;
+}
+
+/* Does key token k occur again as a top-level key after it? (Last one wins.) */
+static bool key_repeated_later(const struct json_doc *doc, int k)
+{
+    for (int j = json_skip(doc, k + 1); j < doc->n_tok; j = json_skip(doc, j + 1)) {
+        if (tok_same_text(doc, &doc->tok[k], &doc->tok[j]))
+            return true;
+    }
+    return false;
+}
+
+/* Value token of the last top-level member named name, or -1. */
+static int json_find_member(const struct json_doc *doc, const char *name)
+{
+    int found = -1;
+    for (int k = 1; k < doc->n_tok; k = json_skip(doc, k + 1)) {
+        if (tok_equals(doc, &doc->tok[k], name))
+            found = k + 1;
+    }
+    return found;
+}
+
+/* ---------- payload ---------- */
+
+/* A field name must be usable as a series-name level. */
+static bool field_key_ok(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x20 || c == 0x7f || c == '\\' || c == '+' || c == '#')
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        /* Well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+        size_t extra = c >= 0xc2 && c <= 0xdf   ? 1
+                       : c >= 0xe0 && c <= 0xef ? 2
+                       : c >= 0xf0 && c <= 0xf4 ? 3
+                                                : 0;
+        if (extra == 0 || n - i <= extra)
+            return false;
+        unsigned char c1 = (unsigned char)s[i + 1];
+        if ((c == 0xe0 && c1 < 0xa0) || (c == 0xed && c1 > 0x9f) || (c == 0xf0 && c1 < 0x90) ||
+            (c == 0xf4 && c1 > 0x8f))
+            return false;
+        for (size_t k = 1; k <= extra; k++) {
+            if (((unsigned char)s[i + k] & 0xc0) != 0x80)
+                return false;
+        }
+        i += extra + 1;
+    }
+    return true;
+}
+
+/* value mode: the value field as a number or a numeric string. */
+static enum decode_reason decode_value_member(const struct json_doc *doc,
+                                              const struct decode_opts *opts,
+                                              struct decode_result *out)
+{
+    int v = json_find_member(doc, opts->value_field);
+    if (v < 0)
+        return DECODE_NO_VALUE;
+    const jsmntok_t *t = &doc->tok[v];
+    const char *s = doc->text + t->start;
+    size_t n = (size_t)(t->end - t->start);
+    bool is_number = t->type == JSMN_PRIMITIVE && is_digit(s[n - 1]);
+    if (!is_number && t->type != JSMN_STRING)
+        return DECODE_NO_VALUE; /* object, array, bool, null */
+    double value;
+    enum decode_reason r = number_parse(s, n, &value);
+    if (r == DECODE_MALFORMED)
+        return is_number ? DECODE_MALFORMED : DECODE_NO_VALUE; /* "abc" */
+    if (r != DECODE_OK)
+        return r;
+    out->ev[0] = (struct decode_event){.value = value};
+    out->n_events = 1;
+    return DECODE_OK;
+}
+
+/* fields_all: every top-level JSON number except the timestamp field. */
+static enum decode_reason decode_all_members(const struct json_doc *doc,
+                                             const struct decode_opts *opts,
+                                             struct decode_result *out)
+{
+    uint32_t n_events = 0;
+    for (int k = 1; k < doc->n_tok; k = json_skip(doc, k + 1)) {
+        const jsmntok_t *key = &doc->tok[k];
+        const jsmntok_t *t = &doc->tok[k + 1];
+        const char *s = doc->text + t->start;
+        size_t n = (size_t)(t->end - t->start);
+        if (t->type != JSMN_PRIMITIVE || !is_digit(s[n - 1]))
+            continue; /* objects, arrays, strings, true/false/null */
+        if (tok_equals(doc, key, opts->ts_field) || key_repeated_later(doc, k))
+            continue;
+        if (!field_key_ok(doc->text + key->start, (size_t)(key->end - key->start)))
+            return DECODE_MALFORMED;
+        if (n_events == DECODE_MAX_FIELDS)
+            return DECODE_TOO_MANY_FIELDS;
+        double value;
+        enum decode_reason r = number_parse(s, n, &value);
+        if (r != DECODE_OK)
+            return r;
+        out->ev[n_events++] = (struct decode_event){.value = value,
+                                                    .field_off = (uint32_t)key->start,
+                                                    .field_len = (uint32_t)(key->end - key->start)};
+    }
+    if (n_events == 0)
+        return DECODE_NO_VALUE;
+    out->n_events = n_events;
+    return DECODE_OK;
+}
+
+/* The timestamp member, if any: absent or null → has_ts false. */
+static enum decode_reason decode_ts_member(const struct json_doc *doc,
+                                           const struct decode_opts *opts, int64_t *ts_ms,
+                                           bool *has_ts)
+{
+    int v = json_find_member(doc, opts->ts_field);
+    *has_ts = false;
+    if (v < 0)
+        return DECODE_OK;
+    const jsmntok_t *t = &doc->tok[v];
+    const char *s = doc->text + t->start;
+    size_t n = (size_t)(t->end - t->start);
+    if (t->type == JSMN_PRIMITIVE && n == 4 && memcmp(s, "null", 4) == 0)
+        return DECODE_OK;
+    if (t->type != JSMN_PRIMITIVE && t->type != JSMN_STRING)
+        return DECODE_BAD_TIMESTAMP;
+    if (!decode_parse_time(s, n, ts_ms))
+        return DECODE_BAD_TIMESTAMP; /* true, false, "soon", "2026-02-30..." */
+    *has_ts = true;
+    return DECODE_OK;
+}
+
+static int64_t add_saturating(int64_t a, int64_t b)
+{
+    if (b > 0 && a > INT64_MAX - b)
+        return INT64_MAX;
+    if (b < 0 && a < INT64_MIN - b)
+        return INT64_MIN;
+    return a + b;
+}
+
+static bool ts_plausible(const struct decode_opts *opts, int64_t ts_ms, int64_t recv_wall_ms,
+                         bool clock_synced)
+{
+    if (ts_ms < opts->ts_min_ms || ts_ms >= TS_MAX_MS)
+        return false;
+    return !clock_synced || ts_ms <= add_saturating(recv_wall_ms, opts->max_future_ms);
+}
+
+static enum decode_reason decode_object(const struct decode_opts *opts, const char *payload,
+                                        size_t len, int64_t recv_wall_ms, bool clock_synced,
+                                        struct decode_result *out)
+{
+    struct json_doc doc;
+    doc.text = payload;
+    doc.len = len;
+    jsmn_parser parser;
+    jsmn_init(&parser);
+    doc.n_tok = jsmn_parse(&parser, payload, len, doc.tok, DECODE_MAX_TOKENS);
+    if (doc.n_tok < 1 || !json_check(&doc) || doc.tok[0].type != JSMN_OBJECT)
+        return DECODE_MALFORMED;
+
+    enum decode_reason r = opts->fields_all ? decode_all_members(&doc, opts, out)
+                                            : decode_value_member(&doc, opts, out);
+    if (r != DECODE_OK)
+        return r;
+    int64_t ts_ms = recv_wall_ms;
+    bool has_ts;
+    r = decode_ts_member(&doc, opts, &ts_ms, &has_ts);
+    if (r != DECODE_OK)
+        return r;
+    if (has_ts && !ts_plausible(opts, ts_ms, recv_wall_ms, clock_synced))
+        return DECODE_BAD_TIMESTAMP;
+    for (uint32_t i = 0; i < out->n_events; i++)
+        out->ev[i].ts_ms = ts_ms;
+    out->has_ts = has_ts;
+    return DECODE_OK;
+}
+
+enum decode_reason decode_payload(const struct decode_opts *opts, const char *payload, size_t len,
+                                  int64_t recv_wall_ms, bool clock_synced,
+                                  struct decode_result *out)
+{
+    struct decode_opts effective; /* NULL opts or names: the defaults */
+    if (opts != NULL)
+        effective = *opts;
+    else
+        decode_opts_default(&effective);
+    if (effective.value_field == NULL)
+        effective.value_field = "value";
+    if (effective.ts_field == NULL)
+        effective.ts_field = "ts";
+    opts = &effective;
+    if (out == NULL)
+        return DECODE_MALFORMED;
+    out->has_ts = false;
+    out->n_events = 0;
+    if (len > opts->max_payload)
+        return DECODE_OVERSIZED;
+    /* jsmn counts in int; a NUL would end its scan early. */
+    if (payload == NULL || len > (size_t)INT32_MAX || memchr(payload, '\0', len) != NULL)
+        return DECODE_MALFORMED;
+
+    size_t first = 0, last = len;
+    while (first < last && is_json_space(payload[first]))
+        first++;
+    while (last > first && is_json_space(payload[last - 1]))
+        last--;
+    if (first == last)
+        return DECODE_MALFORMED;
+    if (payload[first] == '{') {
+        enum decode_reason r = decode_object(opts, payload, len, recv_wall_ms, clock_synced, out);
+        if (r != DECODE_OK)
+            out->n_events = 0;
+        return r;
+    }
+
+    double value;
+    enum decode_reason r = number_parse(payload + first, last - first, &value);
+    if (r != DECODE_OK)
+        return r;
+    out->ev[0] = (struct decode_event){.ts_ms = recv_wall_ms, .value = value};
+    out->n_events = 1;
+    return DECODE_OK;
+}

@@ -1,0 +1,423 @@
+/*
+ * requests — the serving thread (design in requests.h).
+ *
+ * Ownership: struct requests owns the thread, its struct serve (with its
+ * SQLite connections), one request copy and one answer buffer of
+ * INGEST_REPLY_MAX bytes, all allocated at start. It borrows the ingest
+ * (request queue, outbox), the speed layer and the status board.
+ */
+#include "requests.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "plat_clock.h"
+#include "plat_log.h"
+#include "serve.h"
+
+/* ---- status board ---- */
+
+struct status_board {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    void (*wake)(void *ctx);
+    void *wake_ctx;
+    atomic_int wanted;
+    uint64_t generation;
+    char doc[INGEST_STATUS_MAX];
+    size_t len;
+};
+
+el_status status_board_new(void (*wake)(void *ctx), void *ctx, struct status_board **out)
+{
+    struct status_board *b = calloc(1, sizeof *b);
+    *out = b;
+    if (!b)
+        return EL_NOMEM;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    b->wake = wake;
+    b->wake_ctx = ctx;
+    return EL_OK;
+}
+
+void status_board_free(struct status_board *b)
+{
+    if (!b)
+        return;
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+void status_board_set(struct status_board *b, const char *json, size_t len)
+{
+    if (len >= sizeof b->doc)
+        return;
+    pthread_mutex_lock(&b->mu);
+    memcpy(b->doc, json, len);
+    b->doc[len] = '\0';
+    b->len = len;
+    b->generation++;
+    pthread_cond_broadcast(&b->cv);
+    pthread_mutex_unlock(&b->mu);
+}
+
+bool status_board_wanted(struct status_board *b)
+{
+    return atomic_exchange(&b->wanted, 0) != 0;
+}
+
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+size_t status_board_get(struct status_board *b, char *buf, size_t cap, int max_wait_ms)
+{
+    struct timespec until;
+    size_t n = 0;
+    deadline_in(&until, max_wait_ms);
+    pthread_mutex_lock(&b->mu);
+    uint64_t gen = b->generation;
+    atomic_store(&b->wanted, 1);
+    if (b->wake)
+        b->wake(b->wake_ctx);
+    while (b->generation == gen && pthread_cond_timedwait(&b->cv, &b->mu, &until) == 0)
+        ;
+    if (b->len > 0 && b->len < cap) {
+        memcpy(buf, b->doc, b->len + 1);
+        n = b->len;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return n;
+}
+
+/* ---- the serving thread ---- */
+
+#define REQ_LOG_EVERY_MS 10000
+#define SLOW_MS 100
+
+struct requests {
+    struct requests_commands commands;
+    struct ingest *ing;
+    const struct speed *sp;
+    struct status_board *board;
+    struct serve *serve;
+    struct requests_counters counters;
+
+    pthread_t thread;
+    bool started;
+    atomic_int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool woken;
+
+    struct ingest_request *req;
+    char *answer; /* INGEST_REPLY_MAX */
+    char *status; /* INGEST_STATUS_MAX */
+    struct plat_log_limit reject_limit, slow_limit;
+    const struct mqtt_topic_rules *rules; /* where replies may not go (the ingest's) */
+};
+
+const char *requests_error_str(enum requests_error e)
+{
+    static const char *const names[RQ_ERR_COUNT] = {
+        [RQ_ERR_BAD_REQUEST] = "bad_request", [RQ_ERR_TOO_LARGE] = "too_large",
+        [RQ_ERR_TIMEOUT] = "timeout",         [RQ_ERR_NOT_FOUND] = "not_found",
+        [RQ_ERR_UNSUPPORTED] = "unsupported", [RQ_ERR_BUSY] = "busy",
+        [RQ_ERR_UNAVAILABLE] = "unavailable", [RQ_ERR_INTERNAL] = "internal",
+    };
+    return (unsigned)e < RQ_ERR_COUNT ? names[e] : "internal";
+}
+
+static enum requests_error error_of(const char *code)
+{
+    for (int e = 0; e < RQ_ERR_COUNT; e++)
+        if (strcmp(code, requests_error_str((enum requests_error)e)) == 0)
+            return (enum requests_error)e;
+    return RQ_ERR_INTERNAL;
+}
+
+const struct requests_counters *requests_counters(const struct requests *r)
+{
+    return &r->counters;
+}
+
+size_t requests_memory_bytes(const struct requests *r)
+{
+    return serve_working_set_bytes(r->serve) + INGEST_REPLY_MAX + INGEST_STATUS_MAX +
+           sizeof *r->req;
+}
+
+/* Called by the Paho thread (a request arrived) and the outbox thread
+ * (room for a reply again). */
+static void wake(void *ctx)
+{
+    struct requests *r = ctx;
+    pthread_mutex_lock(&r->mu);
+    r->woken = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void wait_for_work(struct requests *r)
+{
+    struct timespec until;
+    pthread_mutex_lock(&r->mu);
+    if (!r->woken && !atomic_load(&r->stop)) {
+        deadline_in(&until, 200); /* a missed wake-up costs at most this */
+        pthread_cond_timedwait(&r->cv, &r->mu, &until);
+    }
+    r->woken = false;
+    pthread_mutex_unlock(&r->mu);
+}
+
+static size_t answer_command(struct requests *r, const struct query *q, char *buf, size_t cap,
+                             const char **code)
+{
+    const char *id = q->has_id ? q->id : NULL;
+    int n;
+    if (q->op == QUERY_RECOMPUTE) {
+        if (!r->commands.recompute) {
+            *code = "unsupported";
+            return serve_error(*code, "the batch layer is not running", id, buf, cap);
+        }
+        bool started = false;
+        int64_t watermark = 0;
+        r->commands.recompute(r->commands.ctx, q->full, &started, &watermark);
+        n = snprintf(buf, cap,
+                     "{\"ok\":true%s%s,\"op\":\"recompute\",\"full\":%s,\"started\":%s,"
+                     "\"watermark_seq\":%lld}",
+                     id ? ",\"id\":" : "", id ? id : "", q->full ? "true" : "false",
+                     started ? "true" : "false", (long long)watermark);
+        return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+    }
+    if (q->op != QUERY_SYNC) {
+        *code = "bad_request";
+        return serve_error(*code, "commands are recompute and sync", id, buf, cap);
+    }
+    if (!r->commands.sync) {
+        *code = "unsupported";
+        return serve_error(*code, "sync is disabled (sync.url is empty)", id, buf, cap);
+    }
+    r->commands.sync(r->commands.ctx, q->retry_parked);
+    n = snprintf(buf, cap, "{\"ok\":true%s%s,\"op\":\"sync\",\"retry_parked\":%s}",
+                 id ? ",\"id\":" : "", id ? id : "", q->retry_parked ? "true" : "false");
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static size_t answer_status(struct requests *r, const struct query *q, char *buf, size_t cap,
+                            const char **code)
+{
+    const char *id = q->has_id ? q->id : NULL;
+    if (status_board_get(r->board, r->status, INGEST_STATUS_MAX, 200) < 2) {
+        *code = "unavailable";
+        return serve_error(*code, "no status yet; ask again in a second", id, buf, cap);
+    }
+    /* {"ok":true[,"id":..],<the status document's members>} */
+    int n = snprintf(buf, cap, "{\"ok\":true,%s%s%s%s", id ? "\"id\":" : "", id ? id : "",
+                     id ? "," : "", r->status + 1);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* Answers a parsed request into r->answer; *code NULL for an answer. */
+static size_t answer(struct requests *r, const struct ingest_request *req, const struct query *q,
+                     const char **code)
+{
+    const char *id = q->has_id ? q->id : NULL;
+    bool command = q->op == QUERY_RECOMPUTE || q->op == QUERY_SYNC;
+    if (req->is_command != command) {
+        *code = "bad_request";
+        return serve_error(*code,
+                           req->is_command ? "not a command (use the query topic)"
+                                           : "commands go to the command topic",
+                           id, r->answer, INGEST_REPLY_MAX);
+    }
+    if (command)
+        return answer_command(r, q, r->answer, INGEST_REPLY_MAX, code);
+    if (q->op == QUERY_STATUS)
+        return answer_status(r, q, r->answer, INGEST_REPLY_MAX, code);
+    return serve_answer(r->serve, q, plat_clock_wall_ms(), r->answer, INGEST_REPLY_MAX, code);
+}
+
+/* Where the reply goes: the v5 Response Topic, else reply_to; NULL when
+ * neither is usable (*problem says why). *fallback: the response topic was
+ * refused and reply_to is used to say so. */
+static const char *reply_topic(struct requests *r, const struct ingest_request *req,
+                               const struct query *q, enum mqtt_topic_problem *problem,
+                               bool *fallback)
+{
+    enum mqtt_topic_problem rt = MQTT_TOPIC_NONE, rto = MQTT_TOPIC_NONE;
+    *fallback = false;
+    if (req->has_response_topic)
+        rt = mqtt_topic_check_reply(req->response_topic, req->response_topic_len, r->rules);
+    if (rt == MQTT_TOPIC_OK)
+        return req->response_topic;
+    if (q->has_reply_to)
+        rto = mqtt_topic_check_reply(q->reply_to, q->reply_to_len, r->rules);
+    *problem = rt != MQTT_TOPIC_NONE ? rt : rto;
+    if (rto == MQTT_TOPIC_OK) {
+        *fallback = rt != MQTT_TOPIC_NONE;
+        return q->reply_to;
+    }
+    return NULL;
+}
+
+static void reject(struct requests *r, const struct ingest_request *req,
+                   enum mqtt_topic_problem problem)
+{
+    atomic_fetch_add(&r->counters.rejected[problem], 1);
+    plat_log_limited(&r->reject_limit, REQ_LOG_EVERY_MS, PLAT_LOG_WARN,
+                     "a %s came with no usable reply topic (%s%s%.60s): not answered; counted "
+                     "in status queries.rejected",
+                     req->is_command ? "command" : "query", mqtt_topic_problem_str(problem),
+                     req->has_response_topic ? ", response topic " : "",
+                     req->has_response_topic ? req->response_topic : "");
+}
+
+static void handle(struct requests *r, const struct ingest_request *req)
+{
+    struct query q;
+    const char *code = NULL;
+    char err[200];
+    enum mqtt_topic_problem problem = MQTT_TOPIC_NONE;
+    bool fallback;
+    int64_t t0 = plat_clock_mono_ms();
+    size_t len;
+
+    atomic_fetch_add(&r->counters.received, 1);
+    bool ok = query_parse(req->payload, req->len, plat_clock_wall_ms(), &q, &code, err, sizeof err);
+    const char *topic = reply_topic(r, req, &q, &problem, &fallback);
+    if (!topic) {
+        reject(r, req, problem);
+        /* A command with no reply path at all still runs (fire and forget). */
+        if (ok && problem == MQTT_TOPIC_NONE && req->is_command && !fallback)
+            (void)answer_command(r, &q, r->answer, INGEST_REPLY_MAX, &code);
+        return;
+    }
+    if (fallback) {
+        reject(r, req, problem);
+        code = "bad_request";
+        snprintf(err, sizeof err, "the response topic cannot be published to (%s)",
+                 mqtt_topic_problem_str(problem));
+        len = serve_error(code, err, q.has_id ? q.id : NULL, r->answer, INGEST_REPLY_MAX);
+    } else if (!ok) {
+        len = serve_error(code, err, q.has_id ? q.id : NULL, r->answer, INGEST_REPLY_MAX);
+    } else {
+        len = answer(r, req, &q, &code);
+    }
+    int64_t took = plat_clock_mono_ms() - t0;
+    if (took > SLOW_MS) {
+        atomic_fetch_add(&r->counters.slow, 1);
+        plat_log_limited(&r->slow_limit, REQ_LOG_EVERY_MS, PLAT_LOG_INFO,
+                         "a query took %lld ms (%s)", (long long)took, code ? code : "answered");
+    }
+    if (code)
+        atomic_fetch_add(&r->counters.errors[error_of(code)], 1);
+    else
+        atomic_fetch_add(&r->counters.answered, 1);
+    if (len == 0 || ingest_reply(r->ing, topic, req, r->answer, len) != EL_OK) {
+        atomic_fetch_add(&r->counters.unsent, 1);
+        log_warn("could not hand a reply for %.80s to the MQTT outbox", topic);
+    }
+}
+
+static void *serving_main(void *arg)
+{
+    struct requests *r = arg;
+    /* Ingest first: on a busy board a query waits, a reading never does. */
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), 5) != 0)
+        log_debug("serving: cannot lower the thread's priority");
+    while (!atomic_load(&r->stop)) {
+        if (ingest_take_request(r->ing, r->req))
+            handle(r, r->req);
+        else
+            wait_for_work(r);
+    }
+    return NULL;
+}
+
+el_status requests_start(const struct requests_opts *opts, struct ingest *ing,
+                         const struct speed *sp, struct status_board *board, struct requests **out)
+{
+    struct requests *r = calloc(1, sizeof *r);
+    el_status st;
+    *out = NULL;
+    if (!r)
+        return EL_NOMEM;
+    r->commands = opts->commands;
+    r->ing = ing;
+    r->sp = sp;
+    r->board = board;
+    r->rules = ingest_reply_rules(ing);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    r->req = malloc(sizeof *r->req);
+    r->answer = malloc(INGEST_REPLY_MAX);
+    r->status = malloc(INGEST_STATUS_MAX);
+    if (!r->req || !r->answer || !r->status) {
+        requests_free(r);
+        return EL_NOMEM;
+    }
+    st = serve_new(&opts->serve, sp, &r->stop, &r->serve);
+    if (st != EL_OK) {
+        log_error("cannot set up the serving thread: %s", el_status_str(st));
+        requests_free(r);
+        return st;
+    }
+    /* Set before the Paho threads start (ingest_start comes later). */
+    ingest_set_request_wakeup(ing, wake, r);
+    if (pthread_create(&r->thread, NULL, serving_main, r) != 0) {
+        requests_free(r);
+        return EL_NOMEM;
+    }
+    r->started = true;
+    *out = r;
+    return EL_OK;
+}
+
+void requests_stop(struct requests *r)
+{
+    if (!r)
+        return;
+    atomic_store(&r->stop, 1);
+    if (r->started) {
+        wake(r);
+        pthread_join(r->thread, NULL);
+        r->started = false;
+    }
+}
+
+void requests_free(struct requests *r)
+{
+    if (!r)
+        return;
+    requests_stop(r);
+    serve_free(r->serve);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    free(r->req);
+    free(r->answer);
+    free(r->status);
+    free(r);
+}

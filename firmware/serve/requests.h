@@ -1,0 +1,109 @@
+/*
+ * requests — the serving thread: takes queries and commands from the MQTT
+ * request queue (ingest.h), decides where the reply may go, answers them
+ * (serve.h for queries, the batch and sync workers for commands, the status
+ * board for {"op":"status"}) and hands each reply to the MQTT outbox. The
+ * core never waits for it: ingest, commits and the stop go on whatever a
+ * query costs (docs/SPEC.md §7, docs/DESIGN.md §3 "serving threads").
+ *
+ * Every request ends in exactly one of these, each counted
+ * (struct requests_counters, in status as "queries"):
+ *   - an answer ("answered");
+ *   - an error reply, by code ("errors": bad_request, too_large, timeout,
+ *     not_found, unsupported, busy, unavailable, internal);
+ *   - no reply because there is nowhere safe to send one ("rejected", by
+ *     reason: query_topic_problem — a wildcard or malformed response topic
+ *     would make the broker disconnect the daemon; a reply onto its own
+ *     topics would loop). A v5 request with a bad Response Topic but a good
+ *     "reply_to" gets an error reply there instead. Logged at most once per
+ *     10 s. Commands without any reply path still run ("no_reply_topic");
+ *   - a reply that could not be handed to the broker ("unsent").
+ * (Requests the Paho thread refuses because the queue is full are answered
+ * "busy" there and counted in ingest.h's counters.)
+ *
+ * Threading: requests_start/stop on the core thread; one serving thread in
+ * between. Counters are atomics readable from any thread.
+ */
+#ifndef EL_REQUESTS_H
+#define EL_REQUESTS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "el_status.h"
+#include "ingest.h"
+#include "query.h"
+#include "serve.h"
+#include "speed.h"
+
+/* The latest status document, written by the core (once a second, and when
+ * a reader asks for a fresh one), read for {"op":"status"}. */
+struct status_board;
+/* wake(ctx) asks the core to refresh the board (status_board_wanted). */
+EL_MUST_CHECK el_status status_board_new(void (*wake)(void *ctx), void *ctx,
+                                         struct status_board **out);
+void status_board_free(struct status_board *b);
+void status_board_set(struct status_board *b, const char *json, size_t len);
+/* Core: true once if a reader asked for a fresh document. */
+bool status_board_wanted(struct status_board *b);
+/* Copies a document at most max_wait_ms older than the call into buf
+ * (NUL-terminated), or the last one if the core did not refresh it in that
+ * time (it may be busy with storage); returns its length, 0 if none yet. */
+size_t status_board_get(struct status_board *b, char *buf, size_t cap, int max_wait_ms);
+
+enum requests_error {
+    RQ_ERR_BAD_REQUEST = 0,
+    RQ_ERR_TOO_LARGE,
+    RQ_ERR_TIMEOUT,
+    RQ_ERR_NOT_FOUND,
+    RQ_ERR_UNSUPPORTED,
+    RQ_ERR_BUSY,
+    RQ_ERR_UNAVAILABLE,
+    RQ_ERR_INTERNAL,
+    RQ_ERR_COUNT
+};
+const char *requests_error_str(enum requests_error e);
+
+struct requests_counters {
+    _Atomic uint64_t received;
+    _Atomic uint64_t answered;
+    _Atomic uint64_t errors[RQ_ERR_COUNT];
+    _Atomic uint64_t rejected[MQTT_TOPIC_COUNT]; /* by query_topic_problem */
+    _Atomic uint64_t unsent;
+    _Atomic uint64_t slow; /* answers that took longer than 100 ms */
+};
+
+struct requests;
+
+/* What commands do ({"op":"recompute"}, {"op":"sync"}): supplied by the
+ * daemon, since the serving layer knows neither the batch worker nor sync.
+ * A NULL function: that part is off ("unsupported"). Called on the serving
+ * thread; they must not block. */
+struct requests_commands {
+    void *ctx;
+    /* starts a run unless one is going on: *started, and the views' watermark */
+    void (*recompute)(void *ctx, bool full, bool *started, int64_t *watermark_seq);
+    /* ships now; retry_parked: parked batches are tried again */
+    void (*sync)(void *ctx, bool retry_parked);
+};
+
+struct requests_opts {
+    struct serve_opts serve;
+    struct requests_commands commands;
+};
+
+/* ing, sp and board are borrowed and must outlive the requests. Opens the
+ * serving thread's own SQLite connections and starts it. */
+EL_MUST_CHECK el_status requests_start(const struct requests_opts *opts, struct ingest *ing,
+                                       const struct speed *sp, struct status_board *board,
+                                       struct requests **out);
+/* Ends the query being answered (within its next check, well under 1 s)
+ * and joins the thread. The ingest may still call the wake-up hook until it
+ * is freed: free the requests after the ingest. NULL is fine for both. */
+void requests_stop(struct requests *r);
+void requests_free(struct requests *r);
+const struct requests_counters *requests_counters(const struct requests *r);
+/* Working memory of the serving thread (the per-query bound). */
+size_t requests_memory_bytes(const struct requests *r);
+
+#endif
