@@ -253,8 +253,9 @@ static const struct cfg_entry cfg_table[] = {
     INT(sync, timeout_s, 1, 3600, "30", "Timeout of one upstream request (seconds)."),
 
     INT(query, deadline_ms, 10, 60000, "500",
-        "Longest a query may take (milliseconds of wall time); longer ones are\n"
-        "refused with error \"timeout\". Queries run beside ingest, never on it."),
+        "Longest a query may run (milliseconds of wall time); longer ones are\n"
+        "refused with error \"timeout\", and one that waited this long behind\n"
+        "other requests with \"busy\". Queries run beside ingest, never on it."),
     INT64(query, max_rows, 1000, 1000000000, "2000000",
           "Most master-log rows one query may examine (\"too_large\" beyond)."),
     INT(query, max_cells, 1, 10000000, "100000",

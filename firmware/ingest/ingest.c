@@ -552,6 +552,7 @@ static void take_in_request(struct ingest *ing, bool is_command, MQTTAsync_messa
     if (!full) {
         r = &ing->req_slots[(ing->req_head + ing->req_count) % INGEST_REQ_SLOTS];
         r->is_command = is_command;
+        r->arrived_mono_ms = plat_clock_mono_ms();
         copy_properties(r, msg);
         /* Oversized requests are cut: the parser then reports them as bad. */
         r->len = len < INGEST_REQ_MAX ? len : INGEST_REQ_MAX;
@@ -590,6 +591,7 @@ bool ingest_take_request(struct ingest *ing, struct ingest_request *out)
         memcpy(out->correlation, r->correlation, r->correlation_len);
         out->correlation_len = r->correlation_len;
         out->has_correlation = r->has_correlation;
+        out->arrived_mono_ms = r->arrived_mono_ms;
         ing->req_head = (ing->req_head + 1) % INGEST_REQ_SLOTS;
         ing->req_count--;
         got = true;

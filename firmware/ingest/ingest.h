@@ -192,6 +192,7 @@ struct ingest_request {
     unsigned char correlation[INGEST_PROP_MAX];
     size_t correlation_len;
     bool has_correlation;
+    int64_t arrived_mono_ms; /* when the Paho thread queued it (CLOCK_MONOTONIC) */
 };
 
 /* Core: copies the oldest waiting request into *out; false when none, or

@@ -253,7 +253,7 @@ static size_t answer(struct requests *r, const struct ingest_request *req, const
         return answer_command(r, q, r->answer, INGEST_REPLY_MAX, code);
     if (q->op == QUERY_STATUS)
         return answer_status(r, q, r->answer, INGEST_REPLY_MAX, code);
-    return serve_answer(r->serve, q, plat_clock_wall_ms(), r->answer, INGEST_REPLY_MAX, code);
+    return serve_answer(r->serve, q, req->arrived_mono_ms, r->answer, INGEST_REPLY_MAX, code);
 }
 
 /* Where the reply goes: the v5 Response Topic, else reply_to; NULL when

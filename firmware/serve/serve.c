@@ -63,6 +63,14 @@ struct summary {
     double last_value;
 };
 
+/* The snapshot state a summary is exact for (summarise). */
+struct sum_state {
+    bool valid;
+    int64_t W, N, oldest;
+    uint64_t epoch;
+    uint32_t ids;
+};
+
 struct interval {
     int64_t lo, hi;
 };
@@ -105,6 +113,7 @@ struct serve {
     uint32_t *tmp_buckets;
 
     struct summary *sums;       /* series id -> what series/last answer, max_series + 1 */
+    struct sum_state sum_at;    /* what sums[] is exact for (summarise) */
     struct speed_raw *last_buf; /* op last: both lanes' raw rings, 2 x raw_samples */
     bool *last_prov;
     struct interval *iv0, *ivw, *ivt; /* log pieces: every seq / seq > W / the latter minus
@@ -1033,30 +1042,59 @@ static void on_tail_row(void *ctx, int64_t seq, uint32_t series, int64_t ts, dou
         sum_event(&sv->sums[series], ts, seq, value);
 }
 
-/* Every series' events <= N (the log snapshot's last seq): what the views
- * cover (<= W, their snapshot taken before the log's, so W <= N) plus the
- * log's events after W — exact, whatever the speed layer holds (its
- * start-up rebuild reads only the ring window). */
-static el_status summarise(struct serve *sv, struct failure *f)
+static void sums_reset(struct serve *sv, uint32_t from_id, uint32_t to_id)
 {
-    uint32_t n = series_dict_count(mlog_reader_series(sv->log));
-    for (uint32_t id = 0; id <= n && id <= sv->o.max_series; id++) {
+    for (uint32_t id = from_id; id <= to_id && id <= sv->o.max_series; id++) {
         sv->sums[id].count = 0;
         sv->sums[id].last_ts = INT64_MIN;
         sv->sums[id].last_seq = -1;
         sv->sums[id].last_value = NAN;
     }
+}
+
+/*
+ * Every series' events <= N (the log snapshot's last seq): what the views
+ * cover (<= W, their snapshot taken before the log's, so W <= N) plus the
+ * log's events after W — exact, whatever the speed layer holds (its
+ * start-up rebuild reads only the ring window).
+ *
+ * Incremental: sums[] stays from the previous answer (sum_at: its W, N, the
+ * log's oldest seq and the speed epoch), and the next one only reads the
+ * log after that N — on a busy board with views far behind, op series and
+ * op last read what arrived since the last request, not everything since
+ * the last batch run. The log below N changes only three ways, each of which
+ * starts over: new views (W), retention (the oldest seq), anchoring (moves
+ * waiting readings into `events` below N; the core brackets it with the
+ * speed epoch, read before the snapshot and checked after).
+ */
+static el_status summarise(struct serve *sv, struct failure *f, uint64_t epoch)
+{
+    uint32_t n = series_dict_count(mlog_reader_series(sv->log));
+    int64_t oldest = mlog_reader_oldest_seq(sv->log), after = sv->W;
     el_status st = EL_OK;
-    if (sv->W > 0)
-        st = views_series_totals(sv->views, on_view_totals, sv);
+    bool reuse = sv->sum_at.valid && sv->sum_at.W == sv->W && sv->sum_at.oldest == oldest &&
+                 sv->sum_at.epoch == epoch && sv->sum_at.N <= sv->N && sv->sum_at.ids <= n;
+    sv->sum_at.valid = false;
+    if (reuse) {
+        sums_reset(sv, sv->sum_at.ids + 1, n);
+        after = sv->sum_at.N;
+    } else {
+        sums_reset(sv, 0, n);
+        if (sv->W > 0)
+            st = views_series_totals(sv->views, on_view_totals, sv);
+    }
     if (st == EL_OK)
-        st = mlog_reader_scan_seq(sv->log, sv->W, sv->N, &sv->budget, on_tail_row, sv);
+        st = mlog_reader_scan_seq(sv->log, after, sv->N, &sv->budget, on_tail_row, sv);
     if (st == EL_FULL)
         return refuse(f, "too_large",
                       "the batch views are more than %llu events behind (query.max_rows): ask "
                       "again after a recompute",
                       (unsigned long long)sv->o.max_rows);
-    return st == EL_OK ? EL_OK : read_failed(sv, st, f);
+    if (st != EL_OK)
+        return read_failed(sv, st, f);
+    if ((epoch & 1) == 0 && speed_epoch(sv->sp) == epoch)
+        sv->sum_at = (struct sum_state){true, sv->W, sv->N, oldest, epoch, n};
+    return EL_OK;
 }
 
 static void write_series_entry(struct jw *w, const struct serve *sv, uint32_t id)
@@ -1124,6 +1162,7 @@ static size_t list_once(struct serve *sv, char *buf, size_t cap, struct failure 
 {
     struct jw w;
     size_t len = 0;
+    uint64_t epoch = speed_epoch(sv->sp); /* before the snapshots: see summarise */
     sv->W = 0;
     if (sv->views && views_begin_read(sv->views, &sv->W) != EL_OK)
         sv->W = 0;
@@ -1135,7 +1174,7 @@ static size_t list_once(struct serve *sv, char *buf, size_t cap, struct failure 
     const struct series_dict *d = mlog_reader_series(sv->log);
     sv->N = mlog_reader_last_seq(sv->log);
     sv->budget = sv->o.max_rows;
-    if (summarise(sv, f) != EL_OK)
+    if (summarise(sv, f, epoch) != EL_OK)
         goto out;
     jw_init(&w, buf, cap);
     write_head(&w, sv, true);
@@ -1202,20 +1241,29 @@ static size_t answer_list(struct serve *sv, char *buf, size_t cap, struct failur
     }
 }
 
-size_t serve_answer(struct serve *sv, const struct query *q, int64_t now_ms, char *buf, size_t cap,
-                    const char **code)
+size_t serve_answer(struct serve *sv, const struct query *q, int64_t arrived_mono_ms, char *buf,
+                    size_t cap, const char **code)
 {
     struct failure f = {NULL, ""};
     size_t len = 0;
-    (void)now_ms;
+    int64_t now = plat_clock_mono_ms();
+    int64_t arrived = arrived_mono_ms > 0 && arrived_mono_ms <= now ? arrived_mono_ms : now;
     sv->q = q;
-    sv->deadline = plat_clock_mono_ms() + sv->o.deadline_ms;
+    sv->deadline = now + sv->o.deadline_ms;
+    if (now - arrived >= sv->o.deadline_ms) {
+        refuse(&f, "busy",
+               "waited %lld ms in the request queue behind other requests (query.deadline_ms = "
+               "%d); ask again",
+               (long long)(now - arrived), sv->o.deadline_ms);
+        goto done;
+    }
     switch (q->op) {
     case QUERY_RANGE: len = answer_range(sv, buf, cap, &f); break;
     case QUERY_SERIES:
     case QUERY_LAST: len = answer_list(sv, buf, cap, &f); break;
     default: refuse(&f, "unsupported", "not a query operation"); break;
     }
+done:
     for (uint32_t i = 0; i < sv->n_members; i++)
         sv->member_of[sv->members[i].id] = 0;
     sv->n_members = 0;

@@ -81,9 +81,14 @@ size_t serve_working_set_bytes(const struct serve *sv);
 /* Writes the JSON answer to q (op range, series or last) or an error reply
  * into buf; returns its length (0 only if cap is absurdly small). *code is
  * NULL for an answer, else the error code ("too_large", "timeout",
- * "not_found", "bad_request", "internal"). */
-size_t serve_answer(struct serve *sv, const struct query *q, int64_t now_ms, char *buf, size_t cap,
-                    const char **code);
+ * "not_found", "bad_request", "busy", "internal"). arrived_mono_ms: when the
+ * request arrived (CLOCK_MONOTONIC ms), 0 for now. A request that already
+ * waited deadline_ms behind other requests is answered "busy" at once, not
+ * late; one that waited less gets its whole deadline from now (work begun
+ * is not thrown away for time it did not use), so a reply comes within two
+ * deadlines of the request. */
+size_t serve_answer(struct serve *sv, const struct query *q, int64_t arrived_mono_ms, char *buf,
+                    size_t cap, const char **code);
 /* An error reply {"ok":false,"error":{"code":..,"message":..}[,"id":..]}. */
 size_t serve_error(const char *code, const char *message, const char *id_json, char *buf,
                    size_t cap);

@@ -141,19 +141,23 @@ class Client:
             if k != PUBLISH:
                 continue
             self._ack(flags, body)
-            tlen = struct.unpack(">H", body[:2])[0]
-            topic = body[2:2 + tlen].decode(errors="replace")
-            pos = 2 + tlen + (2 if (flags >> 1) & 3 else 0)
-            plen, shift, i = 0, 1, pos
-            while True:
-                b = body[i]
-                plen += (b & 0x7F) * shift
-                shift *= 128
-                i += 1
-                if not b & 0x80:
-                    break
-            props = parse_props(body[i:i + plen])
-            yield topic, body[i + plen:], props
+            yield parse_publish(flags, body)
+
+
+def parse_publish(flags, body):
+    """(topic, payload, properties) of a PUBLISH packet's flags and body."""
+    tlen = struct.unpack(">H", body[:2])[0]
+    topic = body[2:2 + tlen].decode(errors="replace")
+    pos = 2 + tlen + (2 if (flags >> 1) & 3 else 0)
+    plen, shift, i = 0, 1, pos
+    while True:
+        b = body[i]
+        plen += (b & 0x7F) * shift
+        shift *= 128
+        i += 1
+        if not b & 0x80:
+            break
+    return topic, body[i + plen:], parse_props(body[i:i + plen])
 
 
 def parse_props(data):

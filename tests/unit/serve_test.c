@@ -74,6 +74,7 @@
 #include <sys/stat.h>
 
 #include "mlog.h"
+#include "plat_clock.h"
 #include "plat_json.h"
 #include "plat_log.h"
 #include "query.h"
@@ -139,6 +140,7 @@ struct fixture {
     int64_t W; /* the views' watermark */
     uint64_t rng;
     int64_t last_ts[N_NAMES];
+    int64_t arrived_mono_ms; /* serve_answer's arrival time, 0: now */
     char *reply;
     size_t reply_len;
     struct plat_json doc;
@@ -395,7 +397,7 @@ static const char *ask(struct fixture *f, struct serve *sv, const char *text)
     snprintf(g_ctx, sizeof g_ctx, "%s", text);
     if (!query_parse(text, strlen(text), NOW, &q, &code, err, sizeof err))
         fail_msg("request refused by the parser: %s: %s", text, err);
-    f->reply_len = serve_answer(sv, &q, NOW, f->reply, REPLY_CAP, &acode);
+    f->reply_len = serve_answer(sv, &q, f->arrived_mono_ms, f->reply, REPLY_CAP, &acode);
     CHECK(f->reply_len > 0 && f->reply_len <= REPLY_CAP);
     CHECK(plat_json_count(f->reply, f->reply_len, &need) == EL_OK);
     if (need > f->tok_cap) {
@@ -1030,6 +1032,39 @@ static void test_match_series_last(void **state)
     serve_free(b);
 }
 
+/* 7. op series / op last keep their per-series summary from one answer to
+ * the next and read only the log after it (serve.c, summarise). Exact
+ * across: new events, new series, new views (W moves) and retention removing
+ * rows the views do not cover (the log's oldest seq moves). */
+static void test_summary_across_requests(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < 50; i++)
+        (void)add_event(f, i % 2, T0 + i * SECOND, rnd_value(f));
+    commit(f, true);
+    check_series_op(f, f->sv, NULL); /* the summary from scratch: two series */
+    gen(f, 600, T0 + MINUTE, T0 + HOUR, 100, true);
+    check_series_op(f, f->sv, NULL); /* only the log after the last answer; new series */
+    check_last_op(f, f->sv, "match", "#", 3);
+    recompute(f, false);
+    gen(f, 300, T0 + HOUR, T0 + 2 * HOUR, 100, true);
+    check_series_op(f, f->sv, NULL); /* new views: from scratch again */
+    gen(f, 300, T0 + 2 * HOUR, T0 + 3 * HOUR, 100, true);
+    check_series_op(f, f->sv, "sensors/+/temp");
+    /* Retention past the views' watermark: those rows are gone from every
+     * answer (the views still count what they cover). */
+    int64_t upto = f->W + 150;
+    assert_int_equal(mlog_trim(f->log, upto), EL_OK);
+    size_t kept = 0;
+    for (size_t i = 0; i < f->n; i++)
+        if (f->evs[i].seq <= f->W || f->evs[i].seq > upto)
+            f->evs[kept++] = f->evs[i];
+    assert_true(kept < f->n);
+    f->n = kept;
+    f->applied = kept;
+    check_series_op(f, f->sv, NULL);
+}
+
 /* 5. Bounds: each refusal names its bound, and the serve object answers the
  * next query exactly. */
 static void test_bounds(void **state)
@@ -1103,6 +1138,14 @@ static void test_bounds(void **state)
     speed_epoch_begin(f->sp);
     expect_error(f, b, text, "timeout", "query.deadline_ms");
     speed_epoch_end(f->sp);
+
+    /* Queued behind other requests for longer than the deadline: "busy" at
+     * once, naming the bound; queued for less, the rest of the deadline. */
+    f->arrived_mono_ms = plat_clock_mono_ms() - 60;
+    expect_error(f, b, text, "busy", "query.deadline_ms");
+    f->arrived_mono_ms = plat_clock_mono_ms() - 5000;
+    expect_error(f, b, "{\"op\":\"series\"}", "busy", "request queue");
+    f->arrived_mono_ms = 0;
 
     /* A stop ends the query being answered; cleared, the same object answers. */
     const struct rq after = {
@@ -1183,6 +1226,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_match_series_last, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_horizon, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_summary_across_requests, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

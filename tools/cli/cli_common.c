@@ -5,6 +5,7 @@
 #include "cli_common.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -115,4 +116,20 @@ void cli_rr_close(struct cli_rr *rr)
 {
     mqtt_client_free(rr->client);
     rr->client = NULL;
+}
+
+int cli_getopt_each(int argc, char **argv, const struct option *longopts, void (*usage)(FILE *out),
+                    bool (*option)(void *ctx, int opt, const char *arg), void *ctx)
+{
+    int opt;
+
+    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            usage(stdout);
+            return -1;
+        }
+        if (!option(ctx, opt, optarg))
+            return 2;
+    }
+    return 0;
 }

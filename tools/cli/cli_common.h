@@ -20,6 +20,7 @@
 #define EL_CLI_COMMON_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "el_status.h"
@@ -44,6 +45,14 @@ extern const char *cli_program;
 bool cli_parse_u64(const char *text, const char *what, uint64_t min, uint64_t max, uint64_t *out);
 bool cli_parse_i64(const char *text, const char *what, int64_t min, int64_t max, int64_t *out);
 bool cli_parse_double(const char *text, const char *what, double min, double max, double *out);
+
+struct option;
+/* The perf tools' option loop: getopt_long over argv with longopts; -h and
+ * --help print usage(stdout) and give -1; every other option goes to
+ * option(ctx, opt, arg), false meaning a bad one (2). 0 when all were taken;
+ * optind is then the first operand. */
+int cli_getopt_each(int argc, char **argv, const struct option *longopts, void (*usage)(FILE *out),
+                    bool (*option)(void *ctx, int opt, const char *arg), void *ctx);
 
 /* A request/response client and the storage its options point at. */
 struct cli_rr {

@@ -6,7 +6,8 @@
 
 #include <string.h>
 
-const char *const lg_stream_style_names[LG_STYLE_COUNT] = {"json-ts", "json", "bare", "fields"};
+const char *const lg_stream_style_names[LG_STYLE_COUNT] = {"json-ts", "json", "bare", "fields",
+                                                           "device"};
 
 size_t lg_stream_fmt_u64(char *dst, uint64_t v)
 {
@@ -91,6 +92,17 @@ size_t lg_stream_payload(enum lg_style style, uint64_t i, int64_t ts, char *buf)
         n += put_str(buf + n, ",\"ts\":");
         n += fmt_i64(buf + n, ts);
         buf[n++] = '}';
+        break;
+    case LG_DEVICE:
+        n += put_str(buf + n, "{\"value\":");
+        n += fmt_centi(buf + n, lg_stream_value_centi(i));
+        n += put_str(buf + n, ",\"ts\":");
+        n += fmt_i64(buf + n, ts);
+        n += put_str(buf + n, ",\"unit\":\"celsius\",\"battery\":");
+        n += lg_stream_fmt_u64(buf + n, i % 100);
+        n += put_str(buf + n, ",\"linkquality\":");
+        n += lg_stream_fmt_u64(buf + n, i % 256);
+        n += put_str(buf + n, ",\"fw\":\"1.4.2\"}");
         break;
     case LG_STYLE_COUNT: break;
     }

@@ -13,6 +13,10 @@
  *   ts(i)    = ts_base + i * ts_step (epoch ms; the caller computes it)
  *   payloads json-ts {"value":V,"ts":T}   json {"value":V}   bare V
  *            fields  {"temp":V,"hum":H,"ts":T}
+ *            device  {"value":V,"ts":T,"unit":"celsius","battery":B,
+ *                     "linkquality":L,"fw":"1.4.2"}   (~100 bytes, what a
+ *                     Zigbee2MQTT-style device sends; B = i mod 100,
+ *                     L = i mod 256; the daemon stores V, ignores the rest)
  * Values are formatted from integer hundredths, so the text is exactly what
  * "%.2f" prints and strtod() of it is the double a consumer stores; i is
  * at most LG_STREAM_MAX_INDEX, so i*7919 and i*104729 never overflow.
@@ -28,12 +32,12 @@
 #include <stdint.h>
 
 #define LG_STREAM_MAX_INDEX 1000000000000000ULL /* 1e15 */
-#define LG_STREAM_PAYLOAD_MAX 96                /* bytes a payload may need */
+#define LG_STREAM_PAYLOAD_MAX 128               /* bytes a payload may need */
 #define LG_STREAM_U64_MAX 20                    /* digits of a uint64_t */
 
-enum lg_style { LG_JSON_TS, LG_JSON, LG_BARE, LG_FIELDS, LG_STYLE_COUNT };
+enum lg_style { LG_JSON_TS, LG_JSON, LG_BARE, LG_FIELDS, LG_DEVICE, LG_STYLE_COUNT };
 
-/* "json-ts", "json", "bare", "fields", by enum lg_style. */
+/* "json-ts", "json", "bare", "fields", "device", by enum lg_style. */
 extern const char *const lg_stream_style_names[LG_STYLE_COUNT];
 
 /* v(i) and h(i) in hundredths. */

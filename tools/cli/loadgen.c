@@ -485,6 +485,8 @@ static void lg_usage(FILE *out)
             "  T = ts-base + i * ts-step (epoch ms)\n"
             "  json-ts {\"value\":V,\"ts\":T}  json {\"value\":V}  bare V  "
             "fields {\"temp\":V,\"hum\":H,\"ts\":T}\n"
+            "  device {\"value\":V,\"ts\":T,\"unit\":\"celsius\",\"battery\":i%%100,"
+            "\"linkquality\":i%%256,\"fw\":\"1.4.2\"} (~100 B)\n"
             "\n"
             "  --series N          number of series (default 100)\n"
             "  --count N           messages to publish (default 10000)\n"
@@ -492,7 +494,7 @@ static void lg_usage(FILE *out)
             "  --rate R            messages per second, 0 = as fast as possible (default 0);\n"
             "                      a fixed schedule: after a stall it catches up at full speed\n"
             "  --qos 0|1|2         publish QoS (default 1)\n"
-            "  --style STYLE       json-ts | json | bare | fields (default json-ts)\n"
+            "  --style STYLE       json-ts | json | bare | fields | device (default json-ts)\n"
             "  --topic-prefix P    topic prefix (default sensors)\n"
             "  --start-index K     first message index (default 0)\n"
             "  --ts-base MS        event time of index 0 (default: wall clock at start)\n"
@@ -539,7 +541,8 @@ static bool lg_parse_style(const char *text, enum lg_style *style)
             return true;
         }
     }
-    fprintf(stderr, "edgelambda loadgen: bad --style '%s' (json-ts, json, bare, fields)\n", text);
+    fprintf(stderr, "edgelambda loadgen: bad --style '%s' (json-ts, json, bare, fields, device)\n",
+            text);
     return false;
 }
 

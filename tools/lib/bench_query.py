@@ -13,6 +13,15 @@ tests/integration/harness.py):
   range  - {"series":"sensors/dev0/temp","from":"-1h","to":"now","step":"1m",
            "agg":["count","mean","min","max","last"]} answered by edgelambdad.
   last   - {"op":"last","series":"sensors/dev0/temp"}.
+  storm  - after the round trips, with the load still running: the daemon's
+           accepted ingest rate over --phase-s seconds without queries, then
+           with a storm of --storm-rps requests/s (tools/lib/bench_qload.py,
+           QoS 1) of {"match":"sensors/storm/+/temp","from":"-7d","to":"now",
+           "step":"1h","agg":["p95"]} over --storm-series series (a 7-day
+           history, one reading per series every 30 minutes, published before
+           the load starts), then without again. Target: the rate with the
+           storm >= 0.95 of the mean of the two without. Replies are counted
+           (answered, busy — the bounded intake refusing —, errors).
 Each case is one el_bench_rr run (tools/perf/bench_rr.c): N rounds,
 sequential over ONE MQTT v5 connection (after a warm-up), each round sending
 the request to edgelambdad and to the echo responder in alternating order, so both see the
@@ -22,8 +31,12 @@ query's p99 <= 2 ms and <= 1.5x the echo's p99 (exit status 1 if missed).
 With --rate 0 the broker is idle during the measurement (the query cost
 alone, on a fixed history of 100 readings per series).
 
+Requests are sent at QoS 1 (--qos; mosquitto_rr's default); daemon, broker
+and responder all set TCP_NODELAY (harness.Broker's set_tcp_nodelay).
+
 Usage: python3 tools/lib/bench_query.py --build DIR [--requests N] [--rate R]
-       [--series N] [--warmup-s S] [--workdir DIR]
+       [--series N] [--qos 0|1] [--storm-rps R] [--storm-series N]
+       [--phase-s S] [--warmup-s S] [--workdir DIR]
 """
 import argparse
 import os
@@ -37,6 +50,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests",
                                 "integration"))
 import harness  # noqa: E402  (Broker: the tuned mosquitto config, wait_until)
+from bench_qload import QueryLoad  # noqa: E402
 
 SERIES = "sensors/dev0/temp"
 RANGE_REQ = ('{"series":"%s","from":"-1h","to":"now","step":"1m",'
@@ -45,6 +59,8 @@ LAST_REQ = '{"op":"last","series":"%s"}' % SERIES
 ECHO_TOPIC = "bench/echo"
 MAX_LOAD_S = 600  # loadgen's --seconds; it is stopped as soon as the measurement ends
 LEAD_S = 60  # event time catches up with the wall clock after this much load
+STORM_REQ = '{"match":"sensors/storm/+/temp","from":"-7d","to":"now","step":"1h","agg":["p95"]}'
+WEEK_MS = 7 * 86400 * 1000
 
 
 def fail(msg):
@@ -95,12 +111,12 @@ def accepted(build, uri):
         return None
 
 
-def bench_rr(build, uri, request, n, what):
+def bench_rr(build, uri, request, n, what, qos=1):
     """el_bench_rr of request against the daemon, interleaved round by
     round with the same request to the echo responder: {"daemon": .., "echo": ..}."""
     args = [os.path.join(build, "el_bench_rr"), "--uri", uri, "--request", request,
             "--echo-topic", ECHO_TOPIC, "--count", str(n), "--warmup", str(max(50, n // 10)),
-            "--timeout", "5"]
+            "--timeout", "5", "--qos", str(qos)]
     r = subprocess.run(args, capture_output=True, text=True, timeout=900)
     out = {}
     for ln in r.stdout.splitlines():
@@ -132,7 +148,8 @@ def start_servers(args, work, procs):
     with open(daemon_log, "w") as logf:
         d = procs.start([os.path.join(args.build, "edgelambdad"), "--set", "mqtt.uri=" + uri,
                          "--set", "storage.dir=" + os.path.join(work, "data"),
-                         "--set", "clock.synced=yes", "--set", "mqtt.client_id=bench-query"],
+                         "--set", "clock.synced=yes", "--set", "mqtt.client_id=bench-query",
+                         "--set", "speed.max_series=%d" % (args.series + args.storm_series)],
                         stdout=logf, stderr=subprocess.STDOUT)
 
     def daemon_ready():
@@ -175,20 +192,59 @@ def start_load(args, uri, procs):
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def storm_history(args, uri):
+    """Seven days of readings for the storm's series, ending now (before the load)."""
+    if args.storm_rps <= 0:
+        return
+    n = args.storm_series * 336  # one reading per series every 30 minutes
+    now_ms = int(time.time() * 1000)
+    step = WEEK_MS // n
+    r = subprocess.run([os.path.join(args.build, "edgelambda"), "--uri", uri, "loadgen",
+                        "--topic-prefix", "sensors/storm", "--series", str(args.storm_series),
+                        "--count", str(n), "--ts-base", str(now_ms - n * step), "--ts-step",
+                        str(step), "--qos", "1", "--quiet"], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("loadgen (storm history) failed: " + r.stdout + r.stderr)
+
+
+def ingest_rate(args, uri, seconds):
+    a0, t0 = accepted(args.build, uri), time.monotonic()
+    time.sleep(seconds)  # the measurement window itself, not a synchronisation
+    a1, t1 = accepted(args.build, uri), time.monotonic()
+    if a0 is None or a1 is None:
+        fail("no ingest.accepted in the daemon's status")
+    return (a1 - a0) / (t1 - t0)
+
+
+def storm(args, uri, daemon, lg):
+    """Accepted ingest rate without, with and again without the query storm."""
+    port = int(uri.rsplit(":", 1)[1])
+    before = ingest_rate(args, uri, args.phase_s)
+    ql = QueryLoad(port, args.storm_rps, STORM_REQ, client_id="bench-storm").start()
+    during = ingest_rate(args, uri, args.phase_s)
+    qs = ql.stop().summary()
+    after = ingest_rate(args, uri, args.phase_s)
+    if lg.poll() is not None or daemon.poll() is not None:
+        fail("loadgen or edgelambdad ended during the storm")
+    return {"before": before, "during": during, "after": after, "queries": qs}
+
+
 def measure(args, uri, daemon, lg):
     time.sleep(args.warmup_s)  # let the load reach its rate (and the rings fill) first
     if lg is not None and lg.poll() is not None:
         fail("loadgen exited early: " + lg.stderr.read())
     a0, t0 = accepted(args.build, uri), time.monotonic()
     res = {}
-    res["range"] = bench_rr(args.build, uri, RANGE_REQ, args.requests, "range")
-    res["last"] = bench_rr(args.build, uri, LAST_REQ, args.requests, "last")
+    res["range"] = bench_rr(args.build, uri, RANGE_REQ, args.requests, "range", args.qos)
+    res["last"] = bench_rr(args.build, uri, LAST_REQ, args.requests, "last", args.qos)
     a1, t1 = accepted(args.build, uri), time.monotonic()
     if lg is not None and lg.poll() is not None:
         fail("loadgen ended during the measurement: " + lg.stderr.read())
     if daemon.poll() is not None:
         fail("edgelambdad died during the measurement")
     res["ingest_rate"] = (a1 - a0) / (t1 - t0) if a0 is not None and a1 is not None else None
+    if args.storm_rps > 0 and lg is not None:
+        res["storm"] = storm(args, uri, daemon, lg)
     return res
 
 
@@ -213,6 +269,22 @@ def report(args, res):
         print("  %-30s p50 %.2fx echo | p99 %.2fx echo (target <= 1.5x) | p99 %s 2 ms%s"
               % ("  ratio", ratio50, ratio99, "<=" if d["p99_us"] <= 2000 else ">",
                  "" if good else "  <-- misses a target"))
+    st = res.get("storm")
+    if st is not None:
+        base = (st["before"] + st["after"]) / 2
+        ratio = st["during"] / base if base > 0 else 0
+        qs = st["queries"]
+        print("  query storm, %d req/s of %s over %d series:" % (args.storm_rps, STORM_REQ,
+                                                                 args.storm_series))
+        print("    ingest accepted: %.0f/s before, %.0f/s during, %.0f/s after = %.3f with the "
+              "storm (target >= 0.95)%s" % (st["before"], st["during"], st["after"], ratio,
+                                            "" if ratio >= 0.95 else "  <-- misses the target"))
+        print("    storm requests: %(sent)d sent, %(ok)d answered, %(busy)d busy, %(errors)d errors, "
+              "%(lost)d unanswered | reply p50 %(p50_ms).1f ms, p95 %(p95_ms).1f ms, "
+              "max %(max_ms).1f ms" % qs)
+        if qs["first_error"]:
+            print("    first error: %s" % qs["first_error"])
+        ok = ok and ratio >= 0.95
     return ok
 
 
@@ -224,6 +296,10 @@ def main(argv=None):
     ap.add_argument("--rate", type=int, default=10000, help="ingest msg/s during the "
                     "measurement; 0: none (a stored history only)")
     ap.add_argument("--series", type=int, default=1000)
+    ap.add_argument("--qos", type=int, choices=[0, 1], default=1, help="request QoS")
+    ap.add_argument("--storm-rps", type=float, default=200, help="query storm requests/s; 0: none")
+    ap.add_argument("--storm-series", type=int, default=500)
+    ap.add_argument("--phase-s", type=float, default=10.0, help="storm: seconds per phase")
     ap.add_argument("--warmup-s", type=float, default=3.0)
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args(argv)
@@ -232,6 +308,7 @@ def main(argv=None):
     procs = Procs()
     try:
         uri, daemon = start_servers(args, work, procs)
+        storm_history(args, uri)
         lg = start_load(args, uri, procs)
         res = measure(args, uri, daemon, lg)
     finally:

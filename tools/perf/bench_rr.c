@@ -92,8 +92,10 @@ struct bench_target {
 };
 
 /* One option; false on a bad value (message printed). */
-static bool bench_option(struct bench_args *a, int opt, const char *arg)
+static bool bench_option(void *ctx, int opt, const char *arg)
 {
+    struct bench_args *a = ctx;
+
     switch (opt) {
     case OPT_URI: a->uri = arg; return true;
     case OPT_PREFIX: a->prefix = arg; return true;
@@ -124,16 +126,10 @@ static int bench_parse_args(int argc, char **argv, struct bench_args *a)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    int opt;
+    int rc = cli_getopt_each(argc, argv, longopts, usage, bench_option, a);
 
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            usage(stdout);
-            return -1;
-        }
-        if (!bench_option(a, opt, optarg))
-            return 2;
-    }
+    if (rc != 0)
+        return rc;
     if (a->request == NULL || optind < argc) {
         fprintf(stderr, "el_bench_rr: give --request JSON (and no other arguments)\n");
         return 2;
