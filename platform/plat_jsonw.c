@@ -205,3 +205,28 @@ bool jw_ok_so_far(const struct jw *w)
 {
     return !w->overflow;
 }
+
+bool jw_utf8_valid(const char *s, size_t n)
+{
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t len = p[i] < 0x80             ? 1
+                     : (p[i] & 0xE0) == 0xC0 ? 2
+                     : (p[i] & 0xF0) == 0xE0 ? 3
+                     : (p[i] & 0xF8) == 0xF0 ? 4
+                                             : 0;
+        if (len == 0 || len > n - i)
+            return false;
+        uint32_t cp = len == 1 ? p[i] : p[i] & (0x7Fu >> len);
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3Fu);
+        }
+        if (cp < min_cp[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += len;
+    }
+    return true;
+}

@@ -34,6 +34,9 @@ void jw_arr_end(struct jw *w);
 void jw_key(struct jw *w, const char *key);
 void jw_str(struct jw *w, const char *s);
 void jw_strn(struct jw *w, const char *s, size_t n);
+/* True if s[0..n) is well-formed UTF-8 (no overlong forms, surrogates or
+ * code points beyond U+10FFFF): jw_strn then writes valid JSON text of it. */
+bool jw_utf8_valid(const char *s, size_t n);
 void jw_int(struct jw *w, int64_t v);
 void jw_uint(struct jw *w, uint64_t v);
 void jw_double(struct jw *w, double v);

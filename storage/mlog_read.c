@@ -29,6 +29,7 @@ enum {
     ST_CHUNK,
     ST_CHUNK_NAMED,
     ST_FIRST_RECV,
+    ST_DEAD,
     ST_COUNT
 };
 
@@ -58,6 +59,10 @@ static const char *const sql[ST_COUNT] = {
                        " CROSS JOIN series s ON s.id = e.series"
                        " WHERE e.seq > ?1 AND e.seq <= ?2 ORDER BY e.seq LIMIT ?3",
     [ST_FIRST_RECV] = "SELECT recv FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1",
+    /* Newest first by rowid; receive time and reason filter the rows walked. */
+    [ST_DEAD] = "SELECT seq, recv, topic, payload, payload_bytes, reason FROM dead_letters"
+                " WHERE seq <= ?1 AND recv >= ?2 AND (?3 IS NULL OR reason = ?3)"
+                " ORDER BY seq DESC",
 };
 
 struct mlog_reader {
@@ -348,6 +353,43 @@ el_status mlog_reader_scan_provisional(struct mlog_reader *r, uint32_t series, i
     if (series)
         sqlite3_bind_int64(st, 4, series);
     return drain(r, st, true, fn, ctx);
+}
+
+el_status mlog_reader_scan_dead(struct mlog_reader *r, int64_t upto_seq, int64_t since_ms,
+                                const char *reason, uint32_t max_rows, uint64_t *budget,
+                                mlog_dead_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = r->st[ST_DEAD];
+    uint32_t taken = 0;
+    el_status rc = EL_OK;
+    int s = SQLITE_DONE;
+    sqlite3_bind_int64(st, 1, upto_seq);
+    sqlite3_bind_int64(st, 2, since_ms);
+    if (reason)
+        sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
+    while (taken < max_rows && (s = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mlog_dead_row d = {
+            .seq = sqlite3_column_int64(st, 0),
+            .recv_ms = sqlite3_column_int64(st, 1),
+            .topic = (const char *)sqlite3_column_text(st, 2),
+            .topic_len = (size_t)sqlite3_column_bytes(st, 2),
+            .payload = sqlite3_column_blob(st, 3),
+            .payload_len = (size_t)sqlite3_column_bytes(st, 3),
+            .payload_bytes = (uint64_t)sqlite3_column_int64(st, 4),
+            .reason = (const char *)sqlite3_column_text(st, 5),
+        };
+        if ((rc = spend(budget, 1)) != EL_OK)
+            break;
+        if (d.topic && d.reason && fn(ctx, &d))
+            taken++;
+    }
+    if (rc == EL_OK && taken < max_rows && s != SQLITE_DONE)
+        rc = fail(r, s, "reading dead letters");
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
 }
 
 int64_t mlog_reader_provisional_count(struct mlog_reader *r)

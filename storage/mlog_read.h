@@ -81,6 +81,25 @@ EL_MUST_CHECK el_status mlog_reader_scan_provisional(struct mlog_reader *r, uint
                                                      int64_t from_ms, int64_t to_ms,
                                                      int64_t upto_seq, uint64_t *budget,
                                                      mlog_read_fn fn, void *ctx);
+/* One dead letter, borrowed for the callback. */
+struct mlog_dead_row {
+    int64_t seq, recv_ms;
+    const char *topic; /* topic_len bytes */
+    size_t topic_len;
+    const void *payload; /* as stored (cut at ingest.max_payload), may be NULL */
+    size_t payload_len;
+    uint64_t payload_bytes; /* the original size */
+    const char *reason;     /* NUL-terminated */
+};
+/* Returns true if it took the row (it counts towards max_rows). */
+typedef bool (*mlog_dead_fn)(void *ctx, const struct mlog_dead_row *d);
+/* Dead letters with seq <= upto_seq received at or after since_ms, of one
+ * reason (NULL: any), newest first, until fn has taken max_rows; every row
+ * walked spends one of *budget (EL_FULL when it runs out). */
+EL_MUST_CHECK el_status mlog_reader_scan_dead(struct mlog_reader *r, int64_t upto_seq,
+                                              int64_t since_ms, const char *reason,
+                                              uint32_t max_rows, uint64_t *budget,
+                                              mlog_dead_fn fn, void *ctx);
 /* Number of waiting readings in the snapshot (0: nothing provisional). */
 int64_t mlog_reader_provisional_count(struct mlog_reader *r);
 

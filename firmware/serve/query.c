@@ -213,9 +213,10 @@ static bool parse_op(const struct plat_json *doc, int i, struct query *q)
     static const struct {
         const char *name;
         enum query_op op;
-    } ops[] = {{"range", QUERY_RANGE}, {"query", QUERY_RANGE},   {"series", QUERY_SERIES},
-               {"last", QUERY_LAST},   {"status", QUERY_STATUS}, {"recompute", QUERY_RECOMPUTE},
-               {"sync", QUERY_SYNC}};
+    } ops[] = {{"range", QUERY_RANGE},   {"query", QUERY_RANGE},
+               {"series", QUERY_SERIES}, {"last", QUERY_LAST},
+               {"status", QUERY_STATUS}, {"recompute", QUERY_RECOMPUTE},
+               {"sync", QUERY_SYNC},     {"deadletters", QUERY_DEAD_LETTERS}};
     if (plat_json_type(doc, i) != PLAT_JSON_STRING)
         return false;
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
@@ -307,8 +308,13 @@ static bool parse_member(const struct plat_json *doc, int k, int64_t now_ms, str
         int64_t lim;
         bool ok = parse_time_tok(doc, v, 0, &lim) && lim >= 1 && lim <= 1000;
         q->limit = ok ? (int)lim : 1;
+        q->has_limit = ok;
         return ok;
     }
+    if (plat_json_eq(doc, k, "reason"))
+        return (q->has_reason = copy_string(doc, v, q->reason, sizeof q->reason));
+    if (plat_json_eq(doc, k, "since"))
+        return parse_time_tok(doc, v, now_ms, &q->since_ms);
     if (plat_json_eq(doc, k, "full"))
         return parse_bool(doc, v, &q->full);
     if (plat_json_eq(doc, k, "retry_parked"))
@@ -367,5 +373,7 @@ bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, 
                  (int)(kt.n > 40 ? 40 : kt.n), kt.s);
         return fail(code, "bad_request", err, errlen, msg);
     }
+    if (q->op == QUERY_DEAD_LETTERS && !q->has_limit)
+        q->limit = 100;
     return q->op != QUERY_RANGE || check_range(q, code, err, errlen);
 }

@@ -7,6 +7,8 @@
  *   {"match":"sensors/+/temp", ...}            one answer entry per series
  *   {"op":"series"[,"match":F]}  {"op":"last"[,"series":S|"match":F][,"n":N]}
  *   {"op":"status"}  {"op":"recompute","full":false}  {"op":"sync"[,"retry_parked":true]}
+ *   {"op":"deadletters"[,"match":F|"series":TOPIC][,"reason":R][,"since":T][,"n":N]}
+ *                                                the newest N (default 100) dead letters
  *   MQTT 3.1.1 clients add "reply_to":"topic" and an optional "id" (echoed).
  * Times: epoch ms (JSON number), RFC 3339 text, "now", or a duration
  * relative to now ("-90s", "-1h", "-7d"; units ms s m h d w). Steps: a
@@ -39,7 +41,8 @@ enum query_op {
     QUERY_LAST,
     QUERY_STATUS,
     QUERY_RECOMPUTE,
-    QUERY_SYNC
+    QUERY_SYNC,
+    QUERY_DEAD_LETTERS
 };
 
 enum query_agg_kind {
@@ -67,7 +70,12 @@ struct query {
     struct query_agg aggs[QUERY_MAX_AGGS];
     int n_aggs;
     bool wants_quantiles;
-    int limit; /* op last: samples per series (default 1, max 1000) */
+    int limit; /* op last: samples per series (default 1, max 1000); op deadletters:
+                  rows (default 100, max 1000) */
+    bool has_limit;
+    char reason[32]; /* op deadletters: only this reason */
+    bool has_reason;
+    int64_t since_ms; /* op deadletters: received at or after (default: all) */
     bool full, retry_parked;
     char reply_to[MQTT_TOPIC_REPLY_MAX + 1]; /* as given (cut); check it before use */
     size_t reply_to_len;                     /* its full length */

@@ -1241,6 +1241,101 @@ static size_t answer_list(struct serve *sv, char *buf, size_t cap, struct failur
     }
 }
 
+/* ---- op deadletters ---- */
+
+#define DEAD_PAYLOAD_SHOWN 512 /* bytes of each payload in a listing */
+
+struct dead_listing {
+    struct serve *sv;
+    struct jw *w;
+};
+
+static void write_payload(struct jw *w, const struct mlog_dead_row *d)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = d->payload_len < DEAD_PAYLOAD_SHOWN ? d->payload_len : DEAD_PAYLOAD_SHOWN;
+    const unsigned char *p = d->payload;
+    char buf[2 * DEAD_PAYLOAD_SHOWN];
+    if (n == 0 || jw_utf8_valid(d->payload, n)) {
+        jw_key(w, "payload");
+        jw_strn(w, n ? d->payload : "", n);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            buf[2 * i] = hex[p[i] >> 4];
+            buf[2 * i + 1] = hex[p[i] & 15];
+        }
+        jw_key(w, "payload_hex");
+        jw_strn(w, buf, 2 * n);
+    }
+    jw_key(w, "payload_bytes");
+    jw_uint(w, d->payload_bytes);
+}
+
+static bool on_dead(void *ctx, const struct mlog_dead_row *d)
+{
+    struct dead_listing *l = ctx;
+    if (!name_selected(l->sv->q, d->topic, d->topic_len) || !jw_ok_so_far(l->w))
+        return false;
+    jw_obj_begin(l->w);
+    jw_key(l->w, "seq");
+    jw_int(l->w, d->seq);
+    jw_key(l->w, "recv");
+    jw_int(l->w, d->recv_ms);
+    jw_key(l->w, "topic");
+    jw_strn(l->w, d->topic, d->topic_len);
+    jw_key(l->w, "reason");
+    jw_str(l->w, d->reason);
+    write_payload(l->w, d);
+    jw_obj_end(l->w);
+    return true;
+}
+
+/* The newest dead letters (seq <= N), newest first. A payload shows as text
+ * when it is UTF-8, else as hex; at most DEAD_PAYLOAD_SHOWN bytes of it. */
+static size_t answer_dead_letters(struct serve *sv, char *buf, size_t cap, struct failure *f)
+{
+    const struct query *q = sv->q;
+    struct jw w;
+    size_t len = 0;
+    el_status st = mlog_reader_begin(sv->log);
+    if (st != EL_OK) {
+        read_failed(sv, st, f);
+        goto out;
+    }
+    sv->N = mlog_reader_last_seq(sv->log);
+    sv->budget = sv->o.max_rows;
+    jw_init(&w, buf, cap);
+    write_head(&w, sv, true);
+    jw_key(&w, "seq");
+    jw_int(&w, sv->N);
+    jw_key(&w, "dead_letters");
+    jw_arr_begin(&w);
+    struct dead_listing l = {sv, &w};
+    st = mlog_reader_scan_dead(sv->log, sv->N, q->since_ms, q->has_reason ? q->reason : NULL,
+                               (uint32_t)q->limit, &sv->budget, on_dead, &l);
+    if (st == EL_FULL) {
+        refuse(f, "too_large",
+               "more than %llu dead letters examined (query.max_rows): narrow \"since\" or "
+               "\"reason\"",
+               (unsigned long long)sv->o.max_rows);
+        goto out;
+    }
+    if (st != EL_OK) {
+        read_failed(sv, st, f);
+        goto out;
+    }
+    jw_arr_end(&w);
+    jw_obj_end(&w);
+    if (!jw_ok(&w))
+        refuse(f, "too_large",
+               "the listing exceeds the reply size limit (%zu bytes); ask for fewer (\"n\")", cap);
+    else
+        len = jw_len(&w);
+out:
+    mlog_reader_end(sv->log);
+    return len;
+}
+
 size_t serve_answer(struct serve *sv, const struct query *q, int64_t arrived_mono_ms, char *buf,
                     size_t cap, const char **code)
 {
@@ -1261,6 +1356,7 @@ size_t serve_answer(struct serve *sv, const struct query *q, int64_t arrived_mon
     case QUERY_RANGE: len = answer_range(sv, buf, cap, &f); break;
     case QUERY_SERIES:
     case QUERY_LAST: len = answer_list(sv, buf, cap, &f); break;
+    case QUERY_DEAD_LETTERS: len = answer_dead_letters(sv, buf, cap, &f); break;
     default: refuse(&f, "unsupported", "not a query operation"); break;
     }
 done:

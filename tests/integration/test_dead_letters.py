@@ -5,7 +5,10 @@ timestamps, oversized, series over speed.max_series, over-long series names)
 lands in the dead_letters table with its reason, topic and bytes; the good
 messages around them all land; status counts match the table.
 """
-from harness import Broker, Daemon, TempDir, check, publish, run, wait_until
+import json
+import subprocess
+
+from harness import CLI, Broker, Daemon, TempDir, check, publish, rr, run, wait_until
 
 GOOD_TS = 1767225600000
 
@@ -82,5 +85,58 @@ def test_each_bad_input_is_kept_with_its_reason():
         td.cleanup()
 
 
+LISTED = [
+    ("sensors/x/t", b"not json", "malformed"),
+    ("sensors/y/t", b'{"temp": 1}', "no_value"),
+    ("sensors/x/t", b"\xff\xfe\x00binary", "malformed"),
+    ("plant/z/t", b"{", "malformed"),
+]
+
+
+def test_dead_letters_listed_over_mqtt():
+    """{"op":"deadletters"} and `edgelambda deadletters`: newest first, filtered by
+    reason, topic filter and time, payloads as text or hex, bounded by n."""
+    td = TempDir("dead-list")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, ingest__subscribe="sensors/#,plant/#").start()
+    try:
+        for topic, payload, _ in LISTED:
+            publish(b, topic, payload)
+        con = d.db()
+        wait_until(lambda: con.execute("SELECT count(*) FROM dead_letters").fetchone()[0] >= len(LISTED),
+                   30, "dead letters")
+        seqs = [r[0] for r in con.execute("SELECT seq FROM dead_letters ORDER BY seq DESC")]
+        con.close()
+        ans = rr(b, '{"op":"deadletters"}')
+        got = ans["dead_letters"]
+        check(ans["ok"] and [x["seq"] for x in got] == seqs, "listing: %s" % ans)
+        for x, (topic, payload, reason) in zip(got, reversed(LISTED)):
+            check(x["topic"] == topic and x["reason"] == reason and x["payload_bytes"] == len(payload),
+                  "entry %s for %r" % (x, payload))
+            try:
+                text = payload.decode("utf-8")
+                check(x.get("payload") == text, "payload text %s" % x)
+            except UnicodeDecodeError:
+                check(x.get("payload_hex") == payload.hex() and "payload" not in x, "payload hex %s" % x)
+        only = rr(b, '{"op":"deadletters","reason":"malformed","match":"sensors/#"}')["dead_letters"]
+        check([x["seq"] for x in only] == [seqs[1], seqs[3]], "filtered: %s" % only)
+        check(len(rr(b, '{"op":"deadletters","n":1}')["dead_letters"]) == 1, "n = 1")
+        check(rr(b, '{"op":"deadletters","since":"now"}')["dead_letters"] == [], "since now")
+        bad = rr(b, '{"op":"deadletters","n":0}')
+        check(not bad["ok"] and bad["error"]["code"] == "bad_request", "n = 0: %s" % bad)
+        out = subprocess.run([CLI, "--uri", b.uri, "deadletters", "--reason", "malformed"],
+                             capture_output=True, text=True, timeout=30)
+        check(out.returncode == 0 and "3 dead letters" in out.stdout and "hex:fffe00" in out.stdout
+              and "plant/z/t" in out.stdout and "no_value" not in out.stdout, "CLI: %s %s" % (out.stdout, out.stderr))
+        js = subprocess.run([CLI, "--uri", b.uri, "deadletters", "-n", "2", "--json"],
+                            capture_output=True, text=True, timeout=30)
+        check(js.returncode == 0 and len(json.loads(js.stdout)["dead_letters"]) == 2, "CLI --json: %s" % js.stdout)
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
-    run([test_each_bad_input_is_kept_with_its_reason])
+    run([test_each_bad_input_is_kept_with_its_reason, test_dead_letters_listed_over_mqtt])

@@ -210,11 +210,21 @@ def test_hard_quota_replay_after_crash():
     try:
         d.start()
         loadgen(b, count=count, series=10, ts_base=TS, acked_file=acked)
-        d.kill()  # the journal holds them; the first commits do not fit
+        # What the journal holds at the kill: on a slow machine loadgen may
+        # outlast flush_interval_ms and the daemon commit part of it first.
+        committed = rr(b, '{"op":"status"}')["log"]["seq"]
+        d.kill()  # the journal holds the rest; they do not fit under the ceiling
         d.start()
         st = d.status(timeout=120 * SLOW, pred=lambda s: s["log"]["error"] is None and
                       s["log"]["seq"] == count)
-        check("lifting the ceiling" in d.log_text(), "the replay never met the ceiling")
+        # ~85 bytes per event here (test_hard_quota_after_backlog): 1100K holds
+        # under 13,000, so 15,000 journaled readings cannot fit.
+        if count - committed >= 15000:
+            check("lifting the ceiling" in d.log_text(),
+                  "the replay of %d journaled readings never met the ceiling" % (count - committed))
+        else:
+            log("only %d readings were left in the journal at the kill (the machine is slow): the "
+                "replay fit under the ceiling; checked for loss and duplicates only" % (count - committed))
         g = Ledger(d, acked, TS)
         check(g.dupes == 0 and g.integrity == "ok", "dupes %d, integrity %s" % (g.dupes, g.integrity))
         check(d.query1("SELECT max(seq) FROM events") == count, "the newest are kept")

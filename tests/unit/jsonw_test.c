@@ -11,6 +11,31 @@
 
 #include "plat_jsonw.h"
 
+/* jw_utf8_valid: well-formed UTF-8 only (control characters are fine:
+ * jw_strn escapes them). */
+static void test_utf8_valid(void **state)
+{
+    static const struct {
+        const char *s;
+        size_t n;
+        bool ok;
+    } rows[] = {
+        {"", 0, true},
+        {"plain \t\n text", 13, true},
+        {"\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8c\xa1", 14, true}, /* été € 🌡 */
+        {"\x00", 1, true},
+        {"\xff", 1, false},
+        {"\xc3", 1, false},             /* cut */
+        {"\xc0\xaf", 2, false},         /* overlong '/' */
+        {"\xed\xa0\x80", 3, false},     /* a surrogate */
+        {"\xf4\x90\x80\x80", 4, false}, /* beyond U+10FFFF */
+        {"\xe2\x28\xa1", 3, false},     /* bad continuation */
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        assert_int_equal(jw_utf8_valid(rows[i].s, rows[i].n), rows[i].ok);
+}
+
 static void test_nested_and_escapes(void **state)
 {
     char buf[256];
@@ -79,6 +104,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nested_and_escapes),
+        cmocka_unit_test(test_utf8_valid),
         cmocka_unit_test(test_doubles_round_trip),
         cmocka_unit_test(test_overflow_is_reported_not_written_past),
     };

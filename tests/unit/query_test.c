@@ -45,6 +45,22 @@ static void test_range_defaults_and_fields(void **state)
     assert_string_equal(q.id, "\"x\"");
 }
 
+/* op deadletters: 100 rows by default, everything since 1970, any reason. */
+static void test_dead_letters(void **state)
+{
+    struct query q;
+    const char *code;
+    (void)state;
+    assert_true(parse("{\"op\":\"deadletters\"}", &q, &code));
+    assert_true(q.op == QUERY_DEAD_LETTERS && q.limit == 100 && q.since_ms == 0 && !q.has_reason &&
+                !q.has_series);
+    assert_true(parse("{\"op\":\"deadletters\",\"reason\":\"no_value\",\"since\":\"-1h\","
+                      "\"n\":7,\"match\":\"z/#\"}",
+                      &q, &code));
+    assert_true(q.has_reason && strcmp(q.reason, "no_value") == 0 && q.since_ms == NOW - 3600000 &&
+                q.limit == 7 && q.is_match && strcmp(q.series, "z/#") == 0);
+}
+
 static void test_errors(void **state)
 {
     static const char *const bad[] = {"",
@@ -61,6 +77,10 @@ static void test_errors(void **state)
                                       "{\"series\":\"a\",\"agg\":[\"p0\"]}",
                                       "{\"series\":\"a\",\"match\":\"b\"}",
                                       "{\"op\":\"last\",\"n\":1001}",
+                                      "{\"op\":\"deadletters\",\"n\":0}",
+                                      "{\"op\":\"deadletters\",\"reason\":\"a-reason-longer-than-"
+                                      "thirty-one-bytes\"}",
+                                      "{\"op\":\"deadletters\",\"since\":\"soon\"}",
                                       "{\"series\":\"a\\u0000\"}"};
     struct query q;
     const char *code;
@@ -142,6 +162,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_range_defaults_and_fields),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_dead_letters),
         cmocka_unit_test(test_topic_match),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_time_digits),

@@ -9,6 +9,7 @@
  *   cmd_query.c     query, series, last  (<prefix>/query)
  *   cmd_status.c    status               (the retained <prefix>/status)
  *   cmd_commands.c  recompute, sync      (<prefix>/command)
+ *   cmd_deadletters.c  deadletters       (<prefix>/query)
  *   loadgen.c       loadgen              (publishes a synthetic stream)
  * cli_ask.c holds what the request/response commands share: the shared
  * options (--json, --timeout), asking (mqtt_client.h through cli_rr_open),
@@ -61,6 +62,7 @@ bool cli_common_option(struct cli_global *global, int opt, const char *arg);
 int cli_query(struct cli_global *global, int argc, char **argv);
 int cli_series(struct cli_global *global, int argc, char **argv);
 int cli_last(struct cli_global *global, int argc, char **argv);
+int cli_deadletters(struct cli_global *global, int argc, char **argv);
 int cli_status(struct cli_global *global, int argc, char **argv);
 int cli_recompute(struct cli_global *global, int argc, char **argv);
 int cli_sync(struct cli_global *global, int argc, char **argv);

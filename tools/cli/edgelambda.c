@@ -51,6 +51,7 @@ static const struct cli_command cli_commands[] = {
     {"query", cli_query, "range query of a series (or --match FILTER), bucketed"},
     {"series", cli_series, "list series with counts and their newest event"},
     {"last", cli_last, "print the newest raw samples"},
+    {"deadletters", cli_deadletters, "list the newest dead letters and why"},
     {"status", cli_status, "print the daemon's status (retained <prefix>/status)"},
     {"recompute", cli_recompute, "recompute the batch views now"},
     {"sync", cli_sync, "ship the master log upstream now"},

@@ -1,0 +1,181 @@
+/*
+ * cmd_deadletters — `edgelambda deadletters`: the newest dead letters
+ * ({"op":"deadletters"} on <prefix>/query, docs/SPEC.md §7): what the daemon
+ * could not store as events, why, and the payload, so a fleet's operator can
+ * see what to fix in the sensors or the configuration.
+ *
+ * Design: like cmd_query's list commands — the request built with the
+ * bounded JSON writer, asked through cli_ask_and_print, the answer printed as
+ * one table (seq, received, topic, reason, payload), then "N dead letters ·
+ * seq S". Payloads that are not UTF-8 come as hex (payload_hex) and print as
+ * "hex:…"; long ones are cut in the table (--json shows what the daemon sent:
+ * at most 512 bytes of each, with payload_bytes the original size).
+ *
+ * Threading: main thread.
+ */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define DL_PAYLOAD_CELL 60 /* payload characters shown in the table */
+
+enum {
+    OPT_MATCH = CLI_OPT_FIRST_COMMAND,
+    OPT_REASON,
+    OPT_SINCE,
+};
+
+struct dl_args {
+    struct cli_ask_opts ask;
+    const char *match, *reason, *since;
+    uint64_t n;
+};
+
+static void dl_usage(FILE *out)
+{
+    fprintf(out, "usage: edgelambda [global options] deadletters [--match FILTER] [--reason R]\n"
+                 "                  [--since TIME] [-n N] [--json]\n"
+                 "\n"
+                 "Lists the newest dead letters ({\"op\":\"deadletters\"} on <prefix>/query):\n"
+                 "messages stored but not as events, with the reason (malformed, no_value,\n"
+                 "non_finite, bad_timestamp, oversized, too_many_fields, series_limit, ...).\n"
+                 "\n"
+                 "  --match FILTER     only topics matching this MQTT topic filter\n"
+                 "  --reason R         only this reason\n"
+                 "  --since TIME       received at or after TIME (-1h, -7d, RFC 3339, epoch ms)\n"
+                 "  -n N               at most N, newest first (default 100, at most "
+                 "1000)\n" CLI_ASK_USAGE_OPTIONS CLI_ASK_USAGE_EXIT);
+}
+
+/* Returns CLI_EXIT_OK, CLI_EXIT_USAGE, or -1 after --help. */
+static int dl_parse_args(struct cli_global *global, int argc, char **argv, struct dl_args *a)
+{
+    static const struct option longopts[] = {
+        {"match", required_argument, NULL, OPT_MATCH},
+        {"reason", required_argument, NULL, OPT_REASON},
+        {"since", required_argument, NULL, OPT_SINCE},
+        CLI_ASK_LONGOPTS,
+        {NULL, 0, NULL, 0},
+    };
+    int opt;
+
+    optind = 0;
+    while ((opt = cli_ask_getopt(global, &a->ask, argc, argv, "hn:", longopts)) != -1) {
+        switch (opt) {
+        case CLI_OPT_BAD: return CLI_EXIT_USAGE;
+        case OPT_MATCH: a->match = optarg; break;
+        case OPT_REASON: a->reason = optarg; break;
+        case OPT_SINCE: a->since = optarg; break;
+        case 'n':
+            if (!cli_parse_u64(optarg, "-n", 1, 1000, &a->n))
+                return CLI_EXIT_USAGE;
+            break;
+        case 'h': dl_usage(stdout); return -1;
+        default: dl_usage(stderr); return CLI_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "edgelambda deadletters: unexpected argument '%s'\n", argv[optind]);
+        dl_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* "since": a number is epoch ms, anything else goes as text (-1h, RFC 3339). */
+static void dl_since(struct jw *w, const char *since)
+{
+    int64_t ms;
+    char *end = NULL;
+
+    jw_key(w, "since");
+    ms = strtoll(since, &end, 10);
+    if (end != since && *end == '\0' && since[0] != '-' && since[0] != '+')
+        jw_int(w, ms);
+    else
+        jw_str(w, since);
+}
+
+/* The payload cell: its text (or "hex:" and its hex), cut for the table. */
+static void dl_payload_cell(struct table **t, const struct plat_json *d, int obj)
+{
+    char text[CLI_CELL_MAX], cell[DL_PAYLOAD_CELL + 8];
+    int hex = plat_json_member(d, obj, "payload_hex");
+    int p = hex >= 0 ? hex : plat_json_member(d, obj, "payload");
+    size_t n;
+
+    cli_fmt_cell(d, p, text, sizeof text);
+    n = strlen(text);
+    snprintf(cell, sizeof cell, "%s%.*s%s", hex >= 0 ? "hex:" : "", DL_PAYLOAD_CELL, text,
+             n > DL_PAYLOAD_CELL ? "..." : "");
+    cli_cell(t, cell);
+}
+
+static int dl_print(const struct plat_json *d, const void *ctx)
+{
+    static const char *const header[] = {"seq", "received", "topic", "reason", "payload"};
+    int list = plat_json_member(d, 0, "dead_letters"), n = 0, rc;
+    int64_t seq = 0;
+    struct table *t = NULL;
+    char text[CLI_CELL_MAX];
+
+    (void)ctx;
+    if (table_new(5, &t) != EL_OK)
+        return cli_table_emit(NULL);
+    table_align(t, 0, TABLE_RIGHT);
+    for (size_t k = 0; k < 5; k++)
+        cli_cell(&t, header[k]);
+    for (int e = plat_json_first(d, list); e >= 0; e = plat_json_next(d, list, e), n++) {
+        cli_fmt_cell(d, plat_json_member(d, e, "seq"), text, sizeof text);
+        cli_cell(&t, text);
+        cli_fmt_time_cell(d, plat_json_member(d, e, "recv"), text, sizeof text);
+        cli_cell(&t, text);
+        cli_fmt_cell(d, plat_json_member(d, e, "topic"), text, sizeof text);
+        cli_cell(&t, text);
+        cli_fmt_cell(d, plat_json_member(d, e, "reason"), text, sizeof text);
+        cli_cell(&t, text);
+        dl_payload_cell(&t, d, e);
+    }
+    rc = cli_table_emit(t);
+    table_free(t);
+    (void)cli_json_int(d, plat_json_member(d, 0, "seq"), &seq);
+    if (rc == CLI_EXIT_OK)
+        printf("%d dead letter%s \xc2\xb7 seq %lld\n", n, n == 1 ? "" : "s", (long long)seq);
+    return rc;
+}
+
+int cli_deadletters(struct cli_global *global, int argc, char **argv)
+{
+    struct dl_args a;
+    char buf[CLI_ASK_REQUEST_MAX];
+    struct jw w;
+    int rc;
+
+    memset(&a, 0, sizeof a);
+    a.ask.timeout_s = CLI_ASK_DEFAULT_TIMEOUT_S;
+    rc = dl_parse_args(global, argc, argv, &a);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    jw_init(&w, buf, sizeof buf);
+    jw_obj_begin(&w);
+    jw_key(&w, "op");
+    jw_str(&w, "deadletters");
+    if (a.match != NULL) {
+        jw_key(&w, "match");
+        jw_str(&w, a.match);
+    }
+    if (a.reason != NULL) {
+        jw_key(&w, "reason");
+        jw_str(&w, a.reason);
+    }
+    if (a.since != NULL)
+        dl_since(&w, a.since);
+    if (a.n > 0) {
+        jw_key(&w, "n");
+        jw_uint(&w, a.n);
+    }
+    jw_obj_end(&w);
+    return cli_ask_and_print(global, "deadletters", "query", &w, &a.ask, dl_print, &a);
+}
