@@ -143,6 +143,7 @@ struct ingest_opts {
     int qos;
     const char *value_field, *ts_field;
     bool fields_all;
+    const char *state_words; /* decode_words_parse syntax; NULL: none */
     int64_t max_payload, max_future_s;
     const char *dir;
 };
