@@ -65,6 +65,7 @@
 #include <ini.h>
 
 #include "batch_sched.h"
+#include "decode.h"
 #include "plat_clock.h"
 #include "plat_log.h"
 
@@ -109,6 +110,7 @@ static bool check_topic_prefix(const char *v, char *what, size_t whatlen);
 static bool check_subscribe(const char *v, char *what, size_t whatlen);
 static bool check_schedule(const char *v, char *what, size_t whatlen);
 static bool check_sync_url(const char *v, char *what, size_t whatlen);
+static bool check_state_words(const char *v, char *what, size_t whatlen);
 
 /* Enum names: the index is the value stored (checked below). */
 static const char *const fields_names[] = {"value", "all", NULL};
@@ -190,6 +192,10 @@ static const struct cfg_entry cfg_table[] = {
     FIELDS_ALL(ingest, "value",
                "value: one series per topic;\n"
                "all: every numeric field of a JSON object becomes series <topic>/<field>."),
+    STR(ingest, state_words, 0, DECODE_DEFAULT_WORDS, check_state_words,
+        "Strings that stand for numbers in a value (exact, case-sensitive), as\n"
+        "WORD=NUMBER,...: at most 16 words of at most 16 bytes; empty for none.\n"
+        "JSON true/false are always 1/0; other strings are dead letters (non_numeric)."),
     BYTES(ingest, max_payload, 16, 16 * MIB, "65536",
           "Largest payload accepted; larger ones are dead-lettered."),
     INT64(ingest, max_future_s, 1, 315360000, "86400",
@@ -744,6 +750,12 @@ static bool split_filters(const char *list, char (*out)[EL_CFG_STR], int *n_out,
 static bool check_subscribe(const char *v, char *what, size_t whatlen)
 {
     return split_filters(v, NULL, NULL, what, whatlen);
+}
+
+static bool check_state_words(const char *v, char *what, size_t whatlen)
+{
+    struct decode_words words;
+    return decode_words_parse(v, &words, what, whatlen);
 }
 
 static bool check_schedule(const char *v, char *what, size_t whatlen)

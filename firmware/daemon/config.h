@@ -56,6 +56,7 @@ struct el_config {
         char value_field[EL_CFG_STR]; /* value */
         char ts_field[EL_CFG_STR];    /* ts */
         bool fields_all;              /* fields = value|all */
+        char state_words[EL_CFG_STR]; /* WORD=NUMBER,...: decode_words_parse */
         int64_t max_payload;          /* 65536, 16..16777216 bytes */
         int64_t max_future_s; /* 86400: event times further ahead of a synced clock are absurd */
     } ingest;

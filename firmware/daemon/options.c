@@ -27,6 +27,7 @@ void options_ingest(const struct el_config *cfg, const char *filters[], struct i
     o->value_field = cfg->ingest.value_field;
     o->ts_field = cfg->ingest.ts_field;
     o->fields_all = cfg->ingest.fields_all;
+    o->state_words = cfg->ingest.state_words;
     o->max_payload = cfg->ingest.max_payload;
     o->max_future_s = cfg->ingest.max_future_s;
     o->dir = cfg->storage.dir;

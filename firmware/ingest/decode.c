@@ -14,7 +14,8 @@
  *     the one separator the grammar expects, that every primitive is a JSON
  *     literal and that no string holds a raw control character. Nesting is
  *     limited to JSON_MAX_DEPTH (deeper = malformed).
- *   - Values: a JSON number (or, in value mode, a string holding one). Number
+ *   - Values: a JSON number, true/false (1/0), a string holding exactly a JSON
+ *     number, or a string that is exactly a state word (opts->words). Number
  *     text is copied into a NUM_MAX_CHARS stack buffer for strtod (longer =
  *     malformed). strtod uses LC_NUMERIC: the daemon must keep the "C" locale
  *     for numbers (it never calls setlocale for LC_NUMERIC).
@@ -23,8 +24,8 @@
  *     RFC 3339 uses a days-from-civil formula (no timegm, no TZ, no locale).
  *   - Duplicate keys: the last occurrence wins (as in JavaScript and Python).
  *     Keys are compared as raw bytes (no unescaping).
- *   - fields_all: only JSON numbers count (numeric strings are ignored, to stay
- *     predictable); keys that become series names must be non-empty UTF-8
+ *   - fields_all: members whose value is such a value count; other strings,
+ *     null, objects and arrays are skipped; keys that become series names must be non-empty UTF-8
  *     without '\\', '+', '#' or control characters, else malformed. A bare
  *     number gives one event with field_len 0.
  *   - Order of checks: oversized, malformed, value (no_value, non_finite,
@@ -37,6 +38,7 @@
 #include "plat_time.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,11 +63,12 @@ static const char *const reason_names[DECODE_REASON_COUNT] = {
     [DECODE_BAD_TIMESTAMP] = "bad_timestamp",
     [DECODE_OVERSIZED] = "oversized",
     [DECODE_TOO_MANY_FIELDS] = "too_many_fields",
+    [DECODE_NON_NUMERIC] = "non_numeric",
 };
 
 const char *decode_reason_str(enum decode_reason reason)
 {
-    if ((unsigned)reason >= DECODE_REASON_COUNT)
+    if ((unsigned)reason >= DECODE_REASON_COUNT || !reason_names[reason])
         return "unknown";
     return reason_names[reason];
 }
@@ -78,6 +81,7 @@ void decode_opts_default(struct decode_opts *opts)
     opts->max_payload = 65536;
     opts->ts_min_ms = INT64_C(946684800000); /* 2000-01-01T00:00:00Z */
     opts->max_future_ms = INT64_C(86400000); /* one day */
+    opts->words = NULL;
 }
 
 /* ---------- numbers ---------- */
@@ -481,7 +485,7 @@ static int json_find_member(const struct json_doc *doc, const char *name)
 /* ---------- payload ---------- */
 
 /* A field name must be usable as a series-name level. */
-static bool field_key_ok(const char *s, size_t n)
+bool decode_name_ok(const char *s, size_t n)
 {
     if (n == 0)
         return false;
@@ -514,7 +518,60 @@ static bool field_key_ok(const char *s, size_t n)
     return true;
 }
 
-/* value mode: the value field as a number or a numeric string. */
+/* ---------- values ---------- */
+
+static bool word_lookup(const struct decode_words *words, const char *s, size_t n, double *out)
+{
+    if (words == NULL)
+        return false;
+    for (uint32_t i = 0; i < words->n && i < DECODE_MAX_WORDS; i++) {
+        if (words->w[i].len == n && memcmp(words->w[i].text, s, n) == 0) {
+            *out = words->w[i].value;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The text of a string value (no quotes): a state word or exactly a JSON
+ * number; else non_numeric (number_parse's non_finite stays). */
+static enum decode_reason string_value(const struct decode_opts *opts, const char *s, size_t n,
+                                       double *out)
+{
+    if (word_lookup(opts->words, s, n, out))
+        return DECODE_OK;
+    enum decode_reason r = number_parse(s, n, out);
+    return r == DECODE_MALFORMED ? DECODE_NON_NUMERIC : r;
+}
+
+/* A JSON value token as a reading: DECODE_OK with *out; no_value for null,
+ * objects and arrays; non_numeric for other strings; number_parse's reasons. */
+static enum decode_reason value_of(const struct json_doc *doc, const struct decode_opts *opts,
+                                   const jsmntok_t *t, double *out)
+{
+    const char *s = doc->text + t->start;
+    size_t n = (size_t)(t->end - t->start);
+    if (t->type == JSMN_STRING)
+        return string_value(opts, s, n, out);
+    if (t->type != JSMN_PRIMITIVE)
+        return DECODE_NO_VALUE;
+    if (s[0] == 't' || s[0] == 'f') { /* json_check: exactly true or false */
+        *out = s[0] == 't' ? 1.0 : 0.0;
+        return DECODE_OK;
+    }
+    if (s[0] == 'n')
+        return DECODE_NO_VALUE; /* null */
+    return number_parse(s, n, out);
+}
+
+static void set_detail_field(struct decode_result *out, const char *what, const char *s, size_t n)
+{
+    int shown = n > 32 ? 32 : (int)n;
+    snprintf(out->detail, sizeof out->detail, "%s \"%.*s%s\" is a string", what, shown, s,
+             n > 32 ? "..." : "");
+}
+
+/* value mode: the value field as a number, boolean, numeric string or word. */
 static enum decode_reason decode_value_member(const struct json_doc *doc,
                                               const struct decode_opts *opts,
                                               struct decode_result *out)
@@ -522,16 +579,10 @@ static enum decode_reason decode_value_member(const struct json_doc *doc,
     int v = json_find_member(doc, opts->value_field);
     if (v < 0)
         return DECODE_NO_VALUE;
-    const jsmntok_t *t = &doc->tok[v];
-    const char *s = doc->text + t->start;
-    size_t n = (size_t)(t->end - t->start);
-    bool is_number = t->type == JSMN_PRIMITIVE && is_digit(s[n - 1]);
-    if (!is_number && t->type != JSMN_STRING)
-        return DECODE_NO_VALUE; /* object, array, bool, null */
     double value;
-    enum decode_reason r = number_parse(s, n, &value);
-    if (r == DECODE_MALFORMED)
-        return is_number ? DECODE_MALFORMED : DECODE_NO_VALUE; /* "abc" */
+    enum decode_reason r = value_of(doc, opts, &doc->tok[v], &value);
+    if (r == DECODE_NON_NUMERIC)
+        set_detail_field(out, "field", opts->value_field, strlen(opts->value_field));
     if (r != DECODE_OK)
         return r;
     out->ev[0] = (struct decode_event){.value = value};
@@ -539,7 +590,8 @@ static enum decode_reason decode_value_member(const struct json_doc *doc,
     return DECODE_OK;
 }
 
-/* fields_all: every top-level JSON number except the timestamp field. */
+/* fields_all: every top-level value except the timestamp field; strings that
+ * are not values, null, objects and arrays are skipped. */
 static enum decode_reason decode_all_members(const struct json_doc *doc,
                                              const struct decode_opts *opts,
                                              struct decode_result *out)
@@ -548,18 +600,16 @@ static enum decode_reason decode_all_members(const struct json_doc *doc,
     for (int k = 1; k < doc->n_tok; k = json_skip(doc, k + 1)) {
         const jsmntok_t *key = &doc->tok[k];
         const jsmntok_t *t = &doc->tok[k + 1];
-        const char *s = doc->text + t->start;
-        size_t n = (size_t)(t->end - t->start);
-        if (t->type != JSMN_PRIMITIVE || !is_digit(s[n - 1]))
-            continue; /* objects, arrays, strings, true/false/null */
+        double value = 0;
+        enum decode_reason r = value_of(doc, opts, t, &value);
+        if (r == DECODE_NO_VALUE || (t->type == JSMN_STRING && r != DECODE_OK))
+            continue;
         if (tok_equals(doc, key, opts->ts_field) || key_repeated_later(doc, k))
             continue;
-        if (!field_key_ok(doc->text + key->start, (size_t)(key->end - key->start)))
+        if (!decode_name_ok(doc->text + key->start, (size_t)(key->end - key->start)))
             return DECODE_MALFORMED;
         if (n_events == DECODE_MAX_FIELDS)
             return DECODE_TOO_MANY_FIELDS;
-        double value;
-        enum decode_reason r = number_parse(s, n, &value);
         if (r != DECODE_OK)
             return r;
         out->ev[n_events++] = (struct decode_event){.value = value,
@@ -603,7 +653,7 @@ static int64_t add_saturating(int64_t a, int64_t b)
     return a + b;
 }
 
-static bool ts_plausible(const struct decode_opts *opts, int64_t ts_ms, int64_t recv_wall_ms,
+bool decode_ts_plausible(const struct decode_opts *opts, int64_t ts_ms, int64_t recv_wall_ms,
                          bool clock_synced)
 {
     if (ts_ms < opts->ts_min_ms || ts_ms >= TS_MAX_MS)
@@ -633,12 +683,37 @@ static enum decode_reason decode_object(const struct decode_opts *opts, const ch
     r = decode_ts_member(&doc, opts, &ts_ms, &has_ts);
     if (r != DECODE_OK)
         return r;
-    if (has_ts && !ts_plausible(opts, ts_ms, recv_wall_ms, clock_synced))
+    if (has_ts && !decode_ts_plausible(opts, ts_ms, recv_wall_ms, clock_synced))
         return DECODE_BAD_TIMESTAMP;
     for (uint32_t i = 0; i < out->n_events; i++)
         out->ev[i].ts_ms = ts_ms;
     out->has_ts = has_ts;
     return DECODE_OK;
+}
+
+/* A bare payload (trimmed, n > 0): a number, true/false, a state word, or a
+ * JSON string holding a number or a state word. */
+static enum decode_reason decode_bare(const struct decode_opts *opts, const char *s, size_t n,
+                                      double *value, struct decode_result *out)
+{
+    if (n >= 2 && s[0] == '"' && s[n - 1] == '"') {
+        for (size_t i = 1; i + 1 < n; i++) {
+            if (s[i] == '"' || s[i] == '\\' || (unsigned char)s[i] < 0x20)
+                return DECODE_MALFORMED; /* escapes: never a number or a word */
+        }
+        enum decode_reason r = string_value(opts, s + 1, n - 2, value);
+        if (r == DECODE_NON_NUMERIC)
+            set_detail_field(out, "payload", s + 1, n - 2);
+        return r;
+    }
+    enum decode_reason r = number_parse(s, n, value);
+    if (r != DECODE_MALFORMED)
+        return r;
+    if ((n == 4 && memcmp(s, "true", 4) == 0) || (n == 5 && memcmp(s, "false", 5) == 0)) {
+        *value = n == 4 ? 1.0 : 0.0;
+        return DECODE_OK;
+    }
+    return word_lookup(opts->words, s, n, value) ? DECODE_OK : DECODE_MALFORMED;
 }
 
 enum decode_reason decode_payload(const struct decode_opts *opts, const char *payload, size_t len,
@@ -659,6 +734,8 @@ enum decode_reason decode_payload(const struct decode_opts *opts, const char *pa
         return DECODE_MALFORMED;
     out->has_ts = false;
     out->n_events = 0;
+    out->detail[0] = '\0';
+    out->names_len = 0;
     if (len > opts->max_payload)
         return DECODE_OVERSIZED;
     /* jsmn counts in int; a NUL would end its scan early. */
@@ -680,10 +757,81 @@ enum decode_reason decode_payload(const struct decode_opts *opts, const char *pa
     }
 
     double value;
-    enum decode_reason r = number_parse(payload + first, last - first, &value);
+    enum decode_reason r = decode_bare(opts, payload + first, last - first, &value, out);
     if (r != DECODE_OK)
         return r;
     out->ev[0] = (struct decode_event){.ts_ms = recv_wall_ms, .value = value};
     out->n_events = 1;
     return DECODE_OK;
+}
+
+/* ---------- state words ---------- */
+
+static bool word_char_ok(char c)
+{
+    return (unsigned char)c > 0x20 && c != 0x7f && c != ',' && c != '=' && c != '"' && c != '\\';
+}
+
+/* One "WORD=NUMBER" of n bytes into *w. */
+static bool word_parse(const char *s, size_t n, struct decode_word *w, char *err, size_t errlen)
+{
+    const char *eq = memchr(s, '=', n);
+    size_t wl = eq ? (size_t)(eq - s) : n;
+    for (size_t i = 0; i < wl; i++) {
+        if (!word_char_ok(s[i])) {
+            snprintf(err, errlen, "'%.*s': a word has no white space, quote, ',' or '='",
+                     (int)(n > 40 ? 40 : n), s);
+            return false;
+        }
+    }
+    double v;
+    if (eq == NULL || wl == 0 || wl > DECODE_WORD_MAX ||
+        number_parse(eq + 1, n - wl - 1, &v) != DECODE_OK || number_syntax_ok(s, wl)) {
+        snprintf(err, errlen,
+                 "'%.*s': expected WORD=NUMBER (a word of 1..%d bytes that is not a number)",
+                 (int)(n > 40 ? 40 : n), s, DECODE_WORD_MAX);
+        return false;
+    }
+    memcpy(w->text, s, wl);
+    w->len = (uint32_t)wl;
+    w->value = v;
+    return true;
+}
+
+bool decode_words_parse(const char *spec, struct decode_words *out, char *err, size_t errlen)
+{
+    static struct decode_words zero;
+    struct decode_words words = zero;
+    char dummy[8];
+    if (err == NULL || errlen == 0) {
+        err = dummy;
+        errlen = sizeof dummy;
+    }
+    err[0] = '\0';
+    if (spec == NULL || out == NULL)
+        return false;
+    for (const char *p = spec; *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (words.n == DECODE_MAX_WORDS) {
+            snprintf(err, errlen, "more than %d words", DECODE_MAX_WORDS);
+            return false;
+        }
+        if (!word_parse(p, n, &words.w[words.n], err, errlen))
+            return false;
+        const struct decode_word *w = &words.w[words.n];
+        double ignored;
+        if (word_lookup(&words, w->text, w->len, &ignored)) {
+            snprintf(err, errlen, "'%.*s' is given twice", (int)w->len, w->text);
+            return false;
+        }
+        words.n++;
+        p += n;
+        if (*p == ',' && *++p == '\0') {
+            snprintf(err, errlen, "a ',' with no word after it");
+            return false;
+        }
+    }
+    *out = words;
+    return true;
 }

@@ -2,11 +2,18 @@
  * decode — pure decoders for sensor payloads (docs/SPEC.md §3). No I/O, no heap.
  *
  * Accepted payloads:
- *   - a bare JSON number, optionally surrounded by white space: "21.5";
- *   - a JSON object with a numeric value field and an optional timestamp
- *     field (names from decode_opts; defaults "value" and "ts");
+ *   - a bare JSON number, optionally surrounded by white space: "21.5"; a bare
+ *     true/false (1/0) or state word ("ON"), bare or as a JSON string;
+ *   - a JSON object with a value field and an optional timestamp field (names
+ *     from decode_opts; defaults "value" and "ts");
  *   - with fields_all, a JSON object whose every numeric top-level member
  *     (except the timestamp field) becomes one event, named by its key.
+ * Values (the value field, every fields_all member, a bare payload): a JSON
+ * number; true/false as 1/0; a string that is exactly a JSON number ("22.5";
+ * not " 7 ", "+1", "0x10"); a string that is exactly a configured state word
+ * (decode_words, case-sensitive). A value field holding any other string is
+ * non_numeric; with fields_all such members (and null, objects, arrays) are
+ * skipped. InfluxDB line protocol is decode_influx.h.
  * Timestamps: a JSON number or numeric string of epoch seconds (integer or
  * fractional), milliseconds, microseconds or nanoseconds (told apart by
  * magnitude: >= 1e17 ns, >= 1e14 us, >= 1e11 ms, else s), or RFC 3339 text
@@ -15,7 +22,8 @@
  *
  * Rejections carry a reason (decode_reason_str gives the stable name used in
  * the dead-letter table and in status): malformed, no_value, non_finite,
- * bad_timestamp, oversized, too_many_fields.
+ * bad_timestamp, oversized, too_many_fields, non_numeric; and a short detail
+ * for the log (decode_result.detail, "" when there is none).
  *
  * Payloads are NOT NUL-terminated: the decoder never reads past len. Numbers
  * are copied into a bounded stack buffer before strtod. JSON is tokenised by
@@ -32,7 +40,16 @@
 
 #define DECODE_MAX_FIELDS 64
 #define DECODE_MAX_TOKENS 512
+#define DECODE_MAX_WORDS 16  /* state words */
+#define DECODE_WORD_MAX 16   /* bytes of one state word */
+#define DECODE_NAME_MAX 255  /* bytes of a series name a decoder builds */
+#define DECODE_DETAIL_MAX 80 /* bytes of a rejection's detail, with its NUL */
+#define DECODE_NAMES_MAX (DECODE_MAX_FIELDS * (DECODE_NAME_MAX + 1))
+#define DECODE_DEFAULT_WORDS "ON=1,OFF=0,on=1,off=0,open=1,closed=0,true=1,false=0"
 
+/* The numbers are stored in ingest journal records (a dead letter is named
+ * when the core commits it, after a crash perhaps by a newer binary): never
+ * renumber; 7 and 8 are ingest's own reasons (ingest.h); new ones go last. */
 enum decode_reason {
     DECODE_OK = 0,
     DECODE_MALFORMED,       /* not a number, not JSON, not an object, too complex */
@@ -41,7 +58,19 @@ enum decode_reason {
     DECODE_BAD_TIMESTAMP,   /* unparsable or absurd event time */
     DECODE_OVERSIZED,       /* len > max_payload */
     DECODE_TOO_MANY_FIELDS, /* fields_all with more than DECODE_MAX_FIELDS numeric members */
-    DECODE_REASON_COUNT
+    DECODE_NON_NUMERIC = 9, /* the value is a string that is neither a number nor a state word */
+    DECODE_REASON_COUNT     /* one past the largest (ingest's reasons included) */
+};
+
+/* State words: exact strings that stand for numbers ("ON" = 1). Parsed once
+ * from the configuration (decode_words_parse); bounded, no heap. */
+struct decode_words {
+    uint32_t n;
+    struct decode_word {
+        char text[DECODE_WORD_MAX]; /* len bytes, no NUL */
+        uint32_t len;
+        double value;
+    } w[DECODE_MAX_WORDS];
 };
 
 struct decode_opts {
@@ -49,8 +78,9 @@ struct decode_opts {
     const char *ts_field;    /* NUL-terminated, not owned */
     bool fields_all;
     size_t max_payload;
-    int64_t ts_min_ms;     /* earliest plausible event time (default 2000-01-01) */
-    int64_t max_future_ms; /* with a synced clock: latest plausible = recv + this */
+    int64_t ts_min_ms;                /* earliest plausible event time (default 2000-01-01) */
+    int64_t max_future_ms;            /* with a synced clock: latest plausible = recv + this */
+    const struct decode_words *words; /* not owned; NULL: none */
 };
 
 struct decode_event {
@@ -58,12 +88,17 @@ struct decode_event {
     double value;
     uint32_t field_off; /* fields_all: the member's key, as bytes of the payload */
     uint32_t field_len; /* 0 in value mode */
+    uint32_t name_off;  /* decode_influx: the series name, in decode_result.names */
+    uint32_t name_len;  /* 0: the name comes from the topic (and field) */
 };
 
 struct decode_result {
     bool has_ts; /* the payload carried a timestamp */
     uint32_t n_events;
     struct decode_event ev[DECODE_MAX_FIELDS];
+    char detail[DECODE_DETAIL_MAX]; /* why it was rejected, "" if not said */
+    uint32_t names_len;             /* bytes of names used (decode_influx) */
+    char names[DECODE_NAMES_MAX];
 };
 
 /* Fills opts with the SPEC defaults (value, ts, value mode, 64 KiB, 2000-01-01, 1 day). */
@@ -83,6 +118,19 @@ enum decode_reason decode_payload(const struct decode_opts *opts, const char *pa
  * to ms); no white space, no plausibility range (decode_payload applies it).
  * Returns false if it is neither. Used by the query parser too. */
 bool decode_parse_time(const char *text, size_t len, int64_t *out_ms);
+
+/* Parses "WORD=NUMBER,WORD=NUMBER,..." (at most DECODE_MAX_WORDS words of
+ * 1..DECODE_WORD_MAX bytes, no white space, quote, ',' or '='; numbers in JSON
+ * syntax; "" is no words). False with a message in err on anything else;
+ * *out is then unchanged. */
+bool decode_words_parse(const char *spec, struct decode_words *out, char *err, size_t errlen);
+
+/* For the decoders: is s[0..n) usable in a series name (non-empty UTF-8, no
+ * control characters, '\\', '+' or '#')? Is ts_ms a plausible event time
+ * (ts_min_ms .. 2100, and with a synced clock not after recv + max_future)? */
+bool decode_name_ok(const char *s, size_t n);
+bool decode_ts_plausible(const struct decode_opts *opts, int64_t ts_ms, int64_t recv_wall_ms,
+                         bool clock_synced);
 
 /* Stable snake_case name of a reason; never NULL. */
 const char *decode_reason_str(enum decode_reason reason);

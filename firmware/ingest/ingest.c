@@ -41,6 +41,7 @@ struct ingest {
     struct journal *journal;
     MQTTAsync client;
     struct decode_opts dopts;
+    struct decode_words words; /* dopts.words: parsed once at ingest_new */
     struct ingest_counters counters;
     char status_topic[INGEST_STR_MAX + 16];
     char password[INGEST_STR_MAX];
@@ -119,11 +120,9 @@ static const char *const reason_names[INGEST_REASON_COUNT] = {
 
 const char *ingest_reason_str(unsigned reason)
 {
-    if (reason < DECODE_REASON_COUNT)
-        return decode_reason_str((enum decode_reason)reason);
-    if (reason < INGEST_REASON_COUNT)
+    if (reason < INGEST_REASON_COUNT && reason_names[reason])
         return reason_names[reason];
-    return "unknown";
+    return decode_reason_str((enum decode_reason)reason);
 }
 
 const struct ingest_counters *ingest_counters(const struct ingest *ing)
@@ -722,10 +721,10 @@ static bool make_record(struct ingest *ing, const MQTTAsync_message *msg, struct
             jm->payload_len = (size_t)ing->o.max_payload;
             jm->flags |= MLOG_F_TRUNCATED;
         }
-        plat_log_limited(&ing->bad_input_limit, 10000, PLAT_LOG_WARN,
-                         "dead letter on %.*s: %s (%u bytes)",
-                         (int)(jm->topic_len > 200 ? 200 : jm->topic_len), jm->topic,
-                         ingest_reason_str(reason), jm->orig_len);
+        plat_log_limited(
+            &ing->bad_input_limit, 10000, PLAT_LOG_WARN, "dead letter on %.*s: %s%s%s (%u bytes)",
+            (int)(jm->topic_len > 200 ? 200 : jm->topic_len), jm->topic, ingest_reason_str(reason),
+            res.detail[0] ? ": " : "", res.detail, jm->orig_len);
         return true;
     }
     if (msg->dup && fb_active(ing) &&
@@ -945,6 +944,13 @@ el_status ingest_new(const struct ingest_opts *o, struct journal *journal, struc
     if (!ing)
         return EL_NOMEM;
     init_fields(ing, o, journal);
+    char werr[160];
+    if (o->state_words && !decode_words_parse(o->state_words, &ing->words, werr, sizeof werr)) {
+        log_error("ingest.state_words: %s", werr);
+        ingest_free(ing);
+        return EL_INVAL;
+    }
+    ing->dopts.words = &ing->words;
     ing->req_slots = calloc(INGEST_REQ_SLOTS, sizeof ing->req_slots[0]);
     bool out_ok = true;
     for (int i = 0; i < INGEST_OUT_REPLIES; i++) /* virtual until used */

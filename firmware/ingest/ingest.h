@@ -103,11 +103,16 @@
 #define INGEST_IDS_MAX_AGE 65534u
 
 /* Dead-letter reason codes stored in journal records: decode reasons first. */
+/* Dead-letter reasons of ingest's own, numbered beside decode's (the
+ * numbers are stored in journal records: never renumber, see decode.h). */
 enum ingest_reason {
-    INGEST_REASON_NAME_TOO_LONG = DECODE_REASON_COUNT, /* series name > 255 bytes */
-    INGEST_REASON_SERIES_LIMIT,                        /* speed.max_series reached */
-    INGEST_REASON_COUNT
+    INGEST_REASON_NAME_TOO_LONG = 7, /* series name > 255 bytes */
+    INGEST_REASON_SERIES_LIMIT = 8,  /* speed.max_series reached */
+    INGEST_REASON_COUNT = DECODE_REASON_COUNT
 };
+_Static_assert(DECODE_TOO_MANY_FIELDS == 6 && DECODE_NON_NUMERIC == 9 &&
+                   (int)INGEST_REASON_SERIES_LIMIT < (int)DECODE_REASON_COUNT,
+               "reason numbers are stored in the journal");
 const char *ingest_reason_str(unsigned reason);
 
 struct ingest;
@@ -143,6 +148,7 @@ struct ingest_opts {
     int qos;
     const char *value_field, *ts_field;
     bool fields_all;
+    const char *state_words; /* decode_words_parse syntax; NULL: none */
     int64_t max_payload, max_future_s;
     const char *dir;
 };

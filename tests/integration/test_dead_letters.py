@@ -18,7 +18,7 @@ BAD = [
     ("sensors/a/t", b"[1,2,3]", "malformed"),
     ("sensors/a/t", b"", "malformed"),
     ("sensors/b/t", b'{"temp": 21.5}', "no_value"),
-    ("sensors/b/t", b'{"value": "warm"}', "no_value"),
+    ("sensors/b/t", b'{"value": "warm"}', "non_numeric"),
     ("sensors/b/t", b"NaN", "non_finite"),
     ("sensors/b/t", b"-Infinity", "non_finite"),
     ("sensors/b/t", b'{"value": 1e999}', "non_finite"),

@@ -20,6 +20,7 @@
 #include <ini.h>
 
 #include "config.h"
+#include "decode.h"
 #include "plat_clock.h"
 #include "plat_log.h"
 
@@ -216,6 +217,7 @@ static void test_defaults(void **state)
     assert_false(cfg.ingest.fields_all);
     assert_int_equal(cfg.ingest.max_payload, 65536);
     assert_int_equal(cfg.ingest.max_future_s, 86400);
+    assert_string_equal(cfg.ingest.state_words, DECODE_DEFAULT_WORDS);
     assert_int_equal(cfg.speed.bucket_ms, 1000);
     assert_int_equal(cfg.speed.slots, 600);
     assert_int_equal(cfg.speed.raw_samples, 256);
@@ -282,6 +284,7 @@ static const char every_key[] = "[mqtt]\n"
                                 "value_field = v\n"
                                 "ts_field = time\n"
                                 "fields = all\n"
+                                "state_words = heat=2,idle=0\n"
                                 "max_payload = 128K\n"
                                 "max_future_s = 3600\n"
                                 "[speed]\n"
@@ -359,6 +362,7 @@ static void test_every_key(void **state)
     assert_string_equal(cfg.ingest.value_field, "v");
     assert_string_equal(cfg.ingest.ts_field, "time");
     assert_true(cfg.ingest.fields_all);
+    assert_string_equal(cfg.ingest.state_words, "heat=2,idle=0");
     assert_int_equal(cfg.ingest.max_payload, 128 * 1024);
     assert_int_equal(cfg.ingest.max_future_s, 3600);
     assert_int_equal(cfg.speed.bucket_ms, 500);
@@ -452,6 +456,9 @@ static const struct bad_case bad_cases[] = {
     {"storage", "durability", "fast", "expected one of normal, strict; got 'fast'"},
     {"storage", "full_policy", "panic", "expected one of stop_ingest, drop_oldest"},
     {"ingest", "fields", "some", "expected one of value, all; got 'some'"},
+    {"ingest", "state_words", "ON", "'ON': expected WORD=NUMBER"},
+    {"ingest", "state_words", "ON=1,ON=0", "'ON' is given twice"},
+    {"ingest", "state_words", "a b=1", "'a b=1': a word has no white space"},
     {"sync", "format", "csv", "expected one of ndjson, influx"},
     {"sync", "compression", "lz4", "expected one of none, gzip, zstd"},
     {"log", "level", "verbose", "expected one of error, warn, info, debug; got 'verbose'"},

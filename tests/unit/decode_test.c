@@ -120,6 +120,8 @@ static void test_reason_names(void **state)
     assert_string_equal(decode_reason_str(DECODE_BAD_TIMESTAMP), "bad_timestamp");
     assert_string_equal(decode_reason_str(DECODE_OVERSIZED), "oversized");
     assert_string_equal(decode_reason_str(DECODE_TOO_MANY_FIELDS), "too_many_fields");
+    assert_string_equal(decode_reason_str(DECODE_NON_NUMERIC), "non_numeric");
+    assert_string_equal(decode_reason_str((enum decode_reason)7), "unknown"); /* ingest's */
     assert_non_null(decode_reason_str(DECODE_REASON_COUNT));
     assert_non_null(decode_reason_str((enum decode_reason) - 1));
 }
@@ -184,10 +186,8 @@ static void test_bare_malformed(void **state)
         "21.5 22",
         "21,5",
         "abc",
-        "true",
-        "false",
         "null",
-        "\"21.5\"",
+        "\"21.5",
         "[1]",
         "[]",
         "1f",
@@ -256,11 +256,22 @@ static void test_value_numeric_string(void **state)
     assert_int_equal(dec("{\"value\":\"NaN\"}"), DECODE_NON_FINITE);
     assert_int_equal(dec("{\"value\":\"-inf\"}"), DECODE_NON_FINITE);
     assert_int_equal(dec("{\"value\":\"1e999\"}"), DECODE_NON_FINITE);
-    assert_int_equal(dec("{\"value\":\"abc\"}"), DECODE_NO_VALUE);
-    assert_int_equal(dec("{\"value\":\"\"}"), DECODE_NO_VALUE);
-    assert_int_equal(dec("{\"value\":\" 21\"}"), DECODE_NO_VALUE);
-    assert_int_equal(dec("{\"value\":\"0x10\"}"), DECODE_NO_VALUE);
-    assert_int_equal(dec("{\"value\":\"+1\"}"), DECODE_NO_VALUE);
+    static const char *const not_numbers[] = {
+        "{\"value\":\"abc\"}",   "{\"value\":\"\"}",     "{\"value\":\" 21\"}",
+        "{\"value\":\" 7 \"}",   "{\"value\":\"0x10\"}", "{\"value\":\"+1\"}",
+        "{\"value\":\"21.5 \"}", "{\"value\":\"1,5\"}",  "{\"value\":\"on\\u0020\"}",
+        "{\"value\":\"On\"}",
+    };
+    for (size_t i = 0; i < sizeof not_numbers / sizeof not_numbers[0]; i++) {
+        struct decode_words w;
+        assert_true(decode_words_parse(DECODE_DEFAULT_WORDS, &w, NULL, 0));
+        struct decode_opts o = opts_value();
+        o.words = &w;
+        if (dec_with(&o, not_numbers[i]) != DECODE_NON_NUMERIC)
+            fail_msg("%s not non_numeric", not_numbers[i]);
+        assert_int_equal(res.n_events, 0);
+        assert_string_equal(res.detail, "field \"value\" is a string");
+    }
 }
 
 static void test_value_missing_or_not_numeric(void **state)
@@ -273,8 +284,6 @@ static void test_value_missing_or_not_numeric(void **state)
         "{\"values\":1}",
         "{\"data\":{\"value\":1}}",
         "{\"value\":null}",
-        "{\"value\":true}",
-        "{\"value\":false}",
         "{\"value\":{}}",
         "{\"value\":{\"value\":1}}",
         "{\"value\":[1]}",
@@ -284,6 +293,115 @@ static void test_value_missing_or_not_numeric(void **state)
         if (dec(cases[i]) != DECODE_NO_VALUE)
             fail_msg("%s not no_value", cases[i]);
         assert_int_equal(res.n_events, 0);
+    }
+}
+
+static struct decode_words default_words;
+
+static struct decode_opts opts_words(bool all)
+{
+    assert_true(decode_words_parse(DECODE_DEFAULT_WORDS, &default_words, NULL, 0));
+    struct decode_opts o = all ? opts_all() : opts_value();
+    o.words = &default_words;
+    return o;
+}
+
+/* One row: payload, options (fields_all, words), expected reason and values. */
+struct value_row {
+    const char *payload;
+    bool all, words;
+    enum decode_reason reason;
+    uint32_t n;
+    double v[4];
+};
+
+static void test_value_types(void **state)
+{
+    (void)state;
+    static const struct value_row rows[] = {
+        {"{\"value\":true}", false, false, DECODE_OK, 1, {1}},
+        {"{\"value\":false}", false, false, DECODE_OK, 1, {0}},
+        {"{\"value\":\"22.5\"}", false, false, DECODE_OK, 1, {22.5}},
+        {"{\"value\":\"ON\"}", false, true, DECODE_OK, 1, {1}},
+        {"{\"value\":\"closed\"}", false, true, DECODE_OK, 1, {0}},
+        {"{\"value\":\"ON\"}", false, false, DECODE_NON_NUMERIC, 0, {0}},
+        {"{\"value\":\"warm\"}", false, true, DECODE_NON_NUMERIC, 0, {0}},
+        {"{\"value\":null}", false, true, DECODE_NO_VALUE, 0, {0}},
+        {"true", false, false, DECODE_OK, 1, {1}},
+        {" false\n", false, false, DECODE_OK, 1, {0}},
+        {"ON", false, true, DECODE_OK, 1, {1}},
+        {"\"OFF\"", false, true, DECODE_OK, 1, {0}},
+        {"\"21.5\"", false, false, DECODE_OK, 1, {21.5}},
+        {"ON", false, false, DECODE_MALFORMED, 0, {0}},
+        {"\"hello\"", false, true, DECODE_NON_NUMERIC, 0, {0}},
+        {"\" 7 \"", false, true, DECODE_NON_NUMERIC, 0, {0}},
+        {"\"NaN\"", false, true, DECODE_NON_FINITE, 0, {0}},
+        {"hello", false, true, DECODE_MALFORMED, 0, {0}},
+        {"TRUE", false, true, DECODE_MALFORMED, 0, {0}},
+        /* Zigbee2MQTT with fields = all: booleans, a state word, a numeric string */
+        {"{\"temperature\":21.4,\"occupancy\":true,\"state\":\"ON\",\"battery\":\"97\","
+         "\"update\":{\"state\":\"idle\"},\"name\":\"hall\"}",
+         true,
+         true,
+         DECODE_OK,
+         4,
+         {21.4, 1, 1, 97}},
+        {"{\"contact\":false,\"mode\":\"eco\"}", true, true, DECODE_OK, 1, {0}},
+        {"{\"mode\":\"eco\",\"x\":null}", true, true, DECODE_NO_VALUE, 0, {0}},
+        {"{\"a\":\"NaN\",\"b\":1}", true, true, DECODE_OK, 1, {1}},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const struct value_row *r = &rows[i];
+        struct decode_opts o = r->words ? opts_words(r->all) : r->all ? opts_all() : opts_value();
+        enum decode_reason got = dec_with(&o, r->payload);
+        if (got != r->reason)
+            fail_msg("row %zu %s: %s, want %s", i, r->payload, decode_reason_str(got),
+                     decode_reason_str(r->reason));
+        assert_int_equal(res.n_events, r->n);
+        for (uint32_t k = 0; k < r->n; k++) {
+            if (res.ev[k].value != r->v[k])
+                fail_msg("row %zu event %u: %g, want %g", i, k, res.ev[k].value, r->v[k]);
+        }
+    }
+    assert_string_equal(decode_reason_str(DECODE_NON_NUMERIC), "non_numeric");
+}
+
+static void test_words_parse(void **state)
+{
+    (void)state;
+    struct decode_words w;
+    char err[128];
+    assert_true(decode_words_parse(DECODE_DEFAULT_WORDS, &w, err, sizeof err));
+    assert_int_equal(w.n, 8);
+    assert_true(decode_words_parse("", &w, err, sizeof err));
+    assert_int_equal(w.n, 0);
+    assert_true(decode_words_parse("heat=2.5,cool=-1e1,sixteen_bytes_ab=3", &w, err, sizeof err));
+    assert_int_equal(w.n, 3);
+    assert_true(w.w[1].value == -10.0);
+    assert_int_equal(w.w[2].len, 16);
+    static const char *const bad[] = {
+        "ON",
+        "ON=",
+        "=1",
+        "ON=x",
+        "ON=1,",
+        ",ON=1",
+        "O N=1",
+        "ON=1,ON=0",
+        "ON=nan",
+        "7=1",
+        "ON=+1",
+        "ON=1 ",
+        "a\"b=1",
+        "seventeen_bytes_x=1",
+        "a=1,b=1,c=1,d=1,e=1,f=1,g=1,h=1,i=1,j=1,k=1,l=1,m=1,n=1,o=1,p=1,q=1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        w.n = 99;
+        if (decode_words_parse(bad[i], &w, err, sizeof err))
+            fail_msg("'%s' accepted", bad[i]);
+        assert_int_equal(w.n, 99); /* unchanged */
+        assert_true(err[0] != '\0');
     }
 }
 
@@ -618,12 +736,15 @@ static void test_fields_all_mixed(void **state)
                     "\"ok\":true,\"off\":false,\"n\":null,\"nested\":{\"a\":1,\"b\":[2]},"
                     "\"arr\":[1,2,3],\"s\":\"5\",\"value\":-1e-3,\"caf\xc3\xa9\":7}";
     assert_int_equal(dec_all(p), DECODE_OK);
-    assert_int_equal(res.n_events, 4);
+    assert_int_equal(res.n_events, 7);
     assert_true(res.has_ts);
     expect_field(0, p, "temp", 21.5);
     expect_field(1, p, "hum", 40.0);
-    expect_field(2, p, "value", -1e-3);
-    expect_field(3, p, "caf\xc3\xa9", 7.0);
+    expect_field(2, p, "ok", 1.0);
+    expect_field(3, p, "off", 0.0);
+    expect_field(4, p, "s", 5.0);
+    expect_field(5, p, "value", -1e-3);
+    expect_field(6, p, "caf\xc3\xa9", 7.0);
     assert_int_equal(res.ev[0].field_off, 2);
     for (uint32_t i = 0; i < res.n_events; i++)
         assert_int_equal(res.ev[i].ts_ms, T_2024_11_24);
@@ -637,8 +758,8 @@ static void test_fields_all_no_value(void **state)
 {
     (void)state;
     assert_int_equal(dec_all("{}"), DECODE_NO_VALUE);
-    assert_int_equal(dec_all("{\"name\":\"x\",\"s\":\"5\",\"b\":true,\"n\":null}"),
-                     DECODE_NO_VALUE);
+    assert_int_equal(dec_all("{\"name\":\"x\",\"s\":\" 5\",\"u\":\"ON\",\"n\":null}"),
+                     DECODE_NO_VALUE); /* no state words configured */
     assert_int_equal(dec_all("{\"ts\":1732435200}"), DECODE_NO_VALUE);
     assert_int_equal(dec_all("{\"o\":{\"a\":1},\"l\":[1]}"), DECODE_NO_VALUE);
 }
@@ -768,7 +889,6 @@ static void test_malformed_json(void **state)
         "[{\"value\":1}]",
         "[1]",
         "\"{\\\"value\\\":1}\"",
-        "true",
         "{\"value\":1e}",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -969,6 +1089,8 @@ int main(void)
         cmocka_unit_test(test_value_numeric_string),
         cmocka_unit_test(test_value_missing_or_not_numeric),
         cmocka_unit_test(test_value_non_finite),
+        cmocka_unit_test(test_value_types),
+        cmocka_unit_test(test_words_parse),
         cmocka_unit_test(test_custom_field_names),
         cmocka_unit_test(test_null_opts_and_names),
         cmocka_unit_test(test_duplicate_keys_last_wins),
