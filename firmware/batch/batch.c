@@ -45,12 +45,17 @@ struct batch {
     struct batch_sched sched;
 };
 
+/*
+ * SCHED_BATCH at nice 19: about 1.5% of a core while anything else wants it,
+ * all of it when nothing does. Not SCHED_IDLE: on a board that is never idle
+ * (a busy process per core, measured) an idle-class worker never finished a
+ * run, so the views stopped and a run forced by batch.max_lag_s never came.
+ */
 static void lower_priority(void)
 {
     struct sched_param sp = {0};
-    /* SCHED_IDLE: runs only when nothing else wants the CPU. */
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp) != 0 &&
-        setpriority(PRIO_PROCESS, (id_t)gettid(), 19) != 0)
+    bool ok = pthread_setschedparam(pthread_self(), SCHED_BATCH, &sp) == 0;
+    if (setpriority(PRIO_PROCESS, (id_t)gettid(), 19) != 0 && !ok)
         log_warn("batch: cannot lower the worker's priority");
 }
 
@@ -172,6 +177,10 @@ void batch_free(struct batch *b)
         atomic_store(&b->cancel, 1); /* a running recompute rolls back */
         pthread_cond_broadcast(&b->cv);
         pthread_mutex_unlock(&b->mu);
+        /* Out of the batch class for its last steps (the cancel makes a
+         * running recompute roll back at its next check). */
+        struct sched_param sp = {0};
+        (void)pthread_setschedparam(b->thread, SCHED_OTHER, &sp);
         pthread_join(b->thread, NULL);
     }
     pthread_cond_destroy(&b->cv);

@@ -1,7 +1,7 @@
 /*
  * batch — the batch layer's worker and scheduler (docs/SPEC.md §6, docs/DESIGN.md §6).
  *
- * One worker thread, at the lowest CPU priority (SCHED_IDLE, else nice 19),
+ * One worker thread, at a low CPU priority (SCHED_BATCH, nice 19; batch.c),
  * with its own SQLite connections (views.h: views.db writer, master.db
  * read-only), so ingest and the group commit never wait for it. It runs
  * views_recompute when asked. The core decides when to ask, once a second

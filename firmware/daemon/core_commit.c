@@ -130,7 +130,11 @@ void core_commit(struct core *c)
     if (mlog_pending(c->log) == 0 && c->oldest_pending_mono_ms == 0)
         return;
     c->txn_events = mlog_pending(c->log);
+    int64_t t0 = plat_clock_mono_ms();
     el_status st = mlog_commit(c->log);
+    c->commit_ms_last = plat_clock_mono_ms() - t0; /* the fdatasync, mostly */
+    if (c->commit_ms_last > c->commit_ms_max)
+        c->commit_ms_max = c->commit_ms_last;
     if (st != EL_OK) {
         core_storage_failed(c, st, "commit");
         return;

@@ -82,6 +82,7 @@ struct core {
     /* counters (core thread) */
     uint64_t accepted, accepted_committed;
     uint64_t rejected[INGEST_REASON_COUNT], rejected_committed[INGEST_REASON_COUNT];
+    int64_t commit_ms_last, commit_ms_max; /* group commit durations (status) */
     uint64_t replayed;
     struct plat_log_limit storage_limit;
 

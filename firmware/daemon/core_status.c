@@ -133,6 +133,8 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->log_seq = mlog_committed_seq(c->log);
     s->log_bytes = mlog_bytes(c->log);
     s->journal_bytes = journal_uncommitted_bytes(c->journal);
+    s->commit_ms = c->commit_ms_last;
+    s->commit_ms_max = c->commit_ms_max;
     s->replayed = c->replayed;
     s->storage_error = c->storage_failed ? c->storage_error : NULL;
     if (!s->storage_error && journal_sync_failing(c->journal))

@@ -106,6 +106,8 @@ static const struct field log_fields[] = {
     F("seq", K_I64, log_seq),
     F("bytes", K_I64, log_bytes),
     F("journal_bytes", K_U64, journal_bytes),
+    F("commit_ms", K_I64, commit_ms),
+    F("commit_ms_max", K_I64, commit_ms_max),
     F("replayed", K_U64, replayed),
     FW("used_bytes", K_I64, log_used_bytes, bounded),
     FW("max_bytes", K_I64, log_max_bytes, bounded),

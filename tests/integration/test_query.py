@@ -213,7 +213,8 @@ def test_mosquitto_rr_and_mqtt311_reply_to():
                 continue
         sub.kill()
         ans = json.loads(out)
-        check(ans["ok"] and ans["id"] == "req-42" and ans["buckets"][0]["count"] == 10,
+        # (1 h buckets from -1h: two of them when the hour turns meanwhile)
+        check(ans["ok"] and ans["id"] == "req-42" and sum(x["count"] for x in ans["buckets"]) == 10,
               "3.1.1 answer: %s" % ans)
         d.stop()
     finally:
