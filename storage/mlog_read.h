@@ -98,8 +98,8 @@ typedef bool (*mlog_dead_fn)(void *ctx, const struct mlog_dead_row *d);
  * walked spends one of *budget (EL_FULL when it runs out). */
 EL_MUST_CHECK el_status mlog_reader_scan_dead(struct mlog_reader *r, int64_t upto_seq,
                                               int64_t since_ms, const char *reason,
-                                              uint32_t max_rows, uint64_t *budget,
-                                              mlog_dead_fn fn, void *ctx);
+                                              uint32_t max_rows, uint64_t *budget, mlog_dead_fn fn,
+                                              void *ctx);
 /* Number of waiting readings in the snapshot (0: nothing provisional). */
 int64_t mlog_reader_provisional_count(struct mlog_reader *r);
 
