@@ -48,6 +48,7 @@ set(CPACK_EL_SONAME_MAP
   "libm.so.6=libc6 (>= 2.36)"
   "libpaho-mqtt3as.so.1=libpaho-mqtt1.3 (>= 1.3.11)"
   "libpaho-mqtt3a.so.1=libpaho-mqtt1.3 (>= 1.3.11)"
+  "libmosquitto.so.1=libmosquitto1 (>= 2.0)"
   "libsqlite3.so.0=libsqlite3-0 (>= 3.40)"
   "libcurl.so.4=libcurl4 (>= 7.88)"
   "libinih.so.1=libinih1 (>= 55)"

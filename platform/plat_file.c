@@ -112,6 +112,23 @@ el_status plat_file_check_private(const char *path)
     return EL_OK;
 }
 
+el_status plat_file_read_secret(const char *path, char *buf, size_t cap)
+{
+    el_status st = plat_file_check_private(path);
+    if (st != EL_OK)
+        return st;
+    FILE *f = fopen(path, "r");
+    if (!f || cap > INT_MAX || !fgets(buf, (int)cap, f)) {
+        log_error("cannot read %s", path);
+        if (f)
+            fclose(f);
+        return EL_IO;
+    }
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    return EL_OK;
+}
+
 int64_t plat_file_free_bytes(const char *path)
 {
     struct statvfs sv;

@@ -23,6 +23,9 @@ EL_MUST_CHECK el_status plat_file_fsync_dir(const char *dir);
 EL_MUST_CHECK el_status plat_file_write_atomic(const char *path, const void *data, size_t len);
 /* Secrets files: EL_INVAL if others (not owner or group) can access it (message logged). */
 EL_MUST_CHECK el_status plat_file_check_private(const char *path);
+/* The first line of a private secrets file (plat_file_check_private),
+ * without its line end, into buf[cap]. EL_IO when it cannot be read. */
+EL_MUST_CHECK el_status plat_file_read_secret(const char *path, char *buf, size_t cap);
 /* Bytes free for an unprivileged writer on the file system holding path; -1 on error. */
 int64_t plat_file_free_bytes(const char *path);
 

@@ -59,7 +59,9 @@ struct journal {
     uint64_t w_segno;
     size_t w_off;
     uint64_t next_seq;
-    _Atomic int sync_failing; /* strict: an msync is failing and being retried */
+    _Atomic int sync_failing;  /* strict: an msync is failing and being retried */
+    _Atomic int rotate_held;   /* the producer waits for a free segment or a new one */
+    _Atomic int segment_error; /* el_status of the failing segment creation; 0: none */
 
     /* consumer */
     uint64_t r_segno, c_segno;
@@ -404,14 +406,20 @@ static el_status rotate(struct journal *j)
     bool warned = false;
     for (;;) {
         pthread_mutex_lock(&j->mu);
+        if (s->segno != 0)
+            atomic_store(&j->rotate_held, 1);
         while (s->segno != 0 && !atomic_load(&j->shutdown))
             pthread_cond_wait(&j->cv, &j->mu);
         pthread_mutex_unlock(&j->mu);
-        if (atomic_load(&j->shutdown))
+        if (atomic_load(&j->shutdown)) {
+            atomic_store(&j->rotate_held, 0);
             return EL_AGAIN;
+        }
         el_status st = seg_create(j, next);
         if (st == EL_OK)
             break;
+        atomic_store(&j->rotate_held, 1);
+        atomic_store(&j->segment_error, (int)st);
         /* Disk full or failing: hold the message (and so the broker's copy)
          * and try again; the broker keeps what we do not acknowledge. */
         if (!warned)
@@ -421,6 +429,8 @@ static el_status rotate(struct journal *j)
         struct timespec ts = {0, 100 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    atomic_store(&j->rotate_held, 0);
+    atomic_store(&j->segment_error, 0);
     if (warned)
         log_info("journal: new segment created; ingest resumes");
     atomic_store(&cur->sealed, 1);
@@ -490,6 +500,16 @@ void journal_sync_each(struct journal *j, bool on)
     pthread_mutex_unlock(&j->mu);
     if (plat_file_fsync_dir(j->dir) != EL_OK)
         log_error("journal: the segments' directory entries may not survive a power cut");
+}
+
+el_status journal_segment_error(const struct journal *j)
+{
+    return (el_status)atomic_load(&j->segment_error);
+}
+
+bool journal_held(const struct journal *j)
+{
+    return atomic_load(&j->rotate_held) != 0 || atomic_load(&j->sync_failing) != 0;
 }
 
 bool journal_sync_failing(const struct journal *j)

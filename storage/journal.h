@@ -146,6 +146,12 @@ EL_MUST_CHECK el_status journal_append(struct journal *j, const struct journal_m
 void journal_sync_each(struct journal *j, bool on);
 /* Any thread: true while a strict-mode msync is failing and being retried. */
 bool journal_sync_failing(const struct journal *j);
+/* Any thread: true while the producer waits in journal_append (every segment
+ * in use, a new one cannot be created, or a strict msync failing). */
+bool journal_held(const struct journal *j);
+/* Any thread: why a new segment cannot be created while the producer waits
+ * for one (EL_FULL: no space), EL_OK when it is not failing. */
+el_status journal_segment_error(const struct journal *j);
 /* Wakes a blocked producer for good (shutdown). */
 void journal_shutdown(struct journal *j);
 

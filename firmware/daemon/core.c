@@ -101,7 +101,7 @@ static void handle_events(struct core *c, int timeout_ms)
                     c->stopping = true;
                     c->stop_started_ms = plat_clock_mono_ms();
                     plat_systemd_stopping();
-                    ingest_stop_begin(c->ingest, 250);
+                    ingest_stop_begin(c->ingest);
                 }
             }
         }
@@ -247,13 +247,15 @@ static el_status open_storage(struct core *c, const struct el_config *cfg)
 }
 
 /* Start-up, part 2: the batch worker, sync, the serving thread, then the
- * MQTT connection (the serving thread's wake-up hook is set before Paho's
- * threads exist). */
+ * MQTT connections: the control plane's first, so that queries are
+ * answered by the time readings flow (the serving thread's wake-up hook is
+ * set before the control thread exists). */
 static el_status start_workers(struct core *c, const struct el_config *cfg)
 {
     struct batch_opts bo;
     struct sync_opts so;
     struct requests_opts ro;
+    struct control_opts co;
     options_batch(cfg, &bo);
     el_status st = batch_new(&bo, &c->batch);
     if (st != EL_OK) {
@@ -276,18 +278,25 @@ static el_status start_workers(struct core *c, const struct el_config *cfg)
         .sync = c->sync ? command_sync : NULL,
     };
     options_requests(cfg, &commands, &ro);
-    st = requests_start(&ro, c->ingest, c->speed, c->board, &c->requests);
+    options_control(cfg, c->filters, &co);
+    st = control_new(&co, &c->control);
+    if (st == EL_OK)
+        st = requests_start(&ro, c->control, c->speed, c->board, &c->requests);
+    if (st == EL_OK)
+        st = control_start(c->control);
     return st == EL_OK ? ingest_start(c->ingest) : st;
 }
 
 /* Everything core_run made, in reverse order; the serving thread stops
- * first (it uses the ingest's queue) and is freed after the ingest (whose
- * Paho threads may wake it until then). */
+ * first, then the control plane says "offline" and disconnects (its thread
+ * may wake the serving thread until then). */
 static void teardown(struct core *c)
 {
     requests_stop(c->requests);
+    control_stop(c->control, CONTROL_STOP_MS);
     ingest_free(c->ingest);
     requests_free(c->requests);
+    control_free(c->control);
     sync_free(c->sync);
     batch_free(c->batch);
     speed_free(c->speed);

@@ -22,6 +22,7 @@
 #include "batch.h"
 #include "config.h"
 #include "decode.h"
+#include "control.h"
 #include "ingest.h"
 #include "journal.h"
 #include "mlog.h"
@@ -37,6 +38,8 @@
 #define DRAIN_BATCH 4096
 #define STATUS_MIN_INTERVAL_MS 1000
 #define STATUS_HEARTBEAT_MS 30000
+/* At most this long for the "offline" status and the disconnect at stop. */
+#define CONTROL_STOP_MS 600
 #define STORAGE_RETRY_MS 500
 #define PENDING_MAX (COMMIT_MAX_EVENTS + DECODE_MAX_FIELDS)
 
@@ -54,6 +57,7 @@ struct core {
     struct journal *journal;
     struct mlog *log;
     struct ingest *ingest;
+    struct control *control; /* queries, commands, status: control.h */
     struct sync *sync;
     struct speed *speed;
     struct requests *requests;  /* the serving thread */

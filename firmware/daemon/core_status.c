@@ -97,17 +97,17 @@ void core_retention_tick(struct core *c)
 /* The per-request counters: the serving thread's and the intake's. */
 static void fill_queries(struct core *c, struct status_queries *q)
 {
-    const struct ingest_counters *ic = ingest_counters(c->ingest);
+    const struct control_counters *cc = control_counters(c->control);
     const struct requests_counters *rc = requests_counters(c->requests);
     q->received = atomic_load(&rc->received);
     q->answered = atomic_load(&rc->answered);
     for (int e = 0; e < RQ_ERR_COUNT; e++)
         q->errors[e] = atomic_load(&rc->errors[e]);
     for (int p = 0; p < MQTT_TOPIC_COUNT; p++)
-        q->rejected[p] = atomic_load(&rc->rejected[p]) + atomic_load(&ic->requests_rejected[p]);
-    q->unsent = atomic_load(&rc->unsent) + atomic_load(&ic->replies_unsent);
-    q->busy_at_intake = atomic_load(&ic->requests_busy);
-    q->busy_unsent = atomic_load(&ic->requests_busy_unsent);
+        q->rejected[p] = atomic_load(&rc->rejected[p]) + atomic_load(&cc->requests_rejected[p]);
+    q->unsent = atomic_load(&rc->unsent) + atomic_load(&cc->replies_unsent);
+    q->busy_at_intake = atomic_load(&cc->requests_busy);
+    q->busy_unsent = atomic_load(&cc->requests_busy_unsent);
     q->slow = atomic_load(&rc->slow);
     q->memory_bytes = requests_memory_bytes(c->requests);
 }
@@ -125,6 +125,12 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->mqtt_connects = atomic_load(&ic->connects);
     s->mqtt_tcp_nodelay = atomic_load(&ic->tcp_nodelay) != 0;
     s->broker_dropped = atomic_load(&ic->broker_dropped);
+    if (c->control) {
+        const struct control_counters *cc = control_counters(c->control);
+        s->control_connected = atomic_load(&cc->connected) != 0;
+        s->control_connects = atomic_load(&cc->connects);
+    }
+    s->ingest_held = journal_held(c->journal);
     s->received = atomic_load(&ic->received);
     s->duplicates = atomic_load(&ic->duplicates);
     s->accepted = c->accepted_committed;
@@ -139,6 +145,10 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->storage_error = c->storage_failed ? c->storage_error : NULL;
     if (!s->storage_error && journal_sync_failing(c->journal))
         s->storage_error = "journal: msync failing (strict: ingest held, not acknowledged)";
+    if (!s->storage_error && journal_segment_error(c->journal) == EL_FULL)
+        s->storage_error = "journal: no space for a new segment (ingest held, not acknowledged)";
+    else if (!s->storage_error && journal_segment_error(c->journal) != EL_OK)
+        s->storage_error = "journal: cannot create a new segment (ingest held, not acknowledged)";
     s->log_used_bytes = c->used_bytes;
     s->log_max_bytes = c->cfg->storage.max_bytes;
     s->log_full_paused = c->log_full_paused;
@@ -190,6 +200,7 @@ void core_status_tick(struct core *c, int64_t now, bool force)
     /* "On change": everything but uptime and rate. */
     uint64_t key = s.accepted * 31 + s.received * 17 + s.duplicates * 7 + (uint64_t)s.log_seq +
                    s.series * 131 + (s.mqtt_connected ? 1u : 0u) + s.mqtt_connects * 1009 +
+                   s.control_connects * 1013 + (s.ingest_held ? 53u : 0u) +
                    (s.storage_error ? 99991u : 0u) + (s.clock_synced ? 7919u : 0u) +
                    (uint64_t)s.batch.watermark_seq * 13 + (s.batch.running ? 5u : 0u) +
                    (uint64_t)s.batch.runs * 10007 + (uint64_t)s.sync.acked_seq * 17 +
@@ -208,7 +219,7 @@ void core_status_tick(struct core *c, int64_t now, bool force)
     status_board_set(c->board, c->status_buf, len);
     if (!force && key == c->status_last_key && now - c->status_last_ms < STATUS_HEARTBEAT_MS)
         return;
-    if (ingest_publish_status(c->ingest, c->status_buf, len) == EL_OK) {
+    if (c->control && control_publish_status(c->control, c->status_buf, len) == EL_OK) {
         c->status_last_key = key;
         c->status_last_ms = now;
     }

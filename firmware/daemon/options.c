@@ -3,21 +3,28 @@
 
 #include <string.h>
 
+static void options_conn(const struct el_config *cfg, struct mqtt_conn_opts *o)
+{
+    *o = (struct mqtt_conn_opts){
+        .uri = cfg->mqtt.uri,
+        .client_id = cfg->mqtt.client_id,
+        .username = cfg->mqtt.username,
+        .password_file = cfg->mqtt.password_file,
+        .topic_prefix = cfg->mqtt.topic_prefix,
+        .ca_file = cfg->mqtt.ca_file,
+        .cert_file = cfg->mqtt.cert_file,
+        .key_file = cfg->mqtt.key_file,
+        .keepalive_s = cfg->mqtt.keepalive_s,
+        .session_expiry_s = cfg->mqtt.session_expiry_s,
+        .tcp_nodelay = cfg->mqtt.tcp_nodelay,
+    };
+}
+
 void options_ingest(const struct el_config *cfg, const char *filters[], struct ingest_opts *o)
 {
     memset(o, 0, sizeof *o);
-    o->uri = cfg->mqtt.uri;
-    o->client_id = cfg->mqtt.client_id;
-    o->username = cfg->mqtt.username;
-    o->password_file = cfg->mqtt.password_file;
-    o->topic_prefix = cfg->mqtt.topic_prefix;
-    o->ca_file = cfg->mqtt.ca_file;
-    o->cert_file = cfg->mqtt.cert_file;
-    o->key_file = cfg->mqtt.key_file;
-    o->keepalive_s = cfg->mqtt.keepalive_s;
-    o->session_expiry_s = cfg->mqtt.session_expiry_s;
+    options_conn(cfg, &o->conn);
     o->max_inflight = cfg->mqtt.max_inflight;
-    o->tcp_nodelay = cfg->mqtt.tcp_nodelay;
     for (int i = 0; i < cfg->ingest.n_filters && i < INGEST_MAX_FILTERS; i++)
         filters[i] = cfg->ingest.filters[i];
     o->filters = filters;
@@ -31,6 +38,16 @@ void options_ingest(const struct el_config *cfg, const char *filters[], struct i
     o->max_payload = cfg->ingest.max_payload;
     o->max_future_s = cfg->ingest.max_future_s;
     o->dir = cfg->storage.dir;
+}
+
+void options_control(const struct el_config *cfg, const char *const filters[],
+                     struct control_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    options_conn(cfg, &o->conn);
+    o->filters = filters;
+    o->n_filters =
+        cfg->ingest.n_filters < INGEST_MAX_FILTERS ? cfg->ingest.n_filters : INGEST_MAX_FILTERS;
 }
 
 void options_batch(const struct el_config *cfg, struct batch_opts *o)

@@ -12,6 +12,7 @@
 
 #include "batch.h"
 #include "config.h"
+#include "control.h"
 #include "ingest.h"
 #include "journal.h"
 #include "mlog.h"
@@ -20,6 +21,9 @@
 
 /* filters: storage for the subscription pointers (INGEST_MAX_FILTERS). */
 void options_ingest(const struct el_config *cfg, const char *filters[], struct ingest_opts *o);
+/* filters: the array options_ingest filled (borrowed). */
+void options_control(const struct el_config *cfg, const char *const filters[],
+                     struct control_opts *o);
 void options_batch(const struct el_config *cfg, struct batch_opts *o);
 void options_journal(const struct el_config *cfg, struct journal_opts *o);
 /* The master log's ceiling: storage.hard_max_bytes, or automatic. */

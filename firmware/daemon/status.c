@@ -93,8 +93,11 @@ static const struct field mqtt_fields[] = {
     F("connects", K_U64, mqtt_connects),
     F("tcp_nodelay", K_BOOL, mqtt_tcp_nodelay),
     F("broker_dropped", K_I64_KNOWN, broker_dropped),
+    F("control_connected", K_BOOL, control_connected),
+    F("control_connects", K_U64, control_connects),
 };
 static const struct field ingest_fields[] = {
+    F("held", K_BOOL, ingest_held),
     F("received", K_U64, received),
     F("accepted", K_U64, accepted),
     FC("rejected", rejected, reason_name, 1, INGEST_REASON_COUNT),

@@ -43,7 +43,10 @@ struct status_snapshot {
     uint64_t mqtt_connects;
     bool mqtt_tcp_nodelay;
     int64_t broker_dropped; /* -1: the broker does not tell us */
+    bool control_connected; /* the control plane's connection (control.h) */
+    uint64_t control_connects;
     /* ingest */
+    bool ingest_held; /* the Paho callback waits: journal full or strict msync failing */
     uint64_t received;
     uint64_t accepted;
     uint64_t rejected[INGEST_REASON_COUNT];

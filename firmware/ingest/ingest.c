@@ -26,16 +26,6 @@
 #include "plat_json.h"
 #include "plat_log.h"
 
-/* Where one reply goes: topic and the request's correlation data. */
-struct reply_addr {
-    char topic[MQTT_TOPIC_REPLY_MAX + 1];
-    unsigned char correlation[INGEST_PROP_MAX];
-    size_t correlation_len;
-    bool has_correlation;
-};
-
-#define INGEST_BUSY_SLOTS 4096
-
 struct ingest {
     struct ingest_opts o; /* borrowed strings: they outlive the ingest */
     struct journal *journal;
@@ -43,7 +33,6 @@ struct ingest {
     struct decode_opts dopts;
     struct decode_words words; /* dopts.words: parsed once at ingest_new */
     struct ingest_counters counters;
-    char status_topic[INGEST_STR_MAX + 16];
     char password[INGEST_STR_MAX];
 
     /* Paho callback thread only (set up before start): duplicate detection
@@ -59,19 +48,7 @@ struct ingest {
     struct plat_log_limit dup_limit;
     struct plat_log_limit dropped_limit;
 
-    /* request queue: Paho thread produces, core consumes, under req_mu */
-    pthread_mutex_t req_mu;
-    struct ingest_request *req_slots; /* INGEST_REQ_SLOTS */
-    uint32_t req_head, req_count;
-    void (*req_wake)(void *ctx);
-    void *req_wake_ctx;
-    char query_topic[INGEST_STR_MAX + 16];
-    size_t prefix_len;
-    char command_topic[INGEST_STR_MAX + 16];
-    const char *own_ptr[3];
-    const char *filter_ptr[INGEST_MAX_FILTERS];
-    struct mqtt_topic_rules reply_rules;
-    struct plat_log_limit req_limit;
+    size_t prefix_len; /* o.conn.topic_prefix: the daemon's own topics */
 
     /* initial-connection retries (outbox thread after ingest_start) */
     _Atomic int connect_failed;
@@ -84,31 +61,11 @@ struct ingest {
     _Atomic int disconnected; /* the clean disconnect at stop completed */
     bool stopping;
 
-    /* outbox (ingest.h): the core writes under out_mu, the el-mqtt-out
-     * thread sends; out_mu is never held across a Paho call */
+    /* the el-mqtt-out thread (ingest.h): connection retries and the stop */
     pthread_mutex_t out_mu;
     pthread_cond_t out_cv;
     pthread_t out_thread;
     bool out_started, out_quit, out_stop_req;
-    int out_stop_timeout_ms;
-    char out_status[INGEST_STATUS_MAX];
-    char out_sending[INGEST_STATUS_MAX]; /* outbox thread's copy being sent */
-    size_t out_status_len;
-    bool out_status_dirty;
-    struct out_reply {
-        struct reply_addr to;
-        char *payload; /* INGEST_REPLY_MAX, allocated once */
-        size_t len;
-    } out_replies[INGEST_OUT_REPLIES];
-    uint32_t out_head, out_count;
-    /* "busy" replies the Paho thread leaves for the outbox thread (it must
-     * not call Paho from inside messageArrived) */
-    struct reply_addr out_busy[INGEST_BUSY_SLOTS];
-    uint32_t busy_head, busy_count;
-    struct reply_addr out_sending_busy; /* outbox thread's copy being sent */
-    int out_in_paho;                    /* replies handed to Paho, not yet written (under out_mu) */
-    struct plat_log_limit reply_limit;
-    _Atomic int out_full; /* out_count == INGEST_OUT_REPLIES: requests wait */
 };
 
 #define SYS_DROPPED_TOPIC "$SYS/broker/publish/messages/dropped"
@@ -128,11 +85,6 @@ const char *ingest_reason_str(unsigned reason)
 const struct ingest_counters *ingest_counters(const struct ingest *ing)
 {
     return &ing->counters;
-}
-
-const char *ingest_status_topic(const struct ingest *ing)
-{
-    return ing->status_topic;
 }
 
 /* ---- duplicate detection (ingest.h, "Duplicates") ---- */
@@ -271,9 +223,9 @@ static el_status ids_open(struct ingest *ing)
 
 static uint64_t session_hash(const struct ingest_opts *o)
 {
-    uint64_t h = plat_hash64(PLAT_HASH64_INIT, o->uri, strlen(o->uri));
+    uint64_t h = plat_hash64(PLAT_HASH64_INIT, o->conn.uri, strlen(o->conn.uri));
     h = plat_hash64(h, "\0", 1);
-    return plat_hash64(h, o->client_id, strlen(o->client_id));
+    return plat_hash64(h, o->conn.client_id, strlen(o->conn.client_id));
 }
 
 /* Core thread, after the journal replay (journal_next_seq is final) and
@@ -417,261 +369,6 @@ static unsigned check_names(const struct decode_result *res, size_t topic_len)
     return DECODE_OK;
 }
 
-static void set_addr(struct reply_addr *a, const char *topic, const struct ingest_request *req)
-{
-    snprintf(a->topic, sizeof a->topic, "%s", topic);
-    a->has_correlation = req->has_correlation;
-    a->correlation_len = req->correlation_len;
-    memcpy(a->correlation, req->correlation, req->correlation_len);
-}
-
-/* The "reply_to" of an MQTT 3.1.1 request, as written: a JSON string
- * without escapes (the serving layer's rule, query.h), cut to cap - 1
- * bytes; *full its length. False when there is none (or the request is not
- * a JSON object of at most DECODE_MAX_TOKENS tokens). */
-static bool request_reply_to(const char *payload, size_t len, char *out, size_t cap, size_t *full)
-{
-    struct plat_json_tok tok[DECODE_MAX_TOKENS]; /* 10 KiB of Paho's stack */
-    struct plat_json doc;
-    size_t n;
-    if (plat_json_parse(&doc, payload, len, tok, DECODE_MAX_TOKENS) != EL_OK)
-        return false;
-    int v = plat_json_member(&doc, 0, "reply_to");
-    const char *raw = plat_json_raw(&doc, v, &n);
-    if (plat_json_type(&doc, v) != PLAT_JSON_STRING || !raw || memchr(raw, '\\', n))
-        return false;
-    *full = n;
-    n = n < cap - 1 ? n : cap - 1;
-    memcpy(out, raw, n);
-    out[n] = '\0';
-    return true;
-}
-
-/* Where a "busy" reply may go: the Response Topic, else the JSON's
- * reply_to (copied into reply_to[MQTT_TOPIC_REPLY_MAX + 1]), when
- * mqtt_topic_check_reply accepts it; NULL and *problem otherwise. */
-static const char *busy_topic(struct ingest *ing, const struct ingest_request *req,
-                              const MQTTAsync_message *msg, char *reply_to,
-                              enum mqtt_topic_problem *problem)
-{
-    enum mqtt_topic_problem rt = MQTT_TOPIC_NONE, rto = MQTT_TOPIC_NONE;
-    size_t full = 0;
-    if (req->has_response_topic)
-        rt =
-            mqtt_topic_check_reply(req->response_topic, req->response_topic_len, &ing->reply_rules);
-    if (rt == MQTT_TOPIC_OK)
-        return req->response_topic;
-    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
-    if (request_reply_to(msg->payload, len < INGEST_REQ_MAX ? len : INGEST_REQ_MAX, reply_to,
-                         MQTT_TOPIC_REPLY_MAX + 1, &full))
-        rto = mqtt_topic_check_reply(reply_to, full, &ing->reply_rules);
-    *problem = rt != MQTT_TOPIC_NONE ? rt : rto;
-    return rto == MQTT_TOPIC_OK ? reply_to : NULL;
-}
-
-/* Paho thread, the request queue full: "busy" to wherever the reply may
- * safely go (the same rules as every reply, query.h), counted either way. */
-static void reply_busy(struct ingest *ing, const struct ingest_request *req,
-                       const MQTTAsync_message *msg)
-{
-    char reply_to[MQTT_TOPIC_REPLY_MAX + 1];
-    enum mqtt_topic_problem problem = MQTT_TOPIC_NONE;
-    const char *topic = busy_topic(ing, req, msg, reply_to, &problem);
-    if (!topic) {
-        atomic_fetch_add(&ing->counters.requests_rejected[problem], 1);
-        return;
-    }
-    bool queued = false;
-    pthread_mutex_lock(&ing->out_mu);
-    if (ing->busy_count < INGEST_BUSY_SLOTS) {
-        set_addr(&ing->out_busy[(ing->busy_head + ing->busy_count) % INGEST_BUSY_SLOTS], topic,
-                 req);
-        ing->busy_count++;
-        queued = true;
-        pthread_cond_broadcast(&ing->out_cv);
-    }
-    pthread_mutex_unlock(&ing->out_mu);
-    if (!queued)
-        atomic_fetch_add(&ing->counters.requests_busy_unsent, 1);
-}
-
-const struct mqtt_topic_rules *ingest_reply_rules(const struct ingest *ing)
-{
-    return &ing->reply_rules;
-}
-
-/* The topics replies may not go to (query.h), from the configuration. */
-static void init_reply_rules(struct ingest *ing)
-{
-    const struct ingest_opts *o = &ing->o;
-    ing->own_ptr[0] = ing->query_topic;
-    ing->own_ptr[1] = ing->command_topic;
-    ing->own_ptr[2] = ing->status_topic;
-    for (int i = 0; i < o->n_filters; i++)
-        ing->filter_ptr[i] = o->filters[i];
-    ing->reply_rules.filters = ing->filter_ptr;
-    ing->reply_rules.n_filters = o->n_filters;
-    ing->reply_rules.own = ing->own_ptr;
-    ing->reply_rules.n_own = 3;
-}
-
-static void copy_properties(struct ingest_request *r, MQTTAsync_message *msg)
-{
-    MQTTProperty *p =
-        MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_RESPONSE_TOPIC);
-    r->response_topic[0] = '\0';
-    r->response_topic_len = 0;
-    r->has_response_topic = p != NULL;
-    r->has_correlation = false;
-    r->correlation_len = 0;
-    if (p && p->value.data.len > 0) {
-        /* Kept (cut) whatever its length: the serving thread judges it and
-         * counts a refusal (mqtt_topic_check_reply), never a silent drop. */
-        size_t n = (size_t)p->value.data.len;
-        r->response_topic_len = n;
-        n = n < INGEST_PROP_MAX ? n : INGEST_PROP_MAX;
-        memcpy(r->response_topic, p->value.data.data, n);
-        r->response_topic[n] = '\0';
-    }
-    p = MQTTProperties_getProperty(&msg->properties, MQTTPROPERTY_CODE_CORRELATION_DATA);
-    if (p && p->value.data.len >= 0 && p->value.data.len <= INGEST_PROP_MAX) {
-        memcpy(r->correlation, p->value.data.data, (size_t)p->value.data.len);
-        r->correlation_len = (size_t)p->value.data.len;
-        r->has_correlation = true;
-    }
-}
-
-/* Paho thread: queue a query/command for the core. */
-static void take_in_request(struct ingest *ing, bool is_command, MQTTAsync_message *msg)
-{
-    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
-    struct ingest_request *r;
-    pthread_mutex_lock(&ing->req_mu);
-    bool full = ing->req_count == INGEST_REQ_SLOTS;
-    if (!full) {
-        r = &ing->req_slots[(ing->req_head + ing->req_count) % INGEST_REQ_SLOTS];
-        r->is_command = is_command;
-        r->arrived_mono_ms = plat_clock_mono_ms();
-        copy_properties(r, msg);
-        /* Oversized requests are cut: the parser then reports them as bad. */
-        r->len = len < INGEST_REQ_MAX ? len : INGEST_REQ_MAX;
-        if (r->len)
-            memcpy(r->payload, msg->payload, r->len);
-        ing->req_count++;
-    }
-    pthread_mutex_unlock(&ing->req_mu);
-    if (full) {
-        struct ingest_request tmp;
-        tmp.is_command = is_command;
-        copy_properties(&tmp, msg);
-        plat_log_limited(&ing->req_limit, 10000, PLAT_LOG_WARN,
-                         "request queue full: answering busy");
-        reply_busy(ing, &tmp, msg);
-        return;
-    }
-    if (ing->req_wake)
-        ing->req_wake(ing->req_wake_ctx);
-}
-
-bool ingest_take_request(struct ingest *ing, struct ingest_request *out)
-{
-    bool got = false;
-    if (atomic_load(&ing->out_full))
-        return false; /* no room for the answer yet: the request waits */
-    pthread_mutex_lock(&ing->req_mu);
-    if (ing->req_count > 0) {
-        struct ingest_request *r = &ing->req_slots[ing->req_head];
-        out->is_command = r->is_command;
-        out->len = r->len;
-        memcpy(out->payload, r->payload, r->len);
-        memcpy(out->response_topic, r->response_topic, sizeof out->response_topic);
-        out->response_topic_len = r->response_topic_len;
-        out->has_response_topic = r->has_response_topic;
-        memcpy(out->correlation, r->correlation, r->correlation_len);
-        out->correlation_len = r->correlation_len;
-        out->has_correlation = r->has_correlation;
-        out->arrived_mono_ms = r->arrived_mono_ms;
-        ing->req_head = (ing->req_head + 1) % INGEST_REQ_SLOTS;
-        ing->req_count--;
-        got = true;
-    }
-    pthread_mutex_unlock(&ing->req_mu);
-    return got;
-}
-
-bool ingest_has_request(struct ingest *ing)
-{
-    if (atomic_load(&ing->out_full))
-        return false; /* the outbox thread wakes the core when there is room */
-    pthread_mutex_lock(&ing->req_mu);
-    bool any = ing->req_count > 0;
-    pthread_mutex_unlock(&ing->req_mu);
-    return any;
-}
-
-void ingest_set_request_wakeup(struct ingest *ing, void (*fn)(void *ctx), void *ctx)
-{
-    ing->req_wake = fn;
-    ing->req_wake_ctx = ctx;
-}
-
-/* Paho threads (the outbox thread, or a callback): sends a reply now. */
-/* Paho's threads: a reply left the outbox's hands for good (written to the
- * socket, or failed). */
-static void on_reply_written(void *ctx, MQTTAsync_successData5 *resp)
-{
-    struct ingest *ing = ctx;
-    (void)resp;
-    pthread_mutex_lock(&ing->out_mu);
-    if (ing->out_in_paho > 0)
-        ing->out_in_paho--;
-    pthread_cond_broadcast(&ing->out_cv);
-    pthread_mutex_unlock(&ing->out_mu);
-}
-
-static void on_reply_failed(void *ctx, MQTTAsync_failureData5 *resp)
-{
-    struct ingest *ing = ctx;
-    (void)resp;
-    atomic_fetch_add(&ing->counters.replies_unsent, 1);
-    on_reply_written(ctx, NULL);
-}
-
-static void on_busy_failed(void *ctx, MQTTAsync_failureData5 *resp)
-{
-    struct ingest *ing = ctx;
-    (void)resp;
-    atomic_fetch_add(&ing->counters.replies_unsent, 1);
-}
-
-/* Sends a reply (QoS 0, with the request's correlation data). outbox: it
- * counts against the replies Paho may hold at once (OUT_IN_PAHO_MAX), whose
- * completion callbacks release it; otherwise only a failure is counted. */
-static el_status send_reply(struct ingest *ing, const struct reply_addr *to, const void *payload,
-                            size_t len, bool outbox)
-{
-    MQTTAsync_message m = MQTTAsync_message_initializer;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    MQTTProperty p;
-    if (!MQTTAsync_isConnected(ing->client))
-        return EL_AGAIN;
-    ro.context = ing;
-    ro.onSuccess5 = outbox ? on_reply_written : NULL;
-    ro.onFailure5 = outbox ? on_reply_failed : on_busy_failed;
-    m.payload = (void *)(uintptr_t)payload;
-    m.payloadlen = (int)len;
-    m.qos = 0;
-    if (to->has_correlation) {
-        p.identifier = MQTTPROPERTY_CODE_CORRELATION_DATA;
-        p.value.data.data = (char *)(uintptr_t)to->correlation;
-        p.value.data.len = (int)to->correlation_len;
-        MQTTProperties_add(&m.properties, &p);
-    }
-    int rc = MQTTAsync_sendMessage(ing->client, to->topic, &m, &ro);
-    MQTTProperties_free(&m.properties);
-    return rc == MQTTASYNC_SUCCESS ? EL_OK : EL_AGAIN;
-}
-
 /* Paho thread: the broker's own count of dropped messages ($SYS). */
 static void note_broker_dropped(struct ingest *ing, const MQTTAsync_message *msg)
 {
@@ -793,12 +490,10 @@ static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_messag
     size_t topic_len = topic_len_in > 0 ? (size_t)topic_len_in : strlen(topic);
     if (strcmp(topic, SYS_DROPPED_TOPIC) == 0) {
         note_broker_dropped(ing, msg);
-    } else if (strcmp(topic, ing->query_topic) == 0 || strcmp(topic, ing->command_topic) == 0) {
-        ids_note(ing, msg, topic, topic_len);
-        take_in_request(ing, strcmp(topic, ing->command_topic) == 0, msg);
-    } else if (strncmp(topic, ing->o.topic_prefix, ing->prefix_len) == 0 &&
+    } else if (strncmp(topic, ing->o.conn.topic_prefix, ing->prefix_len) == 0 &&
                topic[ing->prefix_len] == '/') {
-        /* Our own status/replies matched a broad filter such as "#": not a reading. */
+        /* The daemon's own topics (status, queries, replies: the control
+         * plane's, control.h) matched a broad filter such as "#": not a reading. */
         ids_note(ing, msg, topic, topic_len);
     } else {
         take_reading(ing, topic, topic_len, msg);
@@ -819,8 +514,7 @@ static void on_subscribed(void *ctx, MQTTAsync_successData5 *resp)
         if (code >= 0x80)
             log_error("broker refused subscription %s (reason %d)", ing->o.filters[i], code);
     }
-    log_info("subscribed to %d topic filter(s) and %s, %s", ing->o.n_filters, ing->query_topic,
-             ing->command_topic);
+    log_info("subscribed to %d topic filter(s)", ing->o.n_filters);
 }
 
 static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *resp)
@@ -832,27 +526,23 @@ static void on_subscribe_failed(void *ctx, MQTTAsync_failureData5 *resp)
 static void on_connected(void *ctx, char *cause)
 {
     struct ingest *ing = ctx;
-    char *filters[INGEST_MAX_FILTERS + 3];
-    int qos[INGEST_MAX_FILTERS + 3];
+    char *filters[INGEST_MAX_FILTERS + 1];
+    int qos[INGEST_MAX_FILTERS + 1];
     int n = ing->o.n_filters;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     (void)cause;
     atomic_store(&ing->counters.connected, 1);
     atomic_store(&ing->ever_connected, 1);
     atomic_fetch_add(&ing->counters.connects, 1);
-    bool nodelay = ing->o.tcp_nodelay && mqtt_peers_nodelay(&ing->peers);
+    bool nodelay = ing->o.conn.tcp_nodelay && mqtt_peers_nodelay(&ing->peers);
     atomic_store(&ing->counters.tcp_nodelay, nodelay ? 1 : 0);
-    log_info("connected to %s as %s%s", ing->o.uri, ing->o.client_id,
-             ing->o.tcp_nodelay && !nodelay ? " (could not set TCP_NODELAY)" : "");
+    log_info("connected to %s as %s%s", ing->o.conn.uri, ing->o.conn.client_id,
+             ing->o.conn.tcp_nodelay && !nodelay ? " (could not set TCP_NODELAY)" : "");
     /* Always subscribe: the session may have expired, or been clean. */
     for (int i = 0; i < n; i++) {
         filters[i] = (char *)(uintptr_t)ing->o.filters[i];
         qos[i] = ing->o.qos;
     }
-    filters[n] = ing->query_topic;
-    qos[n++] = 1;
-    filters[n] = ing->command_topic;
-    qos[n++] = 1;
     /* mosquitto counts the messages it dropped (full queues): docs/RELIABILITY.md.
      * Readable only where the broker's ACLs allow it; harmless otherwise. */
     filters[n] = (char *)(uintptr_t)SYS_DROPPED_TOPIC;
@@ -869,10 +559,6 @@ static void on_connection_lost(void *ctx, char *cause)
 {
     struct ingest *ing = ctx;
     atomic_store(&ing->counters.connected, 0);
-    pthread_mutex_lock(&ing->out_mu); /* QoS 0 replies in Paho's queue are gone */
-    ing->out_in_paho = 0;
-    pthread_cond_broadcast(&ing->out_cv);
-    pthread_mutex_unlock(&ing->out_mu);
     if (!ing->stopping)
         log_warn("connection to the broker lost (%s); reconnecting", cause ? cause : "no reason");
 }
@@ -881,7 +567,7 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *resp)
 {
     struct ingest *ing = ctx;
     plat_log_limited(&ing->connect_limit, 30000, PLAT_LOG_WARN,
-                     "cannot connect to %s: %s (code %d)", ing->o.uri,
+                     "cannot connect to %s: %s (code %d)", ing->o.conn.uri,
                      resp && resp->message ? resp->message : "no reason", resp ? resp->code : 0);
     /* After a first success Paho's automatic reconnect keeps trying on its
      * own; only a failed first connection is ours to retry. */
@@ -891,22 +577,9 @@ static void on_connect_failed(void *ctx, MQTTAsync_failureData5 *resp)
 
 static el_status read_password(struct ingest *ing)
 {
-    const char *path = ing->o.password_file;
-    if (!path[0])
+    if (!ing->o.conn.password_file[0])
         return EL_OK;
-    el_status st = plat_file_check_private(path);
-    if (st != EL_OK)
-        return st;
-    FILE *f = fopen(path, "r");
-    if (!f || !fgets(ing->password, sizeof ing->password, f)) {
-        log_error("cannot read mqtt.password_file %s", path);
-        if (f)
-            fclose(f);
-        return EL_IO;
-    }
-    fclose(f);
-    ing->password[strcspn(ing->password, "\r\n")] = '\0';
-    return EL_OK;
+    return plat_file_read_secret(ing->o.conn.password_file, ing->password, sizeof ing->password);
 }
 
 /* ingest_new's part that cannot fail: options, topics, locks. */
@@ -920,13 +593,8 @@ static void init_fields(struct ingest *ing, const struct ingest_opts *o, struct 
     ing->dopts.fields_all = o->fields_all;
     ing->dopts.max_payload = (size_t)o->max_payload;
     ing->dopts.max_future_ms = o->max_future_s * 1000;
-    snprintf(ing->status_topic, sizeof ing->status_topic, "%s/status", o->topic_prefix);
-    snprintf(ing->query_topic, sizeof ing->query_topic, "%s/query", o->topic_prefix);
-    snprintf(ing->command_topic, sizeof ing->command_topic, "%s/command", o->topic_prefix);
-    ing->prefix_len = strlen(o->topic_prefix);
-    init_reply_rules(ing);
+    ing->prefix_len = strlen(o->conn.topic_prefix);
     atomic_store(&ing->counters.broker_dropped, -1);
-    pthread_mutex_init(&ing->req_mu, NULL);
     pthread_mutex_init(&ing->out_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -951,14 +619,6 @@ el_status ingest_new(const struct ingest_opts *o, struct journal *journal, struc
         return EL_INVAL;
     }
     ing->dopts.words = &ing->words;
-    ing->req_slots = calloc(INGEST_REQ_SLOTS, sizeof ing->req_slots[0]);
-    bool out_ok = true;
-    for (int i = 0; i < INGEST_OUT_REPLIES; i++) /* virtual until used */
-        out_ok = (ing->out_replies[i].payload = malloc(INGEST_REPLY_MAX)) != NULL && out_ok;
-    if (!ing->req_slots || !out_ok) {
-        ingest_free(ing);
-        return EL_NOMEM;
-    }
     ing->backoff_ms = 1000;
     ing->fb = calloc(FB_SLOTS, sizeof ing->fb[0]);
     st = ing->fb ? ids_open(ing) : EL_NOMEM;
@@ -969,14 +629,10 @@ el_status ingest_new(const struct ingest_opts *o, struct journal *journal, struc
         return st;
     }
     co.MQTTVersion = MQTTVERSION_5;
-    /* Paho refuses a publish once this many wait in its queue (its default
-     * is 100; a flood of "busy" replies needs more); the outbox bounds
-     * the big ones (OUT_IN_PAHO_MAX). */
-    co.maxBufferedMessages = INGEST_PAHO_QUEUE;
-    int rc = MQTTAsync_createWithOptions(&ing->client, o->uri, o->client_id,
+    int rc = MQTTAsync_createWithOptions(&ing->client, o->conn.uri, o->conn.client_id,
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS) {
-        log_error("cannot create MQTT client for %s: %s", o->uri, MQTTAsync_strerror(rc));
+        log_error("cannot create MQTT client for %s: %s", o->conn.uri, MQTTAsync_strerror(rc));
         ing->client = NULL;
         ingest_free(ing);
         return EL_MQTT;
@@ -1002,12 +658,8 @@ void ingest_free(struct ingest *ing)
         MQTTAsync_destroy(&ing->client);
     ids_close(ing);
     free(ing->fb);
-    pthread_mutex_destroy(&ing->req_mu);
     pthread_mutex_destroy(&ing->out_mu);
     pthread_cond_destroy(&ing->out_cv);
-    for (int i = 0; i < INGEST_OUT_REPLIES; i++)
-        free(ing->out_replies[i].payload);
-    free(ing->req_slots);
     free(ing);
 }
 
@@ -1015,13 +667,11 @@ static el_status connect_now(struct ingest *ing)
 {
     const struct ingest_opts *o = &ing->o;
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer5;
-    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
     MQTTProperties props = MQTTProperties_initializer;
     MQTTProperty p;
-    static const char offline[] = "{\"state\":\"offline\"}";
 
-    co.keepAliveInterval = o->keepalive_s;
+    co.keepAliveInterval = o->conn.keepalive_s;
     co.cleanstart = 0;
     co.automaticReconnect = 1;
     co.minRetryInterval = 1;
@@ -1032,28 +682,20 @@ static el_status connect_now(struct ingest *ing)
     /* Without a session expiry an MQTT v5 session ends with the connection
      * and the broker would drop what arrives while we restart. */
     p.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
-    p.value.integer4 = (unsigned)o->session_expiry_s;
+    p.value.integer4 = (unsigned)o->conn.session_expiry_s;
     MQTTProperties_add(&props, &p);
     p.identifier = MQTTPROPERTY_CODE_RECEIVE_MAXIMUM;
     p.value.integer2 = (unsigned short)o->max_inflight;
     MQTTProperties_add(&props, &p);
     co.connectProperties = &props;
-    will.topicName = ing->status_topic;
-    will.message = NULL;
-    will.payload.data = offline;
-    will.payload.len = (int)(sizeof offline - 1);
-    will.retained = 1;
-    will.qos = 1;
-    co.will = &will;
-    if (o->username[0]) {
-        co.username = o->username;
+    if (o->conn.username[0]) {
+        co.username = o->conn.username;
         co.password = ing->password[0] ? ing->password : NULL;
     }
-    if (strncmp(o->uri, "ssl://", 6) == 0 || strncmp(o->uri, "mqtts://", 8) == 0 ||
-        strncmp(o->uri, "wss://", 6) == 0) {
-        ssl.trustStore = o->ca_file[0] ? o->ca_file : NULL;
-        ssl.keyStore = o->cert_file[0] ? o->cert_file : NULL;
-        ssl.privateKey = o->key_file[0] ? o->key_file : NULL;
+    if (mqtt_uri_tls(o->conn.uri)) {
+        ssl.trustStore = o->conn.ca_file[0] ? o->conn.ca_file : NULL;
+        ssl.keyStore = o->conn.cert_file[0] ? o->conn.cert_file : NULL;
+        ssl.privateKey = o->conn.key_file[0] ? o->conn.key_file : NULL;
         ssl.enableServerCertAuth = 1;
         ssl.verify = 1;
         co.ssl = &ssl;
@@ -1061,7 +703,7 @@ static el_status connect_now(struct ingest *ing)
     int rc = MQTTAsync_connect(ing->client, &co);
     MQTTProperties_free(&props);
     if (rc != MQTTASYNC_SUCCESS) {
-        log_error("cannot start connecting to %s: %s", o->uri, MQTTAsync_strerror(rc));
+        log_error("cannot start connecting to %s: %s", o->conn.uri, MQTTAsync_strerror(rc));
         return EL_MQTT;
     }
     return EL_OK;
@@ -1072,8 +714,8 @@ static void *out_main(void *arg);
 el_status ingest_start(struct ingest *ing)
 {
     ids_start(ing);
-    if (ing->o.tcp_nodelay)
-        mqtt_peers_resolve(&ing->peers, ing->o.uri);
+    if (ing->o.conn.tcp_nodelay)
+        mqtt_peers_resolve(&ing->peers, ing->o.conn.uri);
     ing->next_connect_ms = 0;
     el_status st = connect_now(ing);
     if (st != EL_OK)
@@ -1122,30 +764,19 @@ static void on_disconnect_failed(void *ctx, MQTTAsync_failureData5 *resp)
     atomic_store(&ing->stopped, 1);
 }
 
-static el_status publish(struct ingest *ing, const char *topic, const void *payload, size_t len,
-                         int qos, bool retained);
-
-/* Outbox thread: publishes "offline" and starts the disconnect. */
-static void stop_now(struct ingest *ing, int timeout_ms)
+/* Outbox thread: starts the disconnect (the control plane says "offline"). */
+static void stop_now(struct ingest *ing)
 {
-    static const char offline[] = "{\"state\":\"offline\"}";
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
     ing->stopping = true;
     if (!MQTTAsync_isConnected(ing->client)) {
         atomic_store(&ing->stopped, 1);
         return;
     }
-    /* A clean disconnect does not fire the will: say it ourselves. */
-    if (publish(ing, ing->status_topic, offline, sizeof offline - 1, 1, true) != EL_OK)
-        log_debug("could not publish the offline status");
     /* No grace period: Paho waits for the broker to go quiet, which under
      * ingest it never does (3 s measured, whatever the timeout asked).
-     * What was not acknowledged comes back to the next session; the
-     * reason code makes the broker publish our will ("offline", retained)
-     * should the publish above not have made it out. */
-    (void)timeout_ms;
+     * What was not acknowledged comes back to the next session. */
     d.timeout = 0;
-    d.reasonCode = MQTTREASONCODE_DISCONNECT_WITH_WILL_MESSAGE;
     d.onSuccess5 = on_disconnected;
     d.onFailure5 = on_disconnect_failed;
     d.context = ing;
@@ -1158,24 +789,9 @@ bool ingest_stopped(const struct ingest *ing)
     return atomic_load(&ing->stopped) != 0;
 }
 
-static el_status publish(struct ingest *ing, const char *topic, const void *payload, size_t len,
-                         int qos, bool retained)
-{
-    MQTTAsync_message m = MQTTAsync_message_initializer;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    if (!MQTTAsync_isConnected(ing->client))
-        return EL_AGAIN;
-    m.payload = (void *)(uintptr_t)payload;
-    m.payloadlen = (int)len;
-    m.qos = qos;
-    m.retained = retained;
-    int rc = MQTTAsync_sendMessage(ing->client, topic, &m, &ro);
-    return rc == MQTTASYNC_SUCCESS ? EL_OK : EL_AGAIN;
-}
+/* ---- the el-mqtt-out thread (ingest.h) ---- */
 
-/* ---- outbox (ingest.h) ---- */
-
-void ingest_stop_begin(struct ingest *ing, int timeout_ms)
+void ingest_stop_begin(struct ingest *ing)
 {
     if (!ing->out_started) {
         atomic_store(&ing->stopped, 1);
@@ -1183,52 +799,14 @@ void ingest_stop_begin(struct ingest *ing, int timeout_ms)
     }
     pthread_mutex_lock(&ing->out_mu);
     ing->out_stop_req = true;
-    ing->out_stop_timeout_ms = timeout_ms;
     pthread_cond_broadcast(&ing->out_cv);
     pthread_mutex_unlock(&ing->out_mu);
-}
-
-el_status ingest_publish_status(struct ingest *ing, const void *payload, size_t len)
-{
-    if (len > INGEST_STATUS_MAX)
-        return EL_INVAL;
-    pthread_mutex_lock(&ing->out_mu);
-    memcpy(ing->out_status, payload, len);
-    ing->out_status_len = len;
-    ing->out_status_dirty = true;
-    pthread_cond_broadcast(&ing->out_cv);
-    pthread_mutex_unlock(&ing->out_mu);
-    return EL_OK;
-}
-
-el_status ingest_reply(struct ingest *ing, const char *topic, const struct ingest_request *req,
-                       const void *payload, size_t len)
-{
-    el_status st = EL_AGAIN;
-    size_t tlen = strlen(topic);
-    if (len > INGEST_REPLY_MAX || tlen >= sizeof ing->out_replies[0].to.topic)
-        return EL_AGAIN;
-    pthread_mutex_lock(&ing->out_mu);
-    if (ing->out_count < INGEST_OUT_REPLIES) {
-        struct out_reply *r =
-            &ing->out_replies[(ing->out_head + ing->out_count) % INGEST_OUT_REPLIES];
-        set_addr(&r->to, topic, req);
-        memcpy(r->payload, payload, len);
-        r->len = len;
-        ing->out_count++;
-        atomic_store(&ing->out_full, ing->out_count == INGEST_OUT_REPLIES);
-        pthread_cond_broadcast(&ing->out_cv);
-        st = EL_OK;
-    }
-    pthread_mutex_unlock(&ing->out_mu);
-    return st;
 }
 
 #define OUT_TICK_MS 200
-#define OUT_IN_PAHO_MAX 4
 
-/* Waits on out_cv (out_mu held) for at most ms; true on a timeout. */
-static bool out_wait(struct ingest *ing, int ms)
+/* Waits on out_cv (out_mu held) for at most ms. */
+static void out_wait(struct ingest *ing, int ms)
 {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
@@ -1237,93 +815,21 @@ static bool out_wait(struct ingest *ing, int ms)
         until.tv_sec++;
         until.tv_nsec -= 1000000000L;
     }
-    return pthread_cond_timedwait(&ing->out_cv, &ing->out_mu, &until) != 0;
-}
-
-/* The outbox's jobs; each is called with out_mu held and returns with it
- * held, releasing it around the Paho call. */
-
-static void out_send_status(struct ingest *ing, int64_t now, int64_t *retry_ms)
-{
-    size_t len = ing->out_status_len;
-    memcpy(ing->out_sending, ing->out_status, len);
-    ing->out_status_dirty = false;
-    pthread_mutex_unlock(&ing->out_mu);
-    bool sent =
-        !ing->stopping && publish(ing, ing->status_topic, ing->out_sending, len, 1, true) == EL_OK;
-    pthread_mutex_lock(&ing->out_mu);
-    if (!sent && !ing->stopping && !ing->out_status_dirty) {
-        ing->out_status_dirty = true; /* unchanged meanwhile: still ours to send */
-        *retry_ms = now + OUT_TICK_MS;
-    }
-}
-
-static void out_send_busy(struct ingest *ing)
-{
-    static const char busy[] = "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":"
-                               "\"too many requests waiting\"}}";
-    struct reply_addr *to = &ing->out_sending_busy;
-    *to = ing->out_busy[ing->busy_head];
-    ing->busy_head = (ing->busy_head + 1) % INGEST_BUSY_SLOTS;
-    ing->busy_count--;
-    pthread_mutex_unlock(&ing->out_mu);
-    if (send_reply(ing, to, busy, sizeof busy - 1, false) == EL_OK)
-        atomic_fetch_add(&ing->counters.requests_busy, 1);
-    else
-        atomic_fetch_add(&ing->counters.requests_busy_unsent, 1);
-    pthread_mutex_lock(&ing->out_mu);
-}
-
-static void out_send_reply(struct ingest *ing)
-{
-    struct out_reply *r = &ing->out_replies[ing->out_head];
-    /* Paho copies what it sends: at most OUT_IN_PAHO_MAX replies (each up
-     * to INGEST_REPLY_MAX) held there at once. Completions are lost with a
-     * dropped connection: do not wait for them forever (the
-     * connection-lost callback resets the count). */
-    for (int waited = 0; ing->out_in_paho >= OUT_IN_PAHO_MAX && !ing->out_quit;) {
-        if (out_wait(ing, OUT_TICK_MS) && (waited += OUT_TICK_MS) >= 5000) {
-            log_warn("replies handed to the MQTT library never completed; going on");
-            ing->out_in_paho = 0;
-        }
-    }
-    ing->out_in_paho++;
-    pthread_mutex_unlock(&ing->out_mu);
-    if (send_reply(ing, &r->to, r->payload, r->len, true) != EL_OK) {
-        atomic_fetch_add(&ing->counters.replies_unsent, 1);
-        plat_log_limited(&ing->reply_limit, 10000, PLAT_LOG_WARN,
-                         "could not send a reply to %s (counted in status)", r->to.topic);
-        on_reply_written(ing, NULL);
-    }
-    pthread_mutex_lock(&ing->out_mu);
-    ing->out_head = (ing->out_head + 1) % INGEST_OUT_REPLIES;
-    ing->out_count--;
-    if (atomic_exchange(&ing->out_full, 0) && ing->req_wake)
-        ing->req_wake(ing->req_wake_ctx); /* requests may be waiting for room */
+    (void)pthread_cond_timedwait(&ing->out_cv, &ing->out_mu, &until);
 }
 
 static void *out_main(void *arg)
 {
     struct ingest *ing = arg;
-    int64_t status_retry_ms = 0;
     pthread_mutex_lock(&ing->out_mu);
     while (!ing->out_quit) {
-        int64_t now = plat_clock_mono_ms();
-        bool status_due = ing->out_status_dirty && now >= status_retry_ms;
         if (ing->out_stop_req) {
             ing->out_stop_req = false;
-            int timeout_ms = ing->out_stop_timeout_ms;
             pthread_mutex_unlock(&ing->out_mu);
-            stop_now(ing, timeout_ms);
+            stop_now(ing);
             pthread_mutex_lock(&ing->out_mu);
-        } else if (status_due) {
-            out_send_status(ing, now, &status_retry_ms);
-        } else if (ing->busy_count > 0) {
-            out_send_busy(ing);
-        } else if (ing->out_count > 0) {
-            out_send_reply(ing);
         } else {
-            (void)out_wait(ing, OUT_TICK_MS);
+            out_wait(ing, OUT_TICK_MS);
             pthread_mutex_unlock(&ing->out_mu);
             connect_tick(ing);
             pthread_mutex_lock(&ing->out_mu);

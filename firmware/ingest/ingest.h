@@ -1,7 +1,8 @@
 /*
- * ingest — the MQTT side of the daemon: the Paho MQTTAsync client, the
- * messageArrived callback that makes each reading safe, and publishing
- * (status, replies) for the core.
+ * ingest — the readings' MQTT connection: the Paho MQTTAsync client and the
+ * messageArrived callback that makes each reading safe. Queries, commands,
+ * replies and the status go over the control plane's own connection
+ * (firmware/serve/control.h), which stays answerable while this one is held.
  *
  * DESIGN. messageArrived runs on Paho's thread, one message at a time, and
  * Paho sends the QoS 1/2 acknowledgement only after it returns 1
@@ -25,7 +26,8 @@
  *
  *   ids[P] = (fingerprint of topic+payload, ordinal) of the last QoS>0
  *   delivery we handled with packet id P; the ordinal counts deliveries
- *   that were new (journaled, or requests), not recognised redeliveries.
+ *   that were new (journaled, or on the daemon's own topics), not recognised
+ *   redeliveries.
  *   A DUP delivery with id P is a duplicate iff ids[P] holds its
  *   fingerprint and at most INGEST_IDS_MAX_AGE new deliveries came since.
  *
@@ -67,22 +69,16 @@
  * id, so the broker queues readings while the daemon is down; automatic
  * reconnect; subscriptions are (re)made on every connect.
  *
- * Outbox: Paho holds its client mutex while messageArrived runs, and
- * messageArrived may wait for the core (the journal is full, or held while
- * the master log cannot be written). A core thread calling into Paho then
- * would wait for that mutex and never commit: a deadlock. So the core never
- * calls Paho after ingest_start: it leaves the latest status and its replies
- * in a bounded outbox (copies) and the "el-mqtt-out" thread sends them, and
- * also runs connection retries and the disconnect at stop. The Paho thread
- * itself never calls Paho either: a request refused because the queue is
- * full leaves its "busy" reply (address only) in the outbox too. Paho copies
- * what it sends: the outbox hands it at most 4 replies at a time and waits
- * for their completion callbacks, so its copies stay bounded too.
+ * The el-mqtt-out thread: Paho holds its client mutex while messageArrived
+ * runs, and messageArrived may wait for the core (the journal is full, or
+ * held while the master log cannot be written). A core thread calling into
+ * Paho then would wait for that mutex and never commit: a deadlock. So the
+ * core never calls Paho after ingest_start; "el-mqtt-out" retries a failed
+ * first connection and disconnects at stop.
  *
  * Threading: ingest_new/start/stop on the core thread; the callbacks run on
  * Paho's threads and touch only the journal (producer side), the dedup
- * tables and atomics; ingest_publish_status and ingest_reply only copy into
- * the outbox and never block on Paho.
+ * tables and atomics.
  */
 #ifndef EL_INGEST_H
 #define EL_INGEST_H
@@ -95,6 +91,7 @@
 #include "decode.h"
 #include "el_status.h"
 #include "journal.h"
+#include "mqtt_socket.h"
 #include "mqtt_topic.h"
 
 /* Events of the master log seeded for the fallback rule (Duplicates). */
@@ -125,11 +122,6 @@ struct ingest_counters {
     _Atomic int connected;
     _Atomic int tcp_nodelay;        /* set on the current connection */
     _Atomic int64_t broker_dropped; /* $SYS/broker/publish/messages/dropped, -1 unknown */
-    /* requests refused at intake because the queue was full: */
-    _Atomic uint64_t requests_busy;                       /* answered "busy" */
-    _Atomic uint64_t requests_busy_unsent;                /* the busy reply could not be sent */
-    _Atomic uint64_t requests_rejected[MQTT_TOPIC_COUNT]; /* no usable reply topic, by reason */
-    _Atomic uint64_t replies_unsent; /* replies Paho refused or failed to write */
 };
 
 #define INGEST_STR_MAX 256    /* names, topics, field names (with their NUL) */
@@ -139,10 +131,8 @@ struct ingest_counters {
  * storage.dir for the redelivery table). Strings are borrowed: they must
  * outlive the ingest (the daemon's configuration does). */
 struct ingest_opts {
-    const char *uri, *client_id, *username, *password_file, *topic_prefix;
-    const char *ca_file, *cert_file, *key_file; /* "" = none */
-    int keepalive_s, session_expiry_s, max_inflight;
-    bool tcp_nodelay;           /* on the broker connection (mqtt_socket.h) */
+    struct mqtt_conn_opts conn;
+    int max_inflight;           /* Receive Maximum */
     const char *const *filters; /* n_filters subscription filters */
     int n_filters;
     int qos;
@@ -172,60 +162,9 @@ void ingest_seed_recent(struct ingest *ing, const char *series, size_t series_le
 /* Starts connecting (returns at once; connection and subscriptions follow in
  * the background, retried with backoff). */
 EL_MUST_CHECK el_status ingest_start(struct ingest *ing);
-/* Asks the outbox thread to publish {"state":"offline"} (retained), then
- * disconnect (done, or given up, after timeout_ms). The core must keep
- * draining the journal meanwhile: poll ingest_stopped(). */
-void ingest_stop_begin(struct ingest *ing, int timeout_ms);
+/* Asks the el-mqtt-out thread to disconnect. The core must keep draining
+ * the journal meanwhile: poll ingest_stopped(). */
+void ingest_stop_begin(struct ingest *ing);
 bool ingest_stopped(const struct ingest *ing);
-
-/* ---- requests (queries and commands) ----
- * Messages on <prefix>/query and <prefix>/command are copied by the Paho
- * thread into a bounded queue of INGEST_REQ_SLOTS requests of at most
- * INGEST_REQ_MAX bytes; the core takes them with ingest_take_request. When
- * the queue is full, the request is answered at once with a "busy" error. */
-#define INGEST_REQ_SLOTS 128
-#define INGEST_PAHO_QUEUE 2048 /* messages Paho may queue for sending */
-#define INGEST_REQ_MAX 16384
-#define INGEST_PROP_MAX 256
-
-struct ingest_request {
-    bool is_command;
-    size_t len;
-    char payload[INGEST_REQ_MAX];
-    char response_topic[INGEST_PROP_MAX + 1]; /* "" when none (MQTT 3.1.1 style); cut */
-    size_t response_topic_len;                /* its full length on the wire */
-    bool has_response_topic;                  /* the v5 Response Topic property was present */
-    unsigned char correlation[INGEST_PROP_MAX];
-    size_t correlation_len;
-    bool has_correlation;
-    int64_t arrived_mono_ms; /* when the Paho thread queued it (CLOCK_MONOTONIC) */
-};
-
-/* Core: copies the oldest waiting request into *out; false when none, or
- * while the outbox has no room for its answer (requests then wait; when
- * their queue is full, new ones are answered "busy"). */
-bool ingest_take_request(struct ingest *ing, struct ingest_request *out);
-/* Queues a reply on topic with the request's correlation data (MQTT v5);
- * sent by the outbox thread. EL_AGAIN when INGEST_OUT_REPLIES replies are
- * still waiting or the reply is larger than INGEST_REPLY_MAX. */
-#define INGEST_OUT_REPLIES 4
-#define INGEST_REPLY_MAX (4u << 20)
-EL_MUST_CHECK el_status ingest_reply(struct ingest *ing, const char *topic,
-                                     const struct ingest_request *req, const void *payload,
-                                     size_t len);
-/* Where replies may not go (mqtt_topic.h): the ingest filters and the daemon's
- * query/command/status topics. Built at ingest_new; read-only after. */
-const struct mqtt_topic_rules *ingest_reply_rules(const struct ingest *ing);
-/* True if a request is waiting (core, before sleeping). */
-bool ingest_has_request(struct ingest *ing);
-/* Wake-up hook for requests (called from the Paho thread). */
-void ingest_set_request_wakeup(struct ingest *ing, void (*fn)(void *ctx), void *ctx);
-
-/* Leaves the status document (retained, QoS 1) in the outbox, replacing an
- * unsent older one; sent when connected. EL_INVAL if over INGEST_STATUS_MAX. */
-#define INGEST_STATUS_MAX 8192
-EL_MUST_CHECK el_status ingest_publish_status(struct ingest *ing, const void *payload, size_t len);
-/* The status topic ("<prefix>/status"). */
-const char *ingest_status_topic(const struct ingest *ing);
 
 #endif

@@ -4,6 +4,9 @@
 #include "mqtt_socket.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <unistd.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -13,8 +16,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
-/* Host and port of the broker URI ("scheme://host:port/path", "[v6]:p"). */
-static bool uri_endpoint(const char *uri, char *host, size_t host_cap, char *port, size_t port_cap)
+bool mqtt_uri_tls(const char *uri)
+{
+    return strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0 ||
+           strncmp(uri, "wss://", 6) == 0;
+}
+
+bool mqtt_uri_endpoint(const char *uri, char *host, size_t host_cap, char *port, size_t port_cap)
 {
     const char *sep = strstr(uri, "://");
     const char *p = sep != NULL ? sep + 3 : uri;
@@ -47,13 +55,40 @@ static bool uri_endpoint(const char *uri, char *host, size_t host_cap, char *por
     return true;
 }
 
+bool mqtt_tcp_probe(const char *host, const char *port, int timeout_ms)
+{
+    struct addrinfo hints, *res = NULL;
+    bool ok = false;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, port, &hints, &res) != 0)
+        return false;
+    for (struct addrinfo *a = res; a != NULL && !ok; a = a->ai_next) {
+        int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+            ok = true;
+        } else if (errno == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            int err = 0;
+            socklen_t len = sizeof err;
+            ok = poll(&p, 1, timeout_ms) == 1 &&
+                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0;
+        }
+        close(fd);
+    }
+    freeaddrinfo(res);
+    return ok;
+}
+
 void mqtt_peers_resolve(struct mqtt_peers *p, const char *uri)
 {
     struct addrinfo hints, *res = NULL;
     char host[256], port[16];
 
     p->n = 0;
-    if (!uri_endpoint(uri, host, sizeof host, port, sizeof port))
+    if (!mqtt_uri_endpoint(uri, host, sizeof host, port, sizeof port))
         return;
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;

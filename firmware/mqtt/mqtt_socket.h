@@ -26,10 +26,29 @@
 
 #define MQTT_PEERS_MAX 8
 
+/* How the daemon's two connections (ingest.h: readings, control.h: queries
+ * and status) reach the broker: the [mqtt] keys. Strings are borrowed. */
+struct mqtt_conn_opts {
+    const char *uri, *client_id, *username, *password_file, *topic_prefix;
+    const char *ca_file, *cert_file, *key_file; /* "" = none */
+    int keepalive_s, session_expiry_s;
+    bool tcp_nodelay; /* on the broker connection */
+};
+
 struct mqtt_peers {
     struct sockaddr_storage addr[MQTT_PEERS_MAX];
     size_t n;
 };
+
+/* Host and port of a broker URI ("scheme://host:port/path", "[v6]:p"; the
+ * scheme's default port when none); false when it has no host. */
+bool mqtt_uri_endpoint(const char *uri, char *host, size_t host_cap, char *port, size_t port_cap);
+/* True for the TLS schemes (ssl://, mqtts://, wss://). */
+bool mqtt_uri_tls(const char *uri);
+
+/* True if a TCP connection to host:port can be made within timeout_ms (it
+ * is closed at once): lets a blocking connect that follows return quickly. */
+bool mqtt_tcp_probe(const char *host, const char *port, int timeout_ms);
 
 /* The broker's addresses from its URI ("tcp://host:port", "ssl://[v6]:p",
  * ...); none when it does not resolve. */

@@ -3,8 +3,8 @@
  *
  * Ownership: struct requests owns the thread, its struct serve (with its
  * SQLite connections), one request copy and one answer buffer of
- * INGEST_REPLY_MAX bytes, all allocated at start. It borrows the ingest
- * (request queue, outbox), the speed layer and the status board.
+ * CONTROL_REPLY_MAX bytes, all allocated at start. It borrows the control
+ * plane (request queue, replies), the speed layer and the status board.
  */
 #include "requests.h"
 
@@ -29,7 +29,7 @@ struct status_board {
     void *wake_ctx;
     atomic_int wanted;
     uint64_t generation;
-    char doc[INGEST_STATUS_MAX];
+    char doc[CONTROL_STATUS_MAX];
     size_t len;
 };
 
@@ -115,7 +115,7 @@ size_t status_board_get(struct status_board *b, char *buf, size_t cap, int max_w
 
 struct requests {
     struct requests_commands commands;
-    struct ingest *ing;
+    struct control *ctl;
     const struct speed *sp;
     struct status_board *board;
     struct serve *serve;
@@ -128,11 +128,11 @@ struct requests {
     pthread_cond_t cv;
     bool woken;
 
-    struct ingest_request *req;
-    char *answer; /* INGEST_REPLY_MAX */
-    char *status; /* INGEST_STATUS_MAX */
+    struct control_request *req;
+    char *answer; /* CONTROL_REPLY_MAX */
+    char *status; /* CONTROL_STATUS_MAX */
     struct plat_log_limit reject_limit, slow_limit;
-    const struct mqtt_topic_rules *rules; /* where replies may not go (the ingest's) */
+    const struct mqtt_topic_rules *rules; /* where replies may not go (control.h) */
 };
 
 const char *requests_error_str(enum requests_error e)
@@ -161,12 +161,11 @@ const struct requests_counters *requests_counters(const struct requests *r)
 
 size_t requests_memory_bytes(const struct requests *r)
 {
-    return serve_working_set_bytes(r->serve) + INGEST_REPLY_MAX + INGEST_STATUS_MAX +
+    return serve_working_set_bytes(r->serve) + CONTROL_REPLY_MAX + CONTROL_STATUS_MAX +
            sizeof *r->req;
 }
 
-/* Called by the Paho thread (a request arrived) and the outbox thread
- * (room for a reply again). */
+/* Called by the control thread: a request arrived, or a reply slot freed. */
 static void wake(void *ctx)
 {
     struct requests *r = ctx;
@@ -226,7 +225,7 @@ static size_t answer_status(struct requests *r, const struct query *q, char *buf
                             const char **code)
 {
     const char *id = q->has_id ? q->id : NULL;
-    if (status_board_get(r->board, r->status, INGEST_STATUS_MAX, 200) < 2) {
+    if (status_board_get(r->board, r->status, CONTROL_STATUS_MAX, 200) < 2) {
         *code = "unavailable";
         return serve_error(*code, "no status yet; ask again in a second", id, buf, cap);
     }
@@ -237,7 +236,7 @@ static size_t answer_status(struct requests *r, const struct query *q, char *buf
 }
 
 /* Answers a parsed request into r->answer; *code NULL for an answer. */
-static size_t answer(struct requests *r, const struct ingest_request *req, const struct query *q,
+static size_t answer(struct requests *r, const struct control_request *req, const struct query *q,
                      const char **code)
 {
     const char *id = q->has_id ? q->id : NULL;
@@ -247,19 +246,19 @@ static size_t answer(struct requests *r, const struct ingest_request *req, const
         return serve_error(*code,
                            req->is_command ? "not a command (use the query topic)"
                                            : "commands go to the command topic",
-                           id, r->answer, INGEST_REPLY_MAX);
+                           id, r->answer, CONTROL_REPLY_MAX);
     }
     if (command)
-        return answer_command(r, q, r->answer, INGEST_REPLY_MAX, code);
+        return answer_command(r, q, r->answer, CONTROL_REPLY_MAX, code);
     if (q->op == QUERY_STATUS)
-        return answer_status(r, q, r->answer, INGEST_REPLY_MAX, code);
-    return serve_answer(r->serve, q, req->arrived_mono_ms, r->answer, INGEST_REPLY_MAX, code);
+        return answer_status(r, q, r->answer, CONTROL_REPLY_MAX, code);
+    return serve_answer(r->serve, q, req->arrived_mono_ms, r->answer, CONTROL_REPLY_MAX, code);
 }
 
 /* Where the reply goes: the v5 Response Topic, else reply_to; NULL when
  * neither is usable (*problem says why). *fallback: the response topic was
  * refused and reply_to is used to say so. */
-static const char *reply_topic(struct requests *r, const struct ingest_request *req,
+static const char *reply_topic(struct requests *r, const struct control_request *req,
                                const struct query *q, enum mqtt_topic_problem *problem,
                                bool *fallback)
 {
@@ -279,7 +278,7 @@ static const char *reply_topic(struct requests *r, const struct ingest_request *
     return NULL;
 }
 
-static void reject(struct requests *r, const struct ingest_request *req,
+static void reject(struct requests *r, const struct control_request *req,
                    enum mqtt_topic_problem problem)
 {
     atomic_fetch_add(&r->counters.rejected[problem], 1);
@@ -291,7 +290,7 @@ static void reject(struct requests *r, const struct ingest_request *req,
                      req->has_response_topic ? req->response_topic : "");
 }
 
-static void handle(struct requests *r, const struct ingest_request *req)
+static void handle(struct requests *r, const struct control_request *req)
 {
     struct query q;
     const char *code = NULL;
@@ -308,7 +307,7 @@ static void handle(struct requests *r, const struct ingest_request *req)
         reject(r, req, problem);
         /* A command with no reply path at all still runs (fire and forget). */
         if (ok && problem == MQTT_TOPIC_NONE && req->is_command && !fallback)
-            (void)answer_command(r, &q, r->answer, INGEST_REPLY_MAX, &code);
+            (void)answer_command(r, &q, r->answer, CONTROL_REPLY_MAX, &code);
         return;
     }
     if (fallback) {
@@ -316,9 +315,9 @@ static void handle(struct requests *r, const struct ingest_request *req)
         code = "bad_request";
         snprintf(err, sizeof err, "the response topic cannot be published to (%s)",
                  mqtt_topic_problem_str(problem));
-        len = serve_error(code, err, q.has_id ? q.id : NULL, r->answer, INGEST_REPLY_MAX);
+        len = serve_error(code, err, q.has_id ? q.id : NULL, r->answer, CONTROL_REPLY_MAX);
     } else if (!ok) {
-        len = serve_error(code, err, q.has_id ? q.id : NULL, r->answer, INGEST_REPLY_MAX);
+        len = serve_error(code, err, q.has_id ? q.id : NULL, r->answer, CONTROL_REPLY_MAX);
     } else {
         len = answer(r, req, &q, &code);
     }
@@ -332,9 +331,9 @@ static void handle(struct requests *r, const struct ingest_request *req)
         atomic_fetch_add(&r->counters.errors[error_of(code)], 1);
     else
         atomic_fetch_add(&r->counters.answered, 1);
-    if (len == 0 || ingest_reply(r->ing, topic, req, r->answer, len) != EL_OK) {
+    if (len == 0 || control_reply(r->ctl, topic, req, r->answer, len) != EL_OK) {
         atomic_fetch_add(&r->counters.unsent, 1);
-        log_warn("could not hand a reply for %.80s to the MQTT outbox", topic);
+        log_warn("could not publish a reply to %.80s", topic);
     }
 }
 
@@ -345,7 +344,7 @@ static void *serving_main(void *arg)
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), 5) != 0)
         log_debug("serving: cannot lower the thread's priority");
     while (!atomic_load(&r->stop)) {
-        if (ingest_take_request(r->ing, r->req))
+        if (control_take_request(r->ctl, r->req))
             handle(r, r->req);
         else
             wait_for_work(r);
@@ -353,7 +352,7 @@ static void *serving_main(void *arg)
     return NULL;
 }
 
-el_status requests_start(const struct requests_opts *opts, struct ingest *ing,
+el_status requests_start(const struct requests_opts *opts, struct control *ctl,
                          const struct speed *sp, struct status_board *board, struct requests **out)
 {
     struct requests *r = calloc(1, sizeof *r);
@@ -362,10 +361,10 @@ el_status requests_start(const struct requests_opts *opts, struct ingest *ing,
     if (!r)
         return EL_NOMEM;
     r->commands = opts->commands;
-    r->ing = ing;
+    r->ctl = ctl;
     r->sp = sp;
     r->board = board;
-    r->rules = ingest_reply_rules(ing);
+    r->rules = control_reply_rules(ctl);
     pthread_mutex_init(&r->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -373,8 +372,8 @@ el_status requests_start(const struct requests_opts *opts, struct ingest *ing,
     pthread_cond_init(&r->cv, &ca);
     pthread_condattr_destroy(&ca);
     r->req = malloc(sizeof *r->req);
-    r->answer = malloc(INGEST_REPLY_MAX);
-    r->status = malloc(INGEST_STATUS_MAX);
+    r->answer = malloc(CONTROL_REPLY_MAX);
+    r->status = malloc(CONTROL_STATUS_MAX);
     if (!r->req || !r->answer || !r->status) {
         requests_free(r);
         return EL_NOMEM;
@@ -385,8 +384,8 @@ el_status requests_start(const struct requests_opts *opts, struct ingest *ing,
         requests_free(r);
         return st;
     }
-    /* Set before the Paho threads start (ingest_start comes later). */
-    ingest_set_request_wakeup(ing, wake, r);
+    /* Set before the control thread starts (control_start comes later). */
+    control_set_request_wakeup(ctl, wake, r);
     if (pthread_create(&r->thread, NULL, serving_main, r) != 0) {
         requests_free(r);
         return EL_NOMEM;

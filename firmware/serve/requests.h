@@ -1,8 +1,9 @@
 /*
- * requests — the serving thread: takes queries and commands from the MQTT
- * request queue (ingest.h), decides where the reply may go, answers them
- * (serve.h for queries, the batch and sync workers for commands, the status
- * board for {"op":"status"}) and hands each reply to the MQTT outbox. The
+ * requests — the serving thread: takes queries and commands from the
+ * control plane's request queue (control.h), decides where the reply may go,
+ * answers them (serve.h for queries, the batch and sync workers for
+ * commands, the status board for {"op":"status"}) and publishes each reply
+ * on the control connection. The
  * core never waits for it: ingest, commits and the stop go on whatever a
  * query costs (docs/SPEC.md §7, docs/DESIGN.md §3 "serving threads").
  *
@@ -18,8 +19,8 @@
  *     "reply_to" gets an error reply there instead. Logged at most once per
  *     10 s. Commands without any reply path still run ("no_reply_topic");
  *   - a reply that could not be handed to the broker ("unsent").
- * (Requests the Paho thread refuses because the queue is full are answered
- * "busy" there and counted in ingest.h's counters.)
+ * (Requests the control thread refuses because the queue is full are
+ * answered "busy" there and counted in control.h's counters.)
  *
  * Threading: requests_start/stop on the core thread; one serving thread in
  * between. Counters are atomics readable from any thread.
@@ -31,7 +32,7 @@
 #include <stdint.h>
 
 #include "el_status.h"
-#include "ingest.h"
+#include "control.h"
 #include "query.h"
 #include "serve.h"
 #include "speed.h"
@@ -92,14 +93,15 @@ struct requests_opts {
     struct requests_commands commands;
 };
 
-/* ing, sp and board are borrowed and must outlive the requests. Opens the
+/* ctl, sp and board are borrowed and must outlive the requests. Opens the
  * serving thread's own SQLite connections and starts it. */
-EL_MUST_CHECK el_status requests_start(const struct requests_opts *opts, struct ingest *ing,
+EL_MUST_CHECK el_status requests_start(const struct requests_opts *opts, struct control *ctl,
                                        const struct speed *sp, struct status_board *board,
                                        struct requests **out);
 /* Ends the query being answered (within its next check, well under 1 s)
- * and joins the thread. The ingest may still call the wake-up hook until it
- * is freed: free the requests after the ingest. NULL is fine for both. */
+ * and joins the thread. The control plane may still call the wake-up hook
+ * until it is stopped: free the requests after control_stop. NULL is fine
+ * for both. */
 void requests_stop(struct requests *r);
 void requests_free(struct requests *r);
 const struct requests_counters *requests_counters(const struct requests *r);

@@ -170,7 +170,7 @@ class Daemon:
     def start(self, wait_subscribed=True):
         self.starts += 1
         self.log_mark = len(self.log_text())  # this instance's lines start here
-        before = self.log_text().count("subscribed to")
+        before = self.ready_lines()
         self.logf = open(self.logfile, "a")
         self.proc = subprocess.Popen(self.args(), stdout=self.logf, stderr=subprocess.STDOUT,
                                      env=dict(os.environ, **self.env))
@@ -178,9 +178,16 @@ class Daemon:
             def ready():
                 if self.proc.poll() is not None:
                     raise AssertionError("edgelambdad exited %s:\n%s" % (self.proc.returncode, self.log_text()[-3000:]))
-                return self.log_text().count("subscribed to") > before
-            wait_until(ready, 20, "edgelambdad to subscribe")
+                now = self.ready_lines()
+                return now[0] > before[0] and now[1] > before[1]
+            wait_until(ready, 20, "edgelambdad to subscribe (readings and requests)")
         return self
+
+    def ready_lines(self):
+        """(ingest subscriptions, control-plane subscriptions) logged so far:
+        readings flow after the first, queries are answered after the second."""
+        t = self.log_text()
+        return t.count("subscribed to"), t.count("control: answering queries")
 
     def log_text(self):
         try:

@@ -8,24 +8,46 @@ stays up, reports the failure, acknowledges nothing it could not make safe,
 and once the faults stop, every published event is stored exactly once and
 integrity_check is ok.
 """
+import json
 import os
 import sys
+import time
 
-from harness import (SLOW, Broker, Daemon, Ledger, TempDir, check, loadgen_async, log, run, wait_until)
+from harness import (SLOW, Broker, Daemon, Ledger, TempDir, check, loadgen_async, log, rr, run, wait_until)
 from powercut import LIB, available
 
 TS_BASE = 1767225600000
 
 SCENARIOS = [
     # (name, durability, EL_IOFAULT, what the log must say while it fails,
-    #  whether the retained status can say so: a failing strict msync holds
-    #  the Paho thread, which also publishes the status)
+    #  whether the status reports an error while it lasts: short writes are
+    #  retried inside SQLite and never surface). A failing strict msync holds
+    #  the Paho thread; the control plane's own connection (control.h) must
+    #  still publish the status, answer {"op":"status"} and queries, and keep
+    #  the will unfired.
     ("fdatasync EIO", "normal", "fdatasync:EIO:1", "disk I/O error", True),
     ("write ENOSPC", "normal", "pwrite:ENOSPC:3", "database or disk is full", True),
     ("short writes", "normal", "pwrite:SHORT:2", None, False),
     ("strict fdatasync EIO", "strict", "fdatasync:EIO:1", "disk I/O error", True),
-    ("strict msync EIO", "strict", "msync:EIO:1", "journal: msync failed: Input/output error", False),
+    ("strict msync EIO", "strict", "msync:EIO:1", "journal: msync failed: Input/output error", True),
 ]
+
+
+def answers_while_held(d, b):
+    """Ingest is held (the Paho callback waits in journal_append): the
+    retained status says so and stays "online", {"op":"status"} and a query
+    are answered over the control connection."""
+    st = d.status(timeout=20 * SLOW, pred=lambda s: s["ingest"]["held"])
+    check(st["state"] != "offline" and st["mqtt"]["control_connected"],
+          "retained status while held: %s" % st)
+    t0 = time.monotonic()
+    ans = rr(b, json.dumps({"op": "status"}), timeout=10 * SLOW)
+    check(ans.get("ok") and ans["ingest"]["held"], "status answer while held: %s" % ans)
+    name = d.query1("SELECT name FROM series ORDER BY id LIMIT 1")
+    q = rr(b, json.dumps({"series": name, "from": TS_BASE, "to": TS_BASE + 86400000, "step": "1d",
+                          "agg": ["count"]}), timeout=10 * SLOW)
+    check(q.get("ok") and sum(x["count"] for x in q["buckets"]) > 0, "query while held: %s" % q)
+    log("held: status and a query answered in %.0f ms" % ((time.monotonic() - t0) * 1000))
 
 
 def one(name, durability, fault, expect_log, expect_status):
@@ -54,6 +76,8 @@ def one(name, durability, fault, expect_log, expect_status):
         if expect_status:  # and the retained status says so while it lasts
             st = d.status(timeout=10 * SLOW, pred=lambda s: s["log"]["error"] is not None)
             reported = st["log"]["error"]
+        if fault.startswith("msync"):
+            answers_while_held(d, b)
         os.unlink(switch)
         out, err = lg.communicate(timeout=120 * SLOW)
         check(lg.returncode == 0, "loadgen: %s %s" % (out, err))

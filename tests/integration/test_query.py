@@ -8,6 +8,7 @@ mosquitto_rr (the real binary) gets answers; an MQTT 3.1.1 client with
 "reply_to" gets its answer with its "id"; answers survive SIGKILL + restart.
 """
 import json
+import threading
 import math
 from fractions import Fraction
 import os
@@ -273,6 +274,48 @@ def test_restart_rebuilds_only_the_window():
         td.cleanup()
 
 
+def test_request_sent_while_down_is_answered_after_restart():
+    """The control plane's session outlives the process (control.h): a
+    request published while the daemon is down (after kill -9) waits in the
+    broker and is answered once it is back, within the client's timeout."""
+    td = TempDir("rr-restart")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b).start()
+    try:
+        d.kill()
+        rt = "t/reply/restart/%d" % os.getpid()
+        # A spy on the query topic proves the request reached the broker
+        # while the daemon was down: probes until the spy is subscribed (the
+        # daemon later refuses the probes, which have no reply topic).
+        spy = subprocess.Popen(["mosquitto_sub", "-h", "127.0.0.1", "-p", str(b.port), "-t", "edgelambda/query",
+                                "-W", "30"], stdout=subprocess.PIPE, text=True)
+        lines = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(spy.stdout.readline, "")), daemon=True)
+        reader.start()
+
+        def spy_ready():
+            subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(b.port), "-t", "edgelambda/query",
+                            "-m", "probe"], check=True)
+            return any("probe" in ln for ln in lines)
+        wait_until(spy_ready, 10, "the spy's subscription")
+        waiting = subprocess.Popen(["mosquitto_rr", "-h", "127.0.0.1", "-p", str(b.port), "-t", "edgelambda/query",
+                                    "-e", rt, "-W", "20", "-q", "1", "-m", '{"op":"status","id":"while-down"}'],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: any("while-down" in ln for ln in lines), 10, "the request to reach the broker")
+        spy.kill()
+        check(not d.alive(), "the daemon must be down while the request waits")
+        d.start()
+        out, err = waiting.communicate(timeout=30)
+        check(waiting.returncode == 0, "no answer after the restart: %s %s" % (out, err))
+        ans = json.loads(out)
+        check(ans["ok"] and ans["id"] == "while-down", "answer: %s" % ans)
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
     run([test_mosquitto_rr_and_mqtt311_reply_to, test_exact_answers_at_rest_during_ingest_and_after_restart,
-         test_restart_rebuilds_only_the_window])
+         test_restart_rebuilds_only_the_window, test_request_sent_while_down_is_answered_after_restart])

@@ -60,6 +60,12 @@ def wait_until(pred, timeout, what):
         time.sleep(0.05)
 
 
+def daemon_ready(logpath):
+    """The daemon subscribed for readings and its control plane for queries."""
+    text = open(logpath).read()
+    return "subscribed to" in text and "control: answering queries" in text
+
+
 def proc_io(pid):
     io = {}
     with open("/proc/%d/io" % pid) as f:
@@ -138,7 +144,7 @@ def run_daemon(build, uri, n, series, qos, durability, workdir, style="json-ts",
                           "--set", "clock.synced=yes", "--set", "mqtt.client_id=bench-q%d" % qos],
                          stdout=logf, stderr=subprocess.STDOUT)
     logpath = logf.name
-    wait_until(lambda: "subscribed to" in open(logpath).read(), 20, "daemon subscription")
+    wait_until(lambda: daemon_ready(logpath), 20, "daemon subscription")
     io0 = proc_io(d.pid)
     ql = None
     ts_base = TS_BASE
@@ -311,7 +317,7 @@ def bench_recompute(args):
                               "--set", "batch.idle_cpu_pct=0", "--set", "batch.max_lag_s=86400"],
                              stdout=logf, stderr=subprocess.STDOUT)
         try:
-            wait_until(lambda: "subscribed to" in open(logf.name).read(), 20, "daemon")
+            wait_until(lambda: daemon_ready(logf.name), 20, "daemon")
             base = 1767225600000
             m = args.ingest_messages
             ingest_rate(args.build, b.uri, data, m, 0, base)  # warm-up and data to recompute

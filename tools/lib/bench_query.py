@@ -155,7 +155,8 @@ def start_servers(args, work, procs):
     def daemon_ready():
         if d.poll() is not None:
             fail("edgelambdad exited: " + open(daemon_log).read()[-2000:])
-        return "subscribed to" in open(daemon_log).read()
+        text = open(daemon_log).read()
+        return "subscribed to" in text and "control: answering queries" in text
     wait_for(daemon_ready, 20, "edgelambdad to subscribe")
     echo = procs.start([os.path.join(args.build, "el_echo_responder"), "--uri", uri,
                         "--topic", ECHO_TOPIC], stdout=subprocess.PIPE, text=True)

@@ -10,7 +10,7 @@ EL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # sqlite3 CLI the demo and README point at for reading the master log.
 # tools/sysroot puts the -dev packages of this list into the cross sysroots.
 EL_PACKAGES=(build-essential cmake pkg-config python3
-  libpaho-mqtt-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev
+  libpaho-mqtt-dev libmosquitto-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev
   libinih-dev libjsmn-dev libzstd-dev zlib1g-dev libcmocka-dev libsystemd-dev
   mosquitto mosquitto-clients sqlite3)
 # What only the tests need (tools/check, tools/bench): the format check,

@@ -1,0 +1,636 @@
+/*
+ * control — the control plane's libmosquitto connection (design in control.h).
+ *
+ * Ownership: struct control owns the libmosquitto client, the el-control
+ * thread and the request queue (CONTROL_REQ_SLOTS requests, allocated at
+ * control_new). Replies are copied by libmosquitto; the reply slots here
+ * only count them.
+ */
+#include "control.h"
+
+#include <limits.h>
+#include <mosquitto.h>
+#include <mqtt_protocol.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mqtt_socket.h"
+#include "plat_clock.h"
+#include "plat_file.h"
+#include "plat_json.h"
+#include "plat_log.h"
+
+#define LOOP_TIMEOUT_MS 100
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define PROBE_TIMEOUT_MS 3000
+#define EARLY_MIDS 16
+#define REPLY_TO_TOKENS 512 /* a request's JSON, read for "reply_to" of a busy reply */
+
+static const char OFFLINE[] = "{\"state\":\"offline\"}";
+static const char BUSY[] = "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":"
+                           "\"too many requests waiting\"}}";
+
+/* A reply handed to libmosquitto and not yet written (on_publish). */
+enum slot_state { SLOT_FREE, SLOT_PUBLISHING, SLOT_SENT };
+struct out_slot {
+    enum slot_state state;
+    int mid;
+};
+
+struct control {
+    struct control_opts o;
+    struct mosquitto *mosq;
+    struct control_counters counters;
+    char host[256];
+    int port;
+    bool tls;
+    char password[256];
+    char client_id[256];
+    bool props_set; /* el-control: the CONNECT properties are in libmosquitto */
+    char query_topic[CONTROL_PROP_MAX];
+    char command_topic[CONTROL_PROP_MAX];
+    char status_topic[CONTROL_PROP_MAX];
+    const char *own_ptr[3];
+    const char *filter_ptr[CONTROL_MAX_FILTERS];
+    struct mqtt_topic_rules reply_rules;
+
+    pthread_t thread;
+    bool started;
+    _Atomic int quit;
+    _Atomic int stopping;
+    _Atomic int disconnected;
+
+    /* request queue: el-control produces, the serving thread consumes */
+    pthread_mutex_t mu;
+    struct control_request *slots; /* CONTROL_REQ_SLOTS */
+    uint32_t head, count;
+    void (*wake)(void *ctx);
+    void *wake_ctx;
+    struct out_slot out[CONTROL_OUT_SLOTS]; /* under mu */
+    int early[EARLY_MIDS];                  /* on_publish before its slot knew its mid */
+    unsigned early_next;
+    struct plat_log_limit busy_limit, connect_limit, reply_limit;
+};
+
+const struct control_counters *control_counters(const struct control *c)
+{
+    return &c->counters;
+}
+
+const struct mqtt_topic_rules *control_reply_rules(const struct control *c)
+{
+    return &c->reply_rules;
+}
+
+const char *control_status_topic(const struct control *c)
+{
+    return c->status_topic;
+}
+
+void control_set_request_wakeup(struct control *c, void (*fn)(void *ctx), void *ctx)
+{
+    c->wake = fn;
+    c->wake_ctx = ctx;
+}
+
+/* ---- reply slots (under mu) ---- */
+
+static bool slot_free_locked(const struct control *c)
+{
+    for (int i = 0; i < CONTROL_OUT_SLOTS; i++)
+        if (c->out[i].state == SLOT_FREE)
+            return true;
+    return false;
+}
+
+/* el-control: a reply (or some other publish) was written. */
+static void on_publish(struct mosquitto *m, void *ctx, int mid, int reason,
+                       const mosquitto_property *props)
+{
+    struct control *c = ctx;
+    bool freed = false;
+    (void)m;
+    (void)reason;
+    (void)props;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < CONTROL_OUT_SLOTS && !freed; i++) {
+        if (c->out[i].state == SLOT_SENT && c->out[i].mid == mid) {
+            c->out[i].state = SLOT_FREE;
+            freed = true;
+        }
+    }
+    if (!freed) { /* its slot may not know its mid yet (control_reply) */
+        c->early[c->early_next] = mid;
+        c->early_next = (c->early_next + 1) % EARLY_MIDS;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (freed && c->wake)
+        c->wake(c->wake_ctx); /* requests may wait for a free slot */
+}
+
+/* Serving thread: the publish of slot i returned mid (0: refused). */
+static void slot_settle(struct control *c, int i, int mid)
+{
+    pthread_mutex_lock(&c->mu);
+    c->out[i].state = mid ? SLOT_SENT : SLOT_FREE;
+    c->out[i].mid = mid;
+    for (int k = 0; mid && k < EARLY_MIDS; k++) {
+        if (c->early[k] == mid) {
+            c->early[k] = 0;
+            c->out[i].state = SLOT_FREE;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Publishes a reply (QoS 0) with req's correlation data; a libmosquitto code. */
+static int publish_reply(struct control *c, const char *topic, const struct control_request *req,
+                         const void *payload, size_t len, int *mid)
+{
+    mosquitto_property *props = NULL;
+    int rc = MOSQ_ERR_SUCCESS;
+    if (req->has_correlation)
+        rc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, req->correlation,
+                                           (uint16_t)req->correlation_len);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_publish_v5(c->mosq, mid, topic, (int)len, payload, 0, false, props);
+    mosquitto_property_free_all(&props);
+    return rc;
+}
+
+el_status control_reply(struct control *c, const char *topic, const struct control_request *req,
+                        const void *payload, size_t len)
+{
+    int slot = -1, mid = 0;
+    if (!atomic_load(&c->counters.connected) || len > CONTROL_REPLY_MAX)
+        return EL_AGAIN;
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < CONTROL_OUT_SLOTS && slot < 0; i++)
+        if (c->out[i].state == SLOT_FREE)
+            slot = i;
+    if (slot >= 0)
+        c->out[slot].state = SLOT_PUBLISHING;
+    pthread_mutex_unlock(&c->mu);
+    if (slot < 0)
+        return EL_AGAIN;
+    int rc = publish_reply(c, topic, req, payload, len, &mid);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        plat_log_limited(&c->reply_limit, 10000, PLAT_LOG_WARN,
+                         "could not send a reply to %.80s: %s (counted in status)", topic,
+                         mosquitto_strerror(rc));
+        mid = 0;
+    }
+    slot_settle(c, slot, mid);
+    return rc == MOSQ_ERR_SUCCESS ? EL_OK : EL_AGAIN;
+}
+
+el_status control_publish_status(struct control *c, const void *payload, size_t len)
+{
+    if (len > CONTROL_STATUS_MAX)
+        return EL_INVAL;
+    /* Not queued while disconnected (libmosquitto would keep every QoS 1
+     * message until the next connection): the core retries each second.
+     * Nor before the SUBACK: libmosquitto resends what was queued while it
+     * handled the CONNACK, so the first status would go out twice. */
+    if (!atomic_load(&c->counters.subscribed) || atomic_load(&c->stopping))
+        return EL_AGAIN;
+    int rc = mosquitto_publish_v5(c->mosq, NULL, c->status_topic, (int)len, payload, 1, true, NULL);
+    return rc == MOSQ_ERR_SUCCESS ? EL_OK : EL_AGAIN;
+}
+
+/* ---- requests ---- */
+
+/* The v5 Response Topic and Correlation Data of a request. */
+static void copy_properties(struct control_request *r, const mosquitto_property *props)
+{
+    char *rt = NULL;
+    void *cd = NULL;
+    uint16_t cd_len = 0;
+    r->response_topic[0] = '\0';
+    r->response_topic_len = 0;
+    r->has_response_topic = false;
+    r->has_correlation = false;
+    r->correlation_len = 0;
+    if (mosquitto_property_read_string(props, MQTT_PROP_RESPONSE_TOPIC, &rt, false)) {
+        /* Kept (cut) whatever its length: the serving thread judges it and
+         * counts a refusal (mqtt_topic_check_reply), never a silent drop. */
+        size_t n = strlen(rt);
+        r->has_response_topic = true;
+        r->response_topic_len = n;
+        n = n < CONTROL_PROP_MAX ? n : CONTROL_PROP_MAX;
+        memcpy(r->response_topic, rt, n);
+        r->response_topic[n] = '\0';
+        free(rt);
+    }
+    if (mosquitto_property_read_binary(props, MQTT_PROP_CORRELATION_DATA, &cd, &cd_len, false)) {
+        if (cd_len <= CONTROL_PROP_MAX) {
+            memcpy(r->correlation, cd, cd_len);
+            r->correlation_len = cd_len;
+            r->has_correlation = true;
+        }
+        free(cd);
+    }
+}
+
+/* The "reply_to" of an MQTT 3.1.1 request, as written: a JSON string
+ * without escapes (the serving layer's rule, query.h), cut to cap - 1
+ * bytes; *full its length. False when there is none. */
+static bool request_reply_to(const char *payload, size_t len, char *out, size_t cap, size_t *full)
+{
+    static _Thread_local struct plat_json_tok tok[REPLY_TO_TOKENS];
+    struct plat_json doc;
+    size_t n;
+    if (plat_json_parse(&doc, payload, len, tok, REPLY_TO_TOKENS) != EL_OK)
+        return false;
+    int v = plat_json_member(&doc, 0, "reply_to");
+    const char *raw = plat_json_raw(&doc, v, &n);
+    if (plat_json_type(&doc, v) != PLAT_JSON_STRING || !raw || memchr(raw, '\\', n))
+        return false;
+    *full = n;
+    n = n < cap - 1 ? n : cap - 1;
+    memcpy(out, raw, n);
+    out[n] = '\0';
+    return true;
+}
+
+/* el-control, the request queue full: "busy" to wherever the reply may
+ * safely go (the same rules as every reply, query.h), counted either way. */
+static void reply_busy(struct control *c, const struct control_request *req,
+                       const struct mosquitto_message *msg)
+{
+    char reply_to[MQTT_TOPIC_REPLY_MAX + 1];
+    enum mqtt_topic_problem rt = MQTT_TOPIC_NONE, rto = MQTT_TOPIC_NONE;
+    const char *topic = NULL;
+    size_t full = 0;
+    if (req->has_response_topic)
+        rt = mqtt_topic_check_reply(req->response_topic, req->response_topic_len, &c->reply_rules);
+    if (rt == MQTT_TOPIC_OK) {
+        topic = req->response_topic;
+    } else {
+        size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+        if (request_reply_to(msg->payload, len < CONTROL_REQ_MAX ? len : CONTROL_REQ_MAX, reply_to,
+                             sizeof reply_to, &full))
+            rto = mqtt_topic_check_reply(reply_to, full, &c->reply_rules);
+        if (rto == MQTT_TOPIC_OK)
+            topic = reply_to;
+    }
+    if (!topic) {
+        atomic_fetch_add(&c->counters.requests_rejected[rt != MQTT_TOPIC_NONE ? rt : rto], 1);
+        return;
+    }
+    int rc = publish_reply(c, topic, req, BUSY, sizeof BUSY - 1, NULL);
+    atomic_fetch_add(
+        rc == MOSQ_ERR_SUCCESS ? &c->counters.requests_busy : &c->counters.requests_busy_unsent, 1);
+}
+
+/* el-control: queue a query/command for the serving thread. */
+static void take_in_request(struct control *c, bool is_command, const struct mosquitto_message *msg,
+                            const mosquitto_property *props)
+{
+    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    pthread_mutex_lock(&c->mu);
+    bool full = c->count == CONTROL_REQ_SLOTS;
+    if (!full) {
+        struct control_request *r = &c->slots[(c->head + c->count) % CONTROL_REQ_SLOTS];
+        r->is_command = is_command;
+        r->arrived_mono_ms = plat_clock_mono_ms();
+        copy_properties(r, props);
+        /* Oversized requests are cut: the parser then reports them as bad. */
+        r->len = len < CONTROL_REQ_MAX ? len : CONTROL_REQ_MAX;
+        if (r->len)
+            memcpy(r->payload, msg->payload, r->len);
+        c->count++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (full) {
+        static _Thread_local struct control_request tmp; /* el-control only */
+        tmp.is_command = is_command;
+        copy_properties(&tmp, props);
+        plat_log_limited(&c->busy_limit, 10000, PLAT_LOG_WARN,
+                         "request queue full: answering busy");
+        reply_busy(c, &tmp, msg);
+        return;
+    }
+    if (c->wake)
+        c->wake(c->wake_ctx);
+}
+
+bool control_take_request(struct control *c, struct control_request *out)
+{
+    bool got = false;
+    pthread_mutex_lock(&c->mu);
+    if (c->count > 0 && slot_free_locked(c)) {
+        const struct control_request *r = &c->slots[c->head];
+        out->is_command = r->is_command;
+        out->len = r->len;
+        memcpy(out->payload, r->payload, r->len);
+        memcpy(out->response_topic, r->response_topic, sizeof out->response_topic);
+        out->response_topic_len = r->response_topic_len;
+        out->has_response_topic = r->has_response_topic;
+        memcpy(out->correlation, r->correlation, r->correlation_len);
+        out->correlation_len = r->correlation_len;
+        out->has_correlation = r->has_correlation;
+        out->arrived_mono_ms = r->arrived_mono_ms;
+        c->head = (c->head + 1) % CONTROL_REQ_SLOTS;
+        c->count--;
+        got = true;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return got;
+}
+
+static void on_message(struct mosquitto *m, void *ctx, const struct mosquitto_message *msg,
+                       const mosquitto_property *props)
+{
+    struct control *c = ctx;
+    (void)m;
+    bool query = strcmp(msg->topic, c->query_topic) == 0;
+    if (query || strcmp(msg->topic, c->command_topic) == 0)
+        take_in_request(c, !query, msg, props);
+}
+
+/* ---- the connection ---- */
+
+static void on_subscribe(struct mosquitto *m, void *ctx, int mid, int n, const int *granted,
+                         const mosquitto_property *props)
+{
+    struct control *c = ctx;
+    bool ok = true;
+    (void)m;
+    (void)mid;
+    (void)props;
+    for (int i = 0; i < n; i++)
+        ok = ok && granted[i] < 0x80;
+    if (!ok) {
+        log_error("control: the broker refused the subscription to %s or %s (ACL?): queries "
+                  "and commands will not be answered",
+                  c->query_topic, c->command_topic);
+        return;
+    }
+    atomic_store(&c->counters.subscribed, 1);
+    log_info("control: answering queries on %s and commands on %s", c->query_topic,
+             c->command_topic);
+}
+
+static void on_connect(struct mosquitto *m, void *ctx, int rc, int flags,
+                       const mosquitto_property *props)
+{
+    struct control *c = ctx;
+    char *subs[2] = {c->query_topic, c->command_topic};
+    (void)flags;
+    (void)props;
+    if (rc != 0) {
+        plat_log_limited(&c->connect_limit, 30000, PLAT_LOG_WARN,
+                         "control: the broker at %s refused the connection: %s", c->o.conn.uri,
+                         mosquitto_reason_string(rc));
+        return;
+    }
+    atomic_store(&c->disconnected, 0);
+    atomic_store(&c->counters.connected, 1);
+    atomic_fetch_add(&c->counters.connects, 1);
+    log_info("control: connected to %s as %s", c->o.conn.uri, c->client_id);
+    rc = mosquitto_subscribe_multiple(m, NULL, 2, subs, 1, 0, NULL);
+    if (rc != MOSQ_ERR_SUCCESS)
+        log_error("control: subscribe request failed: %s", mosquitto_strerror(rc));
+}
+
+static void on_disconnect(struct mosquitto *m, void *ctx, int rc, const mosquitto_property *props)
+{
+    struct control *c = ctx;
+    int lost = 0;
+    (void)m;
+    (void)props;
+    atomic_store(&c->counters.connected, 0);
+    atomic_store(&c->counters.subscribed, 0);
+    atomic_store(&c->disconnected, 1);
+    /* Replies not yet written went with the connection. */
+    pthread_mutex_lock(&c->mu);
+    for (int i = 0; i < CONTROL_OUT_SLOTS; i++) {
+        if (c->out[i].state == SLOT_SENT) {
+            c->out[i].state = SLOT_FREE;
+            lost++;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    atomic_fetch_add(&c->counters.replies_unsent, (uint64_t)lost);
+    if (lost && c->wake)
+        c->wake(c->wake_ctx);
+    if (!atomic_load(&c->stopping))
+        log_warn("control: connection to the broker lost (%s); reconnecting",
+                 rc ? mosquitto_strerror(rc) : "closed");
+}
+
+/* el-control: one connection attempt. The first is made with
+ * mosquitto_connect_bind_v5, the only call that takes CONNECT properties (the
+ * session expiry); libmosquitto keeps a copy for mosquitto_reconnect_async.
+ * That call connects TCP blocking, so a probe with a timeout goes first: an
+ * unreachable broker must not hold the stop for the kernel's SYN timeout. */
+static int try_connect(struct control *c)
+{
+    char port[16];
+    if (c->props_set)
+        return mosquitto_reconnect_async(c->mosq);
+    snprintf(port, sizeof port, "%d", c->port);
+    if (!mqtt_tcp_probe(c->host, port, PROBE_TIMEOUT_MS))
+        return MOSQ_ERR_NO_CONN;
+    mosquitto_property *props = NULL;
+    int rc = mosquitto_property_add_int32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL,
+                                          (uint32_t)c->o.conn.session_expiry_s);
+    if (rc == MOSQ_ERR_SUCCESS) {
+        rc = mosquitto_connect_bind_v5(c->mosq, c->host, c->port, c->o.conn.keepalive_s, NULL,
+                                       props);
+        c->props_set = rc != MOSQ_ERR_INVAL && rc != MOSQ_ERR_PROTOCOL;
+    }
+    mosquitto_property_free_all(&props);
+    return rc;
+}
+
+/* el-control: sleeps the backoff (in steps, watching quit) and doubles it. */
+static void back_off(struct control *c, int *backoff)
+{
+    for (int waited = 0; waited < *backoff && !atomic_load(&c->quit); waited += LOOP_TIMEOUT_MS)
+        nanosleep(&(struct timespec){0, LOOP_TIMEOUT_MS * 1000000L}, NULL);
+    *backoff = *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;
+}
+
+/* el-control: connect, loop, reconnect with backoff until quit. */
+static void *control_main(void *arg)
+{
+    struct control *c = arg;
+    int backoff = BACKOFF_MIN_MS;
+    bool up = false;
+    while (!atomic_load(&c->quit)) {
+        if (!up) {
+            if (atomic_load(&c->stopping))
+                break;
+            int rc = try_connect(c);
+            if (rc != MOSQ_ERR_SUCCESS) {
+                plat_log_limited(&c->connect_limit, 30000, PLAT_LOG_WARN,
+                                 "control: cannot connect to %s: %s", c->o.conn.uri,
+                                 rc == MOSQ_ERR_NO_CONN ? "no answer" : mosquitto_strerror(rc));
+                back_off(c, &backoff);
+                continue;
+            }
+            up = true;
+        }
+        int rc = mosquitto_loop(c->mosq, LOOP_TIMEOUT_MS, 1);
+        if (atomic_load(&c->counters.connected))
+            backoff = BACKOFF_MIN_MS;
+        if (rc != MOSQ_ERR_SUCCESS) {
+            up = false;
+            if (atomic_load(&c->counters.connected))
+                on_disconnect(c->mosq, c, rc, NULL);
+            atomic_store(&c->counters.connected, 0);
+            if (atomic_load(&c->stopping))
+                break;
+            if (rc != MOSQ_ERR_NO_CONN && rc != MOSQ_ERR_CONN_LOST)
+                plat_log_limited(&c->connect_limit, 30000, PLAT_LOG_WARN,
+                                 "control: connection to %s failed: %s", c->o.conn.uri,
+                                 mosquitto_strerror(rc));
+            back_off(c, &backoff);
+        }
+    }
+    return NULL;
+}
+
+static el_status configure(struct control *c)
+{
+    const struct control_opts *o = &c->o;
+    char port[16];
+    if (!mqtt_uri_endpoint(o->conn.uri, c->host, sizeof c->host, port, sizeof port)) {
+        log_error("control: cannot read host and port from mqtt.uri %s", o->conn.uri);
+        return EL_INVAL;
+    }
+    c->port = atoi(port);
+    c->tls = mqtt_uri_tls(o->conn.uri);
+    if (strncmp(o->conn.uri, "ws", 2) == 0) {
+        log_error("control: mqtt.uri %s: websockets are not supported for the control "
+                  "connection (use mqtt:// or mqtts://)",
+                  o->conn.uri);
+        return EL_INVAL;
+    }
+    mosquitto_int_option(c->mosq, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V5);
+    mosquitto_int_option(c->mosq, MOSQ_OPT_TCP_NODELAY, o->conn.tcp_nodelay ? 1 : 0);
+    mosquitto_threaded_set(c->mosq, true);
+    mosquitto_connect_v5_callback_set(c->mosq, on_connect);
+    mosquitto_disconnect_v5_callback_set(c->mosq, on_disconnect);
+    mosquitto_message_v5_callback_set(c->mosq, on_message);
+    mosquitto_subscribe_v5_callback_set(c->mosq, on_subscribe);
+    mosquitto_publish_v5_callback_set(c->mosq, on_publish);
+    int rc = mosquitto_will_set_v5(c->mosq, c->status_topic, (int)sizeof OFFLINE - 1, OFFLINE, 1,
+                                   true, NULL);
+    if (rc == MOSQ_ERR_SUCCESS && o->conn.username[0])
+        rc = mosquitto_username_pw_set(c->mosq, o->conn.username,
+                                       c->password[0] ? c->password : NULL);
+    if (rc == MOSQ_ERR_SUCCESS && c->tls)
+        rc = mosquitto_tls_set(c->mosq, o->conn.ca_file[0] ? o->conn.ca_file : NULL,
+                               o->conn.ca_file[0] ? NULL : "/etc/ssl/certs",
+                               o->conn.cert_file[0] ? o->conn.cert_file : NULL,
+                               o->conn.key_file[0] ? o->conn.key_file : NULL, NULL);
+    if (rc != MOSQ_ERR_SUCCESS) {
+        log_error("control: cannot set up the MQTT client: %s", mosquitto_strerror(rc));
+        return EL_INVAL;
+    }
+    return EL_OK;
+}
+
+static void init_topics(struct control *c)
+{
+    const struct control_opts *o = &c->o;
+    snprintf(c->status_topic, sizeof c->status_topic, "%s/status", o->conn.topic_prefix);
+    snprintf(c->query_topic, sizeof c->query_topic, "%s/query", o->conn.topic_prefix);
+    snprintf(c->command_topic, sizeof c->command_topic, "%s/command", o->conn.topic_prefix);
+    snprintf(c->client_id, sizeof c->client_id, "%.200s-ctl", o->conn.client_id);
+    c->own_ptr[0] = c->query_topic;
+    c->own_ptr[1] = c->command_topic;
+    c->own_ptr[2] = c->status_topic;
+    int n = o->n_filters < CONTROL_MAX_FILTERS ? o->n_filters : CONTROL_MAX_FILTERS;
+    for (int i = 0; i < n; i++)
+        c->filter_ptr[i] = o->filters[i];
+    c->reply_rules.filters = c->filter_ptr;
+    c->reply_rules.n_filters = n;
+    c->reply_rules.own = c->own_ptr;
+    c->reply_rules.n_own = 3;
+}
+
+el_status control_new(const struct control_opts *o, struct control **out)
+{
+    static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+    struct control *c = calloc(1, sizeof *c);
+    el_status st = EL_OK;
+    *out = NULL;
+    if (!c)
+        return EL_NOMEM;
+    c->o = *o;
+    pthread_mutex_init(&c->mu, NULL);
+    init_topics(c);
+    (void)pthread_once(&lib_once, (void (*)(void))mosquitto_lib_init);
+    c->slots = calloc(CONTROL_REQ_SLOTS, sizeof c->slots[0]);
+    c->mosq = mosquitto_new(c->client_id, false, c);
+    if (!c->slots || !c->mosq)
+        st = EL_NOMEM;
+    if (st == EL_OK && o->conn.password_file[0])
+        st = plat_file_read_secret(o->conn.password_file, c->password, sizeof c->password);
+    if (st == EL_OK)
+        st = configure(c);
+    if (st != EL_OK) {
+        control_free(c);
+        return st;
+    }
+    *out = c;
+    return EL_OK;
+}
+
+el_status control_start(struct control *c)
+{
+    if (pthread_create(&c->thread, NULL, control_main, c) != 0) {
+        log_error("cannot start the control thread");
+        return EL_NOMEM;
+    }
+    c->started = true;
+    return EL_OK;
+}
+
+/* Waits (polling: libmosquitto's callbacks set the flag) at most ms. */
+static void wait_flag(_Atomic int *flag, int ms)
+{
+    for (int64_t end = plat_clock_mono_ms() + ms; !atomic_load(flag) && plat_clock_mono_ms() < end;)
+        nanosleep(&(struct timespec){0, 2 * 1000000L}, NULL);
+}
+
+void control_stop(struct control *c, int timeout_ms)
+{
+    if (!c || !c->started)
+        return;
+    atomic_store(&c->stopping, 1);
+    if (atomic_load(&c->counters.connected)) {
+        /* A clean disconnect does not fire the will: say it ourselves, and
+         * ask for the will too should the publish not make it out. The
+         * library writes in order, so no need to wait for the PUBACK. */
+        if (mosquitto_publish_v5(c->mosq, NULL, c->status_topic, (int)sizeof OFFLINE - 1, OFFLINE,
+                                 1, true, NULL) != MOSQ_ERR_SUCCESS)
+            log_debug("control: could not publish the offline status");
+        if (mosquitto_disconnect_v5(c->mosq, MQTT_RC_DISCONNECT_WITH_WILL_MSG, NULL) ==
+            MOSQ_ERR_SUCCESS)
+            wait_flag(&c->disconnected, timeout_ms);
+    }
+    atomic_store(&c->quit, 1);
+    pthread_join(c->thread, NULL);
+    c->started = false;
+}
+
+void control_free(struct control *c)
+{
+    if (!c)
+        return;
+    control_stop(c, 0);
+    if (c->mosq)
+        mosquitto_destroy(c->mosq);
+    pthread_mutex_destroy(&c->mu);
+    free(c->slots);
+    free(c);
+}
