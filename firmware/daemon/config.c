@@ -1083,14 +1083,12 @@ static bool check_pair(const char *section, const char *cert, const char *key, c
     return false;
 }
 
-static el_status finish_cross_checks(const struct el_config *cfg, char *err, size_t errlen)
+/* The journal and database size rules between keys (bounds of a single key
+ * are the table's). */
+static el_status check_storage_sizes(const struct el_config *cfg, char *err, size_t errlen)
 {
-    static const char *const own[] = {"status", "query", "command"};
-    char topic[EL_CFG_STR + 16], lo[32];
+    char lo[32];
 
-    if (!check_pair("mqtt", cfg->mqtt.cert_file, cfg->mqtt.key_file, err, errlen) ||
-        !check_pair("sync", cfg->sync.cert_file, cfg->sync.key_file, err, errlen))
-        return EL_INVAL;
     if (cfg->ingest.max_payload < 0 || cfg->ingest.max_payload > GIB) {
         put_msg(err, errlen, "[ingest] max_payload: out of range; got %" PRId64,
                 cfg->ingest.max_payload); /* only when filled by hand */
@@ -1125,10 +1123,15 @@ static el_status finish_cross_checks(const struct el_config *cfg, char *err, siz
                 cfg->storage.max_bytes, cfg->storage.hard_max_bytes);
         return EL_INVAL;
     }
-    /* No rule ties slots * bucket_ms to batch.max_lag_s: answers stay exact
-     * whatever the ring covers (serve.h); a short ring only means more
-     * master-log reads for recent-but-older-than-the-ring ranges. */
-    /* Ingesting our own status and replies would feed on itself. */
+    return EL_OK;
+}
+
+/* Ingesting our own status and replies would feed on itself. */
+static el_status check_own_topics(const struct el_config *cfg, char *err, size_t errlen)
+{
+    static const char *const own[] = {"status", "query", "command"};
+    char topic[EL_CFG_STR + 16];
+
     for (int i = 0; i < cfg->ingest.n_filters; i++) {
         for (size_t k = 0; k < sizeof own / sizeof own[0]; k++) {
             snprintf(topic, sizeof topic, "%s/%s", cfg->mqtt.topic_prefix, own[k]);
@@ -1142,6 +1145,18 @@ static el_status finish_cross_checks(const struct el_config *cfg, char *err, siz
         }
     }
     return EL_OK;
+}
+
+static el_status finish_cross_checks(const struct el_config *cfg, char *err, size_t errlen)
+{
+    if (!check_pair("mqtt", cfg->mqtt.cert_file, cfg->mqtt.key_file, err, errlen) ||
+        !check_pair("sync", cfg->sync.cert_file, cfg->sync.key_file, err, errlen))
+        return EL_INVAL;
+    el_status st = check_storage_sizes(cfg, err, errlen);
+    /* No rule ties slots * bucket_ms to batch.max_lag_s: answers stay exact
+     * whatever the ring covers (serve.h); a short ring only means more
+     * master-log reads for recent-but-older-than-the-ring ranges. */
+    return st != EL_OK ? st : check_own_topics(cfg, err, errlen);
 }
 
 el_status config_finish(struct el_config *cfg, char *err, size_t errlen)
