@@ -16,7 +16,15 @@
 #   /var/lib/edgelambda/                         state directory (master log)
 #   /usr/share/doc/edgelambda/                   README.md, DEPLOY.md, the example config,
 #                                                copyright (Debian's machine-readable format:
-#                                                Apache-2.0, packaging/copyright)
+#                                                Apache-2.0, packaging/copyright), changelog.gz
+#                                                (packaging/changelog.in, Debian's format)
+#   /usr/share/man/man{1,5,8}/                   edgelambda.1, edgelambda.conf.5, edgelambdad.8,
+#                                                gzip -9n; edgelambda.conf.5 is generated at
+#                                                build time by `edgelambdad --help-config=man`
+#                                                from the configuration table, so it cannot
+#                                                drift (cross builds run it under the
+#                                                toolchain's CMAKE_CROSSCOMPILING_EMULATOR)
+#   /usr/share/bash-completion/completions/edgelambda   tools/cli/edgelambda-completion.bash
 # Maintainer scripts (packaging/postinst, prerm, postrm) create the system
 # user "edgelambda" and enable/start/stop the unit like debhelper would.
 #
@@ -38,6 +46,40 @@ install(FILES ${CMAKE_SOURCE_DIR}/README.md ${CMAKE_SOURCE_DIR}/edgelambda.conf.
 if(EXISTS ${CMAKE_SOURCE_DIR}/docs/DEPLOY.md)
   install(FILES ${CMAKE_SOURCE_DIR}/docs/DEPLOY.md DESTINATION ${EL_PKG_DOC_DIR})
 endif()
+
+# The package's contact (Maintainer). The default is an RFC 2606 .invalid
+# address: set -DEL_PKG_MAINTAINER="Name <mail>" for packages you distribute.
+set(EL_PKG_MAINTAINER "edgelambda maintainers <maintainers@edgelambda.invalid>"
+    CACHE STRING "Maintainer of the .deb (Name <mail>)")
+
+# Manual pages and the changelog, compressed as Debian wants them (gzip -9n:
+# no name or time stamp, so builds are reproducible). edgelambda.conf(5) is
+# printed by the daemon just built; a target executable as COMMAND runs under
+# CMAKE_CROSSCOMPILING_EMULATOR in a cross build.
+find_program(EL_GZIP gzip REQUIRED)
+set(EL_MAN_BUILD_DIR ${CMAKE_BINARY_DIR}/man)
+file(MAKE_DIRECTORY ${EL_MAN_BUILD_DIR})
+add_custom_command(OUTPUT ${EL_MAN_BUILD_DIR}/edgelambda.conf.5
+  COMMAND edgelambdad --help-config=man > ${EL_MAN_BUILD_DIR}/edgelambda.conf.5
+  DEPENDS edgelambdad
+  COMMENT "Generating edgelambda.conf(5) from the configuration table" VERBATIM)
+configure_file(${CMAKE_CURRENT_LIST_DIR}/changelog.in ${CMAKE_BINARY_DIR}/changelog @ONLY)
+set(EL_GZ_FILES)
+foreach(src ${CMAKE_SOURCE_DIR}/docs/man/edgelambda.1 ${CMAKE_SOURCE_DIR}/docs/man/edgelambdad.8
+            ${EL_MAN_BUILD_DIR}/edgelambda.conf.5 ${CMAKE_BINARY_DIR}/changelog)
+  get_filename_component(name ${src} NAME)
+  set(gz ${EL_MAN_BUILD_DIR}/${name}.gz)
+  add_custom_command(OUTPUT ${gz} COMMAND ${EL_GZIP} -9n -c ${src} > ${gz} DEPENDS ${src} VERBATIM)
+  list(APPEND EL_GZ_FILES ${gz})
+  if(name MATCHES "\\.([158])$")
+    install(FILES ${gz} DESTINATION share/man/man${CMAKE_MATCH_1})
+  else()
+    install(FILES ${gz} DESTINATION ${EL_PKG_DOC_DIR})
+  endif()
+endforeach()
+add_custom_target(el_docs ALL DEPENDS ${EL_GZ_FILES})
+install(FILES ${CMAKE_SOURCE_DIR}/tools/cli/edgelambda-completion.bash
+        DESTINATION share/bash-completion/completions RENAME edgelambda)
 
 # soname -> Debian package (bookworm); the same on every architecture.
 # packaging/deb-depends.cmake turns the binaries' DT_NEEDED entries into
@@ -78,7 +120,7 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME edgelambda)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "edgelambda")
-set(CPACK_PACKAGE_CONTACT "edgelambda maintainers <edgelambda@localhost>")
+set(CPACK_PACKAGE_CONTACT "${EL_PKG_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
     "Lambda-Architecture runtime for Raspberry Pi-class boards (MQTT -> SQLite)")
 set(CPACK_PACKAGE_DESCRIPTION

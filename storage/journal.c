@@ -315,60 +315,70 @@ static uint64_t rec_last_seq(const struct journal_rec *rec)
     return rec->seq + (rec->n_events ? rec->n_events : 1u) - 1u;
 }
 
+/* Replays the records of one segment file (path) after *max_seq, raising
+ * it; *torn when the segment ends in a record that fails its check (later
+ * segments are then not trusted either). EL_IO when the file cannot be read,
+ * else fn's first failure or EL_OK. */
+static el_status replay_segment(const char *path, journal_replay_fn fn, void *ctx,
+                                uint64_t *max_seq, bool *torn)
+{
+    struct stat sb;
+    size_t off = 0, len;
+    struct journal_rec rec;
+    el_status st = EL_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        log_error("journal: cannot read %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return EL_IO;
+    }
+    if (sb.st_size < (off_t)REC_HDR_BYTES) {
+        close(fd);
+        return EL_OK;
+    }
+    size_t size = (size_t)sb.st_size;
+    void *base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+    close(fd);
+    if (base == MAP_FAILED) {
+        log_error("journal: cannot map %s: %s", path, strerror(errno));
+        return EL_IO;
+    }
+    while ((len = rec_parse(base, size, off, &rec)) > 0) {
+        if (rec.seq <= *max_seq) {
+            *torn = true; /* sequence went backwards: not ours to trust */
+            break;
+        }
+        st = fn(ctx, &rec);
+        if (st != EL_OK)
+            break;
+        *max_seq = rec_last_seq(&rec);
+        off += len;
+    }
+    /* Anything after the first record that fails its check is not trusted:
+     * in strict mode records are synced in order, so only the last can be
+     * torn; in normal mode a power cut may lose any unsynced tail. */
+    if (len == 0 && off + REC_HDR_BYTES <= size) {
+        uint32_t tail;
+        memcpy(&tail, (const char *)base + off, 4);
+        *torn = *torn || tail != 0;
+    }
+    munmap(base, size);
+    if (*torn)
+        log_warn("journal: %s ends in a torn record at offset %zu; later records ignored", path,
+                 off);
+    return st;
+}
+
 el_status journal_replay(struct journal *j, journal_replay_fn fn, void *ctx, uint64_t *max_seq)
 {
     char path[PATH_MAX + 32];
     el_status st = EL_OK;
+    bool torn = false;
     *max_seq = 0;
-    for (size_t i = 0; i < j->n_old && st == EL_OK; i++) {
-        struct stat sb;
-        size_t off = 0, len;
-        struct journal_rec rec;
-        bool torn = false;
+    for (size_t i = 0; i < j->n_old && st == EL_OK && !torn; i++) {
         seg_path(j, j->old[i], path, sizeof path);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0 || fstat(fd, &sb) != 0) {
-            log_error("journal: cannot read %s: %s", path, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            return EL_IO;
-        }
-        if (sb.st_size < (off_t)REC_HDR_BYTES) {
-            close(fd);
-            continue;
-        }
-        size_t size = (size_t)sb.st_size;
-        void *base = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-        close(fd);
-        if (base == MAP_FAILED) {
-            log_error("journal: cannot map %s: %s", path, strerror(errno));
-            return EL_IO;
-        }
-        while ((len = rec_parse(base, size, off, &rec)) > 0) {
-            if (rec.seq <= *max_seq) {
-                torn = true; /* sequence went backwards: not ours to trust */
-                break;
-            }
-            st = fn(ctx, &rec);
-            if (st != EL_OK)
-                break;
-            *max_seq = rec_last_seq(&rec);
-            off += len;
-        }
-        /* Anything after the first record that fails its check is not trusted:
-         * in strict mode records are synced in order, so only the last can be
-         * torn; in normal mode a power cut may lose any unsynced tail. */
-        if (len == 0 && off + REC_HDR_BYTES <= size) {
-            uint32_t tail;
-            memcpy(&tail, (const char *)base + off, 4);
-            torn = torn || tail != 0;
-        }
-        munmap(base, size);
-        if (torn) {
-            log_warn("journal: %s ends in a torn record at offset %zu; later records ignored", path,
-                     off);
-            break;
-        }
+        st = replay_segment(path, fn, ctx, max_seq, &torn);
     }
     return st;
 }

@@ -310,6 +310,52 @@ static struct group *group_get(struct group_table *g, int64_t res, uint32_t seri
 }
 
 /* Merges every group into the view rows (inside the run's transaction). */
+/* Merges the stored row of grp's bucket, if any, into grp (an incremental
+ * run adds to what earlier runs aggregated). */
+static el_status group_merge_stored(struct views *v, struct group *grp)
+{
+    sqlite3_stmt *st = v->get_row;
+    el_status rc = EL_OK;
+    sqlite3_bind_int64(st, 1, grp->res);
+    sqlite3_bind_int64(st, 2, grp->series);
+    sqlite3_bind_int64(st, 3, grp->t);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        struct agg a;
+        row_to_agg(st, 0, &a);
+        agg_merge(&grp->a, &a);
+        rc = agg_sketch_merge_serialized(&grp->sk, sqlite3_column_blob(st, 10),
+                                         (size_t)sqlite3_column_bytes(st, 10));
+    }
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* Writes grp as its bucket's row, with its sketch serialized in blob. */
+static el_status group_put(struct views *v, const struct group *grp, const uint8_t *blob,
+                           size_t blen)
+{
+    sqlite3_stmt *st = v->put_row;
+    el_status rc = EL_OK;
+    sqlite3_bind_int64(st, 1, grp->res);
+    sqlite3_bind_int64(st, 2, grp->series);
+    sqlite3_bind_int64(st, 3, grp->t);
+    sqlite3_bind_int64(st, 4, (int64_t)grp->a.count);
+    sqlite3_bind_double(st, 5, grp->a.sum_hi);
+    sqlite3_bind_double(st, 6, grp->a.sum_lo);
+    sqlite3_bind_double(st, 7, grp->a.min);
+    sqlite3_bind_double(st, 8, grp->a.max);
+    sqlite3_bind_double(st, 9, grp->a.mean);
+    sqlite3_bind_double(st, 10, grp->a.m2);
+    sqlite3_bind_double(st, 11, grp->a.last_value);
+    sqlite3_bind_int64(st, 12, grp->a.last_ts_ms);
+    sqlite3_bind_int64(st, 13, grp->a.last_seq);
+    sqlite3_bind_blob(st, 14, blob, (int)blen, SQLITE_STATIC);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = fail(v->db, "writing a view row");
+    sqlite3_reset(st);
+    return rc;
+}
+
 static el_status groups_flush(struct views *v, struct group_table *g, struct views_run *run)
 {
     uint8_t *blob = NULL;
@@ -317,18 +363,7 @@ static el_status groups_flush(struct views *v, struct group_table *g, struct vie
     el_status rc = EL_OK;
     for (uint32_t i = 0; i < g->n && rc == EL_OK; i++) {
         struct group *grp = &g->groups[i];
-        sqlite3_stmt *st = v->get_row;
-        sqlite3_bind_int64(st, 1, grp->res);
-        sqlite3_bind_int64(st, 2, grp->series);
-        sqlite3_bind_int64(st, 3, grp->t);
-        if (sqlite3_step(st) == SQLITE_ROW) {
-            struct agg a;
-            row_to_agg(st, 0, &a);
-            agg_merge(&grp->a, &a);
-            rc = agg_sketch_merge_serialized(&grp->sk, sqlite3_column_blob(st, 10),
-                                             (size_t)sqlite3_column_bytes(st, 10));
-        }
-        sqlite3_reset(st);
+        rc = group_merge_stored(v, grp);
         if (rc != EL_OK)
             break;
         size_t need = agg_sketch_serialized_size(&grp->sk);
@@ -342,24 +377,7 @@ static el_status groups_flush(struct views *v, struct group_table *g, struct vie
             blob_cap = need;
         }
         size_t blen = agg_sketch_serialize(&grp->sk, blob, blob_cap);
-        st = v->put_row;
-        sqlite3_bind_int64(st, 1, grp->res);
-        sqlite3_bind_int64(st, 2, grp->series);
-        sqlite3_bind_int64(st, 3, grp->t);
-        sqlite3_bind_int64(st, 4, (int64_t)grp->a.count);
-        sqlite3_bind_double(st, 5, grp->a.sum_hi);
-        sqlite3_bind_double(st, 6, grp->a.sum_lo);
-        sqlite3_bind_double(st, 7, grp->a.min);
-        sqlite3_bind_double(st, 8, grp->a.max);
-        sqlite3_bind_double(st, 9, grp->a.mean);
-        sqlite3_bind_double(st, 10, grp->a.m2);
-        sqlite3_bind_double(st, 11, grp->a.last_value);
-        sqlite3_bind_int64(st, 12, grp->a.last_ts_ms);
-        sqlite3_bind_int64(st, 13, grp->a.last_seq);
-        sqlite3_bind_blob(st, 14, blob, (int)blen, SQLITE_STATIC);
-        if (sqlite3_step(st) != SQLITE_DONE)
-            rc = fail(v->db, "writing a view row");
-        sqlite3_reset(st);
+        rc = group_put(v, grp, blob, blen);
         run->groups++;
     }
     free(blob);

@@ -1083,14 +1083,12 @@ static bool check_pair(const char *section, const char *cert, const char *key, c
     return false;
 }
 
-static el_status finish_cross_checks(const struct el_config *cfg, char *err, size_t errlen)
+/* The journal and database size rules between keys (bounds of a single key
+ * are the table's). */
+static el_status check_storage_sizes(const struct el_config *cfg, char *err, size_t errlen)
 {
-    static const char *const own[] = {"status", "query", "command"};
-    char topic[EL_CFG_STR + 16], lo[32];
+    char lo[32];
 
-    if (!check_pair("mqtt", cfg->mqtt.cert_file, cfg->mqtt.key_file, err, errlen) ||
-        !check_pair("sync", cfg->sync.cert_file, cfg->sync.key_file, err, errlen))
-        return EL_INVAL;
     if (cfg->ingest.max_payload < 0 || cfg->ingest.max_payload > GIB) {
         put_msg(err, errlen, "[ingest] max_payload: out of range; got %" PRId64,
                 cfg->ingest.max_payload); /* only when filled by hand */
@@ -1125,10 +1123,15 @@ static el_status finish_cross_checks(const struct el_config *cfg, char *err, siz
                 cfg->storage.max_bytes, cfg->storage.hard_max_bytes);
         return EL_INVAL;
     }
-    /* No rule ties slots * bucket_ms to batch.max_lag_s: answers stay exact
-     * whatever the ring covers (serve.h); a short ring only means more
-     * master-log reads for recent-but-older-than-the-ring ranges. */
-    /* Ingesting our own status and replies would feed on itself. */
+    return EL_OK;
+}
+
+/* Ingesting our own status and replies would feed on itself. */
+static el_status check_own_topics(const struct el_config *cfg, char *err, size_t errlen)
+{
+    static const char *const own[] = {"status", "query", "command"};
+    char topic[EL_CFG_STR + 16];
+
     for (int i = 0; i < cfg->ingest.n_filters; i++) {
         for (size_t k = 0; k < sizeof own / sizeof own[0]; k++) {
             snprintf(topic, sizeof topic, "%s/%s", cfg->mqtt.topic_prefix, own[k]);
@@ -1142,6 +1145,18 @@ static el_status finish_cross_checks(const struct el_config *cfg, char *err, siz
         }
     }
     return EL_OK;
+}
+
+static el_status finish_cross_checks(const struct el_config *cfg, char *err, size_t errlen)
+{
+    if (!check_pair("mqtt", cfg->mqtt.cert_file, cfg->mqtt.key_file, err, errlen) ||
+        !check_pair("sync", cfg->sync.cert_file, cfg->sync.key_file, err, errlen))
+        return EL_INVAL;
+    el_status st = check_storage_sizes(cfg, err, errlen);
+    /* No rule ties slots * bucket_ms to batch.max_lag_s: answers stay exact
+     * whatever the ring covers (serve.h); a short ring only means more
+     * master-log reads for recent-but-older-than-the-ring ranges. */
+    return st != EL_OK ? st : check_own_topics(cfg, err, errlen);
 }
 
 el_status config_finish(struct el_config *cfg, char *err, size_t errlen)
@@ -1207,32 +1222,131 @@ static void type_str(const struct cfg_entry *e, char *out, size_t outlen)
     }
 }
 
-void config_print_help(FILE *out)
+/* Calls key(out, e, starts) for every entry of the table in order; starts:
+ * e is the first key of its section. */
+static void each_entry(FILE *out, void (*key)(FILE *out, const struct cfg_entry *e, bool starts))
 {
-    const char *section = "";
+    for (size_t i = 0; i < CFG_N; i++)
+        key(out, &cfg_table[i],
+            i == 0 || strcmp(cfg_table[i - 1].section, cfg_table[i].section) != 0);
+}
+
+static void help_key(FILE *out, const struct cfg_entry *e, bool starts)
+{
     char type[160];
 
+    if (starts)
+        fprintf(out, "\n[%s]\n", e->section);
+    else
+        fputc('\n', out);
+    type_str(e, type, sizeof type);
+    for (const char *h = e->help; *h != '\0';) {
+        size_t n = strcspn(h, "\n");
+        fprintf(out, "# %.*s%s%s\n", (int)n, h, h[n] == '\0' ? " " : "", h[n] == '\0' ? type : "");
+        h += n + (h[n] == '\n');
+    }
+    fprintf(out, "# %s =%s%s\n", e->key, e->def[0] != '\0' ? " " : "", e->def);
+}
+
+void config_print_help(FILE *out)
+{
     fputs("# edgelambda configuration (INI). Every key is optional: each line below\n"
           "# shows a key commented out with its built-in default.\n"
           "# Comments start with '#' or ';' (inline: ' ;'); if a key is given twice,\n"
           "# the last one wins. Sizes take K, M or G suffixes (powers of 1024);\n"
           "# booleans are true/false, yes/no, on/off or 1/0.\n",
           out);
-    for (size_t i = 0; i < CFG_N; i++) {
-        const struct cfg_entry *e = &cfg_table[i];
-        if (strcmp(section, e->section) != 0) {
-            section = e->section;
-            fprintf(out, "\n[%s]\n", section);
-        } else {
-            fputc('\n', out);
-        }
-        type_str(e, type, sizeof type);
-        for (const char *h = e->help; *h != '\0';) {
-            size_t n = strcspn(h, "\n");
-            fprintf(out, "# %.*s%s%s\n", (int)n, h, h[n] == '\0' ? " " : "",
-                    h[n] == '\0' ? type : "");
-            h += n + (h[n] == '\n');
-        }
-        fprintf(out, "# %s =%s%s\n", e->key, e->def[0] != '\0' ? " " : "", e->def);
+    each_entry(out, help_key);
+}
+
+/* Writes n bytes of text for roff's fill mode: a backslash as \e, '-' as \-
+ * (a minus sign, so values like -1h copy as typed), and a '.' or '\'' that
+ * starts the line behind \& (it would be read as a request). */
+static void roff_text(FILE *out, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 && (s[i] == '.' || s[i] == '\''))
+            fputs("\\&", out);
+        if (s[i] == '\\')
+            fputs("\\e", out);
+        else if (s[i] == '-')
+            fputs("\\-", out);
+        else
+            fputc(s[i], out);
     }
+}
+
+static void roff_line(FILE *out, const char *s)
+{
+    roff_text(out, s, strlen(s));
+    fputc('\n', out);
+}
+
+static void man_key(FILE *out, const struct cfg_entry *e, bool starts)
+{
+    char type[160];
+
+    if (starts)
+        fprintf(out, ".SS [%s]\n", e->section);
+    fputs(".TP\n.B ", out);
+    roff_line(out, e->key);
+    for (const char *h = e->help; *h != '\0';) {
+        size_t n = strcspn(h, "\n");
+        roff_text(out, h, n);
+        fputc('\n', out);
+        h += n + (h[n] == '\n');
+    }
+    type_str(e, type, sizeof type);
+    roff_line(out, type);
+    fputs(".br\nDefault: ", out);
+    if (e->def[0] == '\0') {
+        fputs("empty.\n", out);
+    } else {
+        fputs("\\fB", out);
+        roff_text(out, e->def, strlen(e->def));
+        fputs("\\fR\n", out);
+    }
+}
+
+void config_print_man(FILE *out)
+{
+    fputs(".\\\" edgelambda.conf(5), generated by `edgelambdad --help-config=man` from the\n"
+          ".\\\" configuration table (firmware/daemon/config.c): edit the table, not this.\n",
+          out);
+    fprintf(out, ".TH EDGELAMBDA.CONF 5 \"\" \"edgelambda %s\" \"File Formats Manual\"\n",
+            EL_VERSION);
+    fputs(
+        ".SH NAME\n"
+        "edgelambda.conf \\- configuration file of edgelambdad\n"
+        ".SH SYNOPSIS\n"
+        ".I " EL_CONFIG_DEFAULT_PATH "\n"
+        ".SH DESCRIPTION\n"
+        ".B edgelambdad\n"
+        "reads an INI file,\n.I " EL_CONFIG_DEFAULT_PATH "\n"
+        "unless \\fB\\-c\\fR \\fIFILE\\fR names another.\n"
+        "Every key has a built\\-in default, so an empty file, or none at all, is valid.\n"
+        "Unknown keys and bad values are errors that name the file, line, section and key;\n"
+        "\\fBedgelambdad \\-\\-check\\-config\\fR validates a file without starting.\n"
+        "Any key can be overridden on the command line with\n"
+        "\\fB\\-\\-set\\fR \\fIsection.key\\fR=\\fIvalue\\fR.\n"
+        ".PP\n"
+        "Sections are \\fB[\\fR\\fIname\\fR\\fB]\\fR lines; keys are \\fIkey\\fR = \\fIvalue\\fR.\n"
+        "Comments start with \\(aq#\\(aq or \\(aq;\\(aq (inline: \\(aq ;\\(aq);\n"
+        "if a key is given twice, the last one wins.\n"
+        "Sizes take K, M or G suffixes (powers of 1024);\n"
+        "booleans are true/false, yes/no, on/off or 1/0.\n"
+        "Each key below shows the values it accepts in brackets and its default.\n"
+        ".SH KEYS\n",
+        out);
+    each_entry(out, man_key);
+    fputs(".SH FILES\n"
+          ".TP\n.I " EL_CONFIG_DEFAULT_PATH "\n"
+          "The configuration file; the package installs it with every key commented out\n"
+          "at its default (a conffile).\n"
+          ".TP\n.I /usr/share/doc/edgelambda/edgelambda.conf.example\n"
+          "The same commented example, as \\fBedgelambdad \\-\\-help\\-config\\fR prints it.\n"
+          ".SH SEE ALSO\n"
+          ".BR edgelambdad (8),\n"
+          ".BR edgelambda (1)\n",
+          out);
 }

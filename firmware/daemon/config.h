@@ -3,7 +3,8 @@
  * built-in defaults, plus "--set section.key=value" overrides.
  *
  * Design: one table (section, key, type, bounds, default, help) drives
- * defaults, parsing, validation, the example config check and --help-config;
+ * defaults, parsing, validation, the example config check, --help-config
+ * and the edgelambda.conf(5) manual page (--help-config=man);
  * no if-chains. Every key has a default, so an empty file is valid. Unknown
  * sections/keys and bad values are errors naming section, key and line
  * ("edgelambda.conf:12: [storage] durability: expected normal or strict, got 'fast'").
@@ -134,5 +135,8 @@ EL_MUST_CHECK el_status config_finish(struct el_config *cfg, char *err, size_t e
 
 /* Writes every key with its help text and default, as a commented INI file. */
 void config_print_help(FILE *out);
+/* Writes the edgelambda.conf(5) manual page (roff) from the same table: every
+ * key with its help text, accepted values and default. */
+void config_print_man(FILE *out);
 
 #endif

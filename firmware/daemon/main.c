@@ -24,6 +24,7 @@ static void usage(FILE *out)
                  "  -s, --set S.K=V     override one key, e.g. --set storage.dir=./var\n"
                  "      --check-config  validate the configuration and exit (0 valid, 1 not)\n"
                  "      --help-config   print every key with its default and meaning\n"
+                 "                      (--help-config=man: as the edgelambda.conf(5) page)\n"
                  "  -h, --help          this text\n"
                  "  -V, --version       print the version\n");
 }
@@ -35,13 +36,27 @@ struct args {
     bool check_only;
 };
 
+/* --help-config[=man]; returns the exit status. */
+static int help_config(const char *format)
+{
+    if (format == NULL) {
+        config_print_help(stdout);
+    } else if (strcmp(format, "man") == 0) {
+        config_print_man(stdout);
+    } else {
+        fprintf(stderr, "edgelambdad: --help-config takes no value or 'man'; got '%s'\n", format);
+        return 1;
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
 /* Parses the command line; returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, struct args *a)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"set", required_argument, NULL, 's'},
                                          {"check-config", no_argument, NULL, 'k'},
-                                         {"help-config", no_argument, NULL, 'H'},
+                                         {"help-config", optional_argument, NULL, 'H'},
                                          {"help", no_argument, NULL, 'h'},
                                          {"version", no_argument, NULL, 'V'},
                                          {NULL, 0, NULL, 0}};
@@ -57,7 +72,7 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->overrides[a->n_overrides++] = optarg;
             break;
         case 'k': a->check_only = true; break;
-        case 'H': config_print_help(stdout); return 0;
+        case 'H': return help_config(optarg);
         case 'h': usage(stdout); return 0;
         case 'V': printf("edgelambdad %s\n", EL_VERSION); return 0;
         default: usage(stderr); return 1;

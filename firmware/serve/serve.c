@@ -1156,6 +1156,38 @@ static bool write_last_entry(struct jw *w, const struct serve *sv, uint32_t id)
     return true;
 }
 
+/* The "series" array of op series / op last: one entry per selected series
+ * of dictionary d. False when the deadline passed (f set) or op last's
+ * rings were not yet exact (*retry); the writer is then abandoned. */
+static bool write_list_series(struct jw *w, struct serve *sv, const struct series_dict *d,
+                              struct failure *f, bool *retry)
+{
+    jw_key(w, "series");
+    jw_arr_begin(w);
+    for (uint32_t id = 1; id <= series_dict_count(d) && jw_ok_so_far(w); id++) {
+        const char *name = series_dict_name(d, id);
+        if ((id & 255) == 0 && expired(sv)) {
+            read_failed(sv, EL_TIMEOUT, f);
+            return false;
+        }
+        if (!name || !name_selected(sv->q, name, series_dict_name_len(d, id)) ||
+            id > speed_max_series(sv->sp))
+            continue;
+        jw_obj_begin(w);
+        jw_key(w, "series");
+        jw_str(w, name);
+        if (sv->q->op == QUERY_SERIES) {
+            write_series_entry(w, sv, id);
+        } else if (!write_last_entry(w, sv, id)) {
+            *retry = true;
+            return false;
+        }
+        jw_obj_end(w);
+    }
+    jw_arr_end(w);
+    return true;
+}
+
 /* One pass of op series / op last over the snapshots: views first, then the
  * log, so W <= N. *retry: op last's rings were not yet exact for N. */
 static size_t list_once(struct serve *sv, char *buf, size_t cap, struct failure *f, bool *retry)
@@ -1182,29 +1214,8 @@ static size_t list_once(struct serve *sv, char *buf, size_t cap, struct failure 
     jw_int(&w, sv->N);
     jw_key(&w, "clock_synced");
     jw_bool(&w, plat_clock_synced());
-    jw_key(&w, "series");
-    jw_arr_begin(&w);
-    for (uint32_t id = 1; id <= series_dict_count(d) && jw_ok_so_far(&w); id++) {
-        const char *name = series_dict_name(d, id);
-        if ((id & 255) == 0 && expired(sv)) {
-            read_failed(sv, EL_TIMEOUT, f);
-            goto out;
-        }
-        if (!name || !name_selected(sv->q, name, series_dict_name_len(d, id)) ||
-            id > speed_max_series(sv->sp))
-            continue;
-        jw_obj_begin(&w);
-        jw_key(&w, "series");
-        jw_str(&w, name);
-        if (sv->q->op == QUERY_SERIES) {
-            write_series_entry(&w, sv, id);
-        } else if (!write_last_entry(&w, sv, id)) {
-            *retry = true;
-            goto out;
-        }
-        jw_obj_end(&w);
-    }
-    jw_arr_end(&w);
+    if (!write_list_series(&w, sv, d, f, retry))
+        goto out;
     jw_obj_end(&w);
     if (!jw_ok(&w))
         refuse(f, "too_large",

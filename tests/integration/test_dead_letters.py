@@ -7,6 +7,7 @@ messages around them all land; status counts match the table.
 """
 import json
 import subprocess
+import time
 
 from harness import CLI, Broker, Daemon, TempDir, check, publish, rr, run, wait_until
 
@@ -131,6 +132,13 @@ def test_dead_letters_listed_over_mqtt():
         js = subprocess.run([CLI, "--uri", b.uri, "deadletters", "-n", "2", "--json"],
                             capture_output=True, text=True, timeout=30)
         check(js.returncode == 0 and len(json.loads(js.stdout)["dead_letters"]) == 2, "CLI --json: %s" % js.stdout)
+        # --since as epoch ms goes as a JSON number, anything else as text.
+        hour_ago = str(int(time.time() * 1000) - 3600000)
+        for since, want in ((hour_ago, seqs), ("-1h", seqs), ("now", [])):
+            js = subprocess.run([CLI, "--uri", b.uri, "deadletters", "--since", since, "--json"],
+                                capture_output=True, text=True, timeout=30)
+            got = [x["seq"] for x in json.loads(js.stdout)["dead_letters"]] if js.returncode == 0 else None
+            check(got == want, "CLI --since %s: %s %s" % (since, js.stdout, js.stderr))
         d.stop()
     finally:
         d.kill()

@@ -8,7 +8,11 @@ ARM) with Debian's libraries, the systemd unit, the default configuration in
 default, accepted by the packaged daemon), the state directory, the README
 and a copyright file naming the Apache-2.0 license and LICENSE's holder
 (Debian's machine-readable format) in /usr/share/doc, maintainer scripts that
-parse, and a Depends line that covers every shared library the binaries need. The unit passes
+parse, and a Depends line that covers every shared library the binaries need; the
+manual pages edgelambda(1), edgelambda.conf(5) (what the packaged daemon's
+--help-config=man prints) and edgelambdad(8), gzip -9n, a Debian changelog and
+the bash completion; and lintian reports no error (E:) on any of the three
+(its warnings are listed in docs/DEPLOY.md). The unit passes
 `systemd-analyze verify` and rates <= 2.0 in `systemd-analyze security`;
 edgelambdad stays <= 1 MiB stripped on aarch64. Prints the binary sizes.
 And the daemon speaks the protocol the unit relies on (Type=notify,
@@ -19,6 +23,7 @@ Builds are cached under $EL_XC_CACHE (default build/xc): build-amd64 (native,
 RelWithDebInfo), build-aarch64 and build-armhf (tools/sysroot ARCH --build).
 """
 import fcntl
+import gzip
 import os
 import re
 import shutil
@@ -38,6 +43,8 @@ ARCHES = {  # Debian arch: (ELF class, machine as readelf names it, interpreter,
     "armhf": ("ELF32", "ARM", "/lib/ld-linux-armhf.so.3", "qemu-arm-static"),
 }
 MAX_DAEMON_BYTES_AARCH64 = 1024 * 1024
+MAN_PAGES = ("usr/share/man/man1/edgelambda.1.gz", "usr/share/man/man5/edgelambda.conf.5.gz",
+             "usr/share/man/man8/edgelambdad.8.gz")
 
 
 def sh(args, timeout=1200, **kw):
@@ -125,8 +132,17 @@ def check_deb(deb, arch, version):
         sh(["dpkg-deb", "-x", deb, root])
         sh(["dpkg-deb", "-e", deb, ctl])
         for f in ("usr/bin/edgelambdad", "usr/bin/edgelambda", "lib/systemd/system/edgelambdad.service",
-                  "etc/edgelambda/edgelambda.conf", "usr/share/doc/edgelambda/README.md"):
+                  "etc/edgelambda/edgelambda.conf", "usr/share/doc/edgelambda/README.md",
+                  "usr/share/doc/edgelambda/changelog.gz", "usr/share/bash-completion/completions/edgelambda"
+                  ) + MAN_PAGES:
             check(os.path.isfile(os.path.join(root, f)), "%s: no /%s" % (deb, f))
+        for page in MAN_PAGES:
+            with open(os.path.join(root, page), "rb") as f:
+                head = f.read(10)
+            # gzip header: no flags (no file name) and MTIME 0, as gzip -n writes it.
+            check(head[:3] == b"\x1f\x8b\x08" and head[3] == 0 and head[4:8] == b"\0\0\0\0"
+                  and head[8] == 2,
+                  "%s: /%s is not gzip -n output: %r" % (deb, page, head))
         check(os.path.isdir(os.path.join(root, "var/lib/edgelambda")), "%s: no state directory" % deb)
         with open(os.path.join(root, "etc/edgelambda/edgelambda.conf"), "rb") as a, \
                 open(os.path.join(harness.SOURCE, "edgelambda.conf.example"), "rb") as b:
@@ -156,10 +172,28 @@ def check_deb(deb, arch, version):
         out = run_binary(root, arch, ["--version"])
         check(out.strip() == "edgelambdad %s" % version, "--version says %r" % out)
         run_binary(root, arch, ["--check-config", "-c", os.path.join(root, "etc/edgelambda/edgelambda.conf")])
+        with gzip.open(os.path.join(root, "usr/share/man/man5/edgelambda.conf.5.gz"), "rt") as f:
+            check(f.read() == run_binary(root, arch, ["--help-config=man"]),
+                  "%s: edgelambda.conf.5 is not what its edgelambdad --help-config=man prints" % deb)
+        check_lintian(deb)
         return sizes, root if arch == "amd64" else None, tmp
     except Exception:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def check_lintian(deb):
+    """No lintian error; the warnings and their reasons are in docs/DEPLOY.md."""
+    if not shutil.which("lintian"):
+        raise AssertionError("lintian missing (EL_TEST_PACKAGES in tools/lib/common.sh installs it)")
+    r = subprocess.run(["lintian", "--tag-display-limit", "0", deb], capture_output=True,
+                       text=True, timeout=600)
+    tags = [line for line in r.stdout.splitlines() if re.match(r"^[EWIPX]: ", line)]
+    errors = [t for t in tags if t.startswith("E: ")]
+    check(r.returncode in (0, 1) and "internal error" not in r.stderr.lower(),
+          "lintian failed (%d): %s" % (r.returncode, r.stderr[-2000:]))
+    check(not errors, "lintian errors on %s:\n%s" % (os.path.basename(deb), "\n".join(errors)))
+    log("lintian %s: %s" % (os.path.basename(deb), "; ".join(tags) or "clean"))
 
 
 def check_copyright(path, deb):

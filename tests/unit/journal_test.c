@@ -23,7 +23,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -40,6 +39,7 @@
 
 #include "journal.h"
 #include "plat_log.h"
+#include "test_fs.h"
 
 #define REC_HDR 48u
 #define REC_EV 24u
@@ -51,24 +51,12 @@ struct fixture {
     char dir[PATH_MAX];
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    const char *base = getenv("TMPDIR");
     if (!f)
         return -1;
-    if (!base || !*base)
-        base = "/tmp";
-    snprintf(f->dir, sizeof f->dir, "%s/el-journal-test-XXXXXX", base);
-    if (!mkdtemp(f->dir)) {
+    if (test_mkdtemp(f->dir, sizeof f->dir, "journal") != 0) {
         free(f);
         return -1;
     }
@@ -79,7 +67,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    int rc = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = test_rmtree(f->dir);
     free(f);
     return rc;
 }

@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -37,6 +36,8 @@
 
 #include "mlog.h"
 #include "plat_log.h"
+#include "test_fs.h"
+#include "test_mlog.h"
 
 /* ---- fixture: one fresh temp dir per test ---- */
 
@@ -44,24 +45,12 @@ struct fixture {
     char dir[PATH_MAX];
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    const char *base = getenv("TMPDIR");
     if (!f)
         return -1;
-    if (!base || !*base)
-        base = "/tmp";
-    snprintf(f->dir, sizeof f->dir, "%s/el-mlog-test-XXXXXX", base);
-    if (!mkdtemp(f->dir)) {
+    if (test_mkdtemp(f->dir, sizeof f->dir, "mlog") != 0) {
         free(f);
         return -1;
     }
@@ -72,7 +61,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    int rc = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = test_rmtree(f->dir);
     free(f);
     return rc;
 }
@@ -652,8 +641,7 @@ static void test_scan_recent(void **state)
         ids[i] = series(log, names[i], 1);
     for (int64_t q = 1; q <= 45; q++) {
         if (q % 9 == 0) { /* dead letters take numbers but are not events */
-            struct mlog_dead d = {.seq = q, .topic = "t", .topic_len = 1, .reason = "r"};
-            assert_int_equal(mlog_append_dead(log, &d), EL_OK);
+            (void)test_add_dead(log, q, "t", "r", 0, 0);
             continue;
         }
         snprintf(payload, sizeof payload, "payload-%lld", (long long)q);

@@ -62,7 +62,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -80,6 +79,8 @@
 #include "query.h"
 #include "serve.h"
 #include "speed.h"
+#include "test_fs.h"
+#include "test_mlog.h"
 #include "views.h"
 
 #define T0 INT64_C(1767225600000) /* 2026-01-01 00:00 UTC: a day boundary */
@@ -148,14 +149,6 @@ struct fixture {
     size_t tok_cap;
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static struct serve_opts default_opts(const struct fixture *f)
 {
     struct serve_opts o = {
@@ -174,13 +167,9 @@ static struct serve_opts default_opts(const struct fixture *f)
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    const char *base = getenv("TMPDIR");
     if (!f)
         return -1;
-    if (!base || !*base)
-        base = "/tmp";
-    snprintf(f->dir, sizeof f->dir, "%s/el-serve-test-XXXXXX", base);
-    if (!mkdtemp(f->dir)) {
+    if (test_mkdtemp(f->dir, sizeof f->dir, "serve") != 0) {
         free(f);
         return -1;
     }
@@ -210,7 +199,7 @@ static int teardown(void **state)
     speed_free(f->sp);
     views_close(f->batch);
     mlog_close(f->log);
-    int rc = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = test_rmtree(f->dir);
     free(f->evs);
     free(f->tok);
     free(f->reply);
@@ -290,17 +279,7 @@ static int64_t add_event(struct fixture *f, int name, int64_t ts, double value)
 
 static void add_dead(struct fixture *f)
 {
-    struct mlog_dead d = {.seq = f->next_seq++,
-                          .topic = "sensors/bad",
-                          .topic_len = 11,
-                          .payload = "x",
-                          .payload_len = 1,
-                          .payload_bytes = 1,
-                          .recv_ms = T0,
-                          .mono_ms = 1,
-                          .flags = MLOG_F_CLOCK_SYNCED,
-                          .reason = "malformed"};
-    assert_int_equal(mlog_append_dead(f->log, &d), EL_OK);
+    (void)test_add_dead(f->log, f->next_seq++, "sensors/bad", "malformed", T0, MLOG_F_CLOCK_SYNCED);
 }
 
 /* The core after a commit: every committed event to the speed layer, then

@@ -35,7 +35,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -57,6 +56,8 @@
 #include "plat_log.h"
 #include "sync.h"
 #include "sync_compress.h"
+#include "test_fs.h"
+#include "test_mlog.h"
 
 #define MAX_RECS 512
 #define MAX_BODY (4 << 20)
@@ -327,26 +328,16 @@ static bool parked_is(const struct sync_status *st, int64_t n)
 
 static char dir[400];
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     (void)state;
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/sync_worker_test.XXXXXX", base && base[0] ? base : "/tmp");
-    return mkdtemp(dir) ? 0 : -1;
+    return test_mkdtemp(dir, sizeof dir, "sync-worker");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    (void)test_rmtree(dir);
     return 0;
 }
 
@@ -367,16 +358,7 @@ static int64_t write_events(int64_t first, int64_t last, const int64_t *skip, si
         for (size_t i = 0; i < n_skip; i++)
             dead = dead || skip[i] == seq;
         if (dead) {
-            struct mlog_dead dl = {.seq = seq,
-                                   .topic = "bad",
-                                   .topic_len = 3,
-                                   .payload = "x",
-                                   .payload_len = 1,
-                                   .payload_bytes = 1,
-                                   .recv_ms = TS_BASE,
-                                   .mono_ms = 1,
-                                   .reason = "parse"};
-            assert_int_equal(mlog_append_dead(log, &dl), EL_OK);
+            (void)test_add_dead(log, seq, "bad", "parse", TS_BASE, 0);
             continue;
         }
         char name[64];

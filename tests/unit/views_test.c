@@ -33,7 +33,6 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -47,6 +46,8 @@
 #include "agg.h"
 #include "mlog.h"
 #include "plat_log.h"
+#include "test_fs.h"
+#include "test_mlog.h"
 #include "views.h"
 
 #define T0 1767225600000LL /* 2026-01-01 00:00 UTC: a day boundary */
@@ -71,24 +72,12 @@ struct fixture {
     int64_t next_seq;
 };
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof *f);
-    const char *base = getenv("TMPDIR");
     if (!f)
         return -1;
-    if (!base || !*base)
-        base = "/tmp";
-    snprintf(f->dir, sizeof f->dir, "%s/el-views-test-XXXXXX", base);
-    if (!mkdtemp(f->dir)) {
+    if (test_mkdtemp(f->dir, sizeof f->dir, "views") != 0) {
         free(f);
         return -1;
     }
@@ -106,7 +95,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     views_close(f->v);
     mlog_close(f->log);
-    int rc = nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    int rc = test_rmtree(f->dir);
     free(f->evs);
     free(f);
     return rc;
@@ -158,18 +147,7 @@ static int64_t add_event(struct fixture *f, const char *name, int64_t ts, double
 
 static int64_t add_dead(struct fixture *f)
 {
-    struct mlog_dead d = {.seq = f->next_seq++,
-                          .topic = "bad/topic",
-                          .topic_len = 9,
-                          .payload = "x",
-                          .payload_len = 1,
-                          .payload_bytes = 1,
-                          .recv_ms = T0,
-                          .mono_ms = 1,
-                          .flags = MLOG_F_CLOCK_SYNCED,
-                          .reason = "not_json"};
-    assert_int_equal(mlog_append_dead(f->log, &d), EL_OK);
-    return d.seq;
+    return test_add_dead(f->log, f->next_seq++, "bad/topic", "not_json", T0, MLOG_F_CLOCK_SYNCED);
 }
 
 static void commit(struct fixture *f)

@@ -122,10 +122,6 @@ int cli_ask_and_print(const struct cli_global *global, const char *cmd, const ch
                       const struct jw *request, const struct cli_ask_opts *o,
                       cli_answer_print_fn print, const void *ctx);
 
-/* Writes a time option: digits are epoch ms (a JSON number), anything else
- * ("now", "-1h", RFC 3339) is sent as text for the daemon to parse. */
-void cli_jw_time_value(struct jw *w, const char *text);
-
 /* A parsed JSON text and the token array it owns (cli_doc_free). */
 struct cli_doc {
     struct plat_json json;

@@ -49,18 +49,6 @@ int cli_ask_getopt(struct cli_global *global, struct cli_ask_opts *o, int argc, 
     return -1;
 }
 
-void cli_jw_time_value(struct jw *w, const char *text)
-{
-    bool digits = text[0] != '\0' && strlen(text) < 19;
-
-    for (const char *p = text; *p && digits; p++)
-        digits = *p >= '0' && *p <= '9';
-    if (digits)
-        jw_raw(w, text);
-    else
-        jw_str(w, text);
-}
-
 /* ------------------------------------------------------------------ */
 /* Parsed answers                                                      */
 

@@ -1,6 +1,6 @@
 /*
- * cli_common — option parsing and the request/response client shared by
- * the CLI and the perf tools (design in cli_common.h).
+ * cli_common — option parsing, request building and the request/response
+ * client shared by the CLI and the perf tools (design in cli_common.h).
  */
 #include "cli_common.h"
 
@@ -116,6 +116,50 @@ void cli_rr_close(struct cli_rr *rr)
 {
     mqtt_client_free(rr->client);
     rr->client = NULL;
+}
+
+void cli_jw_request_begin(struct jw *w, char *buf, size_t len, const char *op)
+{
+    jw_init(w, buf, len);
+    jw_obj_begin(w);
+    cli_jw_opt_str(w, "op", op);
+}
+
+void cli_jw_opt_str(struct jw *w, const char *key, const char *value)
+{
+    if (value == NULL)
+        return;
+    jw_key(w, key);
+    jw_str(w, value);
+}
+
+void cli_jw_opt_uint(struct jw *w, const char *key, uint64_t value)
+{
+    if (value == 0)
+        return;
+    jw_key(w, key);
+    jw_uint(w, value);
+}
+
+void cli_jw_time_value(struct jw *w, const char *text)
+{
+    bool digits = text[0] != '\0' && strlen(text) < 19;
+
+    for (const char *p = text; *p && digits; p++)
+        digits = *p >= '0' && *p <= '9';
+    /* As an integer, not raw text: "007" is not a JSON number. */
+    if (digits)
+        jw_int(w, strtoll(text, NULL, 10));
+    else
+        jw_str(w, text);
+}
+
+void cli_jw_opt_time(struct jw *w, const char *key, const char *text)
+{
+    if (text == NULL)
+        return;
+    jw_key(w, key);
+    cli_jw_time_value(w, text);
 }
 
 int cli_getopt_each(int argc, char **argv, const struct option *longopts, void (*usage)(FILE *out),

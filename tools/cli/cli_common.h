@@ -1,7 +1,8 @@
 /*
  * cli_common — what the `edgelambda` CLI shares with the perf tools
- * (tools/perf): strict number parsing for options, and the request/response
- * client that asks edgelambdad a question (docs/SPEC.md §7).
+ * (tools/perf): strict number parsing for options, building a request's
+ * JSON object, and the request/response client that asks edgelambdad a
+ * question (docs/SPEC.md §7).
  *
  * Design: the parsers accept the whole text or nothing, within [min, max],
  * and print "<program>: bad <what>: '<text>'" on stderr when they refuse
@@ -10,7 +11,10 @@
  * with a reply topic of its own, "<prefix>/reply/<client id>/<n>" (client
  * id "elcli-<pid>-<random hex>", n counts the clients of this process), TCP_NODELAY and
  * clean start; requests go out at QoS 0, like mosquitto_rr's default: the
- * broker is local and a lost request ends in the caller's timeout.
+ * broker is local and a lost request ends in the caller's timeout. Requests
+ * are written with the bounded JSON writer (plat_jsonw); the cli_jw_opt_*
+ * helpers add a member only when the option was given, so a command's
+ * request lists just what its user set and the daemon applies its defaults.
  *
  * Threading: main thread. Ownership: struct cli_rr owns its client, its
  * client id and reply topic (the client borrows them); uri and prefix are
@@ -25,6 +29,7 @@
 
 #include "el_status.h"
 #include "mqtt_client.h"
+#include "plat_jsonw.h"
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1
@@ -53,6 +58,27 @@ struct option;
  * optind is then the first operand. */
 int cli_getopt_each(int argc, char **argv, const struct option *longopts, void (*usage)(FILE *out),
                     bool (*option)(void *ctx, int opt, const char *arg), void *ctx);
+
+/* ---- building a request ({"op": ..., options}) ---- */
+
+/* jw_init(w, buf, len) and opens the request object; op (borrowed), when
+ * not NULL, becomes its first member "op". Close it with jw_obj_end. */
+void cli_jw_request_begin(struct jw *w, char *buf, size_t len, const char *op);
+
+/* Adds "key": value when value is not NULL (an option not given is left
+ * out; "" is sent as given). */
+void cli_jw_opt_str(struct jw *w, const char *key, const char *value);
+
+/* Adds "key": value when value is not 0 (0: not given). */
+void cli_jw_opt_uint(struct jw *w, const char *key, uint64_t value);
+
+/* Writes a time option's value: up to 18 digits are epoch ms (a JSON
+ * number), anything else ("now", "-1h", RFC 3339) is sent as text for the
+ * daemon to parse. */
+void cli_jw_time_value(struct jw *w, const char *text);
+
+/* Adds "key": cli_jw_time_value(text) when text is not NULL. */
+void cli_jw_opt_time(struct jw *w, const char *key, const char *text);
 
 /* A request/response client and the storage its options point at. */
 struct cli_rr {

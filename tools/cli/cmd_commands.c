@@ -101,10 +101,7 @@ static int command_run(struct cli_global *global, int argc, char **argv, bool is
 
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    jw_init(&w, buf, sizeof buf);
-    jw_obj_begin(&w);
-    jw_key(&w, "op");
-    jw_str(&w, name);
+    cli_jw_request_begin(&w, buf, sizeof buf, name);
     jw_key(&w, is_sync ? "retry_parked" : "full");
     jw_bool(&w, flag);
     jw_obj_end(&w);

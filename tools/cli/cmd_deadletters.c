@@ -14,7 +14,6 @@
  * Threading: main thread.
  */
 #include <getopt.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -84,20 +83,6 @@ static int dl_parse_args(struct cli_global *global, int argc, char **argv, struc
     return CLI_EXIT_OK;
 }
 
-/* "since": a number is epoch ms, anything else goes as text (-1h, RFC 3339). */
-static void dl_since(struct jw *w, const char *since)
-{
-    int64_t ms;
-    char *end = NULL;
-
-    jw_key(w, "since");
-    ms = strtoll(since, &end, 10);
-    if (end != since && *end == '\0' && since[0] != '-' && since[0] != '+')
-        jw_int(w, ms);
-    else
-        jw_str(w, since);
-}
-
 /* The payload cell: its text (or "hex:" and its hex), cut for the table. */
 static void dl_payload_cell(struct table **t, const struct plat_json *d, int obj)
 {
@@ -158,24 +143,11 @@ int cli_deadletters(struct cli_global *global, int argc, char **argv)
     rc = dl_parse_args(global, argc, argv, &a);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    jw_init(&w, buf, sizeof buf);
-    jw_obj_begin(&w);
-    jw_key(&w, "op");
-    jw_str(&w, "deadletters");
-    if (a.match != NULL) {
-        jw_key(&w, "match");
-        jw_str(&w, a.match);
-    }
-    if (a.reason != NULL) {
-        jw_key(&w, "reason");
-        jw_str(&w, a.reason);
-    }
-    if (a.since != NULL)
-        dl_since(&w, a.since);
-    if (a.n > 0) {
-        jw_key(&w, "n");
-        jw_uint(&w, a.n);
-    }
+    cli_jw_request_begin(&w, buf, sizeof buf, "deadletters");
+    cli_jw_opt_str(&w, "match", a.match);
+    cli_jw_opt_str(&w, "reason", a.reason);
+    cli_jw_opt_time(&w, "since", a.since);
+    cli_jw_opt_uint(&w, "n", a.n);
     jw_obj_end(&w);
     return cli_ask_and_print(global, "deadletters", "query", &w, &a.ask, dl_print, &a);
 }

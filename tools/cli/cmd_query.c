@@ -158,20 +158,14 @@ static int query_parse_args(struct cli_global *global, int argc, char **argv, st
     return CLI_EXIT_OK;
 }
 
-static void query_request(const struct query_args *a, struct jw *w)
+/* The request (no "op": a range query is the default). */
+static void query_request(const struct query_args *a, struct jw *w, char *buf, size_t len)
 {
-    const char *const time_keys[3] = {"from", "to", "step"};
-    const char *const time_values[3] = {a->from, a->to, a->step};
-
-    jw_obj_begin(w);
-    jw_key(w, a->match ? "match" : "series");
-    jw_str(w, a->series);
-    for (size_t k = 0; k < 3; k++) {
-        if (time_values[k] != NULL) {
-            jw_key(w, time_keys[k]);
-            cli_jw_time_value(w, time_values[k]);
-        }
-    }
+    cli_jw_request_begin(w, buf, len, NULL);
+    cli_jw_opt_str(w, a->match ? "match" : "series", a->series);
+    cli_jw_opt_time(w, "from", a->from);
+    cli_jw_opt_time(w, "to", a->to);
+    cli_jw_opt_time(w, "step", a->step);
     if (a->aggs_given) {
         jw_key(w, "agg");
         jw_arr_begin(w);
@@ -264,8 +258,7 @@ int cli_query(struct cli_global *global, int argc, char **argv)
     rc = query_parse_args(global, argc, argv, &a);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    jw_init(&w, buf, sizeof buf);
-    query_request(&a, &w);
+    query_request(&a, &w, buf, sizeof buf);
     return cli_ask_and_print(global, "query", "query", &w, &a.ask, query_print, &a);
 }
 
@@ -445,18 +438,10 @@ static int list_command(struct cli_global *global, int argc, char **argv, bool i
     rc = list_parse_args(global, argc, argv, is_last, &a);
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
-    jw_init(&w, buf, sizeof buf);
-    jw_obj_begin(&w);
-    jw_key(&w, "op");
-    jw_str(&w, is_last ? "last" : "series");
-    if (a.match != NULL || a.series != NULL) {
-        jw_key(&w, a.match != NULL ? "match" : "series");
-        jw_str(&w, a.match != NULL ? a.match : a.series);
-    }
-    if (a.n > 0) {
-        jw_key(&w, "n");
-        jw_uint(&w, a.n);
-    }
+    cli_jw_request_begin(&w, buf, sizeof buf, is_last ? "last" : "series");
+    cli_jw_opt_str(&w, "match", a.match);
+    cli_jw_opt_str(&w, "series", a.series);
+    cli_jw_opt_uint(&w, "n", a.n);
     jw_obj_end(&w);
     return cli_ask_and_print(global, is_last ? "last" : "series", "query", &w, &a.ask,
                              is_last ? last_print : series_print, &a);
