@@ -15,8 +15,10 @@ EL_PACKAGES=(build-essential cmake pkg-config python3
   mosquitto mosquitto-clients sqlite3)
 # What only the tests need (tools/check, tools/bench): the format check,
 # valgrind, clock jumps under libfaketime (test_clock.py), TLS termination and
-# the test PKI (nginx, openssl CLI) and real upstream engines for the sync tests.
-EL_TEST_PACKAGES=(clang-format valgrind libfaketime openssl nginx victoria-metrics clickhouse-server)
+# the test PKI (nginx, openssl CLI), real upstream engines for the sync tests and
+# Prometheus' promtool (package prometheus), the parser test_metrics.py checks with.
+EL_TEST_PACKAGES=(clang-format valgrind libfaketime openssl nginx victoria-metrics clickhouse-server
+  prometheus)
 # Cross builds, QEMU, the appliance image and systemd-analyze (tools/sysroot,
 # tools/appliance, test_cross/test_appliance/test_packages): x86_64 hosts only.
 EL_CROSS_PACKAGES=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static qemu-system-arm cpio systemd)
