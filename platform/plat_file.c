@@ -49,50 +49,84 @@ el_status plat_file_fsync_dir(const char *dir)
     return st;
 }
 
+/* Writes data into a new <path>.tmp (fchmod to mode when mode != 0) and,
+ * with sync, fdatasyncs it; tmp gets the temp file's name. The temp
+ * file is removed on failure (errno kept). */
+static el_status write_tmp(const char *path, const void *data, size_t len, unsigned mode, bool sync,
+                           char *tmp, size_t tmp_cap)
+{
+    if (snprintf(tmp, tmp_cap, "%s.tmp", path) >= (int)tmp_cap) {
+        errno = ENAMETOOLONG;
+        return EL_INVAL;
+    }
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode ? (mode_t)mode : 0640);
+    if (fd < 0)
+        return EL_IO;
+    const char *p = data;
+    size_t left = len;
+    bool ok = mode == 0 || fchmod(fd, (mode_t)mode) == 0;
+    while (ok && left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            if (w == 0)
+                errno = EIO;
+            ok = false;
+            break;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (ok && sync && fdatasync(fd) != 0)
+        ok = false;
+    int saved = errno;
+    if (close(fd) != 0 && ok) {
+        ok = false;
+        saved = errno;
+    }
+    if (!ok) {
+        unlink(tmp);
+        errno = saved;
+        return EL_IO;
+    }
+    return EL_OK;
+}
+
 el_status plat_file_write_atomic(const char *path, const void *data, size_t len)
 {
     char tmp[PATH_MAX], dir[PATH_MAX];
-    el_status st = EL_IO;
-    int fd = -1;
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return EL_INVAL;
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
     if (slash)
         *slash = '\0';
     else
         snprintf(dir, sizeof dir, ".");
-
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0)
-        goto out;
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            goto out;
-        p += w;
-        left -= (size_t)w;
-    }
-    if (fdatasync(fd) != 0)
-        goto out;
-    if (close(fd) != 0) {
-        fd = -1;
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0)
-        goto out;
-    st = plat_file_fsync_dir(dir);
-out:
-    if (st != EL_OK) {
-        log_error("atomic write of %s failed: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
+    el_status st = write_tmp(path, data, len, 0, true, tmp, sizeof tmp);
+    if (st == EL_INVAL)
+        return st;
+    if (st == EL_OK && rename(tmp, path) != 0) {
+        int saved = errno;
         unlink(tmp);
+        errno = saved;
+        st = EL_IO;
+    }
+    if (st == EL_OK)
+        st = plat_file_fsync_dir(dir);
+    if (st != EL_OK)
+        log_error("atomic write of %s failed: %s", path, strerror(errno));
+    return st;
+}
+
+el_status plat_file_replace(const char *path, const void *data, size_t len, unsigned mode)
+{
+    char tmp[PATH_MAX];
+    el_status st = write_tmp(path, data, len, mode, false, tmp, sizeof tmp);
+    if (st == EL_OK && rename(tmp, path) != 0) {
+        int saved = errno;
+        unlink(tmp);
+        errno = saved;
+        st = EL_IO;
     }
     return st;
 }

@@ -111,6 +111,7 @@ static bool check_subscribe(const char *v, char *what, size_t whatlen);
 static bool check_schedule(const char *v, char *what, size_t whatlen);
 static bool check_sync_url(const char *v, char *what, size_t whatlen);
 static bool check_state_words(const char *v, char *what, size_t whatlen);
+static bool check_textfile(const char *v, char *what, size_t whatlen);
 
 /* Enum names: the index is the value stored (checked below). */
 static const char *const fields_names[] = {"value", "all", NULL};
@@ -277,6 +278,11 @@ static const struct cfg_entry cfg_table[] = {
     ENUM(clock, synced, synced_names, "auto",
          "Trust the wall clock? auto: when the kernel or timesyncd says it is synchronised;\n"
          "yes: always (battery-backed RTC); no: never (tests)."),
+
+    ENTRY(metrics, textfile, CFG_PATH, 0, 0, "", NULL, check_textfile,
+          "File to keep the Prometheus text metrics in, rewritten at every status\n"
+          "publish (node_exporter's textfile collector reads *.prom files in its\n"
+          "directory, on Debian /var/lib/prometheus/node-exporter); empty: off."),
 };
 
 #define CFG_N (sizeof cfg_table / sizeof cfg_table[0])
@@ -653,6 +659,23 @@ static bool check_sync_url(const char *v, char *what, size_t whatlen)
     put_msg(what, whatlen, "expected empty, http://... or https://...; got '%s'",
             shown(v, s, sizeof s));
     return false;
+}
+
+/* node_exporter's textfile collector reads only *.prom files: any other
+ * name would be written and silently never read. */
+static bool check_textfile(const char *v, char *what, size_t whatlen)
+{
+    size_t n = strlen(v);
+    const char *base = strrchr(v, '/');
+    base = base ? base + 1 : v;
+    if (n == 0)
+        return true;
+    if (n < 5 || strcmp(v + n - 5, ".prom") != 0 || strlen(base) <= 5) {
+        put_msg(what, whatlen,
+                "expected empty or a file name ending in .prom (node_exporter reads only those)");
+        return false;
+    }
+    return true;
 }
 
 static bool check_topic_prefix(const char *v, char *what, size_t whatlen)

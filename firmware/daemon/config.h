@@ -112,6 +112,9 @@ struct el_config {
     struct {
         int synced; /* enum plat_clock_sync_mode: auto|yes|no */
     } clock;
+    struct {
+        char textfile[EL_CFG_PATH]; /* "" = off; else a *.prom file (node_exporter) */
+    } metrics;
 };
 
 /* Fills every field with its built-in default (client_id, device_id stay ""). */

@@ -206,6 +206,15 @@ static void command_sync(void *ctx, bool retry_parked)
     sync_kick(c->sync);
 }
 
+/* {"op":"metrics"} (the serving thread): the status document on the board
+ * as Prometheus text (metrics.h: pure, so any thread). */
+_Static_assert(METRICS_TEXT_MAX <= REQUESTS_METRICS_MAX, "op metrics has room for the text");
+static size_t command_metrics(void *ctx, const char *status_json, size_t len, char *out, size_t cap)
+{
+    (void)ctx;
+    return metrics_format(status_json, len, out, cap);
+}
+
 /* Start-up, part 1: the speed layer, the master log, the journal and the
  * ingest (not connected yet), then the journal's replay and the speed
  * layer's rebuild (core_recover). */
@@ -276,6 +285,7 @@ static el_status start_workers(struct core *c, const struct el_config *cfg)
         .ctx = c,
         .recompute = command_recompute,
         .sync = c->sync ? command_sync : NULL,
+        .metrics = command_metrics,
     };
     options_requests(cfg, &commands, &ro);
     options_control(cfg, c->filters, &co);
@@ -301,6 +311,7 @@ static void teardown(struct core *c)
     batch_free(c->batch);
     speed_free(c->speed);
     status_board_free(c->board);
+    metrics_free(c->metrics);
     free(c->pending);
     journal_close(c->journal);
     mlog_close(c->log);
@@ -329,6 +340,8 @@ el_status core_run(const struct el_config *cfg)
         c->pending = calloc(PENDING_MAX, sizeof c->pending[0]);
         st = c->pending ? status_board_new(core_wake, c, &c->board) : EL_NOMEM;
     }
+    if (st == EL_OK)
+        st = metrics_new(cfg->metrics.textfile, &c->metrics);
     if (st == EL_OK)
         st = open_storage(c, cfg);
     if (st != EL_OK)

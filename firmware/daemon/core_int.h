@@ -25,6 +25,7 @@
 #include "control.h"
 #include "ingest.h"
 #include "journal.h"
+#include "metrics.h"
 #include "mlog.h"
 #include "plat_log.h"
 #include "requests.h"
@@ -63,6 +64,7 @@ struct core {
     struct requests *requests;  /* the serving thread */
     struct status_board *board; /* the status document for {"op":"status"} */
     struct batch *batch;
+    struct metrics *metrics;                 /* metrics.textfile; NULL when off */
     struct pending_event *pending;           /* PENDING_MAX */
     const char *filters[INGEST_MAX_FILTERS]; /* ingest_opts.filters */
     uint32_t n_pending;

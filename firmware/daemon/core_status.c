@@ -219,6 +219,7 @@ void core_status_tick(struct core *c, int64_t now, bool force)
     status_board_set(c->board, c->status_buf, len);
     if (!force && key == c->status_last_key && now - c->status_last_ms < STATUS_HEARTBEAT_MS)
         return;
+    metrics_publish(c->metrics, c->status_buf, len); /* metrics.textfile */
     if (c->control && control_publish_status(c->control, c->status_buf, len) == EL_OK) {
         c->status_last_key = key;
         c->status_last_ms = now;

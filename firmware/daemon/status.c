@@ -1,8 +1,9 @@
 /*
  * status — formats the status document (see status.h), table-driven: each
  * section of the document is a table of (key, kind, where in the snapshot,
- * when to show it), so adding a field is one line and the document's shape
- * is readable at a glance.
+ * when to show it, its Prometheus metric), so adding a field is one line and
+ * the document's shape is readable at a glance. metrics.c turns the document
+ * into the Prometheus text format by walking the same tables.
  */
 #include "status.h"
 
@@ -11,39 +12,32 @@
 #include "plat_clock.h"
 #include "plat_jsonw.h"
 
-enum kind {
-    K_I64,       /* int64_t */
-    K_U64,       /* uint64_t */
-    K_DBL,       /* double */
-    K_BOOL,      /* bool */
-    K_STR,       /* const char *, NULL: null */
-    K_TEXT,      /* char[], "": null */
-    K_TIME,      /* int64_t epoch ms, <= 0: null, else RFC 3339 */
-    K_I64_KNOWN, /* int64_t, < 0: null (not known) */
-    K_COUNTS,    /* uint64_t[]: an object of counters named by the field's names() */
-};
-
-struct field {
-    const char *key;
-    enum kind kind;
-    size_t off;
-    bool (*when)(const struct status_snapshot *s); /* NULL: always */
-    const char *(*names)(unsigned i);              /* K_COUNTS */
-    unsigned first, count;                         /* K_COUNTS: indexes first..count-1 */
-};
-
-#define F(key, kind, member)                                                                       \
+/* A row: key, kind, snapshot member, [when,] metric. */
+#define F(key, kind, member, metric)                                                               \
     {                                                                                              \
-        key, kind, offsetof(struct status_snapshot, member), NULL, NULL, 0, 0                      \
+        key, kind, offsetof(struct status_snapshot, member), NULL, NULL, 0, 0, metric              \
     }
-#define FW(key, kind, member, when)                                                                \
+#define FW(key, kind, member, when, metric)                                                        \
     {                                                                                              \
-        key, kind, offsetof(struct status_snapshot, member), when, NULL, 0, 0                      \
+        key, kind, offsetof(struct status_snapshot, member), when, NULL, 0, 0, metric              \
     }
-#define FC(key, member, names, first, count)                                                       \
+#define FC(key, member, names, first, count, metric)                                               \
     {                                                                                              \
-        key, K_COUNTS, offsetof(struct status_snapshot, member), NULL, names, first, count         \
+        key, SK_COUNTS, offsetof(struct status_snapshot, member), NULL, names, first, count,       \
+            metric                                                                                 \
     }
+/* The metric of a row (status.h, struct status_metric). */
+#define METRIC(name, type, label, div, help)                                                       \
+    {                                                                                              \
+        name, type, label, div, help                                                               \
+    }
+#define COUNTER(name, help) METRIC(name, SM_COUNTER, NULL, 1, help)
+#define COUNTERS(name, label, help) METRIC(name, SM_COUNTER, label, 1, help)
+#define GAUGE(name, help) METRIC(name, SM_GAUGE, NULL, 1, help)
+#define GAUGE_MS(name, help) METRIC(name, SM_GAUGE, NULL, 1000, help)
+#define INFO(name, label, help) METRIC(name, SM_INFO, label, 1, help)
+#define SET(name, help) METRIC(name, SM_SET, NULL, 1, help)
+#define NO_METRIC METRIC(NULL, SM_NONE, NULL, 1, NULL)
 
 static bool unsynced(const struct status_snapshot *s)
 {
@@ -61,6 +55,10 @@ static bool syncing(const struct status_snapshot *s)
 {
     return s->sync.enabled;
 }
+static bool serving(const struct status_snapshot *s)
+{
+    return s->has_queries;
+}
 
 static const char *reason_name(unsigned i)
 {
@@ -75,100 +73,182 @@ static const char *problem_name(unsigned i)
     return mqtt_topic_problem_str((enum mqtt_topic_problem)i);
 }
 
-static const struct field top[] = {
-    F("state", K_STR, state),
-    F("version", K_STR, version),
-    F("uptime_s", K_I64, uptime_s),
-    F("clock_synced", K_BOOL, clock_synced),
+static const struct status_field top[] = {
+    F("state", SK_STR, state, NO_METRIC),
+    F("version", SK_STR, version,
+      INFO("edgelambda_build_info", "version", "The daemon's version (the value is 1).")),
+    F("uptime_s", SK_I64, uptime_s,
+      GAUGE("edgelambda_uptime_seconds", "Seconds since the daemon started.")),
+    F("clock_synced", SK_BOOL, clock_synced,
+      GAUGE("edgelambda_clock_synced", "1 if the wall clock is taken for true (clock.synced).")),
 };
-static const struct field clock_fields[] = {
-    F("unanchored_events", K_I64, clock_unanchored),
-    F("anchored_events", K_U64, clock_anchored),
-    F("steps", K_U64, clock_steps),
-    F("source", K_STR, clock_source),
-    FW("waiting", K_STR, clock_waiting, unsynced),
+static const struct status_field clock_fields[] = {
+    F("unanchored_events", SK_I64, clock_unanchored,
+      GAUGE("edgelambda_clock_unanchored_events",
+            "Committed readings waiting for a synchronised clock.")),
+    F("anchored_events", SK_U64, clock_anchored,
+      COUNTER("edgelambda_clock_anchored_events_total", "Waiting readings placed in time.")),
+    F("steps", SK_U64, clock_steps,
+      COUNTER("edgelambda_clock_steps_total", "Wall-clock steps seen.")),
+    F("source", SK_STR, clock_source,
+      INFO("edgelambda_clock_source_info", "source",
+           "What decided whether the clock is synchronised (the value is 1).")),
+    FW("waiting", SK_STR, clock_waiting, unsynced, NO_METRIC),
 };
-static const struct field mqtt_fields[] = {
-    F("connected", K_BOOL, mqtt_connected),
-    F("connects", K_U64, mqtt_connects),
-    F("tcp_nodelay", K_BOOL, mqtt_tcp_nodelay),
-    F("broker_dropped", K_I64_KNOWN, broker_dropped),
-    F("control_connected", K_BOOL, control_connected),
-    F("control_connects", K_U64, control_connects),
+static const struct status_field mqtt_fields[] = {
+    F("connected", SK_BOOL, mqtt_connected,
+      GAUGE("edgelambda_mqtt_connected", "1 while connected to the broker.")),
+    F("connects", SK_U64, mqtt_connects,
+      COUNTER("edgelambda_mqtt_connects_total", "Successful (re)connections to the broker.")),
+    F("tcp_nodelay", SK_BOOL, mqtt_tcp_nodelay,
+      GAUGE("edgelambda_mqtt_tcp_nodelay", "1 if TCP_NODELAY is set on the broker connection.")),
+    F("broker_dropped", SK_I64_KNOWN, broker_dropped,
+      COUNTER("edgelambda_mqtt_broker_dropped_messages_total",
+              "Messages the broker says it dropped ($SYS); absent when it does not tell.")),
+    F("control_connected", SK_BOOL, control_connected,
+      GAUGE("edgelambda_mqtt_control_connected",
+            "1 while the control connection (queries, commands, status) is up.")),
+    F("control_connects", SK_U64, control_connects,
+      COUNTER("edgelambda_mqtt_control_connects_total",
+              "Successful (re)connections of the control connection.")),
 };
-static const struct field ingest_fields[] = {
-    F("held", K_BOOL, ingest_held),
-    F("received", K_U64, received),
-    F("accepted", K_U64, accepted),
-    FC("rejected", rejected, reason_name, 1, INGEST_REASON_COUNT),
-    F("dead_letters", K_U64, dead_letters),
-    F("duplicates", K_U64, duplicates),
-    F("rate_per_s", K_DBL, rate_per_s),
+static const struct status_field ingest_fields[] = {
+    F("held", SK_BOOL, ingest_held,
+      GAUGE("edgelambda_ingest_held",
+            "1 while ingest waits for the journal (full, no space, failing msync): nothing is "
+            "acknowledged.")),
+    F("received", SK_U64, received,
+      COUNTER("edgelambda_ingest_received_total", "Messages received on the ingest topics.")),
+    F("accepted", SK_U64, accepted,
+      COUNTER("edgelambda_ingest_accepted_total", "Events committed to the master log.")),
+    FC("rejected", rejected, reason_name, 1, INGEST_REASON_COUNT,
+       COUNTERS("edgelambda_ingest_rejected_total", "reason",
+                "Messages dead-lettered, by reason.")),
+    F("dead_letters", SK_U64, dead_letters,
+      COUNTER("edgelambda_ingest_dead_letters_total", "Dead letters (all reasons).")),
+    F("duplicates", SK_U64, duplicates,
+      COUNTER("edgelambda_ingest_duplicates_total",
+              "Redeliveries recognised as duplicates and dropped.")),
+    F("rate_per_s", SK_DBL, rate_per_s,
+      GAUGE("edgelambda_ingest_rate_per_second", "Events committed per second, last second.")),
 };
-static const struct field log_fields[] = {
-    F("seq", K_I64, log_seq),
-    F("bytes", K_I64, log_bytes),
-    F("journal_bytes", K_U64, journal_bytes),
-    F("commit_ms", K_I64, commit_ms),
-    F("commit_ms_max", K_I64, commit_ms_max),
-    F("replayed", K_U64, replayed),
-    FW("used_bytes", K_I64, log_used_bytes, bounded),
-    FW("max_bytes", K_I64, log_max_bytes, bounded),
-    FW("full", K_BOOL, log_full_paused, bounded),
-    FW("trimmed_events", K_U64, log_trimmed_events, bounded),
-    FW("oldest_seq", K_I64, log_oldest_seq, bounded),
-    F("error", K_STR, storage_error),
+static const struct status_field log_fields[] = {
+    F("seq", SK_I64, log_seq,
+      GAUGE("edgelambda_log_seq", "Highest sequence committed to the master log.")),
+    F("bytes", SK_I64, log_bytes,
+      GAUGE("edgelambda_log_bytes", "Size of the master log (database and WAL).")),
+    F("journal_bytes", SK_U64, journal_bytes,
+      GAUGE("edgelambda_log_journal_bytes", "Acknowledged bytes not committed yet.")),
+    F("commit_ms", SK_I64, commit_ms,
+      GAUGE_MS("edgelambda_log_commit_seconds", "Duration of the last group commit.")),
+    F("commit_ms_max", SK_I64, commit_ms_max,
+      GAUGE_MS("edgelambda_log_commit_max_seconds", "Longest group commit since start.")),
+    F("replayed", SK_U64, replayed,
+      COUNTER("edgelambda_log_replayed_total", "Journal records replayed at start-up.")),
+    FW("used_bytes", SK_I64, log_used_bytes, bounded,
+       GAUGE("edgelambda_log_used_bytes", "Bytes counted against storage.max_bytes.")),
+    FW("max_bytes", SK_I64, log_max_bytes, bounded,
+       GAUGE("edgelambda_log_max_bytes", "storage.max_bytes.")),
+    FW("full", SK_BOOL, log_full_paused, bounded,
+       GAUGE("edgelambda_log_full", "1 while stop_ingest holds commits (storage.max_bytes).")),
+    FW("trimmed_events", SK_U64, log_trimmed_events, bounded,
+       COUNTER("edgelambda_log_trimmed_events_total", "Events removed by retention.")),
+    FW("oldest_seq", SK_I64, log_oldest_seq, bounded,
+       GAUGE("edgelambda_log_oldest_seq", "Lowest sequence still in the master log.")),
+    F("error", SK_STR, storage_error,
+      SET("edgelambda_log_error", "1 while storage fails (status log.error says why).")),
 };
-static const struct field speed_fields[] = {
-    F("series", K_U64, series),
-    F("memory_bytes", K_U64, speed_memory_bytes),
+static const struct status_field speed_fields[] = {
+    F("series", SK_U64, series, GAUGE("edgelambda_speed_series", "Series known.")),
+    F("memory_bytes", SK_U64, speed_memory_bytes,
+      GAUGE("edgelambda_speed_memory_bytes", "Memory of the speed layer's rings.")),
 };
-static const struct field query_fields[] = {
-    F("received", K_U64, queries.received),
-    F("answered", K_U64, queries.answered),
-    FC("errors", queries.errors, error_name, 0, RQ_ERR_COUNT),
-    FC("rejected", queries.rejected, problem_name, MQTT_TOPIC_NONE, MQTT_TOPIC_COUNT),
-    F("unsent", K_U64, queries.unsent),
-    F("busy_at_intake", K_U64, queries.busy_at_intake),
-    F("busy_unsent", K_U64, queries.busy_unsent),
-    F("slow", K_U64, queries.slow),
-    F("memory_bytes", K_U64, queries.memory_bytes),
+static const struct status_field query_fields[] = {
+    F("received", SK_U64, queries.received,
+      COUNTER("edgelambda_query_requests_total", "Query and command requests received.")),
+    F("answered", SK_U64, queries.answered,
+      COUNTER("edgelambda_query_answered_total", "Requests answered successfully.")),
+    FC("errors", queries.errors, error_name, 0, RQ_ERR_COUNT,
+       COUNTERS("edgelambda_query_errors_total", "code", "Error answers, by error code.")),
+    FC("rejected", queries.rejected, problem_name, MQTT_TOPIC_NONE, MQTT_TOPIC_COUNT,
+       COUNTERS("edgelambda_query_rejected_total", "reason",
+                "Requests not answered: no usable reply topic, by reason.")),
+    F("unsent", SK_U64, queries.unsent,
+      COUNTER("edgelambda_query_unsent_total", "Replies that could not be sent.")),
+    F("busy_at_intake", SK_U64, queries.busy_at_intake,
+      COUNTER("edgelambda_query_busy_at_intake_total",
+              "Requests answered busy at once (the queue was full).")),
+    F("busy_unsent", SK_U64, queries.busy_unsent,
+      COUNTER("edgelambda_query_busy_unsent_total", "Busy replies that could not be sent.")),
+    F("slow", SK_U64, queries.slow,
+      COUNTER("edgelambda_query_slow_total", "Answers that took longer than 100 ms.")),
+    F("memory_bytes", SK_U64, queries.memory_bytes,
+      GAUGE("edgelambda_query_memory_bytes", "Working memory of the serving thread.")),
 };
-static const struct field batch_fields[] = {
-    F("watermark_seq", K_I64, batch.watermark_seq),
-    F("last_run", K_TIME, batch.last_run_wall_ms),
-    F("running", K_BOOL, batch.running),
-    F("runs", K_I64, batch.runs),
-    F("failures", K_I64, batch.failures),
-    FW("last_trigger", K_TEXT, batch.last_trigger, ran),
-    FW("last_full", K_BOOL, batch.last.full, ran),
-    FW("last_events", K_U64, batch.last.events, ran),
-    FW("last_rows", K_U64, batch.last.groups, ran),
-    FW("last_seconds", K_DBL, batch_last_seconds, ran),
-    FW("last_cpu_seconds", K_DBL, batch.last.cpu_s, ran),
-    F("error", K_TEXT, batch.last_error),
+static const struct status_field batch_fields[] = {
+    F("watermark_seq", SK_I64, batch.watermark_seq,
+      GAUGE("edgelambda_batch_watermark_seq", "Highest sequence the batch views cover.")),
+    F("last_run", SK_TIME, batch.last_run_wall_ms,
+      GAUGE("edgelambda_batch_last_run_timestamp_seconds",
+            "When the last batch run ended (epoch seconds); absent before the first.")),
+    F("running", SK_BOOL, batch.running,
+      GAUGE("edgelambda_batch_running", "1 while a batch run is going on.")),
+    F("runs", SK_I64, batch.runs, COUNTER("edgelambda_batch_runs_total", "Batch runs finished.")),
+    F("failures", SK_I64, batch.failures,
+      COUNTER("edgelambda_batch_failures_total", "Batch runs that failed.")),
+    FW("last_trigger", SK_TEXT, batch.last_trigger, ran, NO_METRIC),
+    FW("last_full", SK_BOOL, batch.last.full, ran,
+       GAUGE("edgelambda_batch_last_full", "1 if the last run rebuilt the views in full.")),
+    FW("last_events", SK_U64, batch.last.events, ran,
+       GAUGE("edgelambda_batch_last_events", "Events the last run read.")),
+    FW("last_rows", SK_U64, batch.last.groups, ran,
+       GAUGE("edgelambda_batch_last_rows", "View rows the last run wrote.")),
+    FW("last_seconds", SK_DBL, batch_last_seconds, ran,
+       GAUGE("edgelambda_batch_last_duration_seconds", "Wall time of the last run.")),
+    FW("last_cpu_seconds", SK_DBL, batch.last.cpu_s, ran,
+       GAUGE("edgelambda_batch_last_cpu_seconds", "CPU time of the last run.")),
+    F("error", SK_TEXT, batch.last_error,
+      SET("edgelambda_batch_error", "1 while the last batch run failed (status batch.error).")),
 };
-static const struct field sync_fields[] = {
-    F("enabled", K_BOOL, sync.enabled),
-    FW("acked_seq", K_I64, sync.acked_seq, syncing),
-    FW("backlog_events", K_I64, sync.backlog_events, syncing),
-    FW("backlog_bytes", K_I64, sync.backlog_bytes, syncing),
-    FW("oldest_unsent_age_s", K_I64, sync.oldest_unsent_age_s, syncing),
-    FW("rate_per_s", K_DBL, sync.rate_per_s, syncing),
-    FW("last_success", K_TIME, sync.last_success_ms, syncing),
-    FW("last_error", K_TEXT, sync.last_error, syncing),
-    FW("parked_batches", K_I64, sync.parked_batches, syncing),
-    FW("parked_events", K_I64, sync.parked_events, syncing),
-    FW("cursor_seq", K_I64, sync.cursor_seq, syncing),
-    FW("events_sent", K_I64, sync.events_sent, syncing),
-    FW("wire_bytes", K_I64, sync.wire_bytes, syncing),
-    FW("batches_sent", K_I64, sync.batches_sent, syncing),
-    FW("retries", K_I64, sync.retries, syncing),
+static const struct status_field sync_fields[] = {
+    F("enabled", SK_BOOL, sync.enabled,
+      GAUGE("edgelambda_sync_enabled", "1 if sync upstream is configured.")),
+    FW("acked_seq", SK_I64, sync.acked_seq, syncing,
+       GAUGE("edgelambda_sync_acked_seq", "Every event up to this sequence is acknowledged.")),
+    FW("backlog_events", SK_I64, sync.backlog_events, syncing,
+       GAUGE("edgelambda_sync_backlog_events", "Events not acknowledged upstream yet.")),
+    FW("backlog_bytes", SK_I64, sync.backlog_bytes, syncing,
+       GAUGE("edgelambda_sync_backlog_bytes", "Estimated bytes not acknowledged upstream yet.")),
+    FW("oldest_unsent_age_s", SK_I64, sync.oldest_unsent_age_s, syncing,
+       GAUGE("edgelambda_sync_oldest_unsent_age_seconds",
+             "Age of the oldest event not acknowledged upstream; -1: none.")),
+    FW("rate_per_s", SK_DBL, sync.rate_per_s, syncing,
+       GAUGE("edgelambda_sync_rate_per_second", "Events acknowledged upstream per second.")),
+    FW("last_success", SK_TIME, sync.last_success_ms, syncing,
+       GAUGE("edgelambda_sync_last_success_timestamp_seconds",
+             "When the upstream last acknowledged a batch (epoch seconds).")),
+    FW("last_error", SK_TEXT, sync.last_error, syncing,
+       SET("edgelambda_sync_error", "1 while status sync.last_error is set.")),
+    FW("parked_batches", SK_I64, sync.parked_batches, syncing,
+       GAUGE("edgelambda_sync_parked_batches", "Batches the upstream refused (kept, parked).")),
+    FW("parked_events", SK_I64, sync.parked_events, syncing,
+       GAUGE("edgelambda_sync_parked_events", "Events in parked batches.")),
+    FW("cursor_seq", SK_I64, sync.cursor_seq, syncing,
+       GAUGE("edgelambda_sync_cursor_seq", "Shipping cursor: acknowledged or parked up to here.")),
+    FW("events_sent", SK_I64, sync.events_sent, syncing,
+       COUNTER("edgelambda_sync_events_sent_total", "Events acknowledged upstream.")),
+    FW("wire_bytes", SK_I64, sync.wire_bytes, syncing,
+       COUNTER("edgelambda_sync_wire_bytes_total",
+               "Request body bytes of acknowledged batches (after compression).")),
+    FW("batches_sent", SK_I64, sync.batches_sent, syncing,
+       COUNTER("edgelambda_sync_batches_sent_total", "Batches acknowledged upstream.")),
+    FW("retries", SK_I64, sync.retries, syncing,
+       COUNTER("edgelambda_sync_retries_total", "Upstream requests retried.")),
 };
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))
 
-static void write_counts(struct jw *w, const struct field *f, const void *at)
+static void write_counts(struct jw *w, const struct status_field *f, const void *at)
 {
     const uint64_t *v = at;
     jw_obj_begin(w);
@@ -179,15 +259,15 @@ static void write_counts(struct jw *w, const struct field *f, const void *at)
     jw_obj_end(w);
 }
 
-static void write_value(struct jw *w, const struct field *f, const void *at)
+static void write_value(struct jw *w, const struct status_field *f, const void *at)
 {
     char t[40];
     switch (f->kind) {
-    case K_I64: jw_int(w, *(const int64_t *)at); break;
-    case K_U64: jw_uint(w, *(const uint64_t *)at); break;
-    case K_DBL: jw_double(w, *(const double *)at); break;
-    case K_BOOL: jw_bool(w, *(const bool *)at); break;
-    case K_STR: {
+    case SK_I64: jw_int(w, *(const int64_t *)at); break;
+    case SK_U64: jw_uint(w, *(const uint64_t *)at); break;
+    case SK_DBL: jw_double(w, *(const double *)at); break;
+    case SK_BOOL: jw_bool(w, *(const bool *)at); break;
+    case SK_STR: {
         const char *v = *(const char *const *)at;
         if (v)
             jw_str(w, v);
@@ -195,13 +275,13 @@ static void write_value(struct jw *w, const struct field *f, const void *at)
             jw_null(w);
         break;
     }
-    case K_TEXT:
+    case SK_TEXT:
         if (((const char *)at)[0])
             jw_str(w, at);
         else
             jw_null(w);
         break;
-    case K_TIME: {
+    case SK_TIME: {
         int64_t ms = *(const int64_t *)at;
         if (ms > 0)
             jw_str(w, plat_clock_format_rfc3339(ms, t, sizeof t));
@@ -209,7 +289,7 @@ static void write_value(struct jw *w, const struct field *f, const void *at)
             jw_null(w);
         break;
     }
-    case K_I64_KNOWN: {
+    case SK_I64_KNOWN: {
         int64_t v = *(const int64_t *)at;
         if (v >= 0)
             jw_int(w, v);
@@ -217,12 +297,12 @@ static void write_value(struct jw *w, const struct field *f, const void *at)
             jw_null(w);
         break;
     }
-    case K_COUNTS: write_counts(w, f, at); break;
+    case SK_COUNTS: write_counts(w, f, at); break;
     }
 }
 
-static void write_fields(struct jw *w, const struct status_snapshot *s, const struct field *f,
-                         size_t n)
+static void write_fields(struct jw *w, const struct status_snapshot *s,
+                         const struct status_field *f, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         if (f[i].when && !f[i].when(s))
@@ -233,7 +313,7 @@ static void write_fields(struct jw *w, const struct status_snapshot *s, const st
 }
 
 static void write_section(struct jw *w, const struct status_snapshot *s, const char *key,
-                          const struct field *f, size_t n)
+                          const struct status_field *f, size_t n)
 {
     jw_key(w, key);
     jw_obj_begin(w);
@@ -241,21 +321,33 @@ static void write_section(struct jw *w, const struct status_snapshot *s, const c
     jw_obj_end(w);
 }
 
+const struct status_section status_sections[] = {
+    {NULL, top, N(top), NULL},
+    {"clock", clock_fields, N(clock_fields), NULL},
+    {"mqtt", mqtt_fields, N(mqtt_fields), NULL},
+    {"ingest", ingest_fields, N(ingest_fields), NULL},
+    {"log", log_fields, N(log_fields), NULL},
+    {"speed", speed_fields, N(speed_fields), NULL},
+    {"queries", query_fields, N(query_fields), serving},
+    {"batch", batch_fields, N(batch_fields), NULL},
+    {"sync", sync_fields, N(sync_fields), NULL},
+};
+const size_t status_n_sections = N(status_sections);
+
 size_t status_format(const struct status_snapshot *s, char *buf, size_t len)
 {
     struct jw w;
     jw_init(&w, buf, len);
     jw_obj_begin(&w);
-    write_fields(&w, s, top, N(top));
-    write_section(&w, s, "clock", clock_fields, N(clock_fields));
-    write_section(&w, s, "mqtt", mqtt_fields, N(mqtt_fields));
-    write_section(&w, s, "ingest", ingest_fields, N(ingest_fields));
-    write_section(&w, s, "log", log_fields, N(log_fields));
-    write_section(&w, s, "speed", speed_fields, N(speed_fields));
-    if (s->has_queries)
-        write_section(&w, s, "queries", query_fields, N(query_fields));
-    write_section(&w, s, "batch", batch_fields, N(batch_fields));
-    write_section(&w, s, "sync", sync_fields, N(sync_fields));
+    for (size_t i = 0; i < status_n_sections; i++) {
+        const struct status_section *sec = &status_sections[i];
+        if (sec->when && !sec->when(s))
+            continue;
+        if (sec->key)
+            write_section(&w, s, sec->key, sec->fields, sec->n);
+        else
+            write_fields(&w, s, sec->fields, sec->n);
+    }
     jw_obj_end(&w);
     return jw_ok(&w) ? jw_len(&w) : 0;
 }

@@ -6,6 +6,12 @@
  * a caller buffer. Counters are since the daemon started, except log.* which
  * describe the master log on disk.
  *
+ * The document's shape is a schema, status_sections[]: per section a table
+ * of fields (key, kind, where in the snapshot, when shown) and, on the same
+ * row, how the field is exposed as a Prometheus metric (metrics.h). A new
+ * field is one row, metric included; tests/unit/metrics_test.c fails for a
+ * number or boolean without a metric.
+ *
  * Threading: pure, any thread.
  */
 #ifndef EL_STATUS_DOC_H
@@ -73,6 +79,57 @@ struct status_snapshot {
     double batch_last_seconds; /* status_derive */
     struct sync_status sync;
 };
+
+/* What a field holds (and how its JSON value looks). */
+enum status_kind {
+    SK_I64,       /* int64_t */
+    SK_U64,       /* uint64_t */
+    SK_DBL,       /* double */
+    SK_BOOL,      /* bool */
+    SK_STR,       /* const char *, NULL: null */
+    SK_TEXT,      /* char[], "": null */
+    SK_TIME,      /* int64_t epoch ms, <= 0: null, else RFC 3339 text */
+    SK_I64_KNOWN, /* int64_t, < 0: null (not known) */
+    SK_COUNTS,    /* uint64_t[]: an object of counters named by the field's names() */
+};
+
+/* How a field is exposed in the Prometheus text format (metrics.h). */
+enum status_metric_type {
+    SM_NONE = 0, /* prose for people (no metric); numbers and booleans must have one */
+    SM_COUNTER,  /* since the daemon started; the name ends in _total */
+    SM_GAUGE,    /* a number, a boolean (1/0) or a time (epoch seconds) */
+    SM_INFO,     /* text: a gauge that is 1, the text in label `label` (absent when null) */
+    SM_SET,      /* text or null: a gauge, 1 while the text is set (an error message) */
+};
+
+struct status_metric {
+    const char *name; /* the whole name, edgelambda_<section>_..., units in base units */
+    enum status_metric_type type;
+    const char *label; /* SM_INFO: the label holding the text; SK_COUNTS: the counter's name */
+    unsigned div;      /* the status value / div is the metric (1000: ms -> seconds); 0 = 1 */
+    const char *help;
+};
+
+struct status_field {
+    const char *key;
+    enum status_kind kind;
+    size_t off;
+    bool (*when)(const struct status_snapshot *s); /* NULL: always shown */
+    const char *(*names)(unsigned i);              /* SK_COUNTS */
+    unsigned first, count;                         /* SK_COUNTS: indexes first..count-1 */
+    struct status_metric metric;
+};
+
+struct status_section {
+    const char *key; /* NULL: the document's top level */
+    const struct status_field *fields;
+    size_t n;
+    bool (*when)(const struct status_snapshot *s); /* NULL: always shown */
+};
+
+/* The document, in order. */
+extern const struct status_section status_sections[];
+extern const size_t status_n_sections;
 
 /* Fills the derived members (marked above) from the others. */
 void status_derive(struct status_snapshot *s);

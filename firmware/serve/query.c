@@ -213,10 +213,11 @@ static bool parse_op(const struct plat_json *doc, int i, struct query *q)
     static const struct {
         const char *name;
         enum query_op op;
-    } ops[] = {{"range", QUERY_RANGE},   {"query", QUERY_RANGE},
-               {"series", QUERY_SERIES}, {"last", QUERY_LAST},
-               {"status", QUERY_STATUS}, {"recompute", QUERY_RECOMPUTE},
-               {"sync", QUERY_SYNC},     {"deadletters", QUERY_DEAD_LETTERS}};
+    } ops[] = {{"range", QUERY_RANGE},    {"query", QUERY_RANGE},
+               {"series", QUERY_SERIES},  {"last", QUERY_LAST},
+               {"status", QUERY_STATUS},  {"recompute", QUERY_RECOMPUTE},
+               {"sync", QUERY_SYNC},      {"deadletters", QUERY_DEAD_LETTERS},
+               {"metrics", QUERY_METRICS}};
     if (plat_json_type(doc, i) != PLAT_JSON_STRING)
         return false;
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)

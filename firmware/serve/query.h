@@ -6,7 +6,8 @@
  *   {"series":"a/b","from":"-1h","to":"now","step":"1m","agg":["count","p95"]}
  *   {"match":"sensors/+/temp", ...}            one answer entry per series
  *   {"op":"series"[,"match":F]}  {"op":"last"[,"series":S|"match":F][,"n":N]}
- *   {"op":"status"}  {"op":"recompute","full":false}  {"op":"sync"[,"retry_parked":true]}
+ *   {"op":"status"}  {"op":"metrics"} (the status as Prometheus text)
+ *   {"op":"recompute","full":false}  {"op":"sync"[,"retry_parked":true]}
  *   {"op":"deadletters"[,"match":F|"series":TOPIC][,"reason":R][,"since":T][,"n":N]}
  *                                                the newest N (default 100) dead letters
  *   MQTT 3.1.1 clients add "reply_to":"topic" and an optional "id" (echoed).
@@ -42,7 +43,8 @@ enum query_op {
     QUERY_STATUS,
     QUERY_RECOMPUTE,
     QUERY_SYNC,
-    QUERY_DEAD_LETTERS
+    QUERY_DEAD_LETTERS,
+    QUERY_METRICS
 };
 
 enum query_agg_kind {

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "plat_clock.h"
+#include "plat_jsonw.h"
 #include "plat_log.h"
 #include "serve.h"
 
@@ -129,8 +130,9 @@ struct requests {
     bool woken;
 
     struct control_request *req;
-    char *answer; /* CONTROL_REPLY_MAX */
-    char *status; /* CONTROL_STATUS_MAX */
+    char *answer;  /* CONTROL_REPLY_MAX */
+    char *status;  /* CONTROL_STATUS_MAX */
+    char *metrics; /* REQUESTS_METRICS_MAX */
     struct plat_log_limit reject_limit, slow_limit;
     const struct mqtt_topic_rules *rules; /* where replies may not go (control.h) */
 };
@@ -162,7 +164,7 @@ const struct requests_counters *requests_counters(const struct requests *r)
 size_t requests_memory_bytes(const struct requests *r)
 {
     return serve_working_set_bytes(r->serve) + CONTROL_REPLY_MAX + CONTROL_STATUS_MAX +
-           sizeof *r->req;
+           REQUESTS_METRICS_MAX + sizeof *r->req;
 }
 
 /* Called by the control thread: a request arrived, or a reply slot freed. */
@@ -235,6 +237,38 @@ static size_t answer_status(struct requests *r, const struct query *q, char *buf
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
+/* {"ok":true[,"id":..],"op":"metrics","text":"<Prometheus text>"}: the
+ * daemon converts the same fresh document {"op":"status"} gets. */
+static size_t answer_metrics(struct requests *r, const struct query *q, char *buf, size_t cap,
+                             const char **code)
+{
+    const char *id = q->has_id ? q->id : NULL;
+    size_t len = status_board_get(r->board, r->status, CONTROL_STATUS_MAX, 200);
+    if (!r->commands.metrics) {
+        *code = "unsupported";
+        return serve_error(*code, "no metrics in this build", id, buf, cap);
+    }
+    if (len < 2) {
+        *code = "unavailable";
+        return serve_error(*code, "no status yet; ask again in a second", id, buf, cap);
+    }
+    size_t n =
+        r->commands.metrics(r->commands.ctx, r->status, len, r->metrics, REQUESTS_METRICS_MAX);
+    if (n == 0) {
+        *code = "internal";
+        return serve_error(*code, "the status document did not convert to metrics", id, buf, cap);
+    }
+    struct jw w;
+    jw_init(&w, buf, cap);
+    serve_reply_head(&w, true, id);
+    jw_key(&w, "op");
+    jw_str(&w, "metrics");
+    jw_key(&w, "text");
+    jw_strn(&w, r->metrics, n);
+    jw_obj_end(&w);
+    return jw_ok(&w) ? jw_len(&w) : 0;
+}
+
 /* Answers a parsed request into r->answer; *code NULL for an answer. */
 static size_t answer(struct requests *r, const struct control_request *req, const struct query *q,
                      const char **code)
@@ -252,6 +286,8 @@ static size_t answer(struct requests *r, const struct control_request *req, cons
         return answer_command(r, q, r->answer, CONTROL_REPLY_MAX, code);
     if (q->op == QUERY_STATUS)
         return answer_status(r, q, r->answer, CONTROL_REPLY_MAX, code);
+    if (q->op == QUERY_METRICS)
+        return answer_metrics(r, q, r->answer, CONTROL_REPLY_MAX, code);
     return serve_answer(r->serve, q, req->arrived_mono_ms, r->answer, CONTROL_REPLY_MAX, code);
 }
 
@@ -374,7 +410,8 @@ el_status requests_start(const struct requests_opts *opts, struct control *ctl,
     r->req = malloc(sizeof *r->req);
     r->answer = malloc(CONTROL_REPLY_MAX);
     r->status = malloc(CONTROL_STATUS_MAX);
-    if (!r->req || !r->answer || !r->status) {
+    r->metrics = malloc(REQUESTS_METRICS_MAX);
+    if (!r->req || !r->answer || !r->status || !r->metrics) {
         requests_free(r);
         return EL_NOMEM;
     }
@@ -418,5 +455,6 @@ void requests_free(struct requests *r)
     free(r->req);
     free(r->answer);
     free(r->status);
+    free(r->metrics);
     free(r);
 }

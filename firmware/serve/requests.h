@@ -86,7 +86,13 @@ struct requests_commands {
     void (*recompute)(void *ctx, bool full, bool *started, int64_t *watermark_seq);
     /* ships now; retry_parked: parked batches are tried again */
     void (*sync)(void *ctx, bool retry_parked);
+    /* {"op":"metrics"}: the status document json[0..len) as Prometheus text
+     * into out (cap bytes); its length, 0 on failure. Must be pure. */
+    size_t (*metrics)(void *ctx, const char *json, size_t len, char *out, size_t cap);
 };
+
+/* Room for {"op":"metrics"}'s text (before JSON escaping). */
+#define REQUESTS_METRICS_MAX (64 * 1024)
 
 struct requests_opts {
     struct serve_opts serve;

@@ -225,19 +225,24 @@ size_t serve_working_set_bytes(const struct serve *sv)
     return sv->bytes;
 }
 
+void serve_reply_head(struct jw *w, bool ok, const char *id_json)
+{
+    jw_obj_begin(w);
+    jw_key(w, "ok");
+    jw_bool(w, ok);
+    if (id_json) {
+        /* id is echoed verbatim: the parser only accepts a JSON string or primitive */
+        jw_key(w, "id");
+        jw_raw(w, id_json);
+    }
+}
+
 size_t serve_error(const char *code, const char *message, const char *id_json, char *buf,
                    size_t cap)
 {
     struct jw w;
     jw_init(&w, buf, cap);
-    jw_obj_begin(&w);
-    jw_key(&w, "ok");
-    jw_bool(&w, false);
-    if (id_json) {
-        /* id is echoed verbatim: the parser only accepts a JSON string or primitive */
-        jw_key(&w, "id");
-        jw_raw(&w, id_json);
-    }
+    serve_reply_head(&w, false, id_json);
     jw_key(&w, "error");
     jw_obj_begin(&w);
     jw_key(&w, "code");
@@ -792,14 +797,7 @@ static void write_member(struct jw *w, const struct serve *sv, uint32_t i, size_
 
 static void write_head(struct jw *w, const struct serve *sv, bool ok)
 {
-    const struct query *q = sv->q;
-    jw_obj_begin(w);
-    jw_key(w, "ok");
-    jw_bool(w, ok);
-    if (q->has_id) {
-        jw_key(w, "id");
-        jw_raw(w, q->id);
-    }
+    serve_reply_head(w, ok, sv->q->has_id ? sv->q->id : NULL);
 }
 
 /* "clock_synced", and how many of the answer's readings are provisional

@@ -54,6 +54,7 @@
 #include <stdint.h>
 
 #include "el_status.h"
+#include "plat_jsonw.h"
 #include "query.h"
 #include "speed.h"
 
@@ -89,6 +90,9 @@ size_t serve_working_set_bytes(const struct serve *sv);
  * deadlines of the request. */
 size_t serve_answer(struct serve *sv, const struct query *q, int64_t arrived_mono_ms, char *buf,
                     size_t cap, const char **code);
+/* Opens a reply object: {"ok":<ok>[,"id":<id_json, echoed verbatim>] (the
+ * caller adds its members and closes it). */
+void serve_reply_head(struct jw *w, bool ok, const char *id_json);
 /* An error reply {"ok":false,"error":{"code":..,"message":..}[,"id":..]}. */
 size_t serve_error(const char *code, const char *message, const char *id_json, char *buf,
                    size_t cap);

@@ -245,6 +245,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.sync.timeout_s, 30);
     assert_int_equal(cfg.log.level, PLAT_LOG_INFO);
     assert_int_equal(cfg.clock.synced, PLAT_CLOCK_SYNC_AUTO);
+    assert_string_equal(cfg.metrics.textfile, "");
 }
 
 static void test_empty_file_is_defaults(void **state)
@@ -330,7 +331,9 @@ static const char every_key[] = "[mqtt]\n"
                                 "[log]\n"
                                 "level = debug\n"
                                 "[clock]\n"
-                                "synced = no\n";
+                                "synced = no\n"
+                                "[metrics]\n"
+                                "textfile = /var/lib/prometheus/node-exporter/edgelambda.prom\n";
 
 static void test_every_key(void **state)
 {
@@ -396,6 +399,7 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.sync.timeout_s, 10);
     assert_int_equal(cfg.log.level, PLAT_LOG_DEBUG);
     assert_int_equal(cfg.clock.synced, PLAT_CLOCK_SYNC_NO);
+    assert_string_equal(cfg.metrics.textfile, "/var/lib/prometheus/node-exporter/edgelambda.prom");
 
     assert_int_equal(config_finish(&cfg, err, sizeof err), EL_OK);
     assert_int_equal(cfg.ingest.n_filters, 2);
@@ -490,6 +494,9 @@ static const struct bad_case bad_cases[] = {
     {"batch", "schedule", "every 5", "expected empty"},
     {"sync", "url", "ftp://x/y", "expected empty, http://... or https://..."},
     {"sync", "url", "https:///path", "missing or bad host"},
+    {"metrics", "textfile", "/tmp/el.txt", "expected empty or a file name ending in .prom"},
+    {"metrics", "textfile", "/tmp/.prom", "expected empty or a file name ending in .prom"},
+    {"metrics", "textfile", "prom", "expected empty or a file name ending in .prom"},
 };
 
 /* Each bad value is reported at its line (4), naming section and key. */

@@ -43,6 +43,9 @@ static void test_range_defaults_and_fields(void **state)
                       &q, &code));
     assert_true(q.from_ms == NOW && q.to_ms == NOW + 3600000 && q.step_ms == 60000);
     assert_string_equal(q.id, "\"x\"");
+    assert_true(parse("{\"op\":\"metrics\",\"id\":3}", &q, &code));
+    assert_true(q.op == QUERY_METRICS);
+    assert_string_equal(q.id, "3");
 }
 
 /* op deadletters: 100 rows by default, everything since 1970, any reason. */

@@ -8,6 +8,7 @@
  * slice that starts at its name:
  *   cmd_query.c     query, series, last  (<prefix>/query)
  *   cmd_status.c    status               (the retained <prefix>/status)
+ *   cmd_metrics.c   metrics              (<prefix>/query: Prometheus text)
  *   cmd_commands.c  recompute, sync      (<prefix>/command)
  *   cmd_deadletters.c  deadletters       (<prefix>/query)
  *   loadgen.c       loadgen              (publishes a synthetic stream)
@@ -64,6 +65,7 @@ int cli_series(struct cli_global *global, int argc, char **argv);
 int cli_last(struct cli_global *global, int argc, char **argv);
 int cli_deadletters(struct cli_global *global, int argc, char **argv);
 int cli_status(struct cli_global *global, int argc, char **argv);
+int cli_metrics(struct cli_global *global, int argc, char **argv);
 int cli_recompute(struct cli_global *global, int argc, char **argv);
 int cli_sync(struct cli_global *global, int argc, char **argv);
 int cli_loadgen(struct cli_global *global, int argc, char **argv);

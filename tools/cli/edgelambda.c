@@ -4,7 +4,7 @@
  *   edgelambda [--uri URI] [--prefix PREFIX] <command> [options]
  *
  * Purpose: talk to the daemon through the same MQTT API as any other client
- * (docs/SPEC.md §7: query, series, last and status on <prefix>/query, recompute and
+ * (docs/SPEC.md §7: query, series, last, status and metrics on <prefix>/query, recompute and
  * sync on <prefix>/command, the retained <prefix>/status) and generate load
  * (loadgen.c). It never opens the daemon's files.
  *
@@ -53,6 +53,7 @@ static const struct cli_command cli_commands[] = {
     {"last", cli_last, "print the newest raw samples"},
     {"deadletters", cli_deadletters, "list the newest dead letters and why"},
     {"status", cli_status, "print the daemon's status (retained <prefix>/status)"},
+    {"metrics", cli_metrics, "print the daemon's status as Prometheus text"},
     {"recompute", cli_recompute, "recompute the batch views now"},
     {"sync", cli_sync, "ship the master log upstream now"},
     {"loadgen", cli_loadgen, "publish a deterministic synthetic sensor stream"},

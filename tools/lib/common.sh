@@ -15,10 +15,12 @@ EL_PACKAGES=(build-essential cmake pkg-config python3
   mosquitto mosquitto-clients sqlite3)
 # What only the tests need (tools/check, tools/bench): the format check,
 # valgrind, clock jumps under libfaketime (test_clock.py), TLS termination and
-# the test PKI (nginx, openssl CLI), real upstream engines for the sync tests
-# and lintian for the .deb files (test_packages.py; it pulls in man-db, which
-# test_man_pages.py uses to format the manual pages).
-EL_TEST_PACKAGES=(clang-format valgrind libfaketime openssl nginx victoria-metrics clickhouse-server lintian man-db)
+# the test PKI (nginx, openssl CLI), real upstream engines for the sync tests,
+# lintian for the .deb files (test_packages.py; it pulls in man-db, which
+# test_man_pages.py uses to format the manual pages) and Prometheus' promtool
+# (package prometheus), the parser test_metrics.py checks with.
+EL_TEST_PACKAGES=(clang-format valgrind libfaketime openssl nginx victoria-metrics clickhouse-server
+  lintian man-db prometheus)
 # Cross builds, QEMU, the appliance image and systemd-analyze (tools/sysroot,
 # tools/appliance, test_cross/test_appliance/test_packages): x86_64 hosts only.
 EL_CROSS_PACKAGES=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static qemu-system-arm cpio systemd)
