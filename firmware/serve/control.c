@@ -39,6 +39,7 @@ enum slot_state { SLOT_FREE, SLOT_PUBLISHING, SLOT_SENT };
 struct out_slot {
     enum slot_state state;
     int mid;
+    unsigned gen; /* conn_gen when it was taken */
 };
 
 struct control {
@@ -71,6 +72,7 @@ struct control {
     void (*wake)(void *ctx);
     void *wake_ctx;
     struct out_slot out[CONTROL_OUT_SLOTS]; /* under mu */
+    unsigned conn_gen;                      /* under mu: connections lost so far */
     int early[EARLY_MIDS];                  /* on_publish before its slot knew its mid */
     unsigned early_next;
     struct plat_log_limit busy_limit, connect_limit, reply_limit;
@@ -132,10 +134,14 @@ static void on_publish(struct mosquitto *m, void *ctx, int mid, int reason,
         c->wake(c->wake_ctx); /* requests may wait for a free slot */
 }
 
-/* Serving thread: the publish of slot i returned mid (0: refused). */
+/* Serving thread: the publish of slot i returned mid (0: refused). A
+ * connection lost meanwhile took the reply with it (and freed the slots it
+ * knew of): this one is free too, or it would never be. */
 static void slot_settle(struct control *c, int i, int mid)
 {
     pthread_mutex_lock(&c->mu);
+    if (c->out[i].gen != c->conn_gen)
+        mid = 0;
     c->out[i].state = mid ? SLOT_SENT : SLOT_FREE;
     c->out[i].mid = mid;
     for (int k = 0; mid && k < EARLY_MIDS; k++) {
@@ -172,8 +178,10 @@ el_status control_reply(struct control *c, const char *topic, const struct contr
     for (int i = 0; i < CONTROL_OUT_SLOTS && slot < 0; i++)
         if (c->out[i].state == SLOT_FREE)
             slot = i;
-    if (slot >= 0)
+    if (slot >= 0) {
         c->out[slot].state = SLOT_PUBLISHING;
+        c->out[slot].gen = c->conn_gen;
+    }
     pthread_mutex_unlock(&c->mu);
     if (slot < 0)
         return EL_AGAIN;
@@ -409,6 +417,7 @@ static void on_disconnect(struct mosquitto *m, void *ctx, int rc, const mosquitt
     atomic_store(&c->disconnected, 1);
     /* Replies not yet written went with the connection. */
     pthread_mutex_lock(&c->mu);
+    c->conn_gen++;
     for (int i = 0; i < CONTROL_OUT_SLOTS; i++) {
         if (c->out[i].state == SLOT_SENT) {
             c->out[i].state = SLOT_FREE;

@@ -210,13 +210,16 @@ static size_t check_families(const char *text)
 static size_t walk(const char *text, const struct plat_json *d, int c, const char **names,
                    int depth)
 {
-    char key[3][128];
+    char key[128]; /* this level's key: names[depth] points here */
     size_t n = 0, len;
+    if (depth < 0 || depth >= 3) { /* sections, keys and labels: no deeper */
+        fail_msg("status document nested deeper than 3 levels");
+        return 0;
+    }
     for (int k = plat_json_first(d, c); k >= 0; k = plat_json_next(d, c, k)) {
         int v = k + 1;
-        assert_true(depth < 3);
-        assert_int_equal(plat_json_string(d, k, key[depth], sizeof key[depth], &len), EL_OK);
-        names[depth] = key[depth];
+        assert_int_equal(plat_json_string(d, k, key, sizeof key, &len), EL_OK);
+        names[depth] = key;
         if (plat_json_type(d, v) == PLAT_JSON_OBJECT) {
             n += walk(text, d, v, names, depth + 1);
         } else if (plat_json_type(d, v) == PLAT_JSON_PRIMITIVE && !plat_json_is_null(d, v)) {
