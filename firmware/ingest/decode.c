@@ -835,3 +835,34 @@ bool decode_words_parse(const char *spec, struct decode_words *out, char *err, s
     *out = words;
     return true;
 }
+
+size_t decode_event_name(const struct decode_result *res, const struct decode_event *ev,
+                         const char *topic, size_t topic_len, const char *payload, char *buf,
+                         size_t cap)
+{
+    const char *tail = NULL;
+    size_t tail_len = 0, n = 0;
+    bool under_topic = true;
+    if (ev->name_len > 0) {
+        tail = res->names + ev->name_off;
+        tail_len = ev->name_len;
+        under_topic = ev->name_topic;
+    } else if (ev->field_len > 0) {
+        tail = payload + ev->field_off;
+        tail_len = ev->field_len;
+    }
+    size_t need = (under_topic ? topic_len : 0) + (under_topic && tail ? 1 : 0) + tail_len;
+    if (need == 0 || need > cap)
+        return 0;
+    if (under_topic) {
+        memcpy(buf, topic, topic_len);
+        n = topic_len;
+        if (tail)
+            buf[n++] = '/';
+    }
+    if (tail) {
+        memcpy(buf + n, tail, tail_len);
+        n += tail_len;
+    }
+    return n;
+}

@@ -83,13 +83,20 @@ struct decode_opts {
     const struct decode_words *words; /* not owned; NULL: none */
 };
 
+/* An event's series name is one of:
+ *   name_len == 0, field_len == 0:  <topic>
+ *   name_len == 0, field_len > 0:   <topic>/<payload[field_off..+field_len)>
+ *   name_len > 0, name_topic:       <topic>/<names[name_off..+name_len)>
+ *   name_len > 0, !name_topic:      <names[name_off..+name_len)> (whole name)
+ * decode_event_name() builds it. */
 struct decode_event {
     int64_t ts_ms;
     double value;
     uint32_t field_off; /* fields_all: the member's key, as bytes of the payload */
     uint32_t field_len; /* 0 in value mode */
-    uint32_t name_off;  /* decode_influx: the series name, in decode_result.names */
+    uint32_t name_off;  /* a name the decoder built, in decode_result.names */
     uint32_t name_len;  /* 0: the name comes from the topic (and field) */
+    bool name_topic;    /* names[name_off..] follows "<topic>/" */
 };
 
 struct decode_result {
@@ -100,6 +107,13 @@ struct decode_result {
     uint32_t names_len;             /* bytes of names used (decode_influx) */
     char names[DECODE_NAMES_MAX];
 };
+
+/* Writes ev's series name (struct decode_event) for a message on
+ * topic[0..topic_len) with payload into buf[cap]; returns its length, or 0
+ * when it does not fit in cap bytes. */
+size_t decode_event_name(const struct decode_result *res, const struct decode_event *ev,
+                         const char *topic, size_t topic_len, const char *payload, char *buf,
+                         size_t cap);
 
 /* Fills opts with the SPEC defaults (value, ts, value mode, 64 KiB, 2000-01-01, 1 day). */
 void decode_opts_default(struct decode_opts *opts);
