@@ -36,10 +36,15 @@
  *   u32 payload_len bytes of payload stored (< orig_len when cut)
  *   u16 topic_len
  *   u16 n_events   0 = dead letter
- *   u16 reason     dead letter reason code (the caller's numbering)
+ *   u16 reason     dead letter: its reason code (the caller's numbering);
+ *                  with events: names_len, the bytes of names after the payload
  *   u16 flags      the caller's flag bits
  *   n_events x { i64 ts_ms; f64 value; u32 field_off; u32 field_len }
- *   topic bytes, payload bytes, zero padding to 8
+ *   topic bytes, payload bytes, names bytes, zero padding to 8
+ * An event's field_off/field_len are the caller's: ingest points them into
+ * the bytes after the topic (the payload, then the names a decoder built),
+ * with JOURNAL_NAME_WHOLE in field_len for a whole series name (not under
+ * the topic). Records written before names existed carry names_len 0.
  * The record takes max(n_events, 1) sequence numbers. The length is stored
  * last (after the CRC), so a torn record fails its CRC and ends recovery.
  *
@@ -71,6 +76,7 @@ struct journal_event {
     uint32_t field_off;
     uint32_t field_len;
 };
+#define JOURNAL_NAME_WHOLE 0x80000000u /* in field_len: see RECORD FORMAT */
 
 /* A record as the consumer sees it: pointers into the mapping, valid until
  * the next journal_commit/journal_rewind (or until replay's callback returns). */
@@ -87,6 +93,7 @@ struct journal_rec {
     size_t topic_len;
     const char *payload;
     size_t payload_len;
+    size_t names_len; /* bytes right after the payload (events only) */
 };
 
 /* What the producer hands in; all borrowed for the call. */
@@ -102,6 +109,8 @@ struct journal_msg {
     size_t topic_len;
     const char *payload;
     size_t payload_len;
+    const char *names; /* written after the payload; events only, <= UINT16_MAX */
+    size_t names_len;
 };
 
 /* Largest topic+payload+events a record may carry for this segment size. */

@@ -66,6 +66,7 @@
 
 #include "batch_sched.h"
 #include "decode.h"
+#include "decode_influx.h"
 #include "plat_clock.h"
 #include "plat_log.h"
 
@@ -287,6 +288,54 @@ static const struct cfg_entry cfg_table[] = {
 
 #define CFG_N (sizeof cfg_table / sizeof cfg_table[0])
 
+/* [decode "<filter>"] sections: the same kind of table, its offsets into
+ * struct el_decode_rule (entry_set's base is the rule). */
+static const char *const decode_format_names[] = {"auto", "json", "number", "influx", NULL};
+static const char *const time_unit_names[] = {"auto", "s", "ms", "us", "ns", NULL};
+static const char *const decode_fields_names[] = {"value", "all", "inherit", NULL};
+static const char *const precision_names[] = {"ns", "us", "ms", "s", NULL};
+_Static_assert(DECODE_FMT_JSON == 1 && DECODE_FMT_NUMBER == 2 && DECODE_FMT_INFLUX == 3,
+               "decode_format_names order");
+_Static_assert(DECODE_TIME_S == 1 && DECODE_TIME_NS == 4, "time_unit_names order");
+_Static_assert(DECODE_PREC_US == 1 && DECODE_PREC_S == 3, "precision_names order");
+#define DECODE_FIELDS_INHERIT 2
+
+#define DENTRY(K, TYPE, DEF, NAMES, HELP)                                                          \
+    {                                                                                              \
+        .section = "decode", .key = #K, .type = TYPE,                                              \
+        .offset = offsetof(struct el_decode_rule, K),                                              \
+        .size = sizeof(((struct el_decode_rule *)0)->K), .def = DEF, .names = NAMES, .help = HELP  \
+    }
+
+static const struct cfg_entry decode_table[] = {
+    DENTRY(format, CFG_ENUM, "auto", decode_format_names,
+           "What the payloads are: auto (a JSON object or array, a number, true/false\n"
+           "or a state word), json, number (one bare value) or influx (InfluxDB line\n"
+           "protocol: series <measurement>[/<tag value>...]/<field>)."),
+    DENTRY(value, CFG_STRING, "", NULL,
+           "The value member, a dotted path into nested objects (AM2301.Temperature);\n"
+           "empty: [ingest] value_field."),
+    DENTRY(time, CFG_STRING, "", NULL,
+           "The event-time member, a dotted path; empty: [ingest] ts_field."),
+    DENTRY(time_unit, CFG_ENUM, "auto", time_unit_names,
+           "Unit of a numeric event time; auto tells s, ms, us or ns by magnitude."),
+    DENTRY(fields, CFG_ENUM, "inherit", decode_fields_names,
+           "value: one series per topic; all: every numeric member is a series\n"
+           "<topic>/<member>; inherit: [ingest] fields."),
+    DENTRY(flatten, CFG_BOOL, "true", NULL,
+           "With fields = all, nested objects become series <topic>/<key>/<key>, and\n"
+           "a string member that is no number or state word makes the message a\n"
+           "non_numeric dead letter unless drop_fields names it."),
+    DENTRY(keep_fields, CFG_PATH, "", NULL,
+           "With fields = all: only these members (comma-separated dotted paths; an\n"
+           "object keeps everything below it); empty: all."),
+    DENTRY(drop_fields, CFG_PATH, "", NULL,
+           "With fields = all: members never stored (comma-separated dotted paths)."),
+    DENTRY(precision, CFG_ENUM, "ns", precision_names,
+           "format = influx: the unit of line-protocol timestamps (Telegraf: ns)."),
+};
+#define DECODE_N (sizeof decode_table / sizeof decode_table[0])
+
 /* ---------------------------------------------------------------- helpers */
 
 static void put_msg(char *buf, size_t len, const char *fmt, ...)
@@ -373,9 +422,9 @@ static const struct cfg_entry *entry_find(const char *section, const char *key)
     return NULL;
 }
 
-static char *field_at(struct el_config *cfg, const struct cfg_entry *e)
+static char *field_at(void *base, const struct cfg_entry *e)
 {
-    return (char *)cfg + e->offset;
+    return (char *)base + e->offset;
 }
 
 /* ---------------------------------------------------------------- setters */
@@ -566,12 +615,13 @@ static bool set_string(const struct cfg_entry *e, char *field, const char *v, ch
     return true;
 }
 
-/* Parses v into e's field of cfg. On failure the field is unchanged and
- * what says what is wrong. */
-static bool entry_set(const struct cfg_entry *e, struct el_config *cfg, const char *v, char *what,
+/* Parses v into e's field of base (a struct el_config, or a struct
+ * el_decode_rule for the decode table). On failure the field is unchanged
+ * and what says what is wrong. */
+static bool entry_set(const struct cfg_entry *e, void *base, const char *v, char *what,
                       size_t whatlen)
 {
-    char *field = field_at(cfg, e);
+    char *field = field_at(base, e);
 
     switch (e->type) {
     case CFG_STRING:
@@ -843,6 +893,63 @@ static int src_getc(struct cfg_parse *p)
     return (unsigned char)p->text[p->pos++];
 }
 
+/* Is name[0..len) a decode section, 'decode "<filter>"'? The filter, when
+ * it fits, into filter[cap]. */
+static bool decode_section(const char *name, size_t len, char *filter, size_t cap)
+{
+    const char *p = name, *end = name + len;
+    if (len < 8 || memcmp(p, "decode", 6) != 0 || !is_blank((unsigned char)p[6]))
+        return false;
+    for (p += 6; p < end && is_blank((unsigned char)*p); p++)
+        ;
+    if (p == end || *p != '"' || end[-1] != '"' || end - p < 2)
+        return false;
+    size_t n = (size_t)(end - p - 2);
+    snprintf(filter, cap, "%.*s", (int)(n < cap ? n : cap - 1), p + 1);
+    return n < cap;
+}
+
+static struct el_decode_rule *decode_rule_find(struct el_config *cfg, const char *filter)
+{
+    for (int i = 0; i < cfg->decode.n; i++)
+        if (strcmp(cfg->decode.rule[i].filter, filter) == 0)
+            return &cfg->decode.rule[i];
+    return NULL;
+}
+
+/* A new [decode "<filter>"] section at line p->line, at its defaults. */
+static void decode_rule_add(struct cfg_parse *p, const char *section, size_t len)
+{
+    char filter[EL_CFG_STR], what[WHAT_LEN], s[SHOWN_LEN];
+    struct el_config *cfg = p->cfg;
+    if (!decode_section(section, len, filter, sizeof filter)) {
+        parse_fail(p, "[%.*s]: expected [decode \"<topic filter>\"] (a filter of at most %d bytes)",
+                   (int)(len > 60 ? 60 : len), section, EL_CFG_STR - 1);
+        return;
+    }
+    if (!filter_ok(filter, strlen(filter), what, sizeof what)) {
+        parse_fail(p, "[decode]: %s", what);
+        return;
+    }
+    if (decode_rule_find(cfg, filter) != NULL) {
+        parse_fail(p, "[decode \"%s\"]: given twice (the first would never be used)",
+                   shown(filter, s, sizeof s));
+        return;
+    }
+    if (cfg->decode.n == EL_CFG_MAX_DECODE) {
+        parse_fail(p, "[decode \"%s\"]: more than %d decode sections", shown(filter, s, sizeof s),
+                   EL_CFG_MAX_DECODE);
+        return;
+    }
+    struct el_decode_rule *r = &cfg->decode.rule[cfg->decode.n++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->filter, sizeof r->filter, "%s", filter);
+    r->line = p->line;
+    for (size_t i = 0; i < DECODE_N; i++)
+        if (!entry_set(&decode_table[i], r, decode_table[i].def, what, sizeof what))
+            abort(); /* a broken table: a programming error */
+}
+
 /* Rejects an unknown "[section]" at its own line (even with no key after
  * it) and text after the ']'. A '[' line without ']' is left to inih, which
  * reports it as a syntax error. */
@@ -855,7 +962,9 @@ static void check_section_line(struct cfg_parse *p, const char *line)
         return;
     size_t len = (size_t)(close - line - 1);
     snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), line + 1);
-    if (!section_known(line + 1, len)) {
+    if (len >= 6 && memcmp(line + 1, "decode", 6) == 0 && !section_known(line + 1, len)) {
+        decode_rule_add(p, line + 1, len);
+    } else if (!section_known(line + 1, len)) {
         parse_fail(p, "[%s]: unknown section", shown(name, s, sizeof s));
         return;
     }
@@ -916,6 +1025,28 @@ static char *cfg_reader(char *buf, int num, void *stream)
     return p->failed ? NULL : buf;
 }
 
+/* key = value in [decode "<filter>"] (the section line made the rule). */
+static int decode_handler(struct cfg_parse *p, const char *filter, const char *key,
+                          const char *value)
+{
+    char what[WHAT_LEN], s1[SHOWN_LEN], s2[SHOWN_LEN];
+    struct el_decode_rule *r = decode_rule_find(p->cfg, filter);
+    const struct cfg_entry *e = NULL;
+    for (size_t i = 0; i < DECODE_N && e == NULL; i++)
+        if (strcmp(decode_table[i].key, key) == 0)
+            e = &decode_table[i];
+    if (r == NULL || e == NULL) {
+        parse_fail(p, "[decode \"%s\"] %s: unknown key", shown(filter, s1, sizeof s1),
+                   shown(key, s2, sizeof s2));
+        return 0;
+    }
+    if (!entry_set(e, r, value, what, sizeof what)) {
+        parse_fail(p, "[decode \"%s\"] %s: %s", shown(filter, s1, sizeof s1), key, what);
+        return 0;
+    }
+    return 1;
+}
+
 static int cfg_handler(void *user, const char *section, const char *key, const char *value)
 {
     struct cfg_parse *p = user;
@@ -923,6 +1054,9 @@ static int cfg_handler(void *user, const char *section, const char *key, const c
 
     if (p->failed)
         return 0;
+    char filter[EL_CFG_STR];
+    if (decode_section(section, strlen(section), filter, sizeof filter))
+        return decode_handler(p, filter, key, value);
     const struct cfg_entry *e = entry_find(section, key);
     if (e == NULL) {
         if (section[0] == '\0')
@@ -985,6 +1119,12 @@ void config_defaults(struct el_config *cfg)
     char what[WHAT_LEN];
 
     memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < DECODE_N; i++)
+        if (!entry_size_ok(&decode_table[i])) {
+            fprintf(stderr, "config: [decode] %s: the field's size does not match its type\n",
+                    decode_table[i].key);
+            abort();
+        }
     for (size_t i = 0; i < CFG_N; i++) {
         const struct cfg_entry *e = &cfg_table[i];
         if (!entry_size_ok(e))
@@ -1280,6 +1420,28 @@ void config_print_help(FILE *out)
           "# booleans are true/false, yes/no, on/off or 1/0.\n",
           out);
     each_entry(out, help_key);
+    fputs("\n# [decode \"<topic filter>\"] sections (at most 16) choose how payloads on\n"
+          "# matching topics are read; the first section whose filter matches wins,\n"
+          "# and topics no section matches are read with the [ingest] keys above.\n"
+          "# For example (README, \"Payloads\", has one per fleet):\n"
+          "#\n"
+          "#   [decode \"zigbee2mqtt/#\"]\n"
+          "#   fields = all\n"
+          "#   drop_fields = update, update_available\n"
+          "#\n"
+          "# The keys of a decode section, each with its default:\n",
+          out);
+    for (size_t i = 0; i < DECODE_N; i++) {
+        const struct cfg_entry *e = &decode_table[i];
+        char type[160];
+        type_str(e, type, sizeof type);
+        fprintf(out, "#\n#   %s = %s %s\n", e->key, e->def, type);
+        for (const char *h = e->help; *h != '\0';) {
+            size_t n = strcspn(h, "\n");
+            fprintf(out, "#     %.*s\n", (int)n, h);
+            h += n + (h[n] == '\n');
+        }
+    }
 }
 
 /* Writes n bytes of text for roff's fill mode: a backslash as \e, '-' as \-
@@ -1362,6 +1524,13 @@ void config_print_man(FILE *out)
         ".SH KEYS\n",
         out);
     each_entry(out, man_key);
+    fputs(".SS [decode \\(dq\\fIFILTER\\fP\\(dq]\n"
+          "Sections (at most 16) that choose how payloads on topics matching the MQTT\n"
+          "topic filter \\fIFILTER\\fR are read; the first section whose filter matches\n"
+          "wins, and topics no section matches are read with the [ingest] keys.\n",
+          out);
+    for (size_t i = 0; i < DECODE_N; i++)
+        man_key(out, &decode_table[i], false);
     fputs(".SH FILES\n"
           ".TP\n.I " EL_CONFIG_DEFAULT_PATH "\n"
           "The configuration file; the package installs it with every key commented out\n"

@@ -28,11 +28,28 @@
 #define EL_CFG_STR 256  /* names, topics, field names */
 #define EL_CFG_PATH 512 /* file paths, URLs */
 #define EL_CFG_MAX_SUBS 16
+#define EL_CFG_MAX_DECODE 16 /* [decode "<filter>"] sections */
 
 enum el_durability { EL_DURABILITY_NORMAL = 0, EL_DURABILITY_STRICT };
 enum el_full_policy { EL_FULL_STOP_INGEST = 0, EL_FULL_DROP_OLDEST };
 enum el_sync_format { EL_SYNC_NDJSON = 0, EL_SYNC_INFLUX };
 enum el_compression { EL_COMPRESS_NONE = 0, EL_COMPRESS_GZIP, EL_COMPRESS_ZSTD };
+
+/* One [decode "<filter>"] section: how payloads on matching topics are read
+ * (the first section whose filter matches wins; none: ingest's own keys). */
+struct el_decode_rule {
+    char filter[EL_CFG_STR];
+    int format;                    /* enum decode_format: auto json number influx */
+    char value[EL_CFG_STR];        /* "" = ingest.value_field; a dotted path */
+    char time[EL_CFG_STR];         /* "" = ingest.ts_field; a dotted path */
+    int time_unit;                 /* enum decode_time_unit */
+    int fields;                    /* 0 value, 1 all, 2 = ingest.fields */
+    bool flatten;                  /* nested objects become <topic>/<key>/<key> */
+    char keep_fields[EL_CFG_PATH]; /* comma-separated dotted paths; "" = all */
+    char drop_fields[EL_CFG_PATH];
+    int precision; /* influx timestamps: ns us ms s */
+    int line;      /* where the section starts (messages) */
+};
 
 struct el_config {
     struct {
@@ -115,6 +132,10 @@ struct el_config {
     struct {
         char textfile[EL_CFG_PATH]; /* "" = off; else a *.prom file (node_exporter) */
     } metrics;
+    struct {
+        struct el_decode_rule rule[EL_CFG_MAX_DECODE];
+        int n;
+    } decode;
 };
 
 /* Fills every field with its built-in default (client_id, device_id stay ""). */

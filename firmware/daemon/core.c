@@ -245,7 +245,7 @@ static el_status open_storage(struct core *c, const struct el_config *cfg)
         log_error("cannot open the ingest journal in %s: %s", cfg->storage.dir, el_status_str(st));
         return st;
     }
-    options_ingest(cfg, c->filters, &io);
+    options_ingest(cfg, c->filters, c->decoders, &io);
     st = ingest_new(&io, c->journal, &c->ingest);
     if (st == EL_OK)
         st = core_recover(c);

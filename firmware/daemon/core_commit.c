@@ -38,6 +38,27 @@ static el_status append_dead(struct core *c, const struct journal_rec *r, uint64
     return st;
 }
 
+/* An event's series name from its record (journal.h: the topic, then
+ * field_off/field_len into the payload and names, JOURNAL_NAME_WHOLE for a
+ * name of its own) into buf[cap]; 0 if it does not fit or lies outside. */
+static size_t record_event_name(const struct journal_rec *r, const struct journal_event *ev,
+                                char *buf, size_t cap)
+{
+    bool whole = (ev->field_len & JOURNAL_NAME_WHOLE) != 0;
+    size_t len = ev->field_len & ~JOURNAL_NAME_WHOLE, n = 0;
+    size_t need = whole ? len : r->topic_len + (len ? 1 + len : 0);
+    if ((size_t)ev->field_off + len > r->payload_len + r->names_len || need == 0 || need >= cap)
+        return 0;
+    if (!whole) {
+        memcpy(buf, r->topic, r->topic_len);
+        n = r->topic_len;
+        if (len > 0)
+            buf[n++] = '/';
+    }
+    memcpy(buf + n, r->payload + ev->field_off, len);
+    return n + len;
+}
+
 static el_status apply_record(struct core *c, const struct journal_rec *r)
 {
     char name[MLOG_MAX_SERIES_NAME + 1];
@@ -47,16 +68,10 @@ static el_status apply_record(struct core *c, const struct journal_rec *r)
     for (uint16_t i = 0; i < r->n_events; i++) {
         struct journal_event ev;
         uint32_t id;
-        size_t n = r->topic_len;
         uint64_t seq = r->seq + i;
         memcpy(&ev, &r->events[i], sizeof ev);
-        memcpy(name, r->topic, n);
-        if (ev.field_len > 0) {
-            name[n++] = '/';
-            memcpy(name + n, r->payload + ev.field_off, ev.field_len);
-            n += ev.field_len;
-        }
-        st = mlog_series_get(c->log, name, n, (int64_t)seq, &id);
+        size_t n = record_event_name(r, &ev, name, sizeof name);
+        st = n ? mlog_series_get(c->log, name, n, (int64_t)seq, &id) : EL_INVAL;
         if (st == EL_FULL || st == EL_INVAL) {
             st = append_dead(c, r, seq,
                              st == EL_FULL ? INGEST_REASON_SERIES_LIMIT

@@ -64,9 +64,10 @@ struct core {
     struct requests *requests;  /* the serving thread */
     struct status_board *board; /* the status document for {"op":"status"} */
     struct batch *batch;
-    struct metrics *metrics;                 /* metrics.textfile; NULL when off */
-    struct pending_event *pending;           /* PENDING_MAX */
-    const char *filters[INGEST_MAX_FILTERS]; /* ingest_opts.filters */
+    struct metrics *metrics;                             /* metrics.textfile; NULL when off */
+    struct pending_event *pending;                       /* PENDING_MAX */
+    const char *filters[INGEST_MAX_FILTERS];             /* ingest_opts.filters */
+    struct ingest_decoder decoders[INGEST_MAX_DECODERS]; /* ingest_opts.decoders */
     uint32_t n_pending;
     int epfd, evfd, sigfd;
     bool stopping;

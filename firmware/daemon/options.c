@@ -20,7 +20,33 @@ static void options_conn(const struct el_config *cfg, struct mqtt_conn_opts *o)
     };
 }
 
-void options_ingest(const struct el_config *cfg, const char *filters[], struct ingest_opts *o)
+_Static_assert(EL_CFG_MAX_DECODE <= INGEST_MAX_DECODERS, "every decode section reaches ingest");
+
+static void options_decoders(const struct el_config *cfg, struct ingest_decoder decoders[],
+                             struct ingest_opts *o)
+{
+    int n = cfg->decode.n < INGEST_MAX_DECODERS ? cfg->decode.n : INGEST_MAX_DECODERS;
+    for (int i = 0; i < n; i++) {
+        const struct el_decode_rule *r = &cfg->decode.rule[i];
+        decoders[i] = (struct ingest_decoder){
+            .filter = r->filter,
+            .format = (enum decode_format)r->format,
+            .precision = (enum decode_precision)r->precision,
+            .value_field = r->value,
+            .ts_field = r->time,
+            .time_unit = (enum decode_time_unit)r->time_unit,
+            .fields_all = r->fields == 2 ? -1 : r->fields,
+            .flatten = r->flatten,
+            .keep_fields = r->keep_fields,
+            .drop_fields = r->drop_fields,
+        };
+    }
+    o->decoders = decoders;
+    o->n_decoders = n;
+}
+
+void options_ingest(const struct el_config *cfg, const char *filters[],
+                    struct ingest_decoder decoders[], struct ingest_opts *o)
 {
     memset(o, 0, sizeof *o);
     options_conn(cfg, &o->conn);
@@ -38,6 +64,7 @@ void options_ingest(const struct el_config *cfg, const char *filters[], struct i
     o->max_payload = cfg->ingest.max_payload;
     o->max_future_s = cfg->ingest.max_future_s;
     o->dir = cfg->storage.dir;
+    options_decoders(cfg, decoders, o);
 }
 
 void options_control(const struct el_config *cfg, const char *const filters[],

@@ -20,7 +20,10 @@
 #include "sync.h"
 
 /* filters: storage for the subscription pointers (INGEST_MAX_FILTERS). */
-void options_ingest(const struct el_config *cfg, const char *filters[], struct ingest_opts *o);
+/* filters[INGEST_MAX_FILTERS] and decoders[INGEST_MAX_DECODERS]: the
+ * caller's arrays the options point into. */
+void options_ingest(const struct el_config *cfg, const char *filters[],
+                    struct ingest_decoder decoders[], struct ingest_opts *o);
 /* filters: the array options_ingest filled (borrowed). */
 void options_control(const struct el_config *cfg, const char *const filters[],
                      struct control_opts *o);

@@ -73,8 +73,19 @@ const char *decode_reason_str(enum decode_reason reason)
     return reason_names[reason];
 }
 
+const char *decode_format_str(enum decode_format f)
+{
+    static const char *const names[DECODE_FMT_COUNT] = {
+        [DECODE_FMT_AUTO] = "auto",     [DECODE_FMT_JSON] = "json",
+        [DECODE_FMT_NUMBER] = "number", [DECODE_FMT_INFLUX] = "influx",
+        [DECODE_FMT_CBOR] = "cbor",     [DECODE_FMT_SPARKPLUG_B] = "sparkplug_b",
+    };
+    return (unsigned)f < DECODE_FMT_COUNT ? names[f] : "?";
+}
+
 void decode_opts_default(struct decode_opts *opts)
 {
+    *opts = (struct decode_opts){0};
     opts->value_field = "value";
     opts->ts_field = "ts";
     opts->fields_all = false;
@@ -448,38 +459,11 @@ static int json_skip(const struct json_doc *doc, int i)
     return i;
 }
 
-static bool tok_equals(const struct json_doc *doc, const jsmntok_t *t, const char *name)
-{
-    size_t n = (size_t)(t->end - t->start);
-    return strlen(name) == n && memcmp(doc->text + t->start, name, n) == 0;
-}
-
 static bool tok_same_text(const struct json_doc *doc, const jsmntok_t *a, const jsmntok_t *b)
 {
     int n = a->end - a->start;
     return n == b->end - b->start &&
            memcmp(doc->text + a->start, doc->text + b->start, (size_t)n) == 0;
-}
-
-/* Does key token k occur again as a top-level key after it? (Last one wins.) */
-static bool key_repeated_later(const struct json_doc *doc, int k)
-{
-    for (int j = json_skip(doc, k + 1); j < doc->n_tok; j = json_skip(doc, j + 1)) {
-        if (tok_same_text(doc, &doc->tok[k], &doc->tok[j]))
-            return true;
-    }
-    return false;
-}
-
-/* Value token of the last top-level member named name, or -1. */
-static int json_find_member(const struct json_doc *doc, const char *name)
-{
-    int found = -1;
-    for (int k = 1; k < doc->n_tok; k = json_skip(doc, k + 1)) {
-        if (tok_equals(doc, &doc->tok[k], name))
-            found = k + 1;
-    }
-    return found;
 }
 
 /* ---------- payload ---------- */
@@ -571,63 +555,227 @@ static void set_detail_field(struct decode_result *out, const char *what, const 
              n > 32 ? "..." : "");
 }
 
-/* value mode: the value field as a number, boolean, numeric string or word. */
-static enum decode_reason decode_value_member(const struct json_doc *doc,
-                                              const struct decode_opts *opts,
-                                              struct decode_result *out)
+/* ---------- members and paths ---------- */
+
+/* Value token of the last member of object o named key[0..n), or -1. */
+static int member_n(const struct json_doc *doc, int o, const char *key, size_t n)
 {
-    int v = json_find_member(doc, opts->value_field);
+    int found = -1, end = json_skip(doc, o);
+    for (int k = o + 1; k < end; k = json_skip(doc, k + 1)) {
+        const jsmntok_t *t = &doc->tok[k];
+        if ((size_t)(t->end - t->start) == n && memcmp(doc->text + t->start, key, n) == 0)
+            found = k + 1;
+    }
+    return found;
+}
+
+/* Value token at path below object o: the whole path as one member name
+ * first (a key may hold dots), then level by level at the dots; -1: none. */
+static int json_find_path(const struct json_doc *doc, int o, const char *path)
+{
+    int v = member_n(doc, o, path, strlen(path));
+    const char *p = path;
+    if (v >= 0 || strchr(path, '.') == NULL)
+        return v;
+    for (;;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        if (doc->tok[o].type != JSMN_OBJECT || (v = member_n(doc, o, p, n)) < 0 || !dot)
+            return v;
+        o = v;
+        p = dot + 1;
+    }
+}
+
+/* Is the dotted path[0..n), or an object above it, in list (paths
+ * separated by commas, blanks around them ignored)? */
+static bool path_listed(const char *list, const char *path, size_t n)
+{
+    for (const char *p = list ? list : ""; *p != '\0';) {
+        const char *comma = strchr(p, ',');
+        const char *b = p, *e = comma ? comma : p + strlen(p);
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        size_t m = (size_t)(e - b);
+        if (m > 0 && m <= n && memcmp(b, path, m) == 0 && (m == n || path[m] == '.'))
+            return true;
+        p = comma ? comma + 1 : b + m;
+        if (!comma)
+            break;
+    }
+    return false;
+}
+
+/* ---------- readings ---------- */
+
+#define FLATTEN_MAX_DEPTH 8
+
+/* A JSON number of epoch time in a stated unit → floor(ms), exactly. */
+static bool epoch_number_unit(const char *s, size_t n, enum decode_time_unit unit, int64_t *out_ms)
+{
+    static const int64_t to_ms[] = {
+        [DECODE_TIME_S] = 3, [DECODE_TIME_MS] = 0, [DECODE_TIME_US] = -3, [DECODE_TIME_NS] = -6};
+    if (!number_syntax_ok(s, n))
+        return false;
+    struct decimal d;
+    decimal_scan(s, n, &d);
+    if (d.n_int + d.n_frac == d.skip) {
+        *out_ms = 0;
+        return true;
+    }
+    return decimal_scaled_floor(&d, to_ms[unit], out_ms);
+}
+
+static bool parse_time_unit(const struct decode_opts *opts, const char *s, size_t n, int64_t *ms)
+{
+    if (opts->time_unit == DECODE_TIME_AUTO || plat_time_parse_rfc3339(s, n, ms))
+        return decode_parse_time(s, n, ms);
+    return epoch_number_unit(s, n, opts->time_unit, ms);
+}
+
+/* Appends one event; too_many_fields past DECODE_MAX_FIELDS. */
+static enum decode_reason add_event(struct decode_result *out, struct decode_event ev)
+{
+    if (out->n_events == DECODE_MAX_FIELDS)
+        return DECODE_TOO_MANY_FIELDS;
+    out->ev[out->n_events++] = ev;
+    return DECODE_OK;
+}
+
+/* value mode: the value member (path) of object o as a number, boolean,
+ * numeric string or state word. */
+static enum decode_reason value_member(const struct json_doc *doc, int o,
+                                       const struct decode_opts *opts, struct decode_result *out)
+{
+    int v = json_find_path(doc, o, opts->value_field);
     if (v < 0)
         return DECODE_NO_VALUE;
     double value;
     enum decode_reason r = value_of(doc, opts, &doc->tok[v], &value);
     if (r == DECODE_NON_NUMERIC)
         set_detail_field(out, "field", opts->value_field, strlen(opts->value_field));
+    return r == DECODE_OK ? add_event(out, (struct decode_event){.value = value}) : r;
+}
+
+/* fields_all: a walk over an object's members, flattening nested objects. */
+struct fields_walk {
+    const struct json_doc *doc;
+    const struct decode_opts *opts;
+    struct decode_result *out;
+    char path[DECODE_NAME_MAX + 1]; /* dotted: for ts_field, keep and drop */
+    char name[DECODE_NAME_MAX + 1]; /* with '/': the series name below the topic */
+};
+
+/* Does key token k occur again in its object (ending at token end) after
+ * it? (The last one wins.) */
+static bool repeated_later(const struct json_doc *doc, int k, int end)
+{
+    for (int j = json_skip(doc, k + 1); j < end; j = json_skip(doc, j + 1)) {
+        if (tok_same_text(doc, &doc->tok[k], &doc->tok[j]))
+            return true;
+    }
+    return false;
+}
+
+/* One member at w->path[0..n) (depth 0: top level) with value token t. */
+static enum decode_reason member_event(struct fields_walk *w, const jsmntok_t *key,
+                                       const jsmntok_t *t, size_t n, int depth)
+{
+    const struct decode_opts *o = w->opts;
+    struct decode_result *out = w->out;
+    double value = 0;
+    if (o->keep_fields && o->keep_fields[0] && !path_listed(o->keep_fields, w->path, n))
+        return DECODE_OK;
+    enum decode_reason r = value_of(w->doc, o, t, &value);
+    if (r == DECODE_NO_VALUE) /* null, an array, an object not flattened */
+        return DECODE_OK;
+    if (t->type == JSMN_STRING && r != DECODE_OK) {
+        if (!o->strict_strings)
+            return DECODE_OK;
+        set_detail_field(out, "field", w->path, n);
+        return r;
+    }
     if (r != DECODE_OK)
         return r;
-    out->ev[0] = (struct decode_event){.value = value};
-    out->n_events = 1;
-    return DECODE_OK;
+    struct decode_event ev = {.value = value};
+    if (depth == 0) { /* the key's own bytes, as before names existed */
+        ev.field_off = (uint32_t)key->start;
+        ev.field_len = (uint32_t)(key->end - key->start);
+    } else {
+        if (out->names_len + n > sizeof out->names)
+            return DECODE_TOO_MANY_FIELDS;
+        memcpy(out->names + out->names_len, w->name, n);
+        ev.name_off = out->names_len;
+        ev.name_len = (uint32_t)n;
+        ev.name_topic = true;
+        out->names_len += (uint32_t)n;
+    }
+    return add_event(out, ev);
 }
 
-/* fields_all: every top-level value except the timestamp field; strings that
- * are not values, null, objects and arrays are skipped. */
-static enum decode_reason decode_all_members(const struct json_doc *doc,
-                                             const struct decode_opts *opts,
-                                             struct decode_result *out)
+/* Would member value t become an event (or an error)? Not for null,
+ * arrays, unflattened objects, or strings skipped by the old rule. */
+static bool member_counts(const struct fields_walk *w, const jsmntok_t *t)
 {
-    uint32_t n_events = 0;
-    for (int k = 1; k < doc->n_tok; k = json_skip(doc, k + 1)) {
-        const jsmntok_t *key = &doc->tok[k];
-        const jsmntok_t *t = &doc->tok[k + 1];
-        double value = 0;
-        enum decode_reason r = value_of(doc, opts, t, &value);
-        if (r == DECODE_NO_VALUE || (t->type == JSMN_STRING && r != DECODE_OK))
+    double value;
+    enum decode_reason r = value_of(w->doc, w->opts, t, &value);
+    return r != DECODE_NO_VALUE &&
+           (t->type != JSMN_STRING || r == DECODE_OK || w->opts->strict_strings);
+}
+
+static enum decode_reason collect_members(struct fields_walk *w, int o, size_t plen, int depth)
+{
+    const struct json_doc *doc = w->doc;
+    int end = json_skip(doc, o);
+    for (int k = o + 1; k < end; k = json_skip(doc, k + 1)) {
+        const jsmntok_t *key = &doc->tok[k], *t = &doc->tok[k + 1];
+        size_t kl = (size_t)(key->end - key->start), n = plen + (plen ? 1u : 0u) + kl;
+        if (repeated_later(doc, k, end))
             continue;
-        if (tok_equals(doc, key, opts->ts_field) || key_repeated_later(doc, k))
-            continue;
-        if (!decode_name_ok(doc->text + key->start, (size_t)(key->end - key->start)))
+        if (n > DECODE_NAME_MAX) {
+            snprintf(w->out->detail, sizeof w->out->detail, "a field path is over %d bytes",
+                     DECODE_NAME_MAX);
             return DECODE_MALFORMED;
-        if (n_events == DECODE_MAX_FIELDS)
-            return DECODE_TOO_MANY_FIELDS;
+        }
+        if (plen) {
+            w->path[plen] = '.';
+            w->name[plen] = '/';
+        }
+        memcpy(w->path + n - kl, doc->text + key->start, kl);
+        memcpy(w->name + n - kl, doc->text + key->start, kl);
+        w->path[n] = '\0';
+        if (strcmp(w->path, w->opts->ts_field) == 0 ||
+            (w->opts->drop_fields && path_listed(w->opts->drop_fields, w->path, n)))
+            continue;
+        enum decode_reason r;
+        bool nested = t->type == JSMN_OBJECT && w->opts->flatten;
+        /* A key names a series level: checked where it would (a skipped
+         * member's key does not matter). */
+        if ((nested || member_counts(w, t)) && !decode_name_ok(doc->text + key->start, kl))
+            return DECODE_MALFORMED;
+        if (nested) {
+            if (depth + 1 >= FLATTEN_MAX_DEPTH) {
+                snprintf(w->out->detail, sizeof w->out->detail, "objects nested over %d deep",
+                         FLATTEN_MAX_DEPTH);
+                return DECODE_MALFORMED;
+            }
+            r = collect_members(w, k + 1, n, depth + 1);
+        } else {
+            r = member_event(w, key, t, n, depth);
+        }
         if (r != DECODE_OK)
             return r;
-        out->ev[n_events++] = (struct decode_event){.value = value,
-                                                    .field_off = (uint32_t)key->start,
-                                                    .field_len = (uint32_t)(key->end - key->start)};
     }
-    if (n_events == 0)
-        return DECODE_NO_VALUE;
-    out->n_events = n_events;
     return DECODE_OK;
 }
 
-/* The timestamp member, if any: absent or null → has_ts false. */
-static enum decode_reason decode_ts_member(const struct json_doc *doc,
-                                           const struct decode_opts *opts, int64_t *ts_ms,
-                                           bool *has_ts)
+/* The time member (path) of object o, if any: absent or null → *has_ts false. */
+static enum decode_reason ts_member(const struct json_doc *doc, int o,
+                                    const struct decode_opts *opts, int64_t *ts_ms, bool *has_ts)
 {
-    int v = json_find_member(doc, opts->ts_field);
+    int v = json_find_path(doc, o, opts->ts_field);
     *has_ts = false;
     if (v < 0)
         return DECODE_OK;
@@ -636,11 +784,72 @@ static enum decode_reason decode_ts_member(const struct json_doc *doc,
     size_t n = (size_t)(t->end - t->start);
     if (t->type == JSMN_PRIMITIVE && n == 4 && memcmp(s, "null", 4) == 0)
         return DECODE_OK;
-    if (t->type != JSMN_PRIMITIVE && t->type != JSMN_STRING)
-        return DECODE_BAD_TIMESTAMP;
-    if (!decode_parse_time(s, n, ts_ms))
+    if ((t->type != JSMN_PRIMITIVE && t->type != JSMN_STRING) ||
+        !parse_time_unit(opts, s, n, ts_ms))
         return DECODE_BAD_TIMESTAMP; /* true, false, "soon", "2026-02-30..." */
     *has_ts = true;
+    return DECODE_OK;
+}
+
+/* One reading: object o's events (value mode or fields_all), stamped with
+ * its time; *has_ts says whether it had one. */
+static enum decode_reason decode_reading(const struct json_doc *doc, int o,
+                                         const struct decode_opts *opts, int64_t recv_wall_ms,
+                                         bool clock_synced, struct decode_result *out, bool *has_ts)
+{
+    uint32_t first = out->n_events;
+    enum decode_reason r;
+    if (opts->fields_all) {
+        struct fields_walk w = {.doc = doc, .opts = opts, .out = out};
+        r = collect_members(&w, o, 0, 0);
+        if (r == DECODE_OK && out->n_events == first)
+            r = DECODE_NO_VALUE;
+    } else {
+        r = value_member(doc, o, opts, out);
+    }
+    int64_t ts_ms = recv_wall_ms;
+    if (r == DECODE_OK)
+        r = ts_member(doc, o, opts, &ts_ms, has_ts);
+    if (r == DECODE_OK && *has_ts && !decode_ts_plausible(opts, ts_ms, recv_wall_ms, clock_synced))
+        r = DECODE_BAD_TIMESTAMP;
+    for (uint32_t i = first; i < out->n_events; i++)
+        out->ev[i].ts_ms = ts_ms;
+    return r;
+}
+
+/* A JSON array of readings: objects, or bare values at the receive time.
+ * Either every element has a time or none has (one flag per message). */
+static enum decode_reason decode_array(const struct json_doc *doc, const struct decode_opts *opts,
+                                       int64_t recv_wall_ms, bool clock_synced,
+                                       struct decode_result *out)
+{
+    int end = json_skip(doc, 0), idx = 0, with_ts = 0;
+    for (int e = 1; e < end; e = json_skip(doc, e), idx++) {
+        enum decode_reason r;
+        bool has_ts = false;
+        if (doc->tok[e].type == JSMN_OBJECT) {
+            r = decode_reading(doc, e, opts, recv_wall_ms, clock_synced, out, &has_ts);
+        } else {
+            double value;
+            r = value_of(doc, opts, &doc->tok[e], &value);
+            if (r == DECODE_OK)
+                r = add_event(out, (struct decode_event){.ts_ms = recv_wall_ms, .value = value});
+        }
+        if (r != DECODE_OK) {
+            if (out->detail[0] == '\0')
+                snprintf(out->detail, sizeof out->detail, "element %d: %s", idx,
+                         decode_reason_str(r));
+            return r;
+        }
+        with_ts += has_ts;
+    }
+    if (idx == 0)
+        return DECODE_NO_VALUE;
+    if (with_ts != 0 && with_ts != idx) {
+        snprintf(out->detail, sizeof out->detail, "%d of %d elements have a time", with_ts, idx);
+        return DECODE_BAD_TIMESTAMP;
+    }
+    out->has_ts = with_ts != 0;
     return DECODE_OK;
 }
 
@@ -671,24 +880,16 @@ static enum decode_reason decode_object(const struct decode_opts *opts, const ch
     jsmn_parser parser;
     jsmn_init(&parser);
     doc.n_tok = jsmn_parse(&parser, payload, len, doc.tok, DECODE_MAX_TOKENS);
-    if (doc.n_tok < 1 || !json_check(&doc) || doc.tok[0].type != JSMN_OBJECT)
+    if (doc.n_tok < 1 || !json_check(&doc))
         return DECODE_MALFORMED;
-
-    enum decode_reason r = opts->fields_all ? decode_all_members(&doc, opts, out)
-                                            : decode_value_member(&doc, opts, out);
-    if (r != DECODE_OK)
-        return r;
-    int64_t ts_ms = recv_wall_ms;
-    bool has_ts;
-    r = decode_ts_member(&doc, opts, &ts_ms, &has_ts);
-    if (r != DECODE_OK)
-        return r;
-    if (has_ts && !decode_ts_plausible(opts, ts_ms, recv_wall_ms, clock_synced))
-        return DECODE_BAD_TIMESTAMP;
-    for (uint32_t i = 0; i < out->n_events; i++)
-        out->ev[i].ts_ms = ts_ms;
+    if (doc.tok[0].type == JSMN_ARRAY)
+        return decode_array(&doc, opts, recv_wall_ms, clock_synced, out);
+    if (doc.tok[0].type != JSMN_OBJECT)
+        return DECODE_MALFORMED;
+    bool has_ts = false;
+    enum decode_reason r = decode_reading(&doc, 0, opts, recv_wall_ms, clock_synced, out, &has_ts);
     out->has_ts = has_ts;
-    return DECODE_OK;
+    return r;
 }
 
 /* A bare payload (trimmed, n > 0): a number, true/false, a state word, or a
@@ -713,7 +914,10 @@ static enum decode_reason decode_bare(const struct decode_opts *opts, const char
         *value = n == 4 ? 1.0 : 0.0;
         return DECODE_OK;
     }
-    return word_lookup(opts->words, s, n, value) ? DECODE_OK : DECODE_MALFORMED;
+    /* JSON: a state word must be a JSON string ("ON", not ON). */
+    return opts->format != DECODE_FMT_JSON && word_lookup(opts->words, s, n, value)
+               ? DECODE_OK
+               : DECODE_MALFORMED;
 }
 
 enum decode_reason decode_payload(const struct decode_opts *opts, const char *payload, size_t len,
@@ -749,10 +953,18 @@ enum decode_reason decode_payload(const struct decode_opts *opts, const char *pa
         last--;
     if (first == last)
         return DECODE_MALFORMED;
-    if (payload[first] == '{') {
+    bool structured = payload[first] == '{' || payload[first] == '[';
+    if (structured && opts->format == DECODE_FMT_NUMBER) {
+        snprintf(out->detail, sizeof out->detail, "format = number: expected one bare value");
+        return DECODE_MALFORMED;
+    }
+    if (structured) {
         enum decode_reason r = decode_object(opts, payload, len, recv_wall_ms, clock_synced, out);
-        if (r != DECODE_OK)
+        if (r != DECODE_OK) {
             out->n_events = 0;
+            out->names_len = 0;
+            out->has_ts = false;
+        }
         return r;
     }
 

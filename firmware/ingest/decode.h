@@ -73,10 +73,47 @@ struct decode_words {
     } w[DECODE_MAX_WORDS];
 };
 
+/* What a payload is expected to be ([decode "<filter>"] format). */
+enum decode_format {
+    DECODE_FMT_AUTO = 0,    /* a JSON object or array, a number, true/false, a state word */
+    DECODE_FMT_JSON,        /* JSON only (a bare state word is malformed) */
+    DECODE_FMT_NUMBER,      /* a bare number, true/false or state word (no object) */
+    DECODE_FMT_INFLUX,      /* InfluxDB line protocol (decode_influx.h) */
+    DECODE_FMT_CBOR,        /* CBOR (decode_cbor.h) */
+    DECODE_FMT_SPARKPLUG_B, /* Eclipse Sparkplug B (decode_sparkplug.h) */
+    DECODE_FMT_COUNT
+};
+const char *decode_format_str(enum decode_format f);
+
+/* Units of a numeric event time (time_unit); AUTO tells them by magnitude. */
+enum decode_time_unit {
+    DECODE_TIME_AUTO = 0,
+    DECODE_TIME_S,
+    DECODE_TIME_MS,
+    DECODE_TIME_US,
+    DECODE_TIME_NS
+};
+
 struct decode_opts {
-    const char *value_field; /* NUL-terminated, not owned */
-    const char *ts_field;    /* NUL-terminated, not owned */
+    enum decode_format format; /* decode_payload: AUTO, JSON or NUMBER */
+    /* The value and time members, NUL-terminated, not owned. A name that is
+     * not a member of the object is read as a dotted path into nested
+     * objects ("AM2301.Temperature"). */
+    const char *value_field;
+    const char *ts_field;
+    enum decode_time_unit time_unit;
     bool fields_all;
+    /* fields_all: nested objects become series <topic>/<key>/<key> (else
+     * they are skipped), and a string member that is neither a number nor a
+     * state word makes the message a non_numeric dead letter (else it is
+     * skipped: the "auto" rule of old) unless drop_fields names it. */
+    bool flatten;
+    bool strict_strings;
+    /* fields_all: comma-separated dotted paths; a member is dropped when it
+     * or an object above it is listed in drop_fields, and kept only if it
+     * or an object above it is listed in keep_fields (when that is set). */
+    const char *keep_fields; /* NULL or "": every member */
+    const char *drop_fields; /* NULL or "": none */
     size_t max_payload;
     int64_t ts_min_ms;                /* earliest plausible event time (default 2000-01-01) */
     int64_t max_future_ms;            /* with a synced clock: latest plausible = recv + this */
@@ -118,7 +155,10 @@ size_t decode_event_name(const struct decode_result *res, const struct decode_ev
 /* Fills opts with the SPEC defaults (value, ts, value mode, 64 KiB, 2000-01-01, 1 day). */
 void decode_opts_default(struct decode_opts *opts);
 
-/* Decodes one payload. recv_wall_ms is used when the payload has no
+/* Decodes one payload (formats AUTO, JSON and NUMBER). A JSON array is a
+ * batch of readings: each element an object (decoded like a whole payload,
+ * with its own time) or a bare value; at most DECODE_MAX_FIELDS events in
+ * all. recv_wall_ms is used when the payload has no
  * timestamp; clock_synced enables the "too far in the future" check.
  * On DECODE_OK, out->n_events >= 1; on any other reason it is 0. out is
  * caller-owned (NULL: DECODE_MALFORMED); payload is read only. opts NULL, or

@@ -31,7 +31,9 @@ struct ingest {
     struct journal *journal;
     MQTTAsync client;
     struct decode_opts dopts;
-    struct decode_words words; /* dopts.words: parsed once at ingest_new */
+    struct decode_words words;                         /* dopts.words: parsed once at ingest_new */
+    struct decode_opts rule_opts[INGEST_MAX_DECODERS]; /* o.decoders[i] over dopts */
+    struct decode_result res; /* Paho callback thread only: the message being decoded */
     struct ingest_counters counters;
     char password[INGEST_STR_MAX];
 
@@ -344,26 +346,22 @@ void ingest_seed_recent(struct ingest *ing, const char *series, size_t series_le
 
 /* ---- the callback that makes a message safe ---- */
 
-/* Key of the message's first series: the topic, or topic/field. */
+/* Key of the message's first series (its name and the payload). */
 static uint64_t message_key(const char *topic, size_t topic_len, const char *payload,
                             size_t payload_len, const struct decode_result *res)
 {
     char name[MLOG_MAX_SERIES_NAME + 1];
-    size_t n = topic_len;
-    memcpy(name, topic, topic_len);
-    if (res->ev[0].field_len > 0) {
-        name[n++] = '/';
-        memcpy(name + n, payload + res->ev[0].field_off, res->ev[0].field_len);
-        n += res->ev[0].field_len;
-    }
+    size_t n = decode_event_name(res, &res->ev[0], topic, topic_len, payload, name, sizeof name);
     return dedup_key(name, n, payload, payload_len);
 }
 
-static unsigned check_names(const struct decode_result *res, size_t topic_len)
+static unsigned check_names(const struct decode_result *res, const char *topic, size_t topic_len,
+                            const char *payload)
 {
+    char name[MLOG_MAX_SERIES_NAME + 1];
     for (uint32_t i = 0; i < res->n_events; i++) {
-        size_t len = topic_len + (res->ev[i].field_len ? 1u + res->ev[i].field_len : 0u);
-        if (len > MLOG_MAX_SERIES_NAME)
+        if (decode_event_name(res, &res->ev[i], topic, topic_len, payload, name,
+                              MLOG_MAX_SERIES_NAME) == 0)
             return INGEST_REASON_NAME_TOO_LONG;
     }
     return DECODE_OK;
@@ -402,16 +400,48 @@ static void dropped_duplicate(struct ingest *ing, const char *topic, size_t topi
 
 /* The journal record of a message: its events, or a dead letter. Returns
  * false when it is a redelivery the content rule recognises (Duplicates). */
-static bool make_record(struct ingest *ing, const MQTTAsync_message *msg, struct journal_msg *jm,
-                        struct journal_event *events)
+/* The decoder of the first [decode] section whose filter matches the
+ * topic, else the [ingest] keys' (format auto). */
+static unsigned decode_routed(struct ingest *ing, const struct journal_msg *jm, bool synced,
+                              struct decode_result *res)
 {
-    struct decode_result res;
+    const struct ingest_decoder *d = NULL;
+    const struct decode_opts *o = &ing->dopts;
+    for (int i = 0; i < ing->o.n_decoders && d == NULL; i++) {
+        if (mqtt_topic_matches(ing->o.decoders[i].filter, jm->topic, jm->topic_len)) {
+            d = &ing->o.decoders[i];
+            o = &ing->rule_opts[i];
+        }
+    }
+    if (d != NULL && d->format == DECODE_FMT_INFLUX)
+        return decode_influx(o, d->precision, jm->payload, jm->payload_len, jm->recv_ms, synced,
+                             res);
+    return decode_payload(o, jm->payload, jm->payload_len, jm->recv_ms, synced, res);
+}
+
+/* The journal's form of a decoded event: its name's bytes are indexed in
+ * the record's payload and then names (journal.h, JOURNAL_NAME_WHOLE). */
+static struct journal_event journal_event_of(const struct decode_event *ev, size_t payload_len)
+{
+    struct journal_event je = {.ts_ms = ev->ts_ms, .value = ev->value};
+    if (ev->name_len > 0) {
+        je.field_off = (uint32_t)payload_len + ev->name_off;
+        je.field_len = ev->name_len | (ev->name_topic ? 0u : JOURNAL_NAME_WHOLE);
+    } else {
+        je.field_off = ev->field_off;
+        je.field_len = ev->field_len;
+    }
+    return je;
+}
+
+static bool make_record(struct ingest *ing, const MQTTAsync_message *msg, struct journal_msg *jm,
+                        struct journal_event *events, struct decode_result *res)
+{
     bool synced = plat_clock_synced();
     jm->flags = (uint16_t)((synced ? MLOG_F_CLOCK_SYNCED : 0u) | (msg->dup ? MLOG_F_MQTT_DUP : 0u));
-    unsigned reason =
-        decode_payload(&ing->dopts, jm->payload, jm->payload_len, jm->recv_ms, synced, &res);
+    unsigned reason = decode_routed(ing, jm, synced, res);
     if (reason == DECODE_OK)
-        reason = check_names(&res, jm->topic_len);
+        reason = check_names(res, jm->topic, jm->topic_len, jm->payload);
     if (reason != DECODE_OK) {
         jm->reason = (uint16_t)reason;
         if (jm->payload_len > (size_t)ing->o.max_payload) {
@@ -421,21 +451,19 @@ static bool make_record(struct ingest *ing, const MQTTAsync_message *msg, struct
         plat_log_limited(
             &ing->bad_input_limit, 10000, PLAT_LOG_WARN, "dead letter on %.*s: %s%s%s (%u bytes)",
             (int)(jm->topic_len > 200 ? 200 : jm->topic_len), jm->topic, ingest_reason_str(reason),
-            res.detail[0] ? ": " : "", res.detail, jm->orig_len);
+            res->detail[0] ? ": " : "", res->detail, jm->orig_len);
         return true;
     }
     if (msg->dup && fb_active(ing) &&
-        fb_has(ing, message_key(jm->topic, jm->topic_len, jm->payload, jm->payload_len, &res)))
+        fb_has(ing, message_key(jm->topic, jm->topic_len, jm->payload, jm->payload_len, res)))
         return false;
-    for (uint32_t i = 0; i < res.n_events; i++) {
-        events[i].ts_ms = res.ev[i].ts_ms;
-        events[i].value = res.ev[i].value;
-        events[i].field_off = res.ev[i].field_off;
-        events[i].field_len = res.ev[i].field_len;
-    }
-    jm->n_events = (uint16_t)res.n_events;
+    for (uint32_t i = 0; i < res->n_events; i++)
+        events[i] = journal_event_of(&res->ev[i], jm->payload_len);
+    jm->n_events = (uint16_t)res->n_events;
     jm->events = events;
-    if (res.has_ts)
+    jm->names = res->names;
+    jm->names_len = res->names_len;
+    if (res->has_ts)
         jm->flags |= MLOG_F_HAS_TS;
     return true;
 }
@@ -464,7 +492,7 @@ static void take_reading(struct ingest *ing, const char *topic, size_t topic_len
     jm.topic_len = topic_len > UINT16_MAX ? UINT16_MAX : topic_len;
     jm.payload = msg->payload ? msg->payload : "";
     jm.payload_len = len;
-    if (!make_record(ing, msg, &jm, events)) {
+    if (!make_record(ing, msg, &jm, events, &ing->res)) {
         dropped_duplicate(ing, topic, topic_len, "same content as a stored event");
         return;
     }
@@ -593,6 +621,19 @@ static void init_fields(struct ingest *ing, const struct ingest_opts *o, struct 
     ing->dopts.fields_all = o->fields_all;
     ing->dopts.max_payload = (size_t)o->max_payload;
     ing->dopts.max_future_ms = o->max_future_s * 1000;
+    for (int i = 0; i < o->n_decoders && i < INGEST_MAX_DECODERS; i++) {
+        const struct ingest_decoder *d = &o->decoders[i];
+        struct decode_opts *r = &ing->rule_opts[i];
+        *r = ing->dopts; /* limits, and the state words set at ingest_new */
+        r->format = d->format;
+        r->value_field = d->value_field[0] ? d->value_field : o->value_field;
+        r->ts_field = d->ts_field[0] ? d->ts_field : o->ts_field;
+        r->time_unit = d->time_unit;
+        r->fields_all = d->fields_all < 0 ? o->fields_all : d->fields_all != 0;
+        r->flatten = r->strict_strings = d->flatten;
+        r->keep_fields = d->keep_fields;
+        r->drop_fields = d->drop_fields;
+    }
     ing->prefix_len = strlen(o->conn.topic_prefix);
     atomic_store(&ing->counters.broker_dropped, -1);
     pthread_mutex_init(&ing->out_mu, NULL);
@@ -619,6 +660,8 @@ el_status ingest_new(const struct ingest_opts *o, struct journal *journal, struc
         return EL_INVAL;
     }
     ing->dopts.words = &ing->words;
+    for (int i = 0; i < o->n_decoders && i < INGEST_MAX_DECODERS; i++)
+        ing->rule_opts[i].words = &ing->words;
     ing->backoff_ms = 1000;
     ing->fb = calloc(FB_SLOTS, sizeof ing->fb[0]);
     st = ing->fb ? ids_open(ing) : EL_NOMEM;

@@ -89,6 +89,7 @@
 #include <stdint.h>
 
 #include "decode.h"
+#include "decode_influx.h"
 #include "el_status.h"
 #include "journal.h"
 #include "mqtt_socket.h"
@@ -127,6 +128,21 @@ struct ingest_counters {
 #define INGEST_STR_MAX 256    /* names, topics, field names (with their NUL) */
 #define INGEST_MAX_FILTERS 16 /* ingest subscriptions */
 
+/* One [decode "<filter>"] section: how payloads on matching topics are
+ * decoded (the first whose filter matches; none: the ingest_opts keys).
+ * Strings are borrowed; "" means the ingest_opts value. */
+struct ingest_decoder {
+    const char *filter;
+    enum decode_format format;
+    enum decode_precision precision; /* influx */
+    const char *value_field, *ts_field;
+    enum decode_time_unit time_unit;
+    int fields_all; /* 0, 1, or -1: ingest_opts.fields_all */
+    bool flatten;   /* also: strings that are no value are dead letters */
+    const char *keep_fields, *drop_fields;
+};
+#define INGEST_MAX_DECODERS 16
+
 /* What ingest needs of the configuration ([mqtt] and [ingest] keys, and
  * storage.dir for the redelivery table). Strings are borrowed: they must
  * outlive the ingest (the daemon's configuration does). */
@@ -141,6 +157,8 @@ struct ingest_opts {
     const char *state_words; /* decode_words_parse syntax; NULL: none */
     int64_t max_payload, max_future_s;
     const char *dir;
+    const struct ingest_decoder *decoders; /* n_decoders, in the configuration's order */
+    int n_decoders;
 };
 
 /* opts (and its strings) and journal are borrowed and must outlive the ingest. */

@@ -27,7 +27,7 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define PROBE_TIMEOUT_MS 3000
-#define EARLY_MIDS 16
+#define SLOT_STUCK_MS 5000  /* a reply not written by then went with its connection */
 #define REPLY_TO_TOKENS 512 /* a request's JSON, read for "reply_to" of a busy reply */
 
 static const char OFFLINE[] = "{\"state\":\"offline\"}";
@@ -35,11 +35,10 @@ static const char BUSY[] = "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message
                            "\"too many requests waiting\"}}";
 
 /* A reply handed to libmosquitto and not yet written (on_publish). */
-enum slot_state { SLOT_FREE, SLOT_PUBLISHING, SLOT_SENT };
 struct out_slot {
-    enum slot_state state;
+    bool busy; /* handed to libmosquitto, on_publish not seen yet */
     int mid;
-    unsigned gen; /* conn_gen when it was taken */
+    int64_t taken_ms; /* CLOCK_MONOTONIC */
 };
 
 struct control {
@@ -72,9 +71,6 @@ struct control {
     void (*wake)(void *ctx);
     void *wake_ctx;
     struct out_slot out[CONTROL_OUT_SLOTS]; /* under mu */
-    unsigned conn_gen;                      /* under mu: connections lost so far */
-    int early[EARLY_MIDS];                  /* on_publish before its slot knew its mid */
-    unsigned early_next;
     struct plat_log_limit busy_limit, connect_limit, reply_limit;
 };
 
@@ -99,15 +95,13 @@ void control_set_request_wakeup(struct control *c, void (*fn)(void *ctx), void *
     c->wake_ctx = ctx;
 }
 
-/* ---- reply slots (under mu) ---- */
-
-static bool slot_free_locked(const struct control *c)
-{
-    for (int i = 0; i < CONTROL_OUT_SLOTS; i++)
-        if (c->out[i].state == SLOT_FREE)
-            return true;
-    return false;
-}
+/* ---- reply slots (under mu) ----
+ * Lock order: the serving thread holds mu across mosquitto_publish_v5 (which
+ * in threaded mode takes only the library's out_packet, mid and state
+ * mutexes), so a reply's on_publish -- on el-control, inside the library's
+ * current_out_packet and callback mutexes -- finds the slot that knows its
+ * mid. Nothing takes a library mutex while holding mu otherwise, and the
+ * library never takes out_packet/mid/state before calling back: no cycle. */
 
 /* el-control: a reply (or some other publish) was written. */
 static void on_publish(struct mosquitto *m, void *ctx, int mid, int reason,
@@ -120,37 +114,35 @@ static void on_publish(struct mosquitto *m, void *ctx, int mid, int reason,
     (void)props;
     pthread_mutex_lock(&c->mu);
     for (int i = 0; i < CONTROL_OUT_SLOTS && !freed; i++) {
-        if (c->out[i].state == SLOT_SENT && c->out[i].mid == mid) {
-            c->out[i].state = SLOT_FREE;
+        if (c->out[i].busy && c->out[i].mid == mid) {
+            c->out[i].busy = false;
             freed = true;
         }
-    }
-    if (!freed) { /* its slot may not know its mid yet (control_reply) */
-        c->early[c->early_next] = mid;
-        c->early_next = (c->early_next + 1) % EARLY_MIDS;
     }
     pthread_mutex_unlock(&c->mu);
     if (freed && c->wake)
         c->wake(c->wake_ctx); /* requests may wait for a free slot */
 }
 
-/* Serving thread: the publish of slot i returned mid (0: refused). A
- * connection lost meanwhile took the reply with it (and freed the slots it
- * knew of): this one is free too, or it would never be. */
-static void slot_settle(struct control *c, int i, int mid)
+/* Under mu: a free slot's index, or -1. A reply not reported written after
+ * SLOT_STUCK_MS went with a connection the library did not tell us of: its
+ * slot is taken back and the reply counted unsent. */
+static int slot_free_locked(struct control *c)
 {
-    pthread_mutex_lock(&c->mu);
-    if (c->out[i].gen != c->conn_gen)
-        mid = 0;
-    c->out[i].state = mid ? SLOT_SENT : SLOT_FREE;
-    c->out[i].mid = mid;
-    for (int k = 0; mid && k < EARLY_MIDS; k++) {
-        if (c->early[k] == mid) {
-            c->early[k] = 0;
-            c->out[i].state = SLOT_FREE;
+    int64_t now = plat_clock_mono_ms();
+    int free_slot = -1;
+    for (int i = 0; i < CONTROL_OUT_SLOTS; i++) {
+        if (c->out[i].busy && now - c->out[i].taken_ms > SLOT_STUCK_MS) {
+            c->out[i].busy = false;
+            atomic_fetch_add(&c->counters.replies_unsent, 1);
+            plat_log_limited(&c->reply_limit, 10000, PLAT_LOG_WARN,
+                             "control: a reply was not written in %d s; counted unsent",
+                             SLOT_STUCK_MS / 1000);
         }
+        if (!c->out[i].busy && free_slot < 0)
+            free_slot = i;
     }
-    pthread_mutex_unlock(&c->mu);
+    return free_slot;
 }
 
 /* Publishes a reply (QoS 0) with req's correlation data; a libmosquitto code. */
@@ -171,28 +163,21 @@ static int publish_reply(struct control *c, const char *topic, const struct cont
 el_status control_reply(struct control *c, const char *topic, const struct control_request *req,
                         const void *payload, size_t len)
 {
-    int slot = -1, mid = 0;
+    int mid = 0, rc = MOSQ_ERR_NO_CONN;
     if (!atomic_load(&c->counters.connected) || len > CONTROL_REPLY_MAX)
         return EL_AGAIN;
-    pthread_mutex_lock(&c->mu);
-    for (int i = 0; i < CONTROL_OUT_SLOTS && slot < 0; i++)
-        if (c->out[i].state == SLOT_FREE)
-            slot = i;
-    if (slot >= 0) {
-        c->out[slot].state = SLOT_PUBLISHING;
-        c->out[slot].gen = c->conn_gen;
-    }
+    pthread_mutex_lock(&c->mu); /* across the publish: see "reply slots" */
+    int slot = slot_free_locked(c);
+    if (slot >= 0)
+        rc = publish_reply(c, topic, req, payload, len, &mid);
+    if (rc == MOSQ_ERR_SUCCESS)
+        c->out[slot] =
+            (struct out_slot){.busy = true, .mid = mid, .taken_ms = plat_clock_mono_ms()};
     pthread_mutex_unlock(&c->mu);
-    if (slot < 0)
-        return EL_AGAIN;
-    int rc = publish_reply(c, topic, req, payload, len, &mid);
-    if (rc != MOSQ_ERR_SUCCESS) {
+    if (slot >= 0 && rc != MOSQ_ERR_SUCCESS)
         plat_log_limited(&c->reply_limit, 10000, PLAT_LOG_WARN,
                          "could not send a reply to %.80s: %s (counted in status)", topic,
                          mosquitto_strerror(rc));
-        mid = 0;
-    }
-    slot_settle(c, slot, mid);
     return rc == MOSQ_ERR_SUCCESS ? EL_OK : EL_AGAIN;
 }
 
@@ -331,7 +316,7 @@ bool control_take_request(struct control *c, struct control_request *out)
 {
     bool got = false;
     pthread_mutex_lock(&c->mu);
-    if (c->count > 0 && slot_free_locked(c)) {
+    if (c->count > 0 && slot_free_locked(c) >= 0) {
         const struct control_request *r = &c->slots[c->head];
         out->is_command = r->is_command;
         out->len = r->len;
@@ -417,12 +402,9 @@ static void on_disconnect(struct mosquitto *m, void *ctx, int rc, const mosquitt
     atomic_store(&c->disconnected, 1);
     /* Replies not yet written went with the connection. */
     pthread_mutex_lock(&c->mu);
-    c->conn_gen++;
     for (int i = 0; i < CONTROL_OUT_SLOTS; i++) {
-        if (c->out[i].state == SLOT_SENT) {
-            c->out[i].state = SLOT_FREE;
-            lost++;
-        }
+        lost += c->out[i].busy;
+        c->out[i].busy = false;
     }
     pthread_mutex_unlock(&c->mu);
     atomic_fetch_add(&c->counters.replies_unsent, (uint64_t)lost);

@@ -39,9 +39,14 @@
  *
  * Threading: control_new/start/stop/free on the core thread;
  * control_publish_status from the core thread; control_take_request and
- * control_reply from the serving thread; callbacks on el-control. No lock of
- * ours is held across a libmosquitto call, so no lock order with the
- * library's own mutexes exists to get wrong.
+ * control_reply from the serving thread; callbacks on el-control. One lock
+ * of ours is held across a library call: control_reply holds the reply
+ * slots' mutex across mosquitto_publish_v5, so that the reply's on_publish
+ * finds the slot knowing its message id (the lock order is argued in
+ * control.c, "reply slots"). An earlier design settled the id after the call
+ * and kept early on_publish ids in a small ring; under a flood of "busy"
+ * replies the ring overflowed, slots leaked and the serving thread stopped
+ * taking requests (CI, test_hostile_requests).
  */
 #ifndef EL_CONTROL_H
 #define EL_CONTROL_H

@@ -152,6 +152,7 @@ class Daemon:
         self.proc = None
         self.starts = 0
         self.env = {}  # extra environment (fault injection)
+        self.config_text = None  # INI text written to <workdir>/edgelambda.conf and passed with -c
 
     @property
     def db_path(self):
@@ -163,6 +164,11 @@ class Daemon:
 
     def args(self):
         a = EMULATOR + [DAEMON]
+        if self.config_text is not None:  # a file for what --set cannot say ([decode "..."])
+            path = os.path.join(self.dir, "edgelambda.conf")
+            with open(path, "w") as f:
+                f.write(self.config_text)
+            a += ["-c", path]
         for k, v in self.sets.items():
             a += ["--set", "%s=%s" % (k, v)]
         return a

@@ -16,7 +16,7 @@ GOOD_TS = 1767225600000
 BAD = [
     ("sensors/a/t", b"not json at all", "malformed"),
     ("sensors/a/t", b'{"value": 1', "malformed"),
-    ("sensors/a/t", b"[1,2,3]", "malformed"),
+    ("sensors/a/t", b"[1,2,", "malformed"),  # (a whole array is a batch of readings)
     ("sensors/a/t", b"", "malformed"),
     ("sensors/b/t", b'{"temp": 21.5}', "no_value"),
     ("sensors/b/t", b'{"value": "warm"}', "non_numeric"),

@@ -188,8 +188,7 @@ static void test_bare_malformed(void **state)
         "abc",
         "null",
         "\"21.5",
-        "[1]",
-        "[]",
+        "[1",
         "1f",
         "0b101",
         "1_000",
@@ -886,8 +885,8 @@ static void test_malformed_json(void **state)
         "{\"value\":1,\"a\":tr ue}",
         "{\"value\":1}\v",
         "\xef\xbb\xbf{\"value\":1}",
-        "[{\"value\":1}]",
-        "[1]",
+        "[{\"value\":1},2,]", /* arrays are batches of readings: still JSON */
+        "[1 2]",
         "\"{\\\"value\\\":1}\"",
         "{\"value\":1e}",
     };
@@ -1076,7 +1075,145 @@ static void test_heap_prefixes(void **state)
     assert_true(res.ev[0].value == -125.0);
 }
 
+/* ---- [decode] options: paths, flattening, drop/keep, arrays, units ---- */
+
+enum row_mode { M_VALUE, M_ALL, M_SECTION }; /* M_SECTION: fields_all, flatten, strict */
+
+struct fleet_row {
+    const char *what;
+    enum row_mode mode;
+    enum decode_format format;
+    const char *value_field, *ts_field, *keep, *drop;
+    enum decode_time_unit unit;
+    const char *payload;
+    enum decode_reason want;
+    const char *events; /* "name=value;..." names below topic "t" ("" = t), in order */
+    int64_t ts;         /* 0: the receive time */
+    const char *detail; /* a substring of the detail, or NULL */
+};
+
+static const struct fleet_row fleet_rows[] = {
+    {"zigbee2mqtt, fields = all", M_SECTION, DECODE_FMT_AUTO, NULL, NULL, NULL, NULL, 0,
+     "{\"temperature\":21.4,\"humidity\":40.1,\"battery\":97,\"occupancy\":true,"
+     "\"linkquality\":120}",
+     DECODE_OK, "t/temperature=21.4;t/humidity=40.1;t/battery=97;t/occupancy=1;t/linkquality=120",
+     0, NULL},
+    {"zigbee2mqtt with a string member: a dead letter, not silence", M_SECTION, DECODE_FMT_AUTO,
+     NULL, NULL, NULL, NULL, 0, "{\"temperature\":21.4,\"update\":\"idle\"}", DECODE_NON_NUMERIC,
+     "", 0, "field \"update\" is a string"},
+    {"... unless drop_fields names it", M_SECTION, DECODE_FMT_AUTO, NULL, NULL, NULL, "update", 0,
+     "{\"temperature\":21.4,\"update\":\"idle\"}", DECODE_OK, "t/temperature=21.4", 0, NULL},
+    {"tasmota: nested object flattened, strings dropped", M_SECTION, DECODE_FMT_AUTO, NULL, NULL,
+     NULL, "Time, TempUnit", 0,
+     "{\"Time\":\"2026-12-04T10:00:00\",\"AM2301\":{\"Temperature\":21.4,\"Humidity\":40.1},"
+     "\"TempUnit\":\"C\"}",
+     DECODE_OK, "t/AM2301/Temperature=21.4;t/AM2301/Humidity=40.1", 0, NULL},
+    {"tasmota: one value by path", M_VALUE, DECODE_FMT_AUTO, "AM2301.Temperature", NULL, NULL, NULL,
+     0, "{\"Time\":\"x\",\"AM2301\":{\"Temperature\":21.4,\"Humidity\":40.1}}", DECODE_OK, "=21.4",
+     0, NULL},
+    {"shelly gen2: keep_fields picks members, nested by path", M_SECTION, DECODE_FMT_AUTO, NULL,
+     NULL, "apower, voltage, aenergy.total", NULL, 0,
+     "{\"id\":0,\"apower\":12.5,\"voltage\":231.2,\"aenergy\":{\"total\":1234.5,"
+     "\"by_minute\":[1,2,3]}}",
+     DECODE_OK, "t/apower=12.5;t/voltage=231.2;t/aenergy/total=1234.5", 0, NULL},
+    {"a time field of another name", M_VALUE, DECODE_FMT_AUTO, NULL, "timestamp", NULL, NULL, 0,
+     "{\"value\":5,\"timestamp\":1767225600000}", DECODE_OK, "=5", 1767225600000, NULL},
+    {"a nested time in seconds, stated", M_VALUE, DECODE_FMT_AUTO, "data.v", "meta.t", NULL, NULL,
+     DECODE_TIME_S, "{\"data\":{\"v\":1.5},\"meta\":{\"t\":1767225600.25}}", DECODE_OK, "=1.5",
+     1767225600250, NULL},
+    {"time in ns, stated (magnitude would agree)", M_VALUE, DECODE_FMT_AUTO, NULL, NULL, NULL, NULL,
+     DECODE_TIME_NS, "{\"value\":1,\"ts\":1767225600123456789}", DECODE_OK, "=1", 1767225600123,
+     NULL},
+    {"time in ms, stated, small", M_VALUE, DECODE_FMT_AUTO, NULL, NULL, NULL, NULL, DECODE_TIME_MS,
+     "{\"value\":1,\"ts\":1000}", DECODE_BAD_TIMESTAMP, "", 0, NULL},
+    {"an array of readings, each with its time", M_VALUE, DECODE_FMT_AUTO, NULL, NULL, NULL, NULL,
+     0, "[{\"ts\":1767225600000,\"value\":1},{\"ts\":1767225601000,\"value\":2}]", DECODE_OK,
+     "=1;=2", -1, NULL},
+    {"an array of bare values", M_VALUE, DECODE_FMT_AUTO, NULL, NULL, NULL, NULL, 0,
+     "[1, 2.5, true, \"ON\"]", DECODE_OK, "=1;=2.5;=1;=1", 0, NULL},
+    {"an array where only some have a time", M_VALUE, DECODE_FMT_AUTO, NULL, NULL, NULL, NULL, 0,
+     "[{\"ts\":1767225600000,\"value\":1},{\"value\":2}]", DECODE_BAD_TIMESTAMP, "", 0,
+     "1 of 2 elements have a time"},
+    {"an array with a bad element", M_VALUE, DECODE_FMT_AUTO, NULL, NULL, NULL, NULL, 0,
+     "[{\"value\":1},{\"v\":2}]", DECODE_NO_VALUE, "", 0, "element 1"},
+    {"an empty array", M_VALUE, DECODE_FMT_AUTO, NULL, NULL, NULL, NULL, 0, "[]", DECODE_NO_VALUE,
+     "", 0, NULL},
+    {"state word, auto", M_VALUE, DECODE_FMT_AUTO, NULL, NULL, NULL, NULL, 0, "OFF", DECODE_OK,
+     "=0", 0, NULL},
+    {"state word unquoted, json", M_VALUE, DECODE_FMT_JSON, NULL, NULL, NULL, NULL, 0, "OFF",
+     DECODE_MALFORMED, "", 0, NULL},
+    {"state word quoted, json", M_VALUE, DECODE_FMT_JSON, NULL, NULL, NULL, NULL, 0, "\"open\"",
+     DECODE_OK, "=1", 0, NULL},
+    {"format = number refuses an object", M_VALUE, DECODE_FMT_NUMBER, NULL, NULL, NULL, NULL, 0,
+     "{\"value\":1}", DECODE_MALFORMED, "", 0, "format = number"},
+    {"format = number takes a bare value", M_VALUE, DECODE_FMT_NUMBER, NULL, NULL, NULL, NULL, 0,
+     " 22.5\n", DECODE_OK, "=22.5", 0, NULL},
+    {"fields = all of old: nested skipped, strings skipped", M_ALL, DECODE_FMT_AUTO, NULL, NULL,
+     NULL, NULL, 0, "{\"a\":1,\"b\":{\"c\":2},\"s\":\"x\"}", DECODE_OK, "t/a=1", 0, NULL},
+    {"drop_fields drops a whole object", M_SECTION, DECODE_FMT_AUTO, NULL, NULL, NULL, "b", 0,
+     "{\"a\":1,\"b\":{\"c\":2,\"d\":\"x\"}}", DECODE_OK, "t/a=1", 0, NULL},
+    {"keep_fields of a parent keeps its children", M_SECTION, DECODE_FMT_AUTO, NULL, NULL, "b",
+     NULL, 0, "{\"a\":1,\"b\":{\"c\":2,\"e\":{\"f\":3}}}", DECODE_OK, "t/b/c=2;t/b/e/f=3", 0, NULL},
+    {"the time member is not a series, nested either", M_SECTION, DECODE_FMT_AUTO, NULL, "m.ts",
+     NULL, NULL, 0, "{\"m\":{\"ts\":1767225600000,\"v\":3}}", DECODE_OK, "t/m/v=3", 1767225600000,
+     NULL},
+    {"a key that is a dotted name wins over the path", M_VALUE, DECODE_FMT_AUTO, "a.b", NULL, NULL,
+     NULL, 0, "{\"a.b\":7,\"a\":{\"b\":8}}", DECODE_OK, "=7", 0, NULL},
+};
+
+/* Builds "name=value;..." of the decoded events (names below topic "t"). */
+static void events_text(const struct decode_result *r, const char *payload, char *buf, size_t cap)
+{
+    size_t n = 0;
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < r->n_events && n + 1 < cap; i++) {
+        char name[DECODE_NAME_MAX + 8];
+        size_t len = decode_event_name(r, &r->ev[i], "t", 1, payload, name, sizeof name);
+        int w = snprintf(buf + n, cap - n, "%s%.*s=%.15g", i ? ";" : "", len == 1 ? 0 : (int)len,
+                         name, r->ev[i].value);
+        n += w > 0 ? (size_t)w : 0;
+    }
+}
+
+static void test_fleet_rows(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof fleet_rows / sizeof fleet_rows[0]; i++) {
+        const struct fleet_row *row = &fleet_rows[i];
+        struct decode_opts o = row->mode == M_VALUE ? opts_value() : opts_all();
+        char got[1024];
+        o.format = row->format;
+        o.flatten = o.strict_strings = row->mode == M_SECTION;
+        o.value_field = row->value_field ? row->value_field : o.value_field;
+        o.ts_field = row->ts_field ? row->ts_field : o.ts_field;
+        o.keep_fields = row->keep;
+        o.drop_fields = row->drop;
+        o.time_unit = row->unit;
+        struct decode_words words;
+        assert_true(decode_words_parse(DECODE_DEFAULT_WORDS, &words, NULL, 0));
+        o.words = &words;
+        enum decode_reason r = dec_with(&o, row->payload);
+        events_text(&res, row->payload, got, sizeof got);
+        if (r != row->want || strcmp(got, row->events) != 0)
+            fail_msg("row %zu (%s): %s [%s], want %s [%s] (detail '%s')", i, row->what,
+                     decode_reason_str(r), got, decode_reason_str(row->want), row->events,
+                     res.detail);
+        if (row->detail && !strstr(res.detail, row->detail))
+            fail_msg("row %zu (%s): detail '%s', want '%s'", i, row->what, res.detail, row->detail);
+        for (uint32_t k = 0; r == DECODE_OK && k < res.n_events; k++) {
+            int64_t want_ts = row->ts > 0   ? row->ts
+                              : row->ts < 0 ? 1767225600000 + 1000 * (int64_t)k
+                                            : RECV_MS;
+            if (res.ev[k].ts_ms != want_ts)
+                fail_msg("row %zu (%s) event %u: ts %lld, want %lld", i, row->what, k,
+                         (long long)res.ev[k].ts_ms, (long long)want_ts);
+        }
+        assert_int_equal(res.has_ts, r == DECODE_OK && row->ts != 0);
+    }
+}
+
 int main(void)
+
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reason_names),
@@ -1116,6 +1253,7 @@ int main(void)
         cmocka_unit_test(test_max_payload_boundary),
         cmocka_unit_test(test_not_nul_terminated),
         cmocka_unit_test(test_heap_prefixes),
+        cmocka_unit_test(test_fleet_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

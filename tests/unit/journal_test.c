@@ -105,7 +105,8 @@ static void short_pause(void)
 
 static size_t rec_len(const struct journal_msg *m)
 {
-    size_t body = REC_HDR + (size_t)m->n_events * REC_EV + m->topic_len + m->payload_len;
+    size_t body = REC_HDR + (size_t)m->n_events * REC_EV + m->topic_len + m->payload_len +
+                  (m->n_events ? m->names_len : 0u);
     return (body + 7u) & ~(size_t)7u;
 }
 
@@ -194,10 +195,11 @@ struct spec {
     struct journal_event ev[MAX_EVENTS];
     char *topic;
     char *payload;
-    uint64_t seq;   /* expected first sequence number */
-    uint64_t segno; /* expected segment */
-    size_t off;     /* expected offset in that segment */
-    size_t len;     /* expected record length */
+    char names[300]; /* a decoder's names after the payload (events only) */
+    uint64_t seq;    /* expected first sequence number */
+    uint64_t segno;  /* expected segment */
+    size_t off;      /* expected offset in that segment */
+    size_t len;      /* expected record length */
 };
 
 struct spec_limits {
@@ -240,6 +242,10 @@ static void spec_fill(struct spec *sp, uint64_t *rng, const struct spec_limits *
             sp->ev[i].field_off = (uint32_t)rng_next(rng);
             sp->ev[i].field_len = (uint32_t)rng_next(rng);
         }
+        sp->m.names_len = rng_below(rng, 3) == 0 ? (size_t)rng_below(rng, sizeof sp->names) : 0;
+        for (size_t i = 0; i < sp->m.names_len; i++)
+            sp->names[i] = (char)('a' + rng_below(rng, 26));
+        sp->m.names = sp->names;
     }
     sp->m.events = sp->ev;
     sp->m.topic = sp->topic;
@@ -297,10 +303,13 @@ static void check_rec(const struct journal_rec *r, const struct journal_msg *m, 
     assert_int_equal(r->mono_ms, m->mono_ms);
     assert_int_equal(r->orig_len, m->orig_len);
     assert_int_equal(r->n_events, m->n_events);
-    assert_int_equal(r->reason, m->reason);
+    assert_int_equal(r->reason, m->n_events ? 0u : m->reason); /* events: no reason */
     assert_int_equal(r->flags, m->flags);
     assert_int_equal(r->topic_len, m->topic_len);
     assert_int_equal(r->payload_len, m->payload_len);
+    assert_int_equal(r->names_len, m->n_events ? m->names_len : 0u);
+    if (m->n_events && m->names_len) /* right after the payload */
+        assert_memory_equal(r->payload + r->payload_len, m->names, m->names_len);
     assert_true(((uintptr_t)r->events & 7u) == 0);
     for (unsigned i = 0; i < m->n_events; i++) {
         assert_int_equal(r->events[i].ts_ms, m->events[i].ts_ms);
