@@ -33,26 +33,26 @@ enum {
     ST_COUNT
 };
 
+/* The columns of every event read, (seq, series, ts, value): events from the log, and
+ * those still waiting for an anchor, whose receive time stands for ts. */
+#define EVENT_ROWS "SELECT seq, series, ts, value FROM events"
+#define WAITING_ROWS "SELECT seq, series, recv, value FROM unanchored"
+
 static const char *const sql[ST_COUNT] = {
     [ST_BLOCKS] = "SELECT block FROM blocks WHERE max_ts >= ?1 AND min_ts < ?2 AND block >= ?3"
                   " AND block <= ?4 ORDER BY block",
-    [ST_RANGE_ONE] = "SELECT seq, series, ts, value FROM events WHERE seq >= ?1 AND seq < ?2"
-                     " AND series = ?3 AND ts >= ?4 AND ts < ?5",
-    [ST_RANGE_ALL] = "SELECT seq, series, ts, value FROM events WHERE seq >= ?1 AND seq < ?2"
-                     " AND ts >= ?4 AND ts < ?5",
-    [ST_TAIL_EVENTS] = "SELECT seq, series, ts, value FROM events WHERE seq > ?1 AND seq <= ?2",
-    [ST_TAIL_WAITING] = "SELECT seq, series, recv, value FROM unanchored WHERE seq > ?1"
-                        " AND seq <= ?2",
-    [ST_PROV_ONE] = "SELECT seq, series, recv, value FROM unanchored WHERE seq <= ?1"
-                    " AND recv >= ?2 AND recv < ?3 AND series = ?4",
-    [ST_PROV_ALL] = "SELECT seq, series, recv, value FROM unanchored WHERE seq <= ?1"
-                    " AND recv >= ?2 AND recv < ?3",
+    [ST_RANGE_ONE] = EVENT_ROWS " WHERE seq >= ?1 AND seq < ?2 AND series = ?3 AND ts >= ?4"
+                                " AND ts < ?5",
+    [ST_RANGE_ALL] = EVENT_ROWS " WHERE seq >= ?1 AND seq < ?2 AND ts >= ?4 AND ts < ?5",
+    [ST_TAIL_EVENTS] = EVENT_ROWS " WHERE seq > ?1 AND seq <= ?2",
+    [ST_TAIL_WAITING] = WAITING_ROWS " WHERE seq > ?1 AND seq <= ?2",
+    [ST_PROV_ONE] = WAITING_ROWS " WHERE seq <= ?1 AND recv >= ?2 AND recv < ?3 AND series = ?4",
+    [ST_PROV_ALL] = WAITING_ROWS " WHERE seq <= ?1 AND recv >= ?2 AND recv < ?3",
     [ST_SERIES] = "SELECT id, name FROM series WHERE id > ?1 ORDER BY id",
     [ST_BATCH_SNAPSHOT] = "SELECT min(coalesce((SELECT max(seq) FROM events), 0),"
                           " coalesce((SELECT min(seq) - 1 FROM unanchored), 1 << 62))",
     [ST_ANY_EVENT] = "SELECT 1 FROM events WHERE seq > ?1 AND seq <= ?2 LIMIT 1",
-    [ST_CHUNK] = "SELECT seq, series, ts, value FROM events WHERE seq > ?1 AND seq <= ?2"
-                 " ORDER BY seq LIMIT ?3",
+    [ST_CHUNK] = EVENT_ROWS " WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
     /* Forced order: a rowid-range scan of events, one series lookup by
      * primary key per row. */
     [ST_CHUNK_NAMED] = "SELECT e.seq, e.series, e.ts, e.value, s.name FROM events e"
