@@ -98,8 +98,7 @@ void cli_client_subscribe(struct mqtt_client_opts *o, struct mqtt_client_sub *su
                           void (*on_message)(void *ctx, const struct mqtt_client_in *msg),
                           void (*on_connection)(void *ctx, bool up, const char *cause), void *ctx)
 {
-    sub->filter = filter;
-    sub->qos = qos;
+    *sub = (struct mqtt_client_sub){.filter = filter, .qos = qos};
     o->subs = sub;
     o->n_subs = 1;
     o->on_message = on_message;
