@@ -238,6 +238,13 @@ const struct series_dict *mlog_reader_series(const struct mlog_reader *r)
     return r->series;
 }
 
+/* Binds v[0..n) to the parameters ?1..?n of st. */
+static void bind_ints(sqlite3_stmt *st, const int64_t *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_int64(st, i + 1, v[i]);
+}
+
 /* Steps a bound statement to the end, calling fn for each row of
  * (seq, series, ts, value). */
 static el_status drain(struct mlog_reader *r, sqlite3_stmt *st, bool provisional, mlog_read_fn fn,
@@ -270,11 +277,7 @@ static el_status read_run(struct mlog_reader *r, uint32_t series, int64_t lo, in
     if (rc != EL_OK)
         return rc;
     sqlite3_stmt *st = r->st[series ? ST_RANGE_ONE : ST_RANGE_ALL];
-    sqlite3_bind_int64(st, 1, lo);
-    sqlite3_bind_int64(st, 2, hi);
-    sqlite3_bind_int64(st, 3, series);
-    sqlite3_bind_int64(st, 4, from_ms);
-    sqlite3_bind_int64(st, 5, to_ms);
+    bind_ints(st, (const int64_t[]){lo, hi, series, from_ms, to_ms}, 5);
     return drain(r, st, false, fn, ctx);
 }
 
@@ -288,10 +291,10 @@ el_status mlog_reader_scan_time(struct mlog_reader *r, uint32_t series, int64_t 
     if (from_ms >= to_ms || after_seq >= upto_seq)
         return EL_OK;
     sqlite3_stmt *st = r->st[ST_BLOCKS];
-    sqlite3_bind_int64(st, 1, from_ms);
-    sqlite3_bind_int64(st, 2, to_ms);
-    sqlite3_bind_int64(st, 3, (after_seq + 1) >> MLOG_BLOCK_SHIFT);
-    sqlite3_bind_int64(st, 4, upto_seq >> MLOG_BLOCK_SHIFT);
+    bind_ints(st,
+              (const int64_t[]){from_ms, to_ms, (after_seq + 1) >> MLOG_BLOCK_SHIFT,
+                                upto_seq >> MLOG_BLOCK_SHIFT},
+              4);
     /* Adjacent blocks become one rowid range; a range is read while the
      * block statement is still open (it is a different statement). */
     while (rc == EL_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -347,11 +350,7 @@ el_status mlog_reader_scan_provisional(struct mlog_reader *r, uint32_t series, i
     if (rc != EL_OK)
         return rc;
     sqlite3_stmt *st = r->st[series ? ST_PROV_ONE : ST_PROV_ALL];
-    sqlite3_bind_int64(st, 1, upto_seq);
-    sqlite3_bind_int64(st, 2, from_ms);
-    sqlite3_bind_int64(st, 3, to_ms);
-    if (series)
-        sqlite3_bind_int64(st, 4, series);
+    bind_ints(st, (const int64_t[]){upto_seq, from_ms, to_ms, series}, series ? 4 : 3);
     return drain(r, st, true, fn, ctx);
 }
 
