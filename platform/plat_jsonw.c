@@ -120,6 +120,14 @@ static void done_value(struct jw *w)
         w->need_comma[w->depth - 1] = true;
 }
 
+/* A value written as is: n bytes of text (a number, a literal, raw JSON). */
+static void put_value(struct jw *w, const char *text, size_t n)
+{
+    sep(w);
+    put(w, text, n);
+    done_value(w);
+}
+
 void jw_strn(struct jw *w, const char *s, size_t n)
 {
     sep(w);
@@ -136,18 +144,14 @@ void jw_int(struct jw *w, int64_t v)
 {
     char b[32];
     int n = snprintf(b, sizeof b, "%" PRId64, v);
-    sep(w);
-    put(w, b, (size_t)n);
-    done_value(w);
+    put_value(w, b, (size_t)n);
 }
 
 void jw_uint(struct jw *w, uint64_t v)
 {
     char b[32];
     int n = snprintf(b, sizeof b, "%" PRIu64, v);
-    sep(w);
-    put(w, b, (size_t)n);
-    done_value(w);
+    put_value(w, b, (size_t)n);
 }
 
 void jw_double(struct jw *w, double v)
@@ -165,23 +169,17 @@ void jw_double(struct jw *w, double v)
         if (strtod(b, NULL) == v)
             break;
     }
-    sep(w);
-    put(w, b, (size_t)n);
-    done_value(w);
+    put_value(w, b, (size_t)n);
 }
 
 void jw_bool(struct jw *w, bool v)
 {
-    sep(w);
-    put(w, v ? "true" : "false", v ? 4u : 5u);
-    done_value(w);
+    put_value(w, v ? "true" : "false", v ? 4u : 5u);
 }
 
 void jw_null(struct jw *w)
 {
-    sep(w);
-    put(w, "null", 4);
-    done_value(w);
+    put_value(w, "null", 4);
 }
 
 bool jw_ok(const struct jw *w)
@@ -196,9 +194,7 @@ size_t jw_len(const struct jw *w)
 
 void jw_raw(struct jw *w, const char *json)
 {
-    sep(w);
-    put(w, json, strlen(json));
-    done_value(w);
+    put_value(w, json, strlen(json));
 }
 
 bool jw_ok_so_far(const struct jw *w)

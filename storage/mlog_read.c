@@ -33,26 +33,26 @@ enum {
     ST_COUNT
 };
 
+/* The columns of every event read, (seq, series, ts, value): events from the log, and
+ * those still waiting for an anchor, whose receive time stands for ts. */
+#define EVENT_ROWS "SELECT seq, series, ts, value FROM events"
+#define WAITING_ROWS "SELECT seq, series, recv, value FROM unanchored"
+
 static const char *const sql[ST_COUNT] = {
     [ST_BLOCKS] = "SELECT block FROM blocks WHERE max_ts >= ?1 AND min_ts < ?2 AND block >= ?3"
                   " AND block <= ?4 ORDER BY block",
-    [ST_RANGE_ONE] = "SELECT seq, series, ts, value FROM events WHERE seq >= ?1 AND seq < ?2"
-                     " AND series = ?3 AND ts >= ?4 AND ts < ?5",
-    [ST_RANGE_ALL] = "SELECT seq, series, ts, value FROM events WHERE seq >= ?1 AND seq < ?2"
-                     " AND ts >= ?4 AND ts < ?5",
-    [ST_TAIL_EVENTS] = "SELECT seq, series, ts, value FROM events WHERE seq > ?1 AND seq <= ?2",
-    [ST_TAIL_WAITING] = "SELECT seq, series, recv, value FROM unanchored WHERE seq > ?1"
-                        " AND seq <= ?2",
-    [ST_PROV_ONE] = "SELECT seq, series, recv, value FROM unanchored WHERE seq <= ?1"
-                    " AND recv >= ?2 AND recv < ?3 AND series = ?4",
-    [ST_PROV_ALL] = "SELECT seq, series, recv, value FROM unanchored WHERE seq <= ?1"
-                    " AND recv >= ?2 AND recv < ?3",
+    [ST_RANGE_ONE] = EVENT_ROWS " WHERE seq >= ?1 AND seq < ?2 AND series = ?3 AND ts >= ?4"
+                                " AND ts < ?5",
+    [ST_RANGE_ALL] = EVENT_ROWS " WHERE seq >= ?1 AND seq < ?2 AND ts >= ?4 AND ts < ?5",
+    [ST_TAIL_EVENTS] = EVENT_ROWS " WHERE seq > ?1 AND seq <= ?2",
+    [ST_TAIL_WAITING] = WAITING_ROWS " WHERE seq > ?1 AND seq <= ?2",
+    [ST_PROV_ONE] = WAITING_ROWS " WHERE seq <= ?1 AND recv >= ?2 AND recv < ?3 AND series = ?4",
+    [ST_PROV_ALL] = WAITING_ROWS " WHERE seq <= ?1 AND recv >= ?2 AND recv < ?3",
     [ST_SERIES] = "SELECT id, name FROM series WHERE id > ?1 ORDER BY id",
     [ST_BATCH_SNAPSHOT] = "SELECT min(coalesce((SELECT max(seq) FROM events), 0),"
                           " coalesce((SELECT min(seq) - 1 FROM unanchored), 1 << 62))",
     [ST_ANY_EVENT] = "SELECT 1 FROM events WHERE seq > ?1 AND seq <= ?2 LIMIT 1",
-    [ST_CHUNK] = "SELECT seq, series, ts, value FROM events WHERE seq > ?1 AND seq <= ?2"
-                 " ORDER BY seq LIMIT ?3",
+    [ST_CHUNK] = EVENT_ROWS " WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
     /* Forced order: a rowid-range scan of events, one series lookup by
      * primary key per row. */
     [ST_CHUNK_NAMED] = "SELECT e.seq, e.series, e.ts, e.value, s.name FROM events e"
@@ -238,6 +238,13 @@ const struct series_dict *mlog_reader_series(const struct mlog_reader *r)
     return r->series;
 }
 
+/* Binds v[0..n) to the parameters ?1..?n of st. */
+static void bind_ints(sqlite3_stmt *st, const int64_t *v, int n)
+{
+    for (int i = 0; i < n; i++)
+        sqlite3_bind_int64(st, i + 1, v[i]);
+}
+
 /* Steps a bound statement to the end, calling fn for each row of
  * (seq, series, ts, value). */
 static el_status drain(struct mlog_reader *r, sqlite3_stmt *st, bool provisional, mlog_read_fn fn,
@@ -270,11 +277,7 @@ static el_status read_run(struct mlog_reader *r, uint32_t series, int64_t lo, in
     if (rc != EL_OK)
         return rc;
     sqlite3_stmt *st = r->st[series ? ST_RANGE_ONE : ST_RANGE_ALL];
-    sqlite3_bind_int64(st, 1, lo);
-    sqlite3_bind_int64(st, 2, hi);
-    sqlite3_bind_int64(st, 3, series);
-    sqlite3_bind_int64(st, 4, from_ms);
-    sqlite3_bind_int64(st, 5, to_ms);
+    bind_ints(st, (const int64_t[]){lo, hi, series, from_ms, to_ms}, 5);
     return drain(r, st, false, fn, ctx);
 }
 
@@ -288,10 +291,10 @@ el_status mlog_reader_scan_time(struct mlog_reader *r, uint32_t series, int64_t 
     if (from_ms >= to_ms || after_seq >= upto_seq)
         return EL_OK;
     sqlite3_stmt *st = r->st[ST_BLOCKS];
-    sqlite3_bind_int64(st, 1, from_ms);
-    sqlite3_bind_int64(st, 2, to_ms);
-    sqlite3_bind_int64(st, 3, (after_seq + 1) >> MLOG_BLOCK_SHIFT);
-    sqlite3_bind_int64(st, 4, upto_seq >> MLOG_BLOCK_SHIFT);
+    bind_ints(st,
+              (const int64_t[]){from_ms, to_ms, (after_seq + 1) >> MLOG_BLOCK_SHIFT,
+                                upto_seq >> MLOG_BLOCK_SHIFT},
+              4);
     /* Adjacent blocks become one rowid range; a range is read while the
      * block statement is still open (it is a different statement). */
     while (rc == EL_OK && (s = sqlite3_step(st)) == SQLITE_ROW) {
@@ -347,11 +350,7 @@ el_status mlog_reader_scan_provisional(struct mlog_reader *r, uint32_t series, i
     if (rc != EL_OK)
         return rc;
     sqlite3_stmt *st = r->st[series ? ST_PROV_ONE : ST_PROV_ALL];
-    sqlite3_bind_int64(st, 1, upto_seq);
-    sqlite3_bind_int64(st, 2, from_ms);
-    sqlite3_bind_int64(st, 3, to_ms);
-    if (series)
-        sqlite3_bind_int64(st, 4, series);
+    bind_ints(st, (const int64_t[]){upto_seq, from_ms, to_ms, series}, series ? 4 : 3);
     return drain(r, st, true, fn, ctx);
 }
 

@@ -744,24 +744,26 @@ void sync_notify_committed(struct sync *s, int64_t committed_seq)
     pthread_mutex_unlock(&s->mu);
 }
 
-void sync_kick(struct sync *s)
+/* Raises a request flag of s (s->kick, s->retry_parked_req) under its lock
+ * and wakes the worker. */
+static void sync_request(struct sync *s, bool *flag)
 {
-    if (!s)
-        return;
     pthread_mutex_lock(&s->mu);
-    s->kick = true;
+    *flag = true;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
+void sync_kick(struct sync *s)
+{
+    if (s)
+        sync_request(s, &s->kick);
+}
+
 void sync_retry_parked(struct sync *s)
 {
-    if (!s)
-        return;
-    pthread_mutex_lock(&s->mu);
-    s->retry_parked_req = true;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+    if (s)
+        sync_request(s, &s->retry_parked_req);
 }
 
 void sync_get_status(struct sync *s, struct sync_status *out)

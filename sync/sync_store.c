@@ -125,54 +125,80 @@ static el_status done(struct sync_store *st, int rc, const char *what)
     return rc == SQLITE_DONE ? EL_OK : db_fail(st, what);
 }
 
-el_status sync_store_load(struct sync_store *st, struct sync_store_state *out)
+/* run for a statement that returns no row: EL_OK when it ran to the end,
+ * else EL_DB (what failed is logged). */
+static el_status run_write(struct sync_store *st, const char *sql, const int64_t *vals, int n,
+                           int text_index, const char *text, const char *what)
 {
-    sqlite3_stmt *s = NULL;
-    memset(out, 0, sizeof *out);
-    int rc = run(st,
-                 "SELECT acked_seq, coalesce(inflight_first, 0), coalesce(inflight_last, 0)"
-                 " FROM sync_cursor WHERE id = 1",
-                 NULL, 0, 0, NULL, &s);
-    if (rc != SQLITE_ROW)
-        return db_fail(st, "reading sync_cursor");
-    out->acked_seq = sqlite3_column_int64(s, 0);
-    out->inflight_first = sqlite3_column_int64(s, 1);
-    out->inflight_last = sqlite3_column_int64(s, 2);
-    sqlite3_finalize(s);
-    rc = run(st,
-             "SELECT count(*), coalesce(sum(events), 0), coalesce(min(first_seq), 0)"
-             " FROM sync_parked",
-             NULL, 0, 0, NULL, &s);
+    return done(st, run(st, sql, vals, n, text_index, text, NULL), what);
+}
+
+/* The row a SELECT over sync_parked stepped to (rc), its first columns
+ * first_seq, last_seq, events, http_status, into out. EL_NOTFOUND: no row;
+ * on EL_OK the statement is still open for the caller's further columns
+ * (the caller finalises it). */
+static el_status parked_row(struct sync_store *st, int rc, sqlite3_stmt *s, struct sync_parked *out)
+{
+    if (rc == SQLITE_DONE)
+        return EL_NOTFOUND;
     if (rc != SQLITE_ROW)
         return db_fail(st, "reading sync_parked");
-    out->parked_batches = sqlite3_column_int64(s, 0);
-    out->parked_events = sqlite3_column_int64(s, 1);
-    out->parked_min_first = sqlite3_column_int64(s, 2);
+    out->first_seq = sqlite3_column_int64(s, 0);
+    out->last_seq = sqlite3_column_int64(s, 1);
+    out->events = sqlite3_column_int64(s, 2);
+    out->http_status = (long)sqlite3_column_int64(s, 3);
+    return EL_OK;
+}
+
+/* The one row of sql (no parameters), three integer columns, into v. */
+static el_status read_three(struct sync_store *st, const char *sql, int64_t *v[3], const char *what)
+{
+    sqlite3_stmt *s = NULL;
+    if (run(st, sql, NULL, 0, 0, NULL, &s) != SQLITE_ROW)
+        return db_fail(st, what);
+    for (int i = 0; i < 3; i++)
+        *v[i] = sqlite3_column_int64(s, i);
     sqlite3_finalize(s);
     return EL_OK;
+}
+
+el_status sync_store_load(struct sync_store *st, struct sync_store_state *out)
+{
+    int64_t *cursor[3] = {&out->acked_seq, &out->inflight_first, &out->inflight_last};
+    int64_t *parked[3] = {&out->parked_batches, &out->parked_events, &out->parked_min_first};
+    memset(out, 0, sizeof *out);
+    el_status rc = read_three(st,
+                              "SELECT acked_seq, coalesce(inflight_first, 0),"
+                              " coalesce(inflight_last, 0) FROM sync_cursor WHERE id = 1",
+                              cursor, "reading sync_cursor");
+    if (rc != EL_OK)
+        return rc;
+    return read_three(st,
+                      "SELECT count(*), coalesce(sum(events), 0), coalesce(min(first_seq), 0)"
+                      " FROM sync_parked",
+                      parked, "reading sync_parked");
 }
 
 el_status sync_store_set_inflight(struct sync_store *st, int64_t first, int64_t last)
 {
     int64_t v[2] = {first, last};
-    int rc = first > 0 ? run(st,
-                             "UPDATE sync_cursor SET inflight_first = ?1, inflight_last = ?2"
-                             " WHERE id = 1",
-                             v, 2, 0, NULL, NULL)
-                       : run(st,
-                             "UPDATE sync_cursor SET inflight_first = NULL, inflight_last = NULL"
-                             " WHERE id = 1",
-                             NULL, 0, 0, NULL, NULL);
-    return done(st, rc, "recording the batch in flight");
+    return first > 0
+               ? run_write(st,
+                           "UPDATE sync_cursor SET inflight_first = ?1, inflight_last = ?2"
+                           " WHERE id = 1",
+                           v, 2, 0, NULL, "recording the batch in flight")
+               : run_write(st,
+                           "UPDATE sync_cursor SET inflight_first = NULL, inflight_last = NULL"
+                           " WHERE id = 1",
+                           NULL, 0, 0, NULL, "recording the batch in flight");
 }
 
 el_status sync_store_ack(struct sync_store *st, int64_t acked)
 {
-    int rc = run(st,
-                 "UPDATE sync_cursor SET acked_seq = ?1, inflight_first = NULL,"
-                 " inflight_last = NULL WHERE id = 1",
-                 &acked, 1, 0, NULL, NULL);
-    return done(st, rc, "advancing the cursor");
+    return run_write(st,
+                     "UPDATE sync_cursor SET acked_seq = ?1, inflight_first = NULL,"
+                     " inflight_last = NULL WHERE id = 1",
+                     &acked, 1, 0, NULL, "advancing the cursor");
 }
 
 static void cut_response(const char *response, char *buf, size_t len)
@@ -188,13 +214,11 @@ el_status sync_store_park(struct sync_store *st, int64_t first, int64_t last, in
     cut_response(response, resp, sizeof resp);
     el_status rc = begin(st);
     if (rc == EL_OK)
-        rc = done(st,
-                  run(st,
-                      "INSERT OR REPLACE INTO sync_parked(first_seq, last_seq, events,"
-                      " http_status, response, parked_ms, attempts)"
-                      " VALUES(?1, ?2, ?3, ?4, ?6, ?5, 1)",
-                      v, 5, 6, resp, NULL),
-                  "parking a batch");
+        rc = run_write(st,
+                       "INSERT OR REPLACE INTO sync_parked(first_seq, last_seq, events,"
+                       " http_status, response, parked_ms, attempts)"
+                       " VALUES(?1, ?2, ?3, ?4, ?6, ?5, 1)",
+                       v, 5, 6, resp, "parking a batch");
     if (rc == EL_OK)
         rc = sync_store_ack(st, acked);
     return finish(st, rc);
@@ -206,18 +230,16 @@ el_status sync_store_repark(struct sync_store *st, int64_t first, long http_stat
     char resp[SYNC_STORE_RESPONSE_MAX + 1];
     int64_t v[3] = {first, (int64_t)http_status, now_ms};
     cut_response(response, resp, sizeof resp);
-    int rc = run(st,
-                 "UPDATE sync_parked SET http_status = ?2, response = ?4, parked_ms = ?3,"
-                 " attempts = attempts + 1 WHERE first_seq = ?1",
-                 v, 3, 4, resp, NULL);
-    return done(st, rc, "updating a parked batch");
+    return run_write(st,
+                     "UPDATE sync_parked SET http_status = ?2, response = ?4, parked_ms = ?3,"
+                     " attempts = attempts + 1 WHERE first_seq = ?1",
+                     v, 3, 4, resp, "updating a parked batch");
 }
 
 el_status sync_store_unpark(struct sync_store *st, int64_t first)
 {
-    return done(st,
-                run(st, "DELETE FROM sync_parked WHERE first_seq = ?1", &first, 1, 0, NULL, NULL),
-                "removing a delivered parked batch");
+    return run_write(st, "DELETE FROM sync_parked WHERE first_seq = ?1", &first, 1, 0, NULL,
+                     "removing a delivered parked batch");
 }
 
 el_status sync_store_split_parked(struct sync_store *st, int64_t first, int64_t mid_last,
@@ -226,19 +248,15 @@ el_status sync_store_split_parked(struct sync_store *st, int64_t first, int64_t 
     int64_t v[5] = {first, mid_last, first_events, second_first, second_events};
     el_status rc = begin(st);
     if (rc == EL_OK)
-        rc = done(st,
-                  run(st,
-                      "INSERT INTO sync_parked(first_seq, last_seq, events, http_status,"
-                      " response, parked_ms, attempts)"
-                      " SELECT ?4, last_seq, ?5, http_status, response, parked_ms, attempts"
-                      " FROM sync_parked WHERE first_seq = ?1",
-                      v, 5, 0, NULL, NULL),
-                  "splitting a parked batch");
+        rc = run_write(st,
+                       "INSERT INTO sync_parked(first_seq, last_seq, events, http_status,"
+                       " response, parked_ms, attempts)"
+                       " SELECT ?4, last_seq, ?5, http_status, response, parked_ms, attempts"
+                       " FROM sync_parked WHERE first_seq = ?1",
+                       v, 5, 0, NULL, "splitting a parked batch");
     if (rc == EL_OK)
-        rc = done(st,
-                  run(st, "UPDATE sync_parked SET last_seq = ?2, events = ?3 WHERE first_seq = ?1",
-                      v, 3, 0, NULL, NULL),
-                  "splitting a parked batch");
+        rc = run_write(st, "UPDATE sync_parked SET last_seq = ?2, events = ?3 WHERE first_seq = ?1",
+                       v, 3, 0, NULL, "splitting a parked batch");
     return finish(st, rc);
 }
 
@@ -249,16 +267,10 @@ el_status sync_store_next_parked(struct sync_store *st, int64_t after, struct sy
                  "SELECT first_seq, last_seq, events, http_status FROM sync_parked"
                  " WHERE first_seq > ?1 ORDER BY first_seq LIMIT 1",
                  &after, 1, 0, NULL, &s);
-    if (rc == SQLITE_DONE)
-        return EL_NOTFOUND;
-    if (rc != SQLITE_ROW)
-        return db_fail(st, "reading sync_parked");
-    out->first_seq = sqlite3_column_int64(s, 0);
-    out->last_seq = sqlite3_column_int64(s, 1);
-    out->events = sqlite3_column_int64(s, 2);
-    out->http_status = (long)sqlite3_column_int64(s, 3);
-    sqlite3_finalize(s);
-    return EL_OK;
+    el_status found = parked_row(st, rc, s, out);
+    if (found == EL_OK)
+        sqlite3_finalize(s);
+    return found;
 }
 
 el_status sync_store_latest_parked(struct sync_store *st, struct sync_parked *out, char *response,
@@ -269,14 +281,9 @@ el_status sync_store_latest_parked(struct sync_store *st, struct sync_parked *ou
                  "SELECT first_seq, last_seq, events, http_status, response FROM sync_parked"
                  " ORDER BY parked_ms DESC, first_seq DESC LIMIT 1",
                  NULL, 0, 0, NULL, &s);
-    if (rc == SQLITE_DONE)
-        return EL_NOTFOUND;
-    if (rc != SQLITE_ROW)
-        return db_fail(st, "reading sync_parked");
-    out->first_seq = sqlite3_column_int64(s, 0);
-    out->last_seq = sqlite3_column_int64(s, 1);
-    out->events = sqlite3_column_int64(s, 2);
-    out->http_status = (long)sqlite3_column_int64(s, 3);
+    el_status found = parked_row(st, rc, s, out);
+    if (found != EL_OK)
+        return found;
     const unsigned char *text = sqlite3_column_text(s, 4);
     snprintf(response, len, "%s", text ? (const char *)text : "");
     sqlite3_finalize(s);

@@ -20,6 +20,12 @@ static void options_conn(const struct el_config *cfg, struct mqtt_conn_opts *o)
     };
 }
 
+/* The configured subscription filters, at most INGEST_MAX_FILTERS. */
+static int filter_count(const struct el_config *cfg)
+{
+    return cfg->ingest.n_filters < INGEST_MAX_FILTERS ? cfg->ingest.n_filters : INGEST_MAX_FILTERS;
+}
+
 _Static_assert(EL_CFG_MAX_DECODE <= INGEST_MAX_DECODERS, "every decode section reaches ingest");
 
 static void options_decoders(const struct el_config *cfg, struct ingest_decoder decoders[],
@@ -51,11 +57,10 @@ void options_ingest(const struct el_config *cfg, const char *filters[],
     memset(o, 0, sizeof *o);
     options_conn(cfg, &o->conn);
     o->max_inflight = cfg->mqtt.max_inflight;
-    for (int i = 0; i < cfg->ingest.n_filters && i < INGEST_MAX_FILTERS; i++)
+    o->n_filters = filter_count(cfg);
+    for (int i = 0; i < o->n_filters; i++)
         filters[i] = cfg->ingest.filters[i];
     o->filters = filters;
-    o->n_filters =
-        cfg->ingest.n_filters < INGEST_MAX_FILTERS ? cfg->ingest.n_filters : INGEST_MAX_FILTERS;
     o->qos = cfg->ingest.qos;
     o->value_field = cfg->ingest.value_field;
     o->ts_field = cfg->ingest.ts_field;
@@ -73,8 +78,7 @@ void options_control(const struct el_config *cfg, const char *const filters[],
     memset(o, 0, sizeof *o);
     options_conn(cfg, &o->conn);
     o->filters = filters;
-    o->n_filters =
-        cfg->ingest.n_filters < INGEST_MAX_FILTERS ? cfg->ingest.n_filters : INGEST_MAX_FILTERS;
+    o->n_filters = filter_count(cfg);
 }
 
 void options_batch(const struct el_config *cfg, struct batch_opts *o)

@@ -124,6 +124,25 @@ int cli_ask_and_print(const struct cli_global *global, const char *cmd, const ch
                       const struct jw *request, const struct cli_ask_opts *o,
                       cli_answer_print_fn print, const void *ctx);
 
+/* A request/response command, step by step: parse reads its options into
+ * args (CLI_EXIT_OK, CLI_EXIT_USAGE, or -1 after --help), request adds the
+ * request's members after "op", print shows the answer. */
+struct cli_ask_command {
+    const char *name;   /* the command, in messages */
+    const char *op;     /* the request's "op"; NULL: none */
+    const char *suffix; /* asked on <prefix>/<suffix> */
+    int (*parse)(struct cli_global *global, int argc, char **argv, void *args);
+    void (*request)(const void *args, struct jw *w);
+    cli_answer_print_fn print; /* given args as its ctx */
+};
+
+/* Runs cmd over argv: ask (the options inside args) starts with the default
+ * timeout, the rest of args as the caller set it (zeroed); parses, builds
+ * the request ({"op": cmd->op, ...}) and asks with cli_ask_and_print.
+ * Returns the exit code (CLI_EXIT_OK after --help). */
+int cli_ask_run(struct cli_global *global, int argc, char **argv, const struct cli_ask_command *cmd,
+                void *args, struct cli_ask_opts *ask);
+
 /* A parsed JSON text and the token array it owns (cli_doc_free). */
 struct cli_doc {
     struct plat_json json;

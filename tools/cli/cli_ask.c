@@ -262,3 +262,20 @@ int cli_ask_and_print(const struct cli_global *global, const char *cmd, const ch
     cli_rr_close(&rr);
     return rc;
 }
+
+int cli_ask_run(struct cli_global *global, int argc, char **argv, const struct cli_ask_command *cmd,
+                void *args, struct cli_ask_opts *ask)
+{
+    char buf[CLI_ASK_REQUEST_MAX];
+    struct jw w;
+    int rc;
+
+    ask->timeout_s = CLI_ASK_DEFAULT_TIMEOUT_S;
+    rc = cmd->parse(global, argc, argv, args);
+    if (rc != CLI_EXIT_OK)
+        return rc < 0 ? CLI_EXIT_OK : rc;
+    cli_jw_request_begin(&w, buf, sizeof buf, cmd->op);
+    cmd->request(args, &w);
+    jw_obj_end(&w);
+    return cli_ask_and_print(global, cmd->name, cmd->suffix, &w, ask, cmd->print, args);
+}

@@ -80,6 +80,48 @@ bool cli_parse_double(const char *text, const char *what, double min, double max
     return true;
 }
 
+void cli_client_opts(struct mqtt_client_opts *o, const char *uri, const char *client_id,
+                     enum mqtt_client_version version, int connect_timeout_s)
+{
+    *o = (struct mqtt_client_opts){
+        .uri = uri,
+        .client_id = client_id,
+        .version = version,
+        .clean_start = true,
+        .keepalive_s = 30,
+        .connect_timeout_s = connect_timeout_s,
+    };
+}
+
+void cli_client_subscribe(struct mqtt_client_opts *o, struct mqtt_client_sub *sub,
+                          const char *filter, int qos,
+                          void (*on_message)(void *ctx, const struct mqtt_client_in *msg),
+                          void (*on_connection)(void *ctx, bool up, const char *cause), void *ctx)
+{
+    *sub = (struct mqtt_client_sub){.filter = filter, .qos = qos};
+    o->subs = sub;
+    o->n_subs = 1;
+    o->on_message = on_message;
+    o->on_connection = on_connection;
+    o->ctx = ctx;
+}
+
+int cli_client_start(const struct mqtt_client_opts *o, struct mqtt_client **client,
+                     double timeout_s)
+{
+    char why[MQTT_CLIENT_ERROR_MAX];
+
+    if (mqtt_client_new(o, client, why, sizeof why) != EL_OK) {
+        fprintf(stderr, "%s: bad URI '%s': %s\n", cli_program, o->uri, why);
+        return CLI_EXIT_USAGE;
+    }
+    if (mqtt_client_connect(*client, timeout_s) != EL_OK) {
+        fprintf(stderr, "%s: %s\n", cli_program, mqtt_client_error(*client));
+        return CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
+}
+
 el_status cli_rr_open(struct cli_rr *rr, const char *uri, const char *prefix,
                       double connect_timeout_s)
 {
@@ -96,12 +138,7 @@ el_status cli_rr_open(struct cli_rr *rr, const char *uri, const char *prefix,
         fprintf(stderr, "%s: prefix '%s' is too long or has wildcards\n", cli_program, prefix);
         return EL_INVAL;
     }
-    rr->opts.uri = uri;
-    rr->opts.client_id = rr->client_id;
-    rr->opts.version = MQTT_CLIENT_V5;
-    rr->opts.clean_start = true;
-    rr->opts.keepalive_s = 30;
-    rr->opts.connect_timeout_s = (int)ceil(connect_timeout_s);
+    cli_client_opts(&rr->opts, uri, rr->client_id, MQTT_CLIENT_V5, (int)ceil(connect_timeout_s));
     rr->opts.tcp_nodelay = true;
     rr->opts.reply_topic = rr->reply_topic;
     st = mqtt_client_new(&rr->opts, &rr->client, why, sizeof why);

@@ -80,6 +80,28 @@ void cli_jw_time_value(struct jw *w, const char *text);
 /* Adds "key": cli_jw_time_value(text) when text is not NULL. */
 void cli_jw_opt_time(struct jw *w, const char *key, const char *text);
 
+/* ---- MQTT clients ---- */
+
+/* Sets *o to what every client of the CLI and the perf tools starts from:
+ * broker uri and client_id (both borrowed), version, clean start, a 30 s
+ * keep-alive and connect_timeout_s; everything else zero. */
+void cli_client_opts(struct mqtt_client_opts *o, const char *uri, const char *client_id,
+                     enum mqtt_client_version version, int connect_timeout_s);
+
+/* Makes o subscribe to filter at qos through *sub (borrowed, like filter)
+ * and report messages and connection changes to the callbacks with ctx. */
+void cli_client_subscribe(struct mqtt_client_opts *o, struct mqtt_client_sub *sub,
+                          const char *filter, int qos,
+                          void (*on_message)(void *ctx, const struct mqtt_client_in *msg),
+                          void (*on_connection)(void *ctx, bool up, const char *cause), void *ctx);
+
+/* Creates *client from o (borrowed) and connects it within timeout_s.
+ * CLI_EXIT_OK; CLI_EXIT_USAGE when the client cannot be made ("<program>:
+ * bad URI '<uri>': <why>"), CLI_EXIT_FAIL when it does not connect
+ * ("<program>: <error>"), both on stderr. */
+int cli_client_start(const struct mqtt_client_opts *o, struct mqtt_client **client,
+                     double timeout_s);
+
 /* A request/response client and the storage its options point at. */
 struct cli_rr {
     struct mqtt_client_opts opts;

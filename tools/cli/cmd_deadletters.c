@@ -49,8 +49,9 @@ static void dl_usage(FILE *out)
 }
 
 /* Returns CLI_EXIT_OK, CLI_EXIT_USAGE, or -1 after --help. */
-static int dl_parse_args(struct cli_global *global, int argc, char **argv, struct dl_args *a)
+static int dl_parse_args(struct cli_global *global, int argc, char **argv, void *args)
 {
+    struct dl_args *a = args;
     static const struct option longopts[] = {
         {"match", required_argument, NULL, OPT_MATCH},
         {"reason", required_argument, NULL, OPT_REASON},
@@ -131,23 +132,22 @@ static int dl_print(const struct plat_json *d, const void *ctx)
     return rc;
 }
 
+static void dl_request(const void *args, struct jw *w)
+{
+    const struct dl_args *a = args;
+
+    cli_jw_opt_str(w, "match", a->match);
+    cli_jw_opt_str(w, "reason", a->reason);
+    cli_jw_opt_time(w, "since", a->since);
+    cli_jw_opt_uint(w, "n", a->n);
+}
+
 int cli_deadletters(struct cli_global *global, int argc, char **argv)
 {
-    struct dl_args a;
-    char buf[CLI_ASK_REQUEST_MAX];
-    struct jw w;
-    int rc;
+    static const struct cli_ask_command cmd = {
+        "deadletters", "deadletters", "query", dl_parse_args, dl_request, dl_print,
+    };
+    struct dl_args a = {0};
 
-    memset(&a, 0, sizeof a);
-    a.ask.timeout_s = CLI_ASK_DEFAULT_TIMEOUT_S;
-    rc = dl_parse_args(global, argc, argv, &a);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
-    cli_jw_request_begin(&w, buf, sizeof buf, "deadletters");
-    cli_jw_opt_str(&w, "match", a.match);
-    cli_jw_opt_str(&w, "reason", a.reason);
-    cli_jw_opt_time(&w, "since", a.since);
-    cli_jw_opt_uint(&w, "n", a.n);
-    jw_obj_end(&w);
-    return cli_ask_and_print(global, "deadletters", "query", &w, &a.ask, dl_print, &a);
+    return cli_ask_run(global, argc, argv, &cmd, &a, &a.ask);
 }

@@ -114,8 +114,9 @@ static bool query_split_aggs(struct query_args *a, const char *list)
 }
 
 /* Returns CLI_EXIT_OK, CLI_EXIT_USAGE, or -1 after --help. */
-static int query_parse_args(struct cli_global *global, int argc, char **argv, struct query_args *a)
+static int query_parse_args(struct cli_global *global, int argc, char **argv, void *args)
 {
+    struct query_args *a = args;
     static const struct option longopts[] = {
         {"match", no_argument, NULL, OPT_MATCH},
         {"from", required_argument, NULL, OPT_FROM},
@@ -158,10 +159,11 @@ static int query_parse_args(struct cli_global *global, int argc, char **argv, st
     return CLI_EXIT_OK;
 }
 
-/* The request (no "op": a range query is the default). */
-static void query_request(const struct query_args *a, struct jw *w, char *buf, size_t len)
+/* The request's members (no "op": a range query is the default). */
+static void query_request(const void *args, struct jw *w)
 {
-    cli_jw_request_begin(w, buf, len, NULL);
+    const struct query_args *a = args;
+
     cli_jw_opt_str(w, a->match ? "match" : "series", a->series);
     cli_jw_opt_time(w, "from", a->from);
     cli_jw_opt_time(w, "to", a->to);
@@ -173,7 +175,6 @@ static void query_request(const struct query_args *a, struct jw *w, char *buf, s
             jw_str(w, a->aggs[k]);
         jw_arr_end(w);
     }
-    jw_obj_end(w);
 }
 
 /* "seq N · sources: speed S, batch B, log L" for one series' answer. */
@@ -248,18 +249,12 @@ static int query_print(const struct plat_json *d, const void *ctx)
 
 int cli_query(struct cli_global *global, int argc, char **argv)
 {
-    struct query_args a;
-    char buf[CLI_ASK_REQUEST_MAX];
-    struct jw w;
-    int rc;
+    static const struct cli_ask_command cmd = {
+        "query", NULL, "query", query_parse_args, query_request, query_print,
+    };
+    struct query_args a = {0};
 
-    memset(&a, 0, sizeof a);
-    a.ask.timeout_s = CLI_ASK_DEFAULT_TIMEOUT_S;
-    rc = query_parse_args(global, argc, argv, &a);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
-    query_request(&a, &w, buf, sizeof buf);
-    return cli_ask_and_print(global, "query", "query", &w, &a.ask, query_print, &a);
+    return cli_ask_run(global, argc, argv, &cmd, &a, &a.ask);
 }
 
 /* ------------------------------------------------------------------ */
@@ -267,6 +262,7 @@ int cli_query(struct cli_global *global, int argc, char **argv)
 
 struct list_args {
     struct cli_ask_opts ask;
+    bool is_last;       /* last, else series */
     const char *series; /* last: one series */
     const char *match;  /* topic filter */
     uint64_t n;         /* last: samples per series */
@@ -302,9 +298,10 @@ static void last_usage(FILE *out)
 }
 
 /* Parses series/last options; returns CLI_EXIT_OK, CLI_EXIT_USAGE or -1. */
-static int list_parse_args(struct cli_global *global, int argc, char **argv, bool is_last,
-                           struct list_args *a)
+static int list_parse_args(struct cli_global *global, int argc, char **argv, void *args)
 {
+    struct list_args *a = args;
+    bool is_last = a->is_last;
     static const struct option longopts[] = {
         {"match", required_argument, NULL, OPT_MATCH},
         CLI_ASK_LONGOPTS,
@@ -426,25 +423,27 @@ static int last_print(const struct plat_json *d, const void *ctx)
     return list_finish(d, t, n);
 }
 
+static void list_request(const void *args, struct jw *w)
+{
+    const struct list_args *a = args;
+
+    cli_jw_opt_str(w, "match", a->match);
+    cli_jw_opt_str(w, "series", a->series);
+    cli_jw_opt_uint(w, "n", a->n);
+}
+
+static const struct cli_ask_command series_command = {
+    "series", "series", "query", list_parse_args, list_request, series_print,
+};
+static const struct cli_ask_command last_command = {
+    "last", "last", "query", list_parse_args, list_request, last_print,
+};
+
 static int list_command(struct cli_global *global, int argc, char **argv, bool is_last)
 {
-    struct list_args a;
-    char buf[CLI_ASK_REQUEST_MAX];
-    struct jw w;
-    int rc;
+    struct list_args a = {.is_last = is_last};
 
-    memset(&a, 0, sizeof a);
-    a.ask.timeout_s = CLI_ASK_DEFAULT_TIMEOUT_S;
-    rc = list_parse_args(global, argc, argv, is_last, &a);
-    if (rc != CLI_EXIT_OK)
-        return rc < 0 ? CLI_EXIT_OK : rc;
-    cli_jw_request_begin(&w, buf, sizeof buf, is_last ? "last" : "series");
-    cli_jw_opt_str(&w, "match", a.match);
-    cli_jw_opt_str(&w, "series", a.series);
-    cli_jw_opt_uint(&w, "n", a.n);
-    jw_obj_end(&w);
-    return cli_ask_and_print(global, is_last ? "last" : "series", "query", &w, &a.ask,
-                             is_last ? last_print : series_print, &a);
+    return cli_ask_run(global, argc, argv, is_last ? &last_command : &series_command, &a, &a.ask);
 }
 
 int cli_series(struct cli_global *global, int argc, char **argv)

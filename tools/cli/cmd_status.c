@@ -182,25 +182,16 @@ static int status_fetch(const struct cli_global *global, struct status_wait *sw,
                         double timeout_s)
 {
     struct timespec deadline = mqtt_client_deadline(timeout_s);
-    struct mqtt_client_sub sub = {topic, 1};
-    struct mqtt_client_opts opts = {0};
+    struct mqtt_client_sub sub;
+    struct mqtt_client_opts opts;
     struct mqtt_client *client = NULL;
     char client_id[64], why[MQTT_CLIENT_ERROR_MAX];
     el_status st;
     int result = CLI_EXIT_FAIL;
 
     snprintf(client_id, sizeof client_id, "edgelambda-cli-%ld", (long)getpid());
-    opts.uri = global->uri;
-    opts.client_id = client_id;
-    opts.version = MQTT_CLIENT_V311;
-    opts.clean_start = true;
-    opts.keepalive_s = 30;
-    opts.connect_timeout_s = (int)ceil(timeout_s);
-    opts.subs = &sub;
-    opts.n_subs = 1;
-    opts.on_message = status_on_message;
-    opts.on_connection = status_on_connection;
-    opts.ctx = sw;
+    cli_client_opts(&opts, global->uri, client_id, MQTT_CLIENT_V311, (int)ceil(timeout_s));
+    cli_client_subscribe(&opts, &sub, topic, 1, status_on_message, status_on_connection, sw);
     if (mqtt_client_new(&opts, &client, why, sizeof why) != EL_OK) {
         fprintf(stderr, "edgelambda: bad broker URI '%s': %s\n", global->uri, why);
         return CLI_EXIT_USAGE;
@@ -238,29 +229,18 @@ static void status_usage(FILE *out)
 }
 
 /* Returns CLI_EXIT_OK, CLI_EXIT_USAGE, or -1 after --help. */
-static int status_parse(struct cli_global *global, int argc, char **argv, bool *json,
-                        double *timeout_s)
+static int status_parse(struct cli_global *global, int argc, char **argv, struct cli_ask_opts *o)
 {
     static const struct option longopts[] = {
-        {"json", no_argument, NULL, CLI_OPT_JSON},
-        {"timeout", required_argument, NULL, CLI_OPT_TIMEOUT},
-        {"uri", required_argument, NULL, CLI_OPT_URI},
-        {"prefix", required_argument, NULL, CLI_OPT_PREFIX},
-        {"help", no_argument, NULL, 'h'},
+        CLI_ASK_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
     int opt;
 
     optind = 0;
-    while ((opt = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (cli_common_option(global, opt, optarg))
-            continue;
+    while ((opt = cli_ask_getopt(global, o, argc, argv, "h", longopts)) != -1) {
         switch (opt) {
-        case CLI_OPT_JSON: *json = true; break;
-        case CLI_OPT_TIMEOUT:
-            if (!cli_parse_double(optarg, "--timeout", 0.001, 86400.0, timeout_s))
-                return CLI_EXIT_USAGE;
-            break;
+        case CLI_OPT_BAD: return CLI_EXIT_USAGE;
         case 'h': status_usage(stdout); return -1;
         default: status_usage(stderr); return CLI_EXIT_USAGE;
         }
@@ -291,9 +271,8 @@ int cli_status(struct cli_global *global, int argc, char **argv)
     struct status_wait sw;
     pthread_condattr_t cattr;
     char topic[STATUS_TOPIC_MAX];
-    bool json = false;
-    double timeout_s = 5.0;
-    int rc = status_parse(global, argc, argv, &json, &timeout_s);
+    struct cli_ask_opts o = {.json = false, .timeout_s = 5.0};
+    int rc = status_parse(global, argc, argv, &o);
 
     if (rc != CLI_EXIT_OK)
         return rc < 0 ? CLI_EXIT_OK : rc;
@@ -308,9 +287,9 @@ int cli_status(struct cli_global *global, int argc, char **argv)
     pthread_cond_init(&sw.cv, &cattr);
     pthread_condattr_destroy(&cattr);
 
-    rc = status_fetch(global, &sw, topic, timeout_s);
+    rc = status_fetch(global, &sw, topic, o.timeout_s);
     if (rc == CLI_EXIT_OK)
-        rc = status_print(&sw, json);
+        rc = status_print(&sw, o.json);
     free(sw.payload);
     pthread_cond_destroy(&sw.cv);
     pthread_mutex_destroy(&sw.mu);

@@ -389,13 +389,7 @@ static int lg_connect(struct loadgen *lg, const struct cli_global *global)
     struct mqtt_client_opts *o = &lg->mqtt_opts;
     char why[MQTT_CLIENT_ERROR_MAX];
 
-    memset(o, 0, sizeof *o);
-    o->uri = global->uri;
-    o->client_id = lg->opts->client_id;
-    o->version = MQTT_CLIENT_V311;
-    o->clean_start = true;
-    o->keepalive_s = 30;
-    o->connect_timeout_s = LG_CONNECT_TIMEOUT_S;
+    cli_client_opts(o, global->uri, lg->opts->client_id, MQTT_CLIENT_V311, LG_CONNECT_TIMEOUT_S);
     o->max_inflight = (int)lg->opts->window;
     o->send_while_disconnected = true; /* buffer across automatic reconnects */
     o->max_buffered = (int)lg->opts->window + 16;

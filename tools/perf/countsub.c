@@ -152,30 +152,9 @@ static int parse_args(int argc, char **argv, struct cs_args *a)
 static bool cs_connect(struct countsub *cs, const struct cs_args *a, struct mqtt_client_opts *o,
                        struct mqtt_client_sub *sub, struct mqtt_client **client)
 {
-    char why[MQTT_CLIENT_ERROR_MAX];
-
-    sub->filter = a->topic;
-    sub->qos = (int)a->qos;
-    o->uri = a->uri;
-    o->client_id = a->client_id;
-    o->version = MQTT_CLIENT_V311;
-    o->clean_start = true;
-    o->keepalive_s = 30;
-    o->connect_timeout_s = 10;
-    o->subs = sub;
-    o->n_subs = 1;
-    o->on_message = cs_on_message;
-    o->on_connection = cs_on_connection;
-    o->ctx = cs;
-    if (mqtt_client_new(o, client, why, sizeof why) != EL_OK) {
-        fprintf(stderr, "el_countsub: bad URI '%s': %s\n", a->uri, why);
-        return false;
-    }
-    if (mqtt_client_connect(*client, 15.0) != EL_OK) {
-        fprintf(stderr, "el_countsub: %s\n", mqtt_client_error(*client));
-        return false;
-    }
-    return true;
+    cli_client_opts(o, a->uri, a->client_id, MQTT_CLIENT_V311, 10);
+    cli_client_subscribe(o, sub, a->topic, (int)a->qos, cs_on_message, cs_on_connection, cs);
+    return cli_client_start(o, client, 15.0) == CLI_EXIT_OK;
 }
 
 /* Waits for the target count; false on timeout without progress or failure. */

@@ -33,6 +33,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_common.h"
 #include "mqtt_client.h"
 
 #define ECHO_BODY "{\"ok\":true,\"echo\":true}"
@@ -139,31 +140,10 @@ static int parse_args(int argc, char **argv, const char **uri, const char **clie
 static int echo_connect(struct echo *e, const char *uri, const char *client_id,
                         struct mqtt_client_opts *o, struct mqtt_client_sub *sub)
 {
-    char why[MQTT_CLIENT_ERROR_MAX];
-
-    sub->filter = e->topic;
-    sub->qos = e->qos;
-    o->uri = uri;
-    o->client_id = client_id;
-    o->version = MQTT_CLIENT_V5;
-    o->clean_start = true;
-    o->keepalive_s = 30;
-    o->connect_timeout_s = 30;
+    cli_client_opts(o, uri, client_id, MQTT_CLIENT_V5, 30);
     o->tcp_nodelay = true;
-    o->subs = sub;
-    o->n_subs = 1;
-    o->on_message = echo_on_message;
-    o->on_connection = echo_on_connection;
-    o->ctx = e;
-    if (mqtt_client_new(o, &e->client, why, sizeof why) != EL_OK) {
-        fprintf(stderr, "el_echo_responder: bad URI '%s': %s\n", uri, why);
-        return 2;
-    }
-    if (mqtt_client_connect(e->client, 10.0) != EL_OK) {
-        fprintf(stderr, "el_echo_responder: %s\n", mqtt_client_error(e->client));
-        return 1;
-    }
-    return 0;
+    cli_client_subscribe(o, sub, e->topic, e->qos, echo_on_message, echo_on_connection, e);
+    return cli_client_start(o, &e->client, 10.0);
 }
 
 int main(int argc, char **argv)
@@ -178,6 +158,7 @@ int main(int argc, char **argv)
     int sig = 0;
     int rc;
 
+    cli_program = "el_echo_responder";
     memset(&e, 0, sizeof e);
     e.qos = 1;
     rc = parse_args(argc, argv, &uri, &client_id, &e);
