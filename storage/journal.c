@@ -300,9 +300,8 @@ static size_t rec_parse(const char *base, size_t size, size_t off, struct journa
     rec->reason = u16[2];
     rec->flags = u16[3];
     rec->payload_len = payload_len;
-    rec->names_len = rec->n_events ? rec->reason : 0u;
-    if (rec->n_events)
-        rec->reason = 0;
+    rec->names_len = rec->n_events ? rec->reason : (uint16_t)(rec->reason >> 8);
+    rec->reason = rec->n_events ? 0 : (uint16_t)(rec->reason & 0xff);
     size_t body = REC_HDR_BYTES + (size_t)rec->n_events * REC_EVENT_BYTES + rec->topic_len +
                   rec->payload_len + rec->names_len;
     if (align8(body) != len)
@@ -533,15 +532,15 @@ bool journal_sync_failing(const struct journal *j)
 el_status journal_append(struct journal *j, const struct journal_msg *m, uint64_t *seq)
 {
     size_t ev_bytes = (size_t)m->n_events * REC_EVENT_BYTES;
-    size_t names_len = m->n_events ? m->names_len : 0u;
+    size_t names_len = m->n_events || m->names_len <= 255 ? m->names_len : 255u;
     size_t body = REC_HDR_BYTES + ev_bytes + m->topic_len + m->payload_len + names_len;
     size_t len = align8(body);
-    uint16_t u16[4] = {(uint16_t)m->topic_len, m->n_events,
-                       m->n_events ? (uint16_t)names_len : m->reason, m->flags};
+    uint16_t tag = m->n_events ? (uint16_t)names_len : (uint16_t)(m->reason | names_len << 8);
+    uint16_t u16[4] = {(uint16_t)m->topic_len, m->n_events, tag, m->flags};
     uint32_t payload_len = (uint32_t)m->payload_len, crc, len32 = (uint32_t)len;
 
     if (len > j->seg_bytes || m->topic_len > UINT16_MAX || m->payload_len > UINT32_MAX ||
-        names_len > UINT16_MAX)
+        names_len > UINT16_MAX || (!m->n_events && m->reason > 255))
         return EL_INVAL;
     if (j->w_off + len > j->seg_bytes) {
         el_status st = rotate(j);

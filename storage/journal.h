@@ -36,7 +36,8 @@
  *   u32 payload_len bytes of payload stored (< orig_len when cut)
  *   u16 topic_len
  *   u16 n_events   0 = dead letter
- *   u16 reason     dead letter: its reason code (the caller's numbering);
+ *   u16 reason     dead letter: its reason code (the caller's numbering, < 256)
+ *                  plus names_len << 8 (a detail of up to 255 bytes);
  *                  with events: names_len, the bytes of names after the payload
  *   u16 flags      the caller's flag bits
  *   n_events x { i64 ts_ms; f64 value; u32 field_off; u32 field_len }
@@ -93,7 +94,7 @@ struct journal_rec {
     size_t topic_len;
     const char *payload;
     size_t payload_len;
-    size_t names_len; /* bytes right after the payload (events only) */
+    size_t names_len; /* bytes right after the payload: names, or a dead letter's detail */
 };
 
 /* What the producer hands in; all borrowed for the call. */
@@ -109,7 +110,9 @@ struct journal_msg {
     size_t topic_len;
     const char *payload;
     size_t payload_len;
-    const char *names; /* written after the payload; events only, <= UINT16_MAX */
+    /* written after the payload: for events the names decoders built (<=
+     * UINT16_MAX), for a dead letter its detail (cut to 255, reason < 256) */
+    const char *names;
     size_t names_len;
 };
 

@@ -64,7 +64,7 @@ static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS dead_letters(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
     " payload BLOB, payload_bytes INTEGER NOT NULL, recv INTEGER NOT NULL,"
     " mono INTEGER NOT NULL, boot INTEGER NOT NULL, flags INTEGER NOT NULL,"
-    " reason TEXT NOT NULL);";
+    " reason TEXT NOT NULL, detail TEXT);";
 
 static el_status db_fail(struct mlog *log, const char *what)
 {
@@ -186,7 +186,7 @@ static el_status prepare_all(struct mlog *log)
     static const char ins_event[] = "INSERT INTO events(seq,series,ts,value,recv,mono,boot,flags,"
                                     "payload) VALUES(?,?,?,?,?,?,?,?,?)";
     static const char ins_dead[] = "INSERT INTO dead_letters(seq,topic,payload,payload_bytes,recv,"
-                                   "mono,boot,flags,reason) VALUES(?,?,?,?,?,?,?,?,?)";
+                                   "mono,boot,flags,reason,detail) VALUES(?,?,?,?,?,?,?,?,?,?)";
     static const char ins_series[] = "INSERT INTO series(id,name,first_seq) VALUES(?,?,?)";
     static const char ins_unanchored[] = "INSERT INTO unanchored(seq,series,ts,value,recv,mono,"
                                          "boot,flags,payload) VALUES(?,?,?,?,?,?,?,?,?)";
@@ -256,6 +256,12 @@ static el_status open_txn(struct mlog *log, const char *boot_id, int64_t wall_ms
         log_error("master log %s has an unknown schema version", log->path);
         rc = EL_CORRUPT;
     }
+    /* Additive columns of schema version 1 (older files lack them). */
+    if (rc == EL_OK && query_int(log,
+                                 "SELECT count(*) FROM pragma_table_info('dead_letters') WHERE "
+                                 "name='detail'",
+                                 1) == 0)
+        rc = exec(log, "ALTER TABLE dead_letters ADD COLUMN detail TEXT");
     if (rc == EL_OK) {
         int64_t a = query_int(log, "SELECT max(seq) FROM events", 0);
         int64_t b = query_int(log, "SELECT max(seq) FROM dead_letters", 0);
@@ -537,6 +543,10 @@ el_status mlog_append_dead(struct mlog *log, const struct mlog_dead *dl)
     sqlite3_bind_int64(st, 7, log->boot_row);
     sqlite3_bind_int64(st, 8, dl->flags);
     sqlite3_bind_text(st, 9, dl->reason, -1, SQLITE_STATIC);
+    if (dl->detail && dl->detail_len)
+        sqlite3_bind_text(st, 10, dl->detail, (int)dl->detail_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 10);
     int r = sqlite3_step(st);
     sqlite3_reset(st);
     if (r != SQLITE_DONE)

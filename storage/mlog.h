@@ -26,6 +26,7 @@
  *                                                 block of 1024 sequences, written
  *                                                 in the same transaction as them
  *   dead_letters(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB,
+ *                (detail TEXT, added by mlog_open to older files: the decoder's why),
  *          payload_bytes INTEGER NOT NULL,        original size (payload may be cut)
  *          recv INTEGER NOT NULL, mono INTEGER NOT NULL, boot INTEGER NOT NULL,
  *          flags INTEGER NOT NULL, reason TEXT NOT NULL)
@@ -113,6 +114,8 @@ struct mlog_dead {
     int64_t mono_ms;
     uint32_t flags;
     const char *reason; /* NUL-terminated */
+    const char *detail; /* why, in a few words ("field \"x\" is a string"); may be NULL */
+    size_t detail_len;
 };
 
 /* Opens (creating and migrating) <dir>/master.db. boot_id identifies this

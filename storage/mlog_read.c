@@ -60,7 +60,7 @@ static const char *const sql[ST_COUNT] = {
                        " WHERE e.seq > ?1 AND e.seq <= ?2 ORDER BY e.seq LIMIT ?3",
     [ST_FIRST_RECV] = "SELECT recv FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1",
     /* Newest first by rowid; receive time and reason filter the rows walked. */
-    [ST_DEAD] = "SELECT seq, recv, topic, payload, payload_bytes, reason FROM dead_letters"
+    [ST_DEAD] = "SELECT seq, recv, topic, payload, payload_bytes, reason, detail FROM dead_letters"
                 " WHERE seq <= ?1 AND recv >= ?2 AND (?3 IS NULL OR reason = ?3)"
                 " ORDER BY seq DESC",
 };
@@ -378,6 +378,7 @@ el_status mlog_reader_scan_dead(struct mlog_reader *r, int64_t upto_seq, int64_t
             .payload_len = (size_t)sqlite3_column_bytes(st, 3),
             .payload_bytes = (uint64_t)sqlite3_column_int64(st, 4),
             .reason = (const char *)sqlite3_column_text(st, 5),
+            .detail = (const char *)sqlite3_column_text(st, 6),
         };
         if ((rc = spend(budget, 1)) != EL_OK)
             break;

@@ -90,6 +90,7 @@ struct mlog_dead_row {
     size_t payload_len;
     uint64_t payload_bytes; /* the original size */
     const char *reason;     /* NUL-terminated */
+    const char *detail;     /* NUL-terminated, NULL when none */
 };
 /* Returns true if it took the row (it counts towards max_rows). */
 typedef bool (*mlog_dead_fn)(void *ctx, const struct mlog_dead_row *d);

@@ -17,8 +17,10 @@
 
 /* ---- applying journal records to the master log ---- */
 
+/* A dead letter: the record's own (its detail after the payload), or one
+ * event of it the core refused (detail: why). */
 static el_status append_dead(struct core *c, const struct journal_rec *r, uint64_t seq,
-                             unsigned reason)
+                             unsigned reason, const char *detail)
 {
     struct mlog_dead dl = {
         .seq = (int64_t)seq,
@@ -31,6 +33,10 @@ static el_status append_dead(struct core *c, const struct journal_rec *r, uint64
         .mono_ms = r->mono_ms,
         .flags = r->flags,
         .reason = ingest_reason_str(reason),
+        .detail = detail ? detail : r->payload + r->payload_len,
+        .detail_len = detail        ? strlen(detail)
+                      : r->n_events ? 0u
+                                    : r->names_len,
     };
     el_status st = mlog_append_dead(c->log, &dl);
     if (st == EL_OK && reason < INGEST_REASON_COUNT)
@@ -64,7 +70,7 @@ static el_status apply_record(struct core *c, const struct journal_rec *r)
     char name[MLOG_MAX_SERIES_NAME + 1];
     el_status st;
     if (r->n_events == 0)
-        return append_dead(c, r, r->seq, r->reason);
+        return append_dead(c, r, r->seq, r->reason, NULL);
     for (uint16_t i = 0; i < r->n_events; i++) {
         struct journal_event ev;
         uint32_t id;
@@ -73,9 +79,10 @@ static el_status apply_record(struct core *c, const struct journal_rec *r)
         size_t n = record_event_name(r, &ev, name, sizeof name);
         st = n ? mlog_series_get(c->log, name, n, (int64_t)seq, &id) : EL_INVAL;
         if (st == EL_FULL || st == EL_INVAL) {
-            st = append_dead(c, r, seq,
-                             st == EL_FULL ? INGEST_REASON_SERIES_LIMIT
-                                           : INGEST_REASON_NAME_TOO_LONG);
+            st = st == EL_FULL ? append_dead(c, r, seq, INGEST_REASON_SERIES_LIMIT,
+                                             "a new series beyond speed.max_series")
+                               : append_dead(c, r, seq, INGEST_REASON_NAME_TOO_LONG,
+                                             "the series name is over 255 bytes");
             if (st != EL_OK)
                 return st;
             continue;

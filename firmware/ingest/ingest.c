@@ -440,10 +440,14 @@ static bool make_record(struct ingest *ing, const MQTTAsync_message *msg, struct
     bool synced = plat_clock_synced();
     jm->flags = (uint16_t)((synced ? MLOG_F_CLOCK_SYNCED : 0u) | (msg->dup ? MLOG_F_MQTT_DUP : 0u));
     unsigned reason = decode_routed(ing, jm, synced, res);
-    if (reason == DECODE_OK)
-        reason = check_names(res, jm->topic, jm->topic_len, jm->payload);
+    if (reason == DECODE_OK &&
+        (reason = check_names(res, jm->topic, jm->topic_len, jm->payload)) != DECODE_OK)
+        snprintf(res->detail, sizeof res->detail, "a series name over %d bytes",
+                 MLOG_MAX_SERIES_NAME);
     if (reason != DECODE_OK) {
         jm->reason = (uint16_t)reason;
+        jm->names = res->detail; /* kept with the dead letter (journal.h) */
+        jm->names_len = strlen(res->detail);
         if (jm->payload_len > (size_t)ing->o.max_payload) {
             jm->payload_len = (size_t)ing->o.max_payload;
             jm->flags |= MLOG_F_TRUNCATED;

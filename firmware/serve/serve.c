@@ -1294,6 +1294,10 @@ static bool on_dead(void *ctx, const struct mlog_dead_row *d)
     jw_strn(l->w, d->topic, d->topic_len);
     jw_key(l->w, "reason");
     jw_str(l->w, d->reason);
+    if (d->detail) {
+        jw_key(l->w, "detail");
+        jw_str(l->w, d->detail);
+    }
     write_payload(l->w, d);
     jw_obj_end(l->w);
     return true;

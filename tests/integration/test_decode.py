@@ -12,7 +12,9 @@ import json
 import os
 import subprocess
 
-from harness import (SLOW, Broker, Daemon, TempDir, check, log, rr, run, wait_until)
+from harness import (CLI, EMULATOR, SLOW, Broker, Daemon, TempDir, check, log, rr, run, wait_until)
+
+CLI_ARGS = EMULATOR + [CLI]
 
 T0 = 1767225600000  # 2026-01-01T00:00:00Z
 
@@ -122,8 +124,13 @@ def test_fleet_payloads_land_in_their_series():
         # a string the section does not drop: a dead letter with its detail
         pub(b, "zigbee2mqtt/hall", '{"temperature":20.5,"power_on_behavior":"previous"}')
         wait_until(lambda: d.query1("SELECT count(*) FROM dead_letters") == 1, 30 * SLOW, "the dead letter")
-        reason = d.query1("SELECT reason FROM dead_letters")
-        check(reason == "non_numeric", "dead letter reason %s" % reason)
+        reason, detail = d.db().execute("SELECT reason, detail FROM dead_letters").fetchone()
+        check(reason == "non_numeric" and detail == 'field "power_on_behavior" is a string',
+              "dead letter %s (%s)" % (reason, detail))
+        r = subprocess.run(CLI_ARGS + ["--uri", b.uri, "deadletters", "--reason", "non_numeric"],
+                           capture_output=True, text=True, timeout=60)
+        check(r.returncode == 0 and 'field "power_on_behavior" is a string' in r.stdout,
+              "edgelambda deadletters does not show the detail: %s %s" % (r.stdout, r.stderr))
         check('field "power_on_behavior" is a string' in d.log_text(), "the log does not say why")
         check("zigbee2mqtt/hall/temperature" not in stored(d), "half a message stored")
         d.stop()

@@ -103,10 +103,16 @@ static void short_pause(void)
     nanosleep(&ts, NULL);
 }
 
+/* Names (events) or a dead letter's detail (cut to 255) after the payload. */
+static size_t stored_names(const struct journal_msg *m)
+{
+    return m->n_events || m->names_len <= 255 ? m->names_len : 255u;
+}
+
 static size_t rec_len(const struct journal_msg *m)
 {
-    size_t body = REC_HDR + (size_t)m->n_events * REC_EV + m->topic_len + m->payload_len +
-                  (m->n_events ? m->names_len : 0u);
+    size_t body =
+        REC_HDR + (size_t)m->n_events * REC_EV + m->topic_len + m->payload_len + stored_names(m);
     return (body + 7u) & ~(size_t)7u;
 }
 
@@ -307,9 +313,9 @@ static void check_rec(const struct journal_rec *r, const struct journal_msg *m, 
     assert_int_equal(r->flags, m->flags);
     assert_int_equal(r->topic_len, m->topic_len);
     assert_int_equal(r->payload_len, m->payload_len);
-    assert_int_equal(r->names_len, m->n_events ? m->names_len : 0u);
-    if (m->n_events && m->names_len) /* right after the payload */
-        assert_memory_equal(r->payload + r->payload_len, m->names, m->names_len);
+    assert_int_equal(r->names_len, stored_names(m));
+    if (r->names_len) /* right after the payload */
+        assert_memory_equal(r->payload + r->payload_len, m->names, r->names_len);
     assert_true(((uintptr_t)r->events & 7u) == 0);
     for (unsigned i = 0; i < m->n_events; i++) {
         assert_int_equal(r->events[i].ts_ms, m->events[i].ts_ms);

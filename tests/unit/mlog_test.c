@@ -209,6 +209,49 @@ static void expect_columns(sqlite3 *db, const char *table, const struct col *col
     assert_int_equal(i, n);
 }
 
+/* A master log written before dead letters had a detail gains the column
+ * at open, keeps its rows, and takes details from then on. */
+static void test_old_dead_letters_gain_detail(void **state)
+{
+    struct fixture *f = *state;
+    char path[PATH_MAX + 16];
+    sqlite3 *db = NULL;
+    db_path(f->dir, path, sizeof path);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE dead_letters(seq INTEGER PRIMARY KEY, topic TEXT "
+                     "NOT NULL, payload BLOB, payload_bytes INTEGER NOT NULL, recv "
+                     "INTEGER NOT NULL, mono INTEGER NOT NULL, boot INTEGER NOT NULL, "
+                     "flags INTEGER NOT NULL, reason TEXT NOT NULL);"
+                     "INSERT INTO dead_letters VALUES(1,'t','x',1,2,3,1,0,'malformed')",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    struct mlog *log = open_log(f->dir, 10, "boot-a", 1700000000000, 1);
+    const struct mlog_dead dl = {.seq = 2,
+                                 .topic = "t",
+                                 .topic_len = 1,
+                                 .payload_bytes = 0,
+                                 .reason = "non_numeric",
+                                 .detail = "field \"v\" is a string",
+                                 .detail_len = 21};
+    assert_int_equal(mlog_append_dead(log, &dl), EL_OK);
+    assert_int_equal(mlog_commit(log), EL_OK);
+    mlog_close(log);
+    db = peer_open(f->dir);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(db, "SELECT seq, detail FROM dead_letters ORDER BY seq", -1, &st, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_type(st, 1), SQLITE_NULL); /* the old row: no detail */
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 1), "field \"v\" is a string");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
 static void test_open_schema(void **state)
 {
     struct fixture *f = *state;
@@ -251,10 +294,11 @@ static void test_open_schema(void **state)
         {"seq", "INTEGER", 0, 1},  {"series", "INTEGER", 1, 0}, {"ts", "INTEGER", 1, 0},
         {"value", "REAL", 1, 0},   {"recv", "INTEGER", 1, 0},   {"mono", "INTEGER", 1, 0},
         {"boot", "INTEGER", 1, 0}, {"flags", "INTEGER", 1, 0},  {"payload", "BLOB", 0, 0}};
-    static const struct col dead[] = {
-        {"seq", "INTEGER", 0, 1},           {"topic", "TEXT", 1, 0},    {"payload", "BLOB", 0, 0},
-        {"payload_bytes", "INTEGER", 1, 0}, {"recv", "INTEGER", 1, 0},  {"mono", "INTEGER", 1, 0},
-        {"boot", "INTEGER", 1, 0},          {"flags", "INTEGER", 1, 0}, {"reason", "TEXT", 1, 0}};
+    static const struct col dead[] = {{"seq", "INTEGER", 0, 1},  {"topic", "TEXT", 1, 0},
+                                      {"payload", "BLOB", 0, 0}, {"payload_bytes", "INTEGER", 1, 0},
+                                      {"recv", "INTEGER", 1, 0}, {"mono", "INTEGER", 1, 0},
+                                      {"boot", "INTEGER", 1, 0}, {"flags", "INTEGER", 1, 0},
+                                      {"reason", "TEXT", 1, 0},  {"detail", "TEXT", 0, 0}};
     static const struct col blocks[] = {
         {"block", "INTEGER", 0, 1}, {"min_ts", "INTEGER", 1, 0}, {"max_ts", "INTEGER", 1, 0}};
     expect_columns(db, "meta", meta, 2);
@@ -262,7 +306,7 @@ static void test_open_schema(void **state)
     expect_columns(db, "boots", boots, 5);
     expect_columns(db, "series", ser, 3);
     expect_columns(db, "events", events, 9);
-    expect_columns(db, "dead_letters", dead, 9);
+    expect_columns(db, "dead_letters", dead, 10);
     /* UNIQUE on boots.boot_id and series.name; no secondary index on events. */
     assert_int_equal(peer_int(db, "SELECT count(*) FROM pragma_index_list('boots') "
                                   "WHERE \"unique\"=1"),
@@ -353,8 +397,8 @@ static void test_append_readback(void **state)
     };
     const struct mlog_dead dl[] = {
         {3, topic_buf, 9, "garbage\0x", 9, 5000, 1700000000300, 557, MLOG_F_TRUNCATED,
-         "invalid_json"},
-        {6, "", 0, NULL, 0, 0, 8, 9, 0, "empty"},
+         "invalid_json", "line 1: expected", 16},
+        {6, "", 0, NULL, 0, 0, 8, 9, 0, "empty", NULL, 0},
     };
     for (size_t i = 0; i < 5; i++) {
         assert_int_equal(mlog_append_event(log, &ev[i]), EL_OK);
@@ -983,6 +1027,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_dead_letters_gain_detail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_readback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_series_dictionary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),

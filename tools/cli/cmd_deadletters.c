@@ -6,7 +6,7 @@
  *
  * Design: like cmd_query's list commands — the request built with the
  * bounded JSON writer, asked through cli_ask_and_print, the answer printed as
- * one table (seq, received, topic, reason, payload), then "N dead letters ·
+ * one table (seq, received, topic, reason, detail, payload), then "N dead letters ·
  * seq S". Payloads that are not UTF-8 come as hex (payload_hex) and print as
  * "hex:…"; long ones are cut in the table (--json shows what the daemon sent:
  * at most 512 bytes of each, with payload_bytes the original size).
@@ -101,17 +101,17 @@ static void dl_payload_cell(struct table **t, const struct plat_json *d, int obj
 
 static int dl_print(const struct plat_json *d, const void *ctx)
 {
-    static const char *const header[] = {"seq", "received", "topic", "reason", "payload"};
+    static const char *const header[] = {"seq", "received", "topic", "reason", "detail", "payload"};
     int list = plat_json_member(d, 0, "dead_letters"), n = 0, rc;
     int64_t seq = 0;
     struct table *t = NULL;
     char text[CLI_CELL_MAX];
 
     (void)ctx;
-    if (table_new(5, &t) != EL_OK)
+    if (table_new(6, &t) != EL_OK)
         return cli_table_emit(NULL);
     table_align(t, 0, TABLE_RIGHT);
-    for (size_t k = 0; k < 5; k++)
+    for (size_t k = 0; k < 6; k++)
         cli_cell(&t, header[k]);
     for (int e = plat_json_first(d, list); e >= 0; e = plat_json_next(d, list, e), n++) {
         cli_fmt_cell(d, plat_json_member(d, e, "seq"), text, sizeof text);
@@ -122,6 +122,10 @@ static int dl_print(const struct plat_json *d, const void *ctx)
         cli_cell(&t, text);
         cli_fmt_cell(d, plat_json_member(d, e, "reason"), text, sizeof text);
         cli_cell(&t, text);
+        int detail = plat_json_member(d, e, "detail");
+        if (detail >= 0)
+            cli_fmt_cell(d, detail, text, sizeof text);
+        cli_cell(&t, detail >= 0 ? text : "");
         dl_payload_cell(&t, d, e);
     }
     rc = cli_table_emit(t);
