@@ -105,6 +105,28 @@ static bool put_number(struct out *o, const struct plat_json *d, int v, unsigned
     return true;
 }
 
+/* A counter object ({"malformed":3,...}) as one labelled family. */
+static bool put_counts(struct out *o, const struct plat_json *d, const struct status_metric *m,
+                       int v)
+{
+    char text[METRICS_LABEL_MAX];
+    size_t n;
+    if (plat_json_type(d, v) != PLAT_JSON_OBJECT)
+        return false;
+    put_header(o, m);
+    for (int k = plat_json_first(d, v); k >= 0; k = plat_json_next(d, v, k)) {
+        if (plat_json_string(d, k, text, sizeof text, &n) != EL_OK)
+            return false;
+        put(o, "%s{%s=\"", m->name, m->label);
+        put_escaped(o, text, n, true);
+        put(o, "\"} ");
+        if (!put_number(o, d, k + 1, m->div))
+            return false;
+        put(o, "\n");
+    }
+    return true;
+}
+
 /* A field's family; false if its value is not what its kind says. */
 static bool put_field(struct out *o, const struct plat_json *d, const struct status_field *f, int v)
 {
@@ -129,21 +151,7 @@ static bool put_field(struct out *o, const struct plat_json *d, const struct sta
         return true;
     }
     switch (f->kind) {
-    case SK_COUNTS:
-        if (plat_json_type(d, v) != PLAT_JSON_OBJECT)
-            return false;
-        put_header(o, m);
-        for (int k = plat_json_first(d, v); k >= 0; k = plat_json_next(d, v, k)) {
-            if (plat_json_string(d, k, text, sizeof text, &n) != EL_OK)
-                return false;
-            put(o, "%s{%s=\"", m->name, m->label);
-            put_escaped(o, text, n, true);
-            put(o, "\"} ");
-            if (!put_number(o, d, k + 1, m->div))
-                return false;
-            put(o, "\n");
-        }
-        return true;
+    case SK_COUNTS: return put_counts(o, d, m, v);
     case SK_BOOL:
         if (plat_json_bool(d, v, &b) != EL_OK)
             return false;
