@@ -99,7 +99,8 @@ set(CPACK_EL_SONAME_MAP
   "libssl.so.3=libssl3 (>= 3.0)"
   "libcrypto.so.3=libssl3 (>= 3.0)"
   "libzstd.so.1=libzstd1 (>= 1.5)"
-  "libcjson.so.1=libcjson1 (>= 1.7)")
+  "libcjson.so.1=libcjson1 (>= 1.7)"
+  "libprotobuf-c.so.1=libprotobuf-c1 (>= 1.4)")
 set(CPACK_EL_BINARIES ${CMAKE_BINARY_DIR}/edgelambdad ${CMAKE_BINARY_DIR}/edgelambda)
 set(CPACK_EL_READELF "${CMAKE_READELF}")
 set(CPACK_PROJECT_CONFIG_FILE ${CMAKE_CURRENT_LIST_DIR}/deb-depends.cmake)

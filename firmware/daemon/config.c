@@ -290,11 +290,13 @@ static const struct cfg_entry cfg_table[] = {
 
 /* [decode "<filter>"] sections: the same kind of table, its offsets into
  * struct el_decode_rule (entry_set's base is the rule). */
-static const char *const decode_format_names[] = {"auto", "json", "number", "influx", NULL};
+static const char *const decode_format_names[] = {"auto", "json",        "number", "influx",
+                                                  "cbor", "sparkplug_b", NULL};
 static const char *const time_unit_names[] = {"auto", "s", "ms", "us", "ns", NULL};
 static const char *const decode_fields_names[] = {"value", "all", "inherit", NULL};
 static const char *const precision_names[] = {"ns", "us", "ms", "s", NULL};
-_Static_assert(DECODE_FMT_JSON == 1 && DECODE_FMT_NUMBER == 2 && DECODE_FMT_INFLUX == 3,
+_Static_assert(DECODE_FMT_JSON == 1 && DECODE_FMT_NUMBER == 2 && DECODE_FMT_INFLUX == 3 &&
+                   DECODE_FMT_CBOR == 4 && DECODE_FMT_SPARKPLUG_B == 5,
                "decode_format_names order");
 _Static_assert(DECODE_TIME_S == 1 && DECODE_TIME_NS == 4, "time_unit_names order");
 _Static_assert(DECODE_PREC_US == 1 && DECODE_PREC_S == 3, "precision_names order");
@@ -310,8 +312,10 @@ _Static_assert(DECODE_PREC_US == 1 && DECODE_PREC_S == 3, "precision_names order
 static const struct cfg_entry decode_table[] = {
     DENTRY(format, CFG_ENUM, "auto", decode_format_names,
            "What the payloads are: auto (a JSON object or array, a number, true/false\n"
-           "or a state word), json, number (one bare value) or influx (InfluxDB line\n"
-           "protocol: series <measurement>[/<tag value>...]/<field>)."),
+           "or a state word), json, number (one bare value), influx (InfluxDB line\n"
+           "protocol: series <measurement>[/<tag value>...]/<field>), cbor (CBOR, read\n"
+           "like JSON) or sparkplug_b (Eclipse Sparkplug B on spBv1.0/...: series\n"
+           "<group>/<edge node>[/<device>]/<metric>, aliases from the births)."),
     DENTRY(value, CFG_STRING, "", NULL,
            "The value member, a dotted path into nested objects (AM2301.Temperature);\n"
            "empty: [ingest] value_field."),

@@ -131,6 +131,12 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
         s->control_connects = atomic_load(&cc->connects);
     }
     s->ingest_held = journal_held(c->journal);
+    s->sparkplug_on = atomic_load(&ic->sparkplug_on) != 0;
+    s->sp_births = atomic_load(&ic->sp_births);
+    s->sp_deaths = atomic_load(&ic->sp_deaths);
+    s->sp_seq_gaps = atomic_load(&ic->sp_seq_gaps);
+    s->sp_unknown_alias = atomic_load(&ic->sp_unknown_alias);
+    s->sp_aliases_full = atomic_load(&ic->sp_aliases_full);
     s->received = atomic_load(&ic->received);
     s->duplicates = atomic_load(&ic->duplicates);
     s->accepted = c->accepted_committed;

@@ -59,6 +59,10 @@ static bool serving(const struct status_snapshot *s)
 {
     return s->has_queries;
 }
+static bool sparkplug(const struct status_snapshot *s)
+{
+    return s->sparkplug_on;
+}
 
 static const char *reason_name(unsigned i)
 {
@@ -131,6 +135,19 @@ static const struct status_field ingest_fields[] = {
               "Redeliveries recognised as duplicates and dropped.")),
     F("rate_per_s", SK_DBL, rate_per_s,
       GAUGE("edgelambda_ingest_rate_per_second", "Events committed per second, last second.")),
+    FW("sparkplug_births", SK_U64, sp_births, sparkplug,
+       COUNTER("edgelambda_ingest_sparkplug_births_total", "Sparkplug B NBIRTH/DBIRTH messages.")),
+    FW("sparkplug_deaths", SK_U64, sp_deaths, sparkplug,
+       COUNTER("edgelambda_ingest_sparkplug_deaths_total", "Sparkplug B NDEATH/DDEATH messages.")),
+    FW("sparkplug_seq_gaps", SK_U64, sp_seq_gaps, sparkplug,
+       COUNTER("edgelambda_ingest_sparkplug_seq_gaps_total",
+               "Sparkplug B messages whose seq did not follow the node's last.")),
+    FW("sparkplug_unknown_alias", SK_U64, sp_unknown_alias, sparkplug,
+       COUNTER("edgelambda_ingest_sparkplug_unknown_alias_total",
+               "Sparkplug B metrics dropped: an alias no birth named.")),
+    FW("sparkplug_aliases_full", SK_U64, sp_aliases_full, sparkplug,
+       COUNTER("edgelambda_ingest_sparkplug_aliases_full_total",
+               "Sparkplug B aliases not remembered: the node or alias table was full.")),
 };
 static const struct status_field log_fields[] = {
     F("seq", SK_I64, log_seq,

@@ -59,6 +59,8 @@ struct status_snapshot {
     uint64_t dead_letters; /* status_derive: the sum of rejected */
     uint64_t duplicates;
     double rate_per_s;
+    bool sparkplug_on; /* a [decode] section reads Sparkplug B */
+    uint64_t sp_births, sp_deaths, sp_seq_gaps, sp_unknown_alias, sp_aliases_full;
     /* master log */
     int64_t log_seq;           /* highest sequence committed */
     int64_t log_bytes;         /* database + WAL */

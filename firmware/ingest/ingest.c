@@ -34,6 +34,8 @@ struct ingest {
     struct decode_words words;                         /* dopts.words: parsed once at ingest_new */
     struct decode_opts rule_opts[INGEST_MAX_DECODERS]; /* o.decoders[i] over dopts */
     struct decode_result res; /* Paho callback thread only: the message being decoded */
+    struct sparkplug_state
+        *sparkplug; /* Paho callback thread only; NULL unless a section uses it */
     struct ingest_counters counters;
     char password[INGEST_STR_MAX];
 
@@ -400,6 +402,18 @@ static void dropped_duplicate(struct ingest *ing, const char *topic, size_t topi
 
 /* The journal record of a message: its events, or a dead letter. Returns
  * false when it is a redelivery the content rule recognises (Duplicates). */
+/* Paho thread: the Sparkplug B state's counters, for status (atomics). */
+static void note_sparkplug(struct ingest *ing)
+{
+    struct sparkplug_counters sc;
+    sparkplug_counters(ing->sparkplug, &sc);
+    atomic_store(&ing->counters.sp_births, sc.births);
+    atomic_store(&ing->counters.sp_deaths, sc.deaths);
+    atomic_store(&ing->counters.sp_seq_gaps, sc.seq_gaps);
+    atomic_store(&ing->counters.sp_unknown_alias, sc.unknown_alias);
+    atomic_store(&ing->counters.sp_aliases_full, sc.aliases_full);
+}
+
 /* The decoder of the first [decode] section whose filter matches the
  * topic, else the [ingest] keys' (format auto). */
 static unsigned decode_routed(struct ingest *ing, const struct journal_msg *jm, bool synced,
@@ -416,6 +430,12 @@ static unsigned decode_routed(struct ingest *ing, const struct journal_msg *jm, 
     if (d != NULL && d->format == DECODE_FMT_INFLUX)
         return decode_influx(o, d->precision, jm->payload, jm->payload_len, jm->recv_ms, synced,
                              res);
+    if (d != NULL && d->format == DECODE_FMT_SPARKPLUG_B) {
+        unsigned r = decode_sparkplug(ing->sparkplug, o, jm->topic, jm->topic_len, jm->payload,
+                                      jm->payload_len, jm->recv_ms, synced, res);
+        note_sparkplug(ing);
+        return r;
+    }
     return decode_payload(o, jm->payload, jm->payload_len, jm->recv_ms, synced, res);
 }
 
@@ -664,6 +684,15 @@ el_status ingest_new(const struct ingest_opts *o, struct journal *journal, struc
         return EL_INVAL;
     }
     ing->dopts.words = &ing->words;
+    for (int i = 0; i < o->n_decoders && !ing->sparkplug; i++) {
+        if (o->decoders[i].format == DECODE_FMT_SPARKPLUG_B) {
+            if (sparkplug_new(&ing->sparkplug) != EL_OK) {
+                ingest_free(ing);
+                return EL_NOMEM;
+            }
+            atomic_store(&ing->counters.sparkplug_on, 1);
+        }
+    }
     for (int i = 0; i < o->n_decoders && i < INGEST_MAX_DECODERS; i++)
         ing->rule_opts[i].words = &ing->words;
     ing->backoff_ms = 1000;
@@ -704,6 +733,7 @@ void ingest_free(struct ingest *ing)
     if (ing->client)
         MQTTAsync_destroy(&ing->client);
     ids_close(ing);
+    sparkplug_free(ing->sparkplug);
     free(ing->fb);
     pthread_mutex_destroy(&ing->out_mu);
     pthread_cond_destroy(&ing->out_cv);

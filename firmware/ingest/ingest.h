@@ -90,6 +90,7 @@
 
 #include "decode.h"
 #include "decode_influx.h"
+#include "decode_sparkplug.h"
 #include "el_status.h"
 #include "journal.h"
 #include "mqtt_socket.h"
@@ -123,6 +124,9 @@ struct ingest_counters {
     _Atomic int connected;
     _Atomic int tcp_nodelay;        /* set on the current connection */
     _Atomic int64_t broker_dropped; /* $SYS/broker/publish/messages/dropped, -1 unknown */
+    /* Sparkplug B ([decode] format = sparkplug_b), copied after each message */
+    _Atomic int sparkplug_on;
+    _Atomic uint64_t sp_births, sp_deaths, sp_seq_gaps, sp_unknown_alias, sp_aliases_full;
 };
 
 #define INGEST_STR_MAX 256    /* names, topics, field names (with their NUL) */

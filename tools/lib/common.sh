@@ -9,9 +9,13 @@ EL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # build finds it; the demo's screen), the broker and its clients, and the
 # sqlite3 CLI the demo and README point at for reading the master log.
 # tools/sysroot puts the -dev packages of this list into the cross sysroots.
+# protobuf-c-compiler is a build-time tool (protoc-c generates the Sparkplug B
+# code from firmware/ingest/sparkplug_b.proto): it runs on the build host,
+# also for cross builds, whose sysroot gets libprotobuf-c-dev.
 EL_PACKAGES=(build-essential cmake pkg-config python3
   libpaho-mqtt-dev libmosquitto-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev
   libinih-dev libjsmn-dev libzstd-dev zlib1g-dev libcmocka-dev libsystemd-dev
+  libprotobuf-c-dev protobuf-c-compiler
   mosquitto mosquitto-clients sqlite3)
 # What only the tests need (tools/check, tools/bench): the format check,
 # valgrind, clock jumps under libfaketime (test_clock.py), TLS termination and
