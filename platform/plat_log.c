@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "plat_clock.h"
+#include "plat_time.h"
 
 static _Atomic int log_level = PLAT_LOG_INFO;
 
@@ -40,10 +41,16 @@ __attribute__((format(printf, 2, 0))) static void log_vwrite(enum plat_log_level
     size_t n;
     int k;
 
-    if (getenv("JOURNAL_STREAM"))
+    if (getenv("JOURNAL_STREAM")) { /* journald stamps the time itself */
         k = snprintf(line, sizeof line, "%s", sd_prefix[level]);
-    else
-        k = snprintf(line, sizeof line, "edgelambda %s: ", words[level]);
+    } else {
+        char when[PLAT_TIME_RFC3339_MAX];
+        if (plat_time_format_rfc3339(plat_clock_wall_ms(), PLAT_TIME_MS_ALWAYS, when,
+                                     sizeof when) == 0)
+            when[0] = '\0';
+        k = snprintf(line, sizeof line, "%s%sedgelambda %s: ", when, when[0] ? " " : "",
+                     words[level]);
+    }
     n = k > 0 ? (size_t)k : 0;
     k = vsnprintf(line + n, sizeof line - n, fmt, ap);
     if (k > 0)

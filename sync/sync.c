@@ -590,6 +590,7 @@ static el_status open_worker_state(struct sync *s, const struct sync_opts *o)
         st = mlog_reader_open_seq(s->dir, SYNC_STORE_BUSY_TIMEOUT_MS, &s->log);
     if (st == EL_OK)
         st = sync_encoder_init(&s->enc, s->format, s->device_id);
+    s->enc.include_seq = o->include_seq;
     if (st == EL_OK)
         st = sync_compress_new(s->compression, s->buf_cap, &s->comp);
     if (st != EL_OK)

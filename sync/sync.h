@@ -53,6 +53,7 @@ struct sync_opts {
     const char *token_file;           /* bearer token, < SYNC_PATH_MAX bytes; unset: none */
     const char *device_id;            /* < SYNC_DEVICE_ID_MAX bytes; unset: the host name */
     bool insecure;                    /* no TLS certificate or host-name verification */
+    bool include_seq;                 /* influx: a seq field per point (sync_encode.h) */
     int timeout_s;                    /* one request, whole */
 };
 

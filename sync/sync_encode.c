@@ -256,12 +256,13 @@ size_t sync_encode_event(const struct sync_encoder *enc, const char *series, siz
         if (numlen) {
             put(&o, " value=", 7);
             put(&o, num, numlen);
-            put(&o, ",seq=", 5);
-        } else {
-            put(&o, " seq=", 5);
         }
-        put_i64(&o, seq);
-        put(&o, "i ", 2);
+        if (enc->include_seq || !numlen) {
+            put(&o, numlen ? ",seq=" : " seq=", 5);
+            put_i64(&o, seq);
+            putc1(&o, 'i');
+        }
+        putc1(&o, ' ');
         if (ts_ms > MAX_TS_MS)
             ts_ms = MAX_TS_MS;
         else if (ts_ms < -MAX_TS_MS)

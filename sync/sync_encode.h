@@ -22,9 +22,10 @@
  *   starts with '#' is a comment). The timestamp is in nanoseconds (the line
  *   protocol's default precision, so no "precision=" is needed in the URL);
  *   event times beyond the year 2262 are clamped. A non-finite value leaves
- *   out the value field (line protocol has no NaN); seq still makes the point.
- *   VictoriaMetrics stores the fields as metrics "<series>_value" and
- *   "<series>_seq" with the label device.
+ *   out the value field (line protocol has no NaN); seq then makes the point.
+ *   The seq field is written only with include_seq (sync.include_seq, off by
+ *   default: VictoriaMetrics would store a second metric "<series>_seq" for
+ *   every event beside "<series>_value", doubling what it keeps).
  *
  * Numbers: integers in decimal; doubles as the shortest plain decimal with at
  * most 6 fraction digits that reads back as the same double ("21.5",
@@ -36,6 +37,7 @@
 #ifndef EL_SYNC_ENCODE_H
 #define EL_SYNC_ENCODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,6 +56,7 @@ enum sync_format { SYNC_NDJSON = 0, SYNC_INFLUX };
 
 struct sync_encoder {
     enum sync_format format;
+    bool include_seq; /* influx: a seq field beside value (sync.include_seq); ndjson always */
     char device[SYNC_ENCODE_DEVICE_MAX]; /* pre-escaped for the format */
     size_t device_len;
 };

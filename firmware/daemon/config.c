@@ -259,6 +259,10 @@ static const struct cfg_entry cfg_table[] = {
         "Device identity sent with every batch; empty means the hostname."),
     BOOL(sync, insecure, "false", "Skip TLS certificate verification (testing only)."),
     INT(sync, timeout_s, 1, 3600, "30", "Timeout of one upstream request (seconds)."),
+    BOOL(sync, include_seq, "false",
+         "With format = influx, also send each event's master-log sequence as a field\n"
+         "(VictoriaMetrics then stores a <series>_seq metric beside <series>_value,\n"
+         "doubling what it keeps; points of one series at one time stay distinct)."),
 
     INT(query, deadline_ms, 10, 60000, "500",
         "Longest a query may run (milliseconds of wall time); longer ones are\n"

@@ -113,6 +113,7 @@ struct el_config {
         char token_file[EL_CFG_PATH];
         char device_id[EL_CFG_STR]; /* "" = hostname */
         bool insecure;              /* false */
+        bool include_seq;           /* false: influx points carry only value */
         int timeout_s;              /* 30 */
     } sync;
     struct {

@@ -146,6 +146,7 @@ void options_sync(const struct el_config *cfg, struct sync_opts *o)
         .token_file = cfg->sync.token_file,
         .device_id = cfg->sync.device_id,
         .insecure = cfg->sync.insecure,
+        .include_seq = cfg->sync.include_seq,
         .timeout_s = cfg->sync.timeout_s,
     };
 }

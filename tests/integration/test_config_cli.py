@@ -2,11 +2,37 @@
 import os
 import subprocess
 
-from harness import DAEMON, SOURCE, TempDir, check, run
+import re
+
+from harness import DAEMON, SOURCE, Broker, Daemon, TempDir, check, run
 
 
 def daemon(*args):
     return subprocess.run([DAEMON] + list(args), capture_output=True, text=True, timeout=30)
+
+
+def test_log_lines_carry_a_time_unless_journald():
+    """Outside journald (which stamps lines itself and reads the <N>
+    priority prefix) every log line starts with an ISO 8601 UTC time."""
+    td = TempDir("logtime")
+    b = Broker(td.path).start()
+    try:
+        d = Daemon(td.path, b).start()
+        d.stop()
+        lines = [ln for ln in d.log_text().splitlines() if "edgelambda " in ln]
+        stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z edgelambda (info|warn|error|debug): ")
+        bad = [ln for ln in lines if not stamp.match(ln)]
+        check(lines and not bad, "log lines without a time: %s" % bad[:3])
+        os.makedirs(os.path.join(td.path, "j"))
+        j = Daemon(os.path.join(td.path, "j"), b, client_id="el-test-j")
+        j.env["JOURNAL_STREAM"] = "8:12345"
+        j.start()
+        j.stop()
+        jl = [ln for ln in j.log_text().splitlines() if ln.strip()]
+        check(jl and all(re.match(r"^<[3467]>", ln) for ln in jl), "journald lines: %s" % jl[:3])
+    finally:
+        b.stop()
+        td.cleanup()
 
 
 def test_empty_file_is_valid():
@@ -58,5 +84,5 @@ def test_help_and_version():
 
 
 if __name__ == "__main__":
-    run([test_empty_file_is_valid, test_bad_value_names_key_and_line, test_example_config_is_valid,
+    run([test_log_lines_carry_a_time_unless_journald, test_empty_file_is_valid, test_bad_value_names_key_and_line, test_example_config_is_valid,
          test_help_and_version])

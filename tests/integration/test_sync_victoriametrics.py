@@ -28,7 +28,8 @@ def test_victoriametrics_influx_gzip():
         ng = Nginx(td.path, pki, upstream_port=vm.port).start()
         b = Broker(td.path).start()
         d = Daemon(td.path, b, sync__url=ng.url("/write"), sync__format="influx",
-                   sync__compression="gzip", sync__ca_file=pki.crt("ca"), sync__device_id=DEVICE).start()
+                   sync__compression="gzip", sync__ca_file=pki.crt("ca"), sync__device_id=DEVICE,
+                   sync__include_seq="true").start()  # every seq checked below
         t0 = time.monotonic()
         # event times within the last minutes: VictoriaMetrics keeps what its retention covers
         lg = loadgen_async(b, count=COUNT, series=SERIES, qos=1, ts_base=int(time.time() * 1000) - COUNT)

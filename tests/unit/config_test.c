@@ -321,6 +321,7 @@ static const char every_key[] = "[mqtt]\n"
                                 "device_id = pi-7\n"
                                 "insecure = yes\n"
                                 "timeout_s = 10\n"
+                                "include_seq = true\n"
                                 "[query]\n"
                                 "deadline_ms = 750\n"
                                 "max_rows = 5000\n"
@@ -397,6 +398,7 @@ static void test_every_key(void **state)
     assert_string_equal(cfg.sync.device_id, "pi-7");
     assert_true(cfg.sync.insecure);
     assert_int_equal(cfg.sync.timeout_s, 10);
+    assert_true(cfg.sync.include_seq);
     assert_int_equal(cfg.log.level, PLAT_LOG_DEBUG);
     assert_int_equal(cfg.clock.synced, PLAT_CLOCK_SYNC_NO);
     assert_string_equal(cfg.metrics.textfile, "/var/lib/prometheus/node-exporter/edgelambda.prom");

@@ -185,6 +185,7 @@ static void test_influx_lines(void **state)
     (void)state;
     struct sync_encoder e;
     assert_int_equal(sync_encoder_init(&e, SYNC_INFLUX, "pi 7,a=b"), EL_OK);
+    e.include_seq = true;
     line_is(&e, "sensors/dev1/temp", 42, 1767225600000, 21.5,
             "sensors/dev1/temp,device=pi\\ 7\\,a\\=b value=21.5,seq=42i 1767225600000000000\n");
     line_is(&e, "room 1,temp", 7, 0, -3,
@@ -195,6 +196,11 @@ static void test_influx_lines(void **state)
     /* beyond year 2262 the ns timestamp is clamped instead of overflowing */
     line_is(&e, "t", 9, INT64_MAX / 1000, 1,
             "t,device=pi\\ 7\\,a\\=b value=1,seq=9i 9223372036854000000\n");
+    /* sync.include_seq off (the default): value only; a NaN still needs seq */
+    e.include_seq = false;
+    line_is(&e, "sensors/dev1/temp", 42, 1767225600000, 21.5,
+            "sensors/dev1/temp,device=pi\\ 7\\,a\\=b value=21.5 1767225600000000000\n");
+    line_is(&e, "n", 8, 1, NAN, "n,device=pi\\ 7\\,a\\=b seq=8i 1000000\n");
     assert_string_equal(sync_encode_content_type(SYNC_INFLUX), "text/plain; charset=utf-8");
 }
 
