@@ -11,7 +11,7 @@ EL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # tools/sysroot puts the -dev packages of this list into the cross sysroots.
 EL_PACKAGES=(build-essential cmake pkg-config python3
   libpaho-mqtt-dev libmosquitto-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev
-  libinih-dev libjsmn-dev libzstd-dev zlib1g-dev libcmocka-dev libsystemd-dev
+  libinih-dev libjsmn-dev libcbor-dev libzstd-dev zlib1g-dev libcmocka-dev libsystemd-dev
   mosquitto mosquitto-clients sqlite3)
 # What only the tests need (tools/check, tools/bench): the format check,
 # valgrind, clock jumps under libfaketime (test_clock.py), TLS termination and
