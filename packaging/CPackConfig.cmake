@@ -99,6 +99,7 @@ set(CPACK_EL_SONAME_MAP
   "libssl.so.3=libssl3 (>= 3.0)"
   "libcrypto.so.3=libssl3 (>= 3.0)"
   "libzstd.so.1=libzstd1 (>= 1.5)"
+  "libcbor.so.0.8=libcbor0.8 (>= 0.8)"
   "libcjson.so.1=libcjson1 (>= 1.7)"
   "libprotobuf-c.so.1=libprotobuf-c1 (>= 1.4)")
 set(CPACK_EL_BINARIES ${CMAKE_BINARY_DIR}/edgelambdad ${CMAKE_BINARY_DIR}/edgelambda)

@@ -528,6 +528,12 @@ static enum decode_reason string_value(const struct decode_opts *opts, const cha
     return r == DECODE_MALFORMED ? DECODE_NON_NUMERIC : r;
 }
 
+enum decode_reason decode_text_value(const struct decode_opts *opts, const char *s, size_t n,
+                                     double *out)
+{
+    return string_value(opts, s, n, out);
+}
+
 /* A JSON value token as a reading: DECODE_OK with *out; no_value for null,
  * objects and arrays; non_numeric for other strings; number_parse's reasons. */
 static enum decode_reason value_of(const struct json_doc *doc, const struct decode_opts *opts,
@@ -920,28 +926,35 @@ static enum decode_reason decode_bare(const struct decode_opts *opts, const char
                : DECODE_MALFORMED;
 }
 
-enum decode_reason decode_payload(const struct decode_opts *opts, const char *payload, size_t len,
-                                  int64_t recv_wall_ms, bool clock_synced,
-                                  struct decode_result *out)
+enum decode_reason decode_begin(const struct decode_opts *opts, size_t len,
+                                struct decode_opts *effective, struct decode_result *out)
 {
-    struct decode_opts effective; /* NULL opts or names: the defaults */
     if (opts != NULL)
-        effective = *opts;
+        *effective = *opts;
     else
-        decode_opts_default(&effective);
-    if (effective.value_field == NULL)
-        effective.value_field = "value";
-    if (effective.ts_field == NULL)
-        effective.ts_field = "ts";
-    opts = &effective;
+        decode_opts_default(effective);
+    if (effective->value_field == NULL)
+        effective->value_field = "value";
+    if (effective->ts_field == NULL)
+        effective->ts_field = "ts";
     if (out == NULL)
         return DECODE_MALFORMED;
     out->has_ts = false;
     out->n_events = 0;
     out->detail[0] = '\0';
     out->names_len = 0;
-    if (len > opts->max_payload)
-        return DECODE_OVERSIZED;
+    return len > effective->max_payload ? DECODE_OVERSIZED : DECODE_OK;
+}
+
+enum decode_reason decode_payload(const struct decode_opts *opts, const char *payload, size_t len,
+                                  int64_t recv_wall_ms, bool clock_synced,
+                                  struct decode_result *out)
+{
+    struct decode_opts effective;
+    enum decode_reason begin = decode_begin(opts, len, &effective, out);
+    if (begin != DECODE_OK)
+        return begin;
+    opts = &effective;
     /* jsmn counts in int; a NUL would end its scan early. */
     if (payload == NULL || len > (size_t)INT32_MAX || memchr(payload, '\0', len) != NULL)
         return DECODE_MALFORMED;

@@ -13,7 +13,7 @@
  * not " 7 ", "+1", "0x10"); a string that is exactly a configured state word
  * (decode_words, case-sensitive). A value field holding any other string is
  * non_numeric; with fields_all such members (and null, objects, arrays) are
- * skipped. InfluxDB line protocol is decode_influx.h.
+ * skipped. InfluxDB line protocol is decode_influx.h, CBOR decode_cbor.h.
  * Timestamps: a JSON number or numeric string of epoch seconds (integer or
  * fractional), milliseconds, microseconds or nanoseconds (told apart by
  * magnitude: >= 1e17 ns, >= 1e14 us, >= 1e11 ms, else s), or RFC 3339 text
@@ -185,6 +185,20 @@ bool decode_words_parse(const char *spec, struct decode_words *out, char *err, s
 bool decode_name_ok(const char *s, size_t n);
 bool decode_ts_plausible(const struct decode_opts *opts, int64_t ts_ms, int64_t recv_wall_ms,
                          bool clock_synced);
+
+/* For the decoders: the start of a decode call. Fills *effective from opts
+ * (NULL opts or field names: the defaults) and empties *out (n_events 0,
+ * has_ts false, no names, detail ""). Returns DECODE_MALFORMED when out is
+ * NULL, DECODE_OVERSIZED when len > max_payload, else DECODE_OK. */
+enum decode_reason decode_begin(const struct decode_opts *opts, size_t len,
+                                struct decode_opts *effective, struct decode_result *out);
+
+/* For the decoders: a value given as text s[0..n) (not NUL-terminated), as
+ * decode_payload reads a JSON string: a state word (opts->words) or exactly a
+ * JSON number; DECODE_NON_FINITE for "nan", "inf" and numbers beyond a
+ * double; DECODE_NON_NUMERIC for anything else. opts must not be NULL. */
+enum decode_reason decode_text_value(const struct decode_opts *opts, const char *s, size_t n,
+                                     double *out);
 
 /* Stable snake_case name of a reason; never NULL. */
 const char *decode_reason_str(enum decode_reason reason);

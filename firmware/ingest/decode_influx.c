@@ -362,19 +362,11 @@ enum decode_reason decode_influx(const struct decode_opts *opts, enum decode_pre
                                  const char *payload, size_t len, int64_t recv_wall_ms,
                                  bool clock_synced, struct decode_result *out)
 {
-    struct decode_opts defaults;
-    if (opts == NULL) {
-        decode_opts_default(&defaults);
-        opts = &defaults;
-    }
-    if (out == NULL)
-        return DECODE_MALFORMED;
-    out->has_ts = false;
-    out->n_events = 0;
-    out->names_len = 0;
-    out->detail[0] = '\0';
-    if (len > opts->max_payload)
-        return DECODE_OVERSIZED;
+    struct decode_opts effective;
+    enum decode_reason begin = decode_begin(opts, len, &effective, out);
+    if (begin != DECODE_OK)
+        return begin;
+    opts = &effective;
     if (payload == NULL || memchr(payload, '\0', len) != NULL)
         return DECODE_MALFORMED;
     struct lp lp = {.p = payload, .n = len, .out = out, .ts_seen = -1, .reason = DECODE_OK};

@@ -430,6 +430,8 @@ static unsigned decode_routed(struct ingest *ing, const struct journal_msg *jm, 
     if (d != NULL && d->format == DECODE_FMT_INFLUX)
         return decode_influx(o, d->precision, jm->payload, jm->payload_len, jm->recv_ms, synced,
                              res);
+    if (d != NULL && d->format == DECODE_FMT_CBOR)
+        return decode_cbor(o, jm->payload, jm->payload_len, jm->recv_ms, synced, res);
     if (d != NULL && d->format == DECODE_FMT_SPARKPLUG_B) {
         unsigned r = decode_sparkplug(ing->sparkplug, o, jm->topic, jm->topic_len, jm->payload,
                                       jm->payload_len, jm->recv_ms, synced, res);

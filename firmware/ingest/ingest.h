@@ -89,6 +89,7 @@
 #include <stdint.h>
 
 #include "decode.h"
+#include "decode_cbor.h"
 #include "decode_influx.h"
 #include "decode_sparkplug.h"
 #include "el_status.h"

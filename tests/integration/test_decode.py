@@ -246,6 +246,54 @@ def test_sparkplug_b_births_aliases_and_gaps():
         td.cleanup()
 
 
+def cbor(v):
+    """A minimal CBOR encoder (RFC 8949) for the test's maps, texts and numbers."""
+    def head(major, n):
+        if n < 24:
+            return bytes([major << 5 | n])
+        for ai, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+            if n < 1 << (8 * size):
+                return bytes([major << 5 | ai]) + n.to_bytes(size, "big")
+        raise ValueError(n)
+    if isinstance(v, bool):
+        return b"\xf5" if v else b"\xf4"
+    if isinstance(v, int):
+        return head(0, v) if v >= 0 else head(1, -1 - v)
+    if isinstance(v, float):
+        return b"\xfb" + struct.pack(">d", v)
+    if isinstance(v, str):
+        return head(3, len(v.encode())) + v.encode()
+    if isinstance(v, list):
+        return head(4, len(v)) + b"".join(cbor(x) for x in v)
+    return head(5, len(v)) + b"".join(cbor(k) + cbor(x) for k, x in v.items())
+
+
+def test_cbor_maps_and_batches():
+    """CBOR payloads read like their JSON: a Zigbee2MQTT-like map with
+    fields = all, a nested map flattened, a batch of readings with times."""
+    td = TempDir("decode-cbor")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, ingest__subscribe="cbor/#")
+    d.config_text = '[decode "cbor/+/state"]\nformat = cbor\nfields = all\n\n[decode "cbor/#"]\nformat = cbor\n'
+    d.start()
+    try:
+        pub_bytes(b, td, "cbor/kitchen/state", cbor({"temperature": 21.5, "battery": 97, "occupancy": True,
+                                                      "power": {"total": 1234.5}}))
+        pub_bytes(b, td, "cbor/meter", cbor([{"ts": T0 + i * 1000, "value": i * 1.5} for i in range(4)]))
+        want = {"cbor/kitchen/state/temperature": (1, 21.5), "cbor/kitchen/state/battery": (1, 97),
+                "cbor/kitchen/state/occupancy": (1, 1), "cbor/kitchen/state/power/total": (1, 1234.5),
+                "cbor/meter": (4, 4.5)}
+        wait_until(lambda: set(want) <= set(stored(d)), 30 * SLOW, "the CBOR series")
+        got = stored(d)
+        check({k: got[k] for k in want} == want and len(got) == len(want), "CBOR series: %s" % got)
+        log("cbor: %d series, a batch of 4 readings in one message" % len(got))
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
     run([test_fleet_payloads_land_in_their_series, test_names_built_by_decoders_survive_a_crash,
-         test_sparkplug_b_births_aliases_and_gaps])
+         test_sparkplug_b_births_aliases_and_gaps, test_cbor_maps_and_batches])

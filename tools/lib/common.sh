@@ -14,7 +14,7 @@ EL_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # also for cross builds, whose sysroot gets libprotobuf-c-dev.
 EL_PACKAGES=(build-essential cmake pkg-config python3
   libpaho-mqtt-dev libmosquitto-dev libssl-dev libsqlite3-dev libcurl4-openssl-dev
-  libinih-dev libjsmn-dev libzstd-dev zlib1g-dev libcmocka-dev libsystemd-dev
+  libinih-dev libjsmn-dev libcbor-dev libzstd-dev zlib1g-dev libcmocka-dev libsystemd-dev
   libprotobuf-c-dev protobuf-c-compiler
   mosquitto mosquitto-clients sqlite3)
 # What only the tests need (tools/check, tools/bench): the format check,
