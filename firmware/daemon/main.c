@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_files.h"
 #include "core.h"
 #include "plat_clock.h"
 #include "plat_log.h"
@@ -119,6 +120,11 @@ int main(int argc, char **argv)
     }
     if (load_config(&a, cfg, err, sizeof err) != EL_OK) {
         fprintf(stderr, "edgelambdad: %s\n", err);
+        free(cfg);
+        return 1;
+    }
+    if (a.check_only && config_check_files(cfg, err, sizeof err) != EL_OK) {
+        fprintf(stderr, "edgelambdad: %s: %s\n", a.path ? a.path : "built-in defaults", err);
         free(cfg);
         return 1;
     }

@@ -3,13 +3,17 @@
  *
  * Each input is decoded as a payload under several option sets (value mode,
  * fields_all, a small max_payload, custom field names, synced and unsynced
- * clocks) and parsed with decode_parse_time. Invariants (abort on violation):
+ * clocks, and the [decode] section options: dotted paths, flattening with
+ * strict strings, keep/drop lists, stated time units, formats json and
+ * number) and parsed with decode_parse_time. Invariants (abort on violation):
  *   - the reason is in range and has a name; on failure n_events is 0;
- *   - on OK: 1 <= n_events <= DECODE_MAX_FIELDS, every value finite, every
- *     event time equal; with has_ts the time lies in [ts_min_ms, 2100) and,
- *     with a synced clock, not after recv + max_future_ms; without it the
- *     time is recv; value mode has field_len 0; fields_all keys lie inside
- *     the input and hold no '"', '\\', '+' or '#';
+ *   - on OK: 1 <= n_events <= DECODE_MAX_FIELDS, every value finite; with
+ *     has_ts every time lies in [ts_min_ms, 2100) and, with a synced clock,
+ *     not after recv + max_future_ms; without it every time is recv (a JSON
+ *     array gives each reading its own time); value mode names no field;
+ *     fields_all keys lie inside the input and hold no '"', '\\', '+' or '#';
+ *     built names lie inside names_len, follow the topic, and hold no
+ *     control character, '+' or '#';
  *   - len > max_payload gives oversized;
  *   - decoding is deterministic (same input, same options, same result);
  *   - a time that decode_parse_time accepts within years 0000-9999 formats
@@ -48,19 +52,28 @@ static void check_result(const struct decode_opts *o, const char *p, size_t n, i
         return;
     }
     check(res->n_events >= 1 && res->n_events <= DECODE_MAX_FIELDS);
-    int64_t ts = res->ev[0].ts_ms;
-    if (res->has_ts) {
-        check(ts >= o->ts_min_ms && ts < TS_MAX_MS);
-        if (synced)
-            check(ts <= recv_ms + o->max_future_ms);
-    } else {
-        check(ts == recv_ms);
-    }
     for (uint32_t i = 0; i < res->n_events; i++) {
         const struct decode_event *ev = &res->ev[i];
+        int64_t ts = ev->ts_ms;
+        if (res->has_ts) {
+            check(ts >= o->ts_min_ms && ts < TS_MAX_MS);
+            if (synced)
+                check(ts <= recv_ms + o->max_future_ms);
+        } else {
+            check(ts == recv_ms);
+        }
         check(isfinite(ev->value));
-        check(ev->ts_ms == ts);
         check((size_t)ev->field_off + ev->field_len <= n);
+        if (ev->name_len > 0) {
+            check(o->fields_all && ev->name_topic && ev->field_len == 0);
+            check((size_t)ev->name_off + ev->name_len <= res->names_len &&
+                  res->names_len <= sizeof res->names);
+            for (uint32_t k = 0; k < ev->name_len; k++) {
+                unsigned char c = (unsigned char)res->names[ev->name_off + k];
+                check(c >= 0x20 && c != 0x7f && c != '+' && c != '#');
+            }
+            continue;
+        }
         if (!o->fields_all) {
             check(ev->field_len == 0);
             continue;
@@ -125,6 +138,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     run(&small, p, size, true);
     run(&custom, p, size, true);
     run(&custom_value, p, size, false);
+    /* [decode] section options (decode.h) */
+    struct decode_opts section = all;
+    section.flatten = section.strict_strings = true;
+    section.drop_fields = "update, a.b";
+    section.ts_field = "m.ts";
+    section.time_unit = DECODE_TIME_MS;
+    run(&section, p, size, true);
+    struct decode_opts kept = section;
+    kept.keep_fields = "a, b.c";
+    kept.format = DECODE_FMT_JSON;
+    kept.time_unit = DECODE_TIME_NS;
+    run(&kept, p, size, false);
+    struct decode_opts path = value_mode;
+    path.value_field = "data.v";
+    path.ts_field = "data.t";
+    path.time_unit = DECODE_TIME_S;
+    path.format = DECODE_FMT_NUMBER;
+    run(&path, p, size, true);
+    path.format = DECODE_FMT_AUTO;
+    run(&path, p, size, false);
     check_time(p, size);
     return 0;
 }

@@ -35,6 +35,39 @@ def test_log_lines_carry_a_time_unless_journald():
         td.cleanup()
 
 
+def test_check_config_checks_the_files_it_names():
+    """--check-config fails, naming key and file, on what would otherwise make
+    the service fail at start (and systemd restart it in a loop)."""
+    td = TempDir("checkfiles")
+    try:
+        p = td.path
+        secret = os.path.join(p, "token")
+        with open(secret, "w") as f:
+            f.write("t0ken\n")
+        os.chmod(secret, 0o644)
+        afile = os.path.join(p, "afile")
+        open(afile, "w").close()
+        cases = [
+            (["sync.token_file=" + secret], "sync.token_file = %s: others can access it" % secret),
+            (["mqtt.ca_file=" + os.path.join(p, "missing.pem")], "mqtt.ca_file = "),
+            (["storage.dir=" + afile], "storage.dir = %s: not a directory" % afile),
+            (["storage.dir=" + os.path.join(afile, "sub")], "a file stands in its path"),
+            (["metrics.textfile=" + os.path.join(p, "nodir", "x.prom")], "metrics.textfile = "),
+        ]
+        for sets, want in cases:
+            args = ["--check-config", "--set", "storage.dir=" + os.path.join(p, "data")]
+            for kv in sets:
+                args += ["--set", kv]
+            r = daemon(*args)
+            check(r.returncode != 0 and want in r.stderr, "%s: rc %d, %r" % (sets, r.returncode, r.stderr))
+        os.chmod(secret, 0o600)
+        r = daemon("--check-config", "--set", "storage.dir=" + os.path.join(p, "new", "data"),
+                   "--set", "sync.token_file=" + secret)
+        check(r.returncode == 0, "a private token and a creatable storage.dir refused: %s" % r.stderr)
+    finally:
+        td.cleanup()
+
+
 def test_empty_file_is_valid():
     td = TempDir("cfg")
     try:
@@ -84,5 +117,5 @@ def test_help_and_version():
 
 
 if __name__ == "__main__":
-    run([test_log_lines_carry_a_time_unless_journald, test_empty_file_is_valid, test_bad_value_names_key_and_line, test_example_config_is_valid,
+    run([test_log_lines_carry_a_time_unless_journald, test_check_config_checks_the_files_it_names, test_empty_file_is_valid, test_bad_value_names_key_and_line, test_example_config_is_valid,
          test_help_and_version])
