@@ -79,6 +79,12 @@ def test_each_bad_input_is_kept_with_its_reason():
                 st["ingest"]["dead_letters"] == len(BAD) and st["ingest"]["accepted"] == len(good)
         d.status(pred=counts_match)
         check(d.alive(), "daemon died")
+        # `edgelambda status` puts problems first: here, the dead letters by reason
+        r = subprocess.run([CLI, "--uri", b.uri, "status"], capture_output=True, text=True, timeout=60)
+        first = r.stdout.splitlines()[0] if r.stdout else ""
+        check(r.returncode == 0 and first.startswith("! %d dead letters (" % len(BAD)) and
+              "malformed %d" % want["malformed"] in first and "\ningest " in r.stdout,
+              "status summary: %s %s" % (r.stdout, r.stderr))
         d.stop()
     finally:
         d.kill()

@@ -179,5 +179,8 @@ int cli_table_emit(struct table *t);
 /* Prints a JSON document as aligned "dotted.key  value" lines, one per
  * leaf (raw text; {} and [] for empty containers). */
 void cli_print_flat(const struct plat_json *doc, FILE *out);
+/* `edgelambda status` for a person: problems first, then a line per part
+ * (status_summary.c). */
+void cli_print_status_summary(const struct plat_json *doc, FILE *out);
 
 #endif

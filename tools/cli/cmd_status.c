@@ -1,8 +1,8 @@
 /*
  * cmd_status — `edgelambda status`: prints the daemon's retained status
- * (<prefix>/status) as aligned "dotted.key  value" lines, or raw with
- * --json. Also home of cli_print_flat, which `recompute` and `sync` use
- * for their answers.
+ * (<prefix>/status) as a short summary, problems first (status_summary.c),
+ * or raw with --json. Also home of cli_print_flat ("dotted.key  value"
+ * lines), which `recompute` and `sync` use for their answers.
  *
  * Design: an MQTT 3.1.1 client (mqtt_client.h; clean session, client id
  * "edgelambda-cli-<pid>") subscribes to the status topic at QoS 1; the
@@ -252,13 +252,13 @@ static int status_parse(struct cli_global *global, int argc, char **argv, struct
     return CLI_EXIT_OK;
 }
 
-/* Prints the status: flattened, or as it came (--json, or not JSON). */
+/* Prints the status: a summary for a person, or as it came (--json, or not JSON). */
 static int status_print(const struct status_wait *sw, bool json)
 {
     struct cli_doc d;
 
     if (!json && cli_doc_parse(&d, sw->payload, sw->payload_len)) {
-        cli_print_flat(&d.json, stdout);
+        cli_print_status_summary(&d.json, stdout);
         cli_doc_free(&d);
     } else {
         printf("%s\n", sw->payload);
