@@ -13,7 +13,7 @@
 _edgelambda()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="query series last deadletters status metrics recompute sync loadgen help"
+    local commands="query series last deadletters export status metrics recompute sync loadgen help"
     local ask="--json --timeout --uri --prefix --help"
     local cmd="" words="" i
 
@@ -62,6 +62,7 @@ _edgelambda()
         series) words="--match $ask" ;;
         last) words="--match -n $ask" ;;
         deadletters) words="--match --reason --since -n $ask" ;;
+        export) words="--series --match --from --to --format --dir --help" ;;
         status) words="$ask" ;;
         metrics) words="$ask" ;;
         recompute) words="--full $ask" ;;

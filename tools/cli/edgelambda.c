@@ -52,6 +52,7 @@ static const struct cli_command cli_commands[] = {
     {"series", cli_series, "list series with counts and their newest event"},
     {"last", cli_last, "print the newest raw samples"},
     {"deadletters", cli_deadletters, "list the newest dead letters and why"},
+    {"export", cli_export, "stream raw events from the master log as CSV or NDJSON"},
     {"status", cli_status, "print the daemon's status (retained <prefix>/status)"},
     {"metrics", cli_metrics, "print the daemon's status as Prometheus text"},
     {"recompute", cli_recompute, "recompute the batch views now"},
