@@ -65,6 +65,7 @@ int cli_series(struct cli_global *global, int argc, char **argv);
 int cli_last(struct cli_global *global, int argc, char **argv);
 int cli_deadletters(struct cli_global *global, int argc, char **argv);
 int cli_export(struct cli_global *global, int argc, char **argv);
+int cli_verify(struct cli_global *global, int argc, char **argv);
 int cli_status(struct cli_global *global, int argc, char **argv);
 int cli_metrics(struct cli_global *global, int argc, char **argv);
 int cli_recompute(struct cli_global *global, int argc, char **argv);

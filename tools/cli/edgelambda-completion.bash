@@ -13,7 +13,7 @@
 _edgelambda()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
-    local commands="query series last deadletters export status metrics recompute sync loadgen help"
+    local commands="query series last deadletters export verify status metrics recompute sync loadgen help"
     local ask="--json --timeout --uri --prefix --help"
     local cmd="" words="" i
 
@@ -63,6 +63,7 @@ _edgelambda()
         last) words="--match -n $ask" ;;
         deadletters) words="--match --reason --since -n $ask" ;;
         export) words="--series --match --from --to --format --dir --help" ;;
+        verify) words="--dir --sample --help" ;;
         status) words="$ask" ;;
         metrics) words="$ask" ;;
         recompute) words="--full $ask" ;;

@@ -53,6 +53,7 @@ static const struct cli_command cli_commands[] = {
     {"last", cli_last, "print the newest raw samples"},
     {"deadletters", cli_deadletters, "list the newest dead letters and why"},
     {"export", cli_export, "stream raw events from the master log as CSV or NDJSON"},
+    {"verify", cli_verify, "check the master log and the batch views"},
     {"status", cli_status, "print the daemon's status (retained <prefix>/status)"},
     {"metrics", cli_metrics, "print the daemon's status as Prometheus text"},
     {"recompute", cli_recompute, "recompute the batch views now"},
