@@ -282,6 +282,19 @@ def lg_topic(i, series, prefix="sensors"):
     return "%s/dev%d/temp" % (prefix, i % series)
 
 
+def lg_centi(c):
+    """Hundredths as lg_stream writes them ("%.2f" from integers)."""
+    return "%s%d.%02d" % ("-" if c < 0 else "", abs(c) // 100, abs(c) % 100)
+
+
+def lg_payload_z2m(i):
+    """Message i's payload in style z2m (topic <prefix>/dev<i mod series>)."""
+    return ('{"temperature":%s,"humidity":%s,"battery":%d,"occupancy":%s,"linkquality":%d,'
+            '"voltage":%d}' % (lg_centi((i * 7919) % 20000 - 5000), lg_centi((i * 104729) % 10000),
+                               i % 100, "true" if i % 2 == 0 else "false", i % 256,
+                               2500 + (i * 7) % 700))
+
+
 def loadgen(broker, count=None, seconds=None, series=100, qos=1, style="json-ts", start_index=0,
             ts_base=None, acked_file=None, rate=0, extra=(), timeout=600, check_ok=True):
     args = EMULATOR + [CLI, "--uri", broker.uri, "loadgen", "--series", str(series), "--qos", str(qos),

@@ -7,7 +7,8 @@ table shows the right counts and values, its --json output equals the
 answer mosquitto_rr gets for the same request, error answers print the
 daemon's message and exit 1, a missing daemon is a clear timeout (exit 1),
 usage errors and unknown commands exit 2, and --help works for every
-command.
+command. `loadgen --style z2m` publishes exactly the stream lg_stream.h
+documents (topics and payloads recomputed here).
 """
 import datetime
 import json
@@ -18,8 +19,9 @@ import sqlite3
 import subprocess
 import time
 
-from harness import (CLI, SLOW, Broker, Daemon, TempDir, check, free_port, log, publish_lines, rr,
-                     run, wait_until)
+from harness import (CLI, SLOW, Broker, Daemon, TempDir, check, free_port, lg_payload_z2m, log,
+                     publish_lines, rr, run, wait_until)
+from mqttraw import Client
 
 A = "sensors/a/temp"
 B = "sensors/b/temp"
@@ -303,6 +305,24 @@ def test_verify_reports_in_plain_words():
     log("verify: all good on the live log; a gap, a block and a view row named on a damaged copy")
 
 
+# ---- loadgen ----
+
+def test_loadgen_z2m_publishes_the_documented_stream():
+    b = ENV["broker"]
+    sub = Client(b.port, client_id="cli-z2m")
+    try:
+        sub.subscribe("lgz2m/#")  # not the daemon's filter: nothing is stored
+        ok(cli("loadgen", "--style", "z2m", "--topic-prefix", "lgz2m", "--series", "3", "--count", "6",
+               "--start-index", "7", "--qos", "1", "--quiet"), "loadgen --style z2m")
+        got = [(t, p.decode()) for t, p, _ in sub.messages(2 * SLOW)]
+    finally:
+        sub.close()
+    want = [("lgz2m/dev%d" % (i % 3), lg_payload_z2m(i)) for i in range(7, 13)]
+    check(sorted(got) == sorted(want), "z2m stream: got %r, expected %r" % (got, want))
+    for _, p in want:
+        check(96 <= len(p) <= 103 and len(json.loads(p)) == 6, "z2m payload %r" % p)
+
+
 # ---- usage ----
 
 COMMANDS = ["query", "series", "last", "status", "recompute", "sync", "loadgen", "export", "verify"]
@@ -339,7 +359,7 @@ if __name__ == "__main__":
              test_series_lists_counts_and_newest_event, test_last_prints_newest_samples,
              test_sync_and_recompute_print_the_daemons_answer,
              test_export_streams_raw_events_beside_the_daemon, test_verify_reports_in_plain_words,
-             test_help_for_every_command,
+             test_loadgen_z2m_publishes_the_documented_stream, test_help_for_every_command,
              test_usage_errors_exit_2])
     finally:
         cleanup()

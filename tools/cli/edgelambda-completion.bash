@@ -31,7 +31,7 @@ _edgelambda()
     # Option values: offer the fixed choices, nothing where any text goes.
     case $prev in
     --style)
-        words="json-ts json bare fields device"
+        words="json-ts json bare fields device z2m"
         ;;
     --qos)
         words="0 1 2"

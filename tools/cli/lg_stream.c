@@ -6,8 +6,13 @@
 
 #include <string.h>
 
-const char *const lg_stream_style_names[LG_STYLE_COUNT] = {"json-ts", "json", "bare", "fields",
-                                                           "device"};
+const char *const lg_stream_style_names[LG_STYLE_COUNT] = {"json-ts", "json",   "bare",
+                                                           "fields",  "device", "z2m"};
+
+bool lg_stream_topic_has_temp(enum lg_style style)
+{
+    return style != LG_FIELDS && style != LG_Z2M;
+}
 
 size_t lg_stream_fmt_u64(char *dst, uint64_t v)
 {
@@ -55,6 +60,13 @@ static size_t put_str(char *dst, const char *s)
     return n;
 }
 
+/* `<sep_key>` then v in decimal: `,"battery":97`. */
+static size_t put_u64_member(char *dst, const char *sep_key, uint64_t v)
+{
+    size_t n = put_str(dst, sep_key);
+    return n + lg_stream_fmt_u64(dst + n, v);
+}
+
 /* (i mod m)*k mod m == i*k mod m, without overflow. */
 int64_t lg_stream_value_centi(uint64_t i)
 {
@@ -64,6 +76,15 @@ int64_t lg_stream_value_centi(uint64_t i)
 int64_t lg_stream_hum_centi(uint64_t i)
 {
     return (int64_t)(((i % 10000) * 104729) % 10000);
+}
+
+/* `{"<temp>":V,"<hum>":H` of message i (styles fields and z2m). */
+static size_t put_temp_hum(char *dst, uint64_t i, const char *open_temp, const char *sep_hum)
+{
+    size_t n = put_str(dst, open_temp);
+    n += fmt_centi(dst + n, lg_stream_value_centi(i));
+    n += put_str(dst + n, sep_hum);
+    return n + fmt_centi(dst + n, lg_stream_hum_centi(i));
 }
 
 size_t lg_stream_payload(enum lg_style style, uint64_t i, int64_t ts, char *buf)
@@ -85,10 +106,7 @@ size_t lg_stream_payload(enum lg_style style, uint64_t i, int64_t ts, char *buf)
         break;
     case LG_BARE: n += fmt_centi(buf + n, lg_stream_value_centi(i)); break;
     case LG_FIELDS:
-        n += put_str(buf + n, "{\"temp\":");
-        n += fmt_centi(buf + n, lg_stream_value_centi(i));
-        n += put_str(buf + n, ",\"hum\":");
-        n += fmt_centi(buf + n, lg_stream_hum_centi(i));
+        n += put_temp_hum(buf + n, i, "{\"temp\":", ",\"hum\":");
         n += put_str(buf + n, ",\"ts\":");
         n += fmt_i64(buf + n, ts);
         buf[n++] = '}';
@@ -98,11 +116,17 @@ size_t lg_stream_payload(enum lg_style style, uint64_t i, int64_t ts, char *buf)
         n += fmt_centi(buf + n, lg_stream_value_centi(i));
         n += put_str(buf + n, ",\"ts\":");
         n += fmt_i64(buf + n, ts);
-        n += put_str(buf + n, ",\"unit\":\"celsius\",\"battery\":");
-        n += lg_stream_fmt_u64(buf + n, i % 100);
-        n += put_str(buf + n, ",\"linkquality\":");
-        n += lg_stream_fmt_u64(buf + n, i % 256);
+        n += put_u64_member(buf + n, ",\"unit\":\"celsius\",\"battery\":", i % 100);
+        n += put_u64_member(buf + n, ",\"linkquality\":", i % 256);
         n += put_str(buf + n, ",\"fw\":\"1.4.2\"}");
+        break;
+    case LG_Z2M:
+        n += put_temp_hum(buf + n, i, "{\"temperature\":", ",\"humidity\":");
+        n += put_u64_member(buf + n, ",\"battery\":", i % 100);
+        n += put_str(buf + n, i % 2 == 0 ? ",\"occupancy\":true" : ",\"occupancy\":false");
+        n += put_u64_member(buf + n, ",\"linkquality\":", i % 256);
+        n += put_u64_member(buf + n, ",\"voltage\":", 2500 + (i % 700) * 7 % 700);
+        buf[n++] = '}';
         break;
     case LG_STYLE_COUNT: break;
     }

@@ -7,7 +7,7 @@
  * STREAM (a contract: tests recompute it). For message index i, with N
  * series:
  *   series s = i mod N
- *   topic    <topic-prefix>/dev<s>/temp      (style fields: <topic-prefix>/dev<s>)
+ *   topic    <topic-prefix>/dev<s>/temp      (styles fields, z2m: <topic-prefix>/dev<s>)
  *   value    v(i) = ((i*7919) mod 20000)/100.0 - 50.0, text "%.2f"
  *   humidity h(i) = ((i*104729) mod 10000)/100.0, text "%.2f"
  *   ts(i)    = ts_base + i * ts_step (epoch ms; the caller computes it)
@@ -17,6 +17,13 @@
  *                     "linkquality":L,"fw":"1.4.2"}   (~100 bytes, what a
  *                     Zigbee2MQTT-style device sends; B = i mod 100,
  *                     L = i mod 256; the daemon stores V, ignores the rest)
+ *            z2m     {"temperature":V,"humidity":H,"battery":B,"occupancy":O,
+ *                     "linkquality":L,"voltage":M}   (96-103 bytes, a
+ *                     Zigbee2MQTT sensor's state message: six members that
+ *                     are numbers or booleans, no time; with fields = all
+ *                     they are six series <topic>/<member>; B and L as in
+ *                     device, O = true when i is even else false,
+ *                     M = 2500 + (i*7 mod 700) millivolts)
  * Values are formatted from integer hundredths, so the text is exactly what
  * "%.2f" prints and strtod() of it is the double a consumer stores; i is
  * at most LG_STREAM_MAX_INDEX, so i*7919 and i*104729 never overflow.
@@ -28,6 +35,7 @@
 #ifndef EL_LG_STREAM_H
 #define EL_LG_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,10 +43,14 @@
 #define LG_STREAM_PAYLOAD_MAX 128               /* bytes a payload may need */
 #define LG_STREAM_U64_MAX 20                    /* digits of a uint64_t */
 
-enum lg_style { LG_JSON_TS, LG_JSON, LG_BARE, LG_FIELDS, LG_DEVICE, LG_STYLE_COUNT };
+enum lg_style { LG_JSON_TS, LG_JSON, LG_BARE, LG_FIELDS, LG_DEVICE, LG_Z2M, LG_STYLE_COUNT };
 
-/* "json-ts", "json", "bare", "fields", "device", by enum lg_style. */
+/* "json-ts", "json", "bare", "fields", "device", "z2m", by enum lg_style. */
 extern const char *const lg_stream_style_names[LG_STYLE_COUNT];
+
+/* Does style's topic end in "/temp" (every style but fields and z2m, whose
+ * members name the series)? */
+bool lg_stream_topic_has_temp(enum lg_style style);
 
 /* v(i) and h(i) in hundredths. */
 int64_t lg_stream_value_centi(uint64_t i);

@@ -144,7 +144,7 @@ static void lg_topic(const struct lg_opts *o, uint64_t i, char *topic, size_t st
     size_t n = stem_len;
 
     n += lg_stream_fmt_u64(topic + n, i % o->series);
-    if (o->style != LG_FIELDS) {
+    if (lg_stream_topic_has_temp(o->style)) {
         memcpy(topic + n, "/temp", 5);
         n += 5;
     }
@@ -474,13 +474,16 @@ static void lg_usage(FILE *out)
             "\n"
             "Publishes a deterministic synthetic sensor stream (MQTT 3.1.1, Paho MQTTAsync).\n"
             "Message i (start-index <= i < start-index+count), series s = i mod SERIES:\n"
-            "  topic  <topic-prefix>/dev<s>/temp   (style fields: <topic-prefix>/dev<s>)\n"
+            "  topic  <topic-prefix>/dev<s>/temp   (styles fields, z2m: <topic-prefix>/dev<s>)\n"
             "  V = ((i*7919) mod 20000)/100 - 50, H = ((i*104729) mod 10000)/100, both %%.2f;\n"
             "  T = ts-base + i * ts-step (epoch ms)\n"
             "  json-ts {\"value\":V,\"ts\":T}  json {\"value\":V}  bare V  "
             "fields {\"temp\":V,\"hum\":H,\"ts\":T}\n"
             "  device {\"value\":V,\"ts\":T,\"unit\":\"celsius\",\"battery\":i%%100,"
             "\"linkquality\":i%%256,\"fw\":\"1.4.2\"} (~100 B)\n"
+            "  z2m {\"temperature\":V,\"humidity\":H,\"battery\":i%%100,\"occupancy\":i even,\n"
+            "      \"linkquality\":i%%256,\"voltage\":2500+(i*7)%%700} (~100 B, no time; a\n"
+            "      Zigbee2MQTT sensor: six series per device with fields = all)\n"
             "\n"
             "  --series N          number of series (default 100)\n"
             "  --count N           messages to publish (default 10000)\n"
@@ -488,7 +491,7 @@ static void lg_usage(FILE *out)
             "  --rate R            messages per second, 0 = as fast as possible (default 0);\n"
             "                      a fixed schedule: after a stall it catches up at full speed\n"
             "  --qos 0|1|2         publish QoS (default 1)\n"
-            "  --style STYLE       json-ts | json | bare | fields | device (default json-ts)\n"
+            "  --style STYLE       json-ts (default) | json | bare | fields | device | z2m\n"
             "  --topic-prefix P    topic prefix (default sensors)\n"
             "  --start-index K     first message index (default 0)\n"
             "  --ts-base MS        event time of index 0 (default: wall clock at start)\n"
@@ -535,7 +538,9 @@ static bool lg_parse_style(const char *text, enum lg_style *style)
             return true;
         }
     }
-    fprintf(stderr, "edgelambda loadgen: bad --style '%s' (json-ts, json, bare, fields, device)\n",
+    fprintf(stderr,
+            "edgelambda loadgen: bad --style '%s' (json-ts, json, bare, fields, device, "
+            "z2m)\n",
             text);
     return false;
 }

@@ -22,6 +22,17 @@ the daemon's peak RSS (VmHWM).
   --query-rate R: tools/lib/bench_qload.py sends R range queries/s (QoS 1, with
            a response topic) to the daemon during its run; replies are counted
            (ok, busy, errors, unanswered) with their latency.
+  --decode-fields-all: the daemon reads its config from a file with
+           [decode "sensors/#"] fields = all (and the README's Zigbee2MQTT
+           drop_fields), so every numeric member is a series; with --style z2m
+           (loadgen's Zigbee2MQTT state messages, 6 members) that is 6 events
+           per message. Rates stay messages/s (the limit counts messages); the
+           run checks that the log holds exactly events-per-message x N events,
+           that many series per device, and no dead letters. speed.max_series
+           is raised to the number of series, so every series is in the speed
+           layer as in the other runs (peak RSS grows with it).
+Every figure is printed with the 1-minute load average at the end of its run
+(os.getloadavg): on a shared machine a figure means little without it.
 """
 import argparse
 import os
@@ -39,6 +50,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_qload import QueryLoad  # noqa: E402
 
 TS_BASE = 1767225600000  # event time of message 0 (2026-01-01), 1 ms apart
+# Events per message with fields = all: the numeric members other than the
+# time (device's "unit" and "fw" strings would be non_numeric dead letters).
+FIELDS_ALL_EVENTS = {"json-ts": 1, "json": 1, "bare": 1, "fields": 2, "z2m": 6}
+DROP_FIELDS = "update, update_available, power_on_behavior"  # README, Zigbee2MQTT
+
+
+def load1():
+    return os.getloadavg()[0]
+
+
+def fields_all_config(workdir, series, per_msg):
+    """The daemon's config file for --decode-fields-all."""
+    path = os.path.join(workdir, "fields-all.conf")
+    with open(path, "w") as f:
+        f.write("; tools/bench ingest --decode-fields-all: every member of loadgen's payloads is a series\n"
+                "[speed]\nmax_series = %d\n\n"
+                "[decode \"sensors/#\"]\nfields = all\ndrop_fields = %s\n" % (series * per_msg, DROP_FIELDS))
+    return path
 
 
 def free_port():
@@ -135,10 +164,13 @@ def run_limit(build, uri, n, series, qos, style):
 
 
 def run_daemon(build, uri, n, series, qos, durability, workdir, style="json-ts", query_rate=0,
-               port=None):
+               port=None, config=None, per_msg=1):
+    """Returns (messages/s, bytes written/event, VmHWM kB, events stored,
+    query summary, (series, devices with per_msg series, dead letters))."""
     data = os.path.join(workdir, "data-q%d" % qos)
     logf = open(os.path.join(workdir, "daemon-q%d.log" % qos), "w")
-    d = subprocess.Popen([os.path.join(build, "edgelambdad"), "--set", "mqtt.uri=" + uri,
+    d = subprocess.Popen([os.path.join(build, "edgelambdad")] + (["-c", config] if config else []) +
+                         ["--set", "mqtt.uri=" + uri,
                           "--set", "storage.dir=" + data, "--set", "ingest.qos=%d" % qos,
                           "--set", "storage.durability=" + durability,
                           "--set", "clock.synced=yes", "--set", "mqtt.client_id=bench-q%d" % qos],
@@ -164,10 +196,10 @@ def run_daemon(build, uri, n, series, qos, durability, workdir, style="json-ts",
             con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
             c = con.execute("SELECT count(*) FROM events").fetchone()[0]
             con.close()
-            return c >= n
+            return c >= n * per_msg
         except sqlite3.Error:
             return False
-    wait_until(count, 300, "daemon to store %d events" % n)
+    wait_until(count, 300, "daemon to store %d events" % (n * per_msg))
     qs = ql.stop().summary() if ql is not None else None
     io1 = proc_io(d.pid)
     hwm = vm_hwm_kb(d.pid)
@@ -175,9 +207,17 @@ def run_daemon(build, uri, n, series, qos, durability, workdir, style="json-ts",
     d.wait()
     con = sqlite3.connect(db)
     c, lo, hi = con.execute("SELECT count(*), min(recv), max(recv) FROM events").fetchone()
+    # Series per device: the name up to its last '/' is loadgen's topic.
+    per_device = {}
+    for (name,) in con.execute("SELECT name FROM series"):
+        dev = name.rsplit("/", 1)[0] if per_msg > 1 else name
+        per_device[dev] = per_device.get(dev, 0) + 1
+    dead = con.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+    nseries = con.execute("SELECT count(*) FROM series").fetchone()[0]
     con.close()
-    rate = (c - 1) / max((hi - lo) / 1000.0, 1e-3)
-    return rate, (io1 - io0) / n, hwm, c, qs
+    full = sum(1 for v in per_device.values() if v == per_msg)
+    rate = (c / per_msg - 1) / max((hi - lo) / 1000.0, 1e-3)
+    return rate, (io1 - io0) / c, hwm, c, qs, (nseries, full, dead)
 
 
 def run_baseline(build, workdir, n, series):
@@ -191,13 +231,25 @@ def run_baseline(build, workdir, n, series):
 
 
 def bench_ingest(args):
+    per_msg = 1
+    if args.decode_fields_all:
+        if args.style not in FIELDS_ALL_EVENTS:
+            raise SystemExit("bench: --decode-fields-all with --style %s: its string members would be "
+                             "dead letters; use %s" % (args.style, ", ".join(sorted(FIELDS_ALL_EVENTS))))
+        per_msg = FIELDS_ALL_EVENTS[args.style]
+    elif args.style == "z2m":
+        raise SystemExit("bench: --style z2m has no value member: add --decode-fields-all")
     work = tempfile.mkdtemp(prefix="el-bench-", dir=args.workdir)
+    config = fields_all_config(work, args.series, per_msg) if args.decode_fields_all else None
     qoses = [0, 1] if args.qos == "all" else [int(args.qos)]
     print("ingest benchmark: %d messages over %d series, style %s (%d-byte payloads), "
-          "durability %s, %s" % (args.messages, args.series, args.style, payload_bytes(args.style),
-                                 args.durability,
-                                 "%g queries/s during the daemon's run" % args.query_rate
-                                 if args.query_rate else "no queries"))
+          "durability %s, %s, load average %.2f" % (
+              args.messages, args.series, args.style, payload_bytes(args.style), args.durability,
+              "%g queries/s during the daemon's run" % args.query_rate if args.query_rate else "no queries",
+              load1()))
+    if config:
+        print("  daemon config: [decode \"sensors/#\"] fields = all, drop_fields = %s; "
+              "speed.max_series = %d: %d events per message" % (DROP_FIELDS, args.series * per_msg, per_msg))
     base_bpr, base_rate = run_baseline(args.build, work, args.messages, args.series)
     print("  sqlite baseline (1,000-row transactions): %.0f rows/s, %.0f bytes written/row" % (base_rate, base_bpr))
     results = []
@@ -206,16 +258,31 @@ def bench_ingest(args):
             b = Broker(work)
             try:
                 limit = run_limit(args.build, b.uri, args.messages, args.series, q, args.style)
-                rate, bpe, hwm, c, qs = run_daemon(args.build, b.uri, args.messages, args.series, q,
-                                                   args.durability, work, args.style,
-                                                   args.query_rate, b.port)
+                load_limit = load1()
+                rate, bpe, hwm, c, qs, (nseries, full, dead) = run_daemon(
+                    args.build, b.uri, args.messages, args.series, q, args.durability, work, args.style,
+                    args.query_rate, b.port, config, per_msg)
+                load_daemon = load1()
             finally:
                 b.stop()
             target = 0.9 if q == 1 else 0.85
             results.append((q, limit, rate, bpe, hwm))
-            print("  QoS %d: limit (counting subscriber) %.0f msgs/s | edgelambdad %.0f msgs/s = %.2f of limit (target >= %.2f) | "
+            print("  QoS %d: limit (counting subscriber) %.0f msgs/s (load %.2f) | edgelambdad %.0f msgs/s "
+                  "(load %.2f) = %.2f of limit (target >= %.2f) | "
                   "%.0f bytes written/event = %.2fx sqlite (target <= 1.5) | peak RSS %.1f MB | stored %d"
-                  % (q, limit, rate, rate / limit, target, bpe, bpe / base_bpr, hwm / 1024.0, c))
+                  % (q, limit, load_limit, rate, load_daemon, rate / limit, target, bpe, bpe / base_bpr,
+                     hwm / 1024.0, c))
+            if max(load_limit, load_daemon) > 2:
+                print("         load average above 2 on this machine's %d cores: other work shared them"
+                      % os.cpu_count())
+            if per_msg > 1:
+                good = c == per_msg * args.messages and full == args.series and \
+                    nseries == per_msg * args.series and dead == 0
+                print("         fields = all: %d events = %d x %d messages; %d series, %d of %d devices "
+                      "with %d series each; %d dead letters: %s"
+                      % (c, per_msg, c // per_msg, nseries, full, args.series, per_msg, dead,
+                         "OK" if good else "MISMATCH (expected %d events, %d series)"
+                         % (per_msg * args.messages, per_msg * args.series)))
             if qs is not None:
                 print("         queries: %(sent)d sent, %(ok)d answered, %(busy)d busy, %(errors)d errors, "
                       "%(lost)d unanswered | reply p50 %(p50_ms).1f ms, p95 %(p95_ms).1f ms, "
@@ -232,7 +299,9 @@ def payload_bytes(style):
     samples = {"json-ts": '{"value":-10.00,"ts":%d}', "json": '{"value":-10.00}', "bare": "-10.00",
                "fields": '{"temp":-10.00,"hum":47.29,"ts":%d}',
                "device": '{"value":-10.00,"ts":%d,"unit":"celsius","battery":0,"linkquality":232,'
-                         '"fw":"1.4.2"}'}
+                         '"fw":"1.4.2"}',
+               "z2m": '{"temperature":140.00,"humidity":90.00,"battery":0,"occupancy":true,'
+                      '"linkquality":232,"voltage":2500}'}
     t = samples[style]
     return len(t % (TS_BASE + 1000)) if "%d" in t else len(t)
 
@@ -358,8 +427,12 @@ def main():
     ap.add_argument("--series", type=int, default=1000)
     ap.add_argument("--qos", default="all")
     ap.add_argument("--durability", default="normal")
-    ap.add_argument("--style", default="json-ts", choices=["json-ts", "json", "bare", "fields", "device"],
-                    help="ingest: loadgen's payload style (device: ~100 bytes)")
+    ap.add_argument("--style", default="json-ts", choices=["json-ts", "json", "bare", "fields", "device", "z2m"],
+                    help="ingest: loadgen's payload style (device: ~100 bytes; z2m: ~100 bytes, 6 members, "
+                         "needs --decode-fields-all)")
+    ap.add_argument("--decode-fields-all", action="store_true",
+                    help="ingest: the daemon reads every numeric member as a series "
+                         "([decode \"sensors/#\"] fields = all in a config file)")
     ap.add_argument("--query-rate", type=float, default=0,
                     help="ingest: queries per second sent to the daemon during its run")
     ap.add_argument("--workdir", default=None)
