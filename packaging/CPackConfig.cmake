@@ -25,6 +25,11 @@
 #                                                drift (cross builds run it under the
 #                                                toolchain's CMAKE_CROSSCOMPILING_EMULATOR)
 #   /usr/share/bash-completion/completions/edgelambda   tools/cli/edgelambda-completion.bash
+#   /usr/share/edgelambda/web/                   the live page (web/: index.html, app.js and
+#                                                the vendored libraries with their licences),
+#                                                served by mosquitto's http_dir; the conf.d
+#                                                snippet that does it is in the doc directory
+#                                                (mosquitto-live-page.conf, README "Live page")
 # Maintainer scripts (packaging/postinst, prerm, postrm) create the system
 # user "edgelambda" and enable/start/stop the unit like debhelper would.
 #
@@ -80,6 +85,10 @@ endforeach()
 add_custom_target(el_docs ALL DEPENDS ${EL_GZ_FILES})
 install(FILES ${CMAKE_SOURCE_DIR}/tools/cli/edgelambda-completion.bash
         DESTINATION share/bash-completion/completions RENAME edgelambda)
+# The live page: static files only, nothing of ours serves them (mosquitto does).
+install(DIRECTORY ${CMAKE_SOURCE_DIR}/web/ DESTINATION share/edgelambda/web
+        FILE_PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+install(FILES ${CMAKE_CURRENT_LIST_DIR}/mosquitto-live-page.conf DESTINATION ${EL_PKG_DOC_DIR})
 
 # soname -> Debian package (bookworm); the same on every architecture.
 # packaging/deb-depends.cmake turns the binaries' DT_NEEDED entries into

@@ -57,6 +57,26 @@ def wait_until(pred, timeout, what, interval=0.02):
         time.sleep(interval)
 
 
+def read_text(path):
+    """A (log) file's text so far; "" before it exists."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+
+
+def terminate(proc, timeout=10):
+    """SIGTERM, then SIGKILL after timeout s; always waited for."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def check(cond, msg):
     if not cond:
         raise AssertionError(msg)
@@ -73,11 +93,20 @@ class TempDir:
 
 
 class Broker:
-    """A private mosquitto on a free loopback port."""
+    """A private mosquitto on a free loopback port.
 
-    def __init__(self, workdir, extra=""):
+    http_dir: also a WebSockets listener on another free port (ws_port) that
+    serves the files of that directory over HTTP (the live page, web/).
+    Mosquitto 2.0.11 cannot start a WebSockets listener alone: it is always
+    beside the MQTT one."""
+
+    def __init__(self, workdir, extra="", http_dir=None):
         self.dir = workdir
         self.port = free_port()
+        self.ws_port = None
+        if http_dir is not None:
+            self.ws_port = free_port()
+            extra = "listener %d 127.0.0.1\nprotocol websockets\nhttp_dir %s\n%s" % (self.ws_port, http_dir, extra)
         self.conf = os.path.join(workdir, "mosquitto.conf")
         self.logfile = os.path.join(workdir, "mosquitto.log")
         with open(self.conf, "w") as f:
@@ -111,7 +140,9 @@ class Broker:
             if self.proc.poll() is not None:
                 raise AssertionError("mosquitto exited: %s" % open(self.logfile).read()[-2000:])
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                for port in (self.port, self.ws_port):
+                    if port is not None:
+                        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return True
             except OSError:
                 return False
@@ -119,13 +150,7 @@ class Broker:
         return self
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 class Daemon:
@@ -196,11 +221,7 @@ class Daemon:
         return t.count("subscribed to"), t.count("control: answering queries")
 
     def log_text(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except FileNotFoundError:
-            return ""
+        return read_text(self.logfile)
 
     def stop(self, timeout=30):
         """SIGTERM and wait: a clean stop must exit 0.

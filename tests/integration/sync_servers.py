@@ -20,7 +20,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from harness import SLOW, check, free_port, log, wait_until
+from harness import SLOW, check, free_port, log, terminate, wait_until
 
 
 class _Zstd:
@@ -473,13 +473,7 @@ http {
 
 
 def stop_proc(proc, timeout=15):
-    if proc and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    terminate(proc, timeout)
 
 
 def http_get(url, data=None, timeout=30):

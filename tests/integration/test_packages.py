@@ -11,7 +11,8 @@ and a copyright file naming the Apache-2.0 license and LICENSE's holder
 parse, and a Depends line that covers every shared library the binaries need; the
 manual pages edgelambda(1), edgelambda.conf(5) (what the packaged daemon's
 --help-config=man prints) and edgelambdad(8), gzip -9n, a Debian changelog and
-the bash completion; and lintian reports no error (E:) on any of the three
+the bash completion; the live page in /usr/share/edgelambda/web with the
+mosquitto snippet that serves it in the doc directory; and lintian reports no error (E:) on any of the three
 (its warnings are listed in docs/DEPLOY.md). The unit passes
 `systemd-analyze verify` and rates <= 2.0 in `systemd-analyze security`;
 edgelambdad stays <= 1 MiB stripped on aarch64. Prints the binary sizes.
@@ -43,6 +44,9 @@ ARCHES = {  # Debian arch: (ELF class, machine as readelf names it, interpreter,
     "armhf": ("ELF32", "ARM", "/lib/ld-linux-armhf.so.3", "qemu-arm-static"),
 }
 MAX_DAEMON_BYTES_AARCH64 = 1024 * 1024
+# The live page (web/) and the libraries it loads, as its index.html names them.
+WEB_FILES = tuple("usr/share/edgelambda/web/" + f for f in ("index.html", "app.js", "vendor/paho-mqtt-min.js",
+                                                           "vendor/uPlot.iife.min.js", "vendor/uPlot.min.css"))
 MAN_PAGES = ("usr/share/man/man1/edgelambda.1.gz", "usr/share/man/man5/edgelambda.conf.5.gz",
              "usr/share/man/man8/edgelambdad.8.gz")
 
@@ -133,8 +137,9 @@ def check_deb(deb, arch, version):
         sh(["dpkg-deb", "-e", deb, ctl])
         for f in ("usr/bin/edgelambdad", "usr/bin/edgelambda", "lib/systemd/system/edgelambdad.service",
                   "etc/edgelambda/edgelambda.conf", "usr/share/doc/edgelambda/README.md",
-                  "usr/share/doc/edgelambda/changelog.gz", "usr/share/bash-completion/completions/edgelambda"
-                  ) + MAN_PAGES:
+                  "usr/share/doc/edgelambda/changelog.gz", "usr/share/bash-completion/completions/edgelambda",
+                  "usr/share/doc/edgelambda/mosquitto-live-page.conf"
+                  ) + MAN_PAGES + WEB_FILES:
             check(os.path.isfile(os.path.join(root, f)), "%s: no /%s" % (deb, f))
         for page in MAN_PAGES:
             with open(os.path.join(root, page), "rb") as f:

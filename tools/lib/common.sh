@@ -22,9 +22,10 @@ EL_PACKAGES=(build-essential cmake pkg-config python3
 # the test PKI (nginx, openssl CLI), real upstream engines for the sync tests,
 # lintian for the .deb files (test_packages.py; it pulls in man-db, which
 # test_man_pages.py uses to format the manual pages) and Prometheus' promtool
-# (package prometheus), the parser test_metrics.py checks with.
+# (package prometheus), the parser test_metrics.py checks with; headless
+# Chromium for the live page (test_web.py, driven over the DevTools protocol).
 EL_TEST_PACKAGES=(clang-format valgrind libfaketime openssl nginx victoria-metrics clickhouse-server
-  lintian man-db prometheus)
+  lintian man-db prometheus chromium)
 # Cross builds, QEMU, the appliance image and systemd-analyze (tools/sysroot,
 # tools/appliance, test_cross/test_appliance/test_packages): x86_64 hosts only.
 EL_CROSS_PACKAGES=(gcc-aarch64-linux-gnu gcc-arm-linux-gnueabihf qemu-user-static qemu-system-arm cpio systemd)
