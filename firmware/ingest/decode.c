@@ -595,7 +595,7 @@ static int json_find_path(const struct json_doc *doc, int o, const char *path)
 
 /* Is the dotted path[0..n), or an object above it, in list (paths
  * separated by commas, blanks around them ignored)? */
-static bool path_listed(const char *list, const char *path, size_t n)
+bool decode_path_listed(const char *list, const char *path, size_t n)
 {
     for (const char *p = list ? list : ""; *p != '\0';) {
         const char *comma = strchr(p, ',');
@@ -692,7 +692,7 @@ static enum decode_reason member_event(struct fields_walk *w, const jsmntok_t *k
     const struct decode_opts *o = w->opts;
     struct decode_result *out = w->out;
     double value = 0;
-    if (o->keep_fields && o->keep_fields[0] && !path_listed(o->keep_fields, w->path, n))
+    if (o->keep_fields && o->keep_fields[0] && !decode_path_listed(o->keep_fields, w->path, n))
         return DECODE_OK;
     enum decode_reason r = value_of(w->doc, o, t, &value);
     if (r == DECODE_NO_VALUE) /* null, an array, an object not flattened */
@@ -753,7 +753,7 @@ static enum decode_reason collect_members(struct fields_walk *w, int o, size_t p
         memcpy(w->name + n - kl, doc->text + key->start, kl);
         w->path[n] = '\0';
         if (strcmp(w->path, w->opts->ts_field) == 0 ||
-            (w->opts->drop_fields && path_listed(w->opts->drop_fields, w->path, n)))
+            (w->opts->drop_fields && decode_path_listed(w->opts->drop_fields, w->path, n)))
             continue;
         enum decode_reason r;
         bool nested = t->type == JSMN_OBJECT && w->opts->flatten;

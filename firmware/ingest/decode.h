@@ -152,6 +152,10 @@ size_t decode_event_name(const struct decode_result *res, const struct decode_ev
                          const char *topic, size_t topic_len, const char *payload, char *buf,
                          size_t cap);
 
+/* Is the dotted path[0..n), or an object above it, in list (keep_fields /
+ * drop_fields syntax: comma-separated dotted paths)? For every decoder. */
+bool decode_path_listed(const char *list, const char *path, size_t n);
+
 /* Fills opts with the SPEC defaults (value, ts, value mode, 64 KiB, 2000-01-01, 1 day). */
 void decode_opts_default(struct decode_opts *opts);
 

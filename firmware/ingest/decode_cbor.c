@@ -592,15 +592,30 @@ static bool flatten_member(struct dec *d, struct level *st, int *depth, char *pr
             prefix[l->base] = '/';
         memcpy(prefix + len - kn, key, kn);
     }
+    /* keep_fields / drop_fields take the dotted path ([decode] sections) */
+    char path[DECODE_NAME_MAX + 1];
+    for (size_t i = 0; !bad && i < len; i++)
+        path[i] = prefix[i] == '/' ? '.' : prefix[i];
+    const struct decode_opts *o = d->opts;
+    if (!bad && o->drop_fields && decode_path_listed(o->drop_fields, path, len))
+        return true;
     if (d->tok[v].kind == K_MAP) {
         if (*depth < CBOR_MAX_DEPTH) /* scan() bounds the nesting: always */
             st[(*depth)++] = (struct level){.map = v, .key = v + 1, .base = len, .bad = bad};
         return true;
     }
+    if (!bad && o->keep_fields && o->keep_fields[0] &&
+        !decode_path_listed(o->keep_fields, path, len))
+        return true;
     double value = 0;
     enum decode_reason r = value_of(d, v, &value);
-    if (r == DECODE_NO_VALUE || (d->tok[v].kind == K_TEXT && r != DECODE_OK))
+    if (r == DECODE_NO_VALUE)
         return true;
+    if (d->tok[v].kind == K_TEXT && r != DECODE_OK) {
+        if (!o->strict_strings || bad)
+            return true;
+        return fail_quoted(d, DECODE_NON_NUMERIC, "field", path, len, "is a string");
+    }
     if (bad)
         return fail(d, DECODE_MALFORMED, "%s", bad);
     if (d->out->n_events == DECODE_MAX_FIELDS)

@@ -12,7 +12,12 @@
  *     event named <topic>/<key>, other strings, null, undefined, byte strings
  *     and arrays are skipped; a nested map is flattened: its members are
  *     named <topic>/<key>/<subkey> (up to the depth bound). The member
- *     opts->ts_field of the reading is its time and never an event;
+ *     opts->ts_field of the reading is its time and never an event.
+ *     As in decode_payload, opts->drop_fields and keep_fields select
+ *     members by dotted path (a map listed stands for everything below it),
+ *     and with opts->strict_strings a string member that is no value makes
+ *     the message non_numeric (`field "mode" is a string`) instead of being
+ *     skipped;
  *   - an array of maps: one reading per element, each with its own value(s)
  *     and time; every reading has a time or none has (mixing is malformed,
  *     because the record carries one "has a time" flag).

@@ -117,5 +117,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct decode_opts small = o;
     small.max_payload = 16;
     run(&small, p, size, true);
+    struct decode_opts section = all; /* a [decode] section: strict strings, keep/drop */
+    section.flatten = section.strict_strings = true;
+    section.drop_fields = "update, a.b";
+    run(&section, p, size, true);
+    section.keep_fields = "a, b.c";
+    run(&section, p, size, false);
     return 0;
 }

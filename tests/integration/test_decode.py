@@ -274,11 +274,12 @@ def test_cbor_maps_and_batches():
     td = TempDir("decode-cbor")
     b = Broker(td.path).start()
     d = Daemon(td.path, b, ingest__subscribe="cbor/#")
-    d.config_text = '[decode "cbor/+/state"]\nformat = cbor\nfields = all\n\n[decode "cbor/#"]\nformat = cbor\n'
+    d.config_text = ('[decode "cbor/+/state"]\nformat = cbor\nfields = all\ndrop_fields = mode\n\n'
+                     '[decode "cbor/#"]\nformat = cbor\n')
     d.start()
     try:
         pub_bytes(b, td, "cbor/kitchen/state", cbor({"temperature": 21.5, "battery": 97, "occupancy": True,
-                                                      "power": {"total": 1234.5}}))
+                                                      "power": {"total": 1234.5}, "mode": "auto"}))
         pub_bytes(b, td, "cbor/meter", cbor([{"ts": T0 + i * 1000, "value": i * 1.5} for i in range(4)]))
         want = {"cbor/kitchen/state/temperature": (1, 21.5), "cbor/kitchen/state/battery": (1, 97),
                 "cbor/kitchen/state/occupancy": (1, 1), "cbor/kitchen/state/power/total": (1, 1234.5),
@@ -286,7 +287,13 @@ def test_cbor_maps_and_batches():
         wait_until(lambda: set(want) <= set(stored(d)), 30 * SLOW, "the CBOR series")
         got = stored(d)
         check({k: got[k] for k in want} == want and len(got) == len(want), "CBOR series: %s" % got)
-        log("cbor: %d series, a batch of 4 readings in one message" % len(got))
+        # a string member the section does not drop: a dead letter saying which (strict strings)
+        pub_bytes(b, td, "cbor/hall/state", cbor({"temperature": 19.0, "power": {"unit": "W"}}))
+        wait_until(lambda: d.query1("SELECT count(*) FROM dead_letters") == 1, 30 * SLOW, "the CBOR dead letter")
+        reason, detail = d.db().execute("SELECT reason, detail FROM dead_letters").fetchone()
+        check(reason == "non_numeric" and detail == 'field "power.unit" is a string', "%s %s" % (reason, detail))
+        log("cbor: %d series, a batch of 4 readings in one message, a dropped and a refused string"
+            % len(got))
         d.stop()
     finally:
         d.kill()

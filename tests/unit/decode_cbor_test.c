@@ -260,7 +260,10 @@ struct want {
     int64_t ts_ms;
 };
 
-enum mode { VALUE = 0, ALL, ALL_TIME }; /* ALL_TIME: fields_all, ts_field "Time" */
+/* ALL_TIME: fields_all, ts_field "Time"; SECTION: a [decode] section's
+ * fields_all with strict strings, drop_fields "update, power.unit" and
+ * KEEP: keep_fields "a, b.c" */
+enum mode { VALUE = 0, ALL, ALL_TIME, SECTION, KEEP };
 
 struct row {
     const char *diag;
@@ -539,6 +542,27 @@ static const struct row rows[] = {
     BAD("[[[[[[[[[1]]]]]]]]]", NULL, VALUE, MAL, "byte 8: nested deeper than 8"),
     BAD("{\"a\": {\"b\": {\"c\": {\"d\": {\"e\": {\"f\": {\"g\": {\"h\": {\"i\": 1}}}}}}}}}", NULL,
         ALL, MAL, "byte 24: nested deeper than 8"),
+    /* [decode] sections: strict strings, drop_fields, keep_fields (dotted paths) */
+    {"{\"t\": 1.5, \"update\": \"idle\", \"power\": {\"w\": 2, \"unit\": \"W\"}}",
+     NULL,
+     SECTION,
+     OK,
+     "",
+     false,
+     2,
+     {{"dev/t", 1.5, T0}, {"dev/power/w", 2, T0}}},
+    BAD("{\"t\": 1.5, \"mode\": \"auto\"}", NULL, SECTION, DECODE_NON_NUMERIC,
+        "field \"mode\" is a string"),
+    BAD("{\"t\": 1.5, \"x\": {\"mode\": \"auto\"}}", NULL, SECTION, DECODE_NON_NUMERIC,
+        "field \"x.mode\" is a string"),
+    {"{\"a\": 1, \"b\": {\"c\": 2, \"d\": 3}, \"e\": 4}",
+     NULL,
+     KEEP,
+     OK,
+     "",
+     false,
+     2,
+     {{"dev/a", 1, T0}, {"dev/b/c", 2, T0}}},
 };
 
 static void set_opts(struct decode_opts *o, enum mode mode)
@@ -550,6 +574,12 @@ static void set_opts(struct decode_opts *o, enum mode mode)
     o->fields_all = mode != VALUE;
     if (mode == ALL_TIME)
         o->ts_field = "Time";
+    if (mode == SECTION) {
+        o->flatten = o->strict_strings = true;
+        o->drop_fields = "update, power.unit";
+    }
+    if (mode == KEEP)
+        o->keep_fields = "a, b.c";
 }
 
 static void check_events(size_t i, const struct decode_result *res, const char *payload,
