@@ -111,7 +111,7 @@ enum ingest_reason {
     INGEST_REASON_COUNT = DECODE_REASON_COUNT
 };
 _Static_assert(INGEST_REASON_COUNT <= 255, "a dead letter's reason shares its journal field "
-                                          "with the detail's length (journal.h)");
+                                           "with the detail's length (journal.h)");
 _Static_assert(DECODE_TOO_MANY_FIELDS == 6 && DECODE_NON_NUMERIC == 9 &&
                    (int)INGEST_REASON_SERIES_LIMIT < (int)DECODE_REASON_COUNT,
                "reason numbers are stored in the journal");
