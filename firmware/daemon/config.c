@@ -1419,6 +1419,24 @@ static void help_key(FILE *out, const struct cfg_entry *e, bool starts)
     fprintf(out, "# %s =%s%s\n", e->key, e->def[0] != '\0' ? " " : "", e->def);
 }
 
+void config_diff(const struct el_config *a, const struct el_config *b,
+                 void (*fn)(void *ctx, const char *section, const char *key), void *ctx)
+{
+    for (size_t i = 0; i < CFG_N; i++) {
+        const struct cfg_entry *e = &cfg_table[i];
+        if (memcmp((const char *)a + e->offset, (const char *)b + e->offset, e->size) != 0)
+            fn(ctx, e->section, e->key);
+    }
+    bool same = a->decode.n == b->decode.n;
+    for (int i = 0; same && i < a->decode.n; i++) {
+        struct el_decode_rule x = a->decode.rule[i], y = b->decode.rule[i];
+        x.line = y.line = 0; /* where a section starts is no setting */
+        same = memcmp(&x, &y, sizeof x) == 0;
+    }
+    if (!same)
+        fn(ctx, "decode", "sections");
+}
+
 void config_print_help(FILE *out)
 {
     fputs("# edgelambda configuration (INI). Every key is optional: each line below\n"

@@ -158,6 +158,11 @@ EL_MUST_CHECK el_status config_set(struct el_config *cfg, const char *assignment
  * parsed subscription filters). Call once after loading and overrides. */
 EL_MUST_CHECK el_status config_finish(struct el_config *cfg, char *err, size_t errlen);
 
+/* Calls fn for every key whose value differs between a and b ("section",
+ * "key"); the [decode] sections count as one key, ("decode", "sections"). */
+void config_diff(const struct el_config *a, const struct el_config *b,
+                 void (*fn)(void *ctx, const char *section, const char *key), void *ctx);
+
 /* Writes every key with its help text and default, as a commented INI file. */
 void config_print_help(FILE *out);
 /* Writes the edgelambda.conf(5) manual page (roff) from the same table: every

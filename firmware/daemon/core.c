@@ -80,6 +80,66 @@ static el_status setup_fds(struct core *c)
     return EL_OK;
 }
 
+/* The keys the core thread alone reads after start-up: SIGHUP applies
+ * them. Every other key was handed to a module at start (options.c) or is
+ * read by another thread: a change waits for a restart. */
+static const char *const CORE_LIVE_KEYS[] = {"log.level", "storage.max_bytes",
+                                             "storage.full_policy", "storage.flush_interval_ms"};
+
+struct reload_list {
+    char applied[256], kept[512];
+};
+
+static void list_add(char *buf, size_t cap, const char *section, const char *key)
+{
+    size_t n = strlen(buf);
+    snprintf(buf + n, cap - n, "%s%s.%s", n ? ", " : "", section, key);
+}
+
+static void reload_note(void *ctx, const char *section, const char *key)
+{
+    struct reload_list *l = ctx;
+    char name[96];
+    snprintf(name, sizeof name, "%s.%s", section, key);
+    for (size_t i = 0; i < sizeof CORE_LIVE_KEYS / sizeof CORE_LIVE_KEYS[0]; i++)
+        if (strcmp(CORE_LIVE_KEYS[i], name) == 0) {
+            list_add(l->applied, sizeof l->applied, section, key);
+            return;
+        }
+    list_add(l->kept, sizeof l->kept, section, key);
+}
+
+/* SIGHUP: re-reads the configuration; applies the core's live keys, names
+ * the rest. A configuration that does not load changes nothing. */
+static void core_reload(struct core *c)
+{
+    char err[512];
+    struct reload_list l = {"", ""};
+    struct el_config *next = c->reload.load ? malloc(sizeof *next) : NULL;
+    if (!next) {
+        log_warn("SIGHUP: reload %s", c->reload.load ? "failed: out of memory" : "not available");
+        return;
+    }
+    if (c->reload.load(c->reload.ctx, next, err, sizeof err) != EL_OK) {
+        log_error("reload: %s; keeping the running configuration", err);
+        free(next);
+        return;
+    }
+    config_diff(c->live, next, reload_note, &l);
+    c->live->log = next->log;
+    plat_log_set_level((enum plat_log_level)c->live->log.level);
+    c->live->storage.max_bytes = next->storage.max_bytes;
+    c->live->storage.full_policy = next->storage.full_policy;
+    c->live->storage.flush_interval_ms = next->storage.flush_interval_ms;
+    free(next);
+    if (!l.applied[0] && !l.kept[0])
+        log_info("reload: the configuration is unchanged");
+    else
+        log_info("reload: applied %s; kept until a restart: %s", l.applied[0] ? l.applied : "none",
+                 l.kept[0] ? l.kept : "none");
+    c->status_last_key = 0; /* publish status now: it shows the new values */
+}
+
 static void handle_events(struct core *c, int timeout_ms)
 {
     struct epoll_event evs[4];
@@ -93,7 +153,7 @@ static void handle_events(struct core *c, int timeout_ms)
             struct signalfd_siginfo si;
             while (read(c->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
                 if (si.ssi_signo == SIGHUP) {
-                    log_info("SIGHUP ignored (restart to change the configuration)");
+                    core_reload(c);
                     continue;
                 }
                 if (!c->stopping) {
@@ -321,16 +381,26 @@ static void teardown(struct core *c)
         close(c->evfd);
     if (c->epfd >= 0)
         close(c->epfd);
+    free(c->live);
     free(c);
 }
 
-el_status core_run(const struct el_config *cfg)
+el_status core_run(const struct el_config *cfg_in, const struct core_reload *reload)
 {
     struct core *c = calloc(1, sizeof *c);
     el_status st;
     if (!c)
         return EL_NOMEM;
+    c->live = malloc(sizeof *c->live);
+    if (!c->live) {
+        free(c);
+        return EL_NOMEM;
+    }
+    *c->live = *cfg_in;
+    const struct el_config *cfg = c->live;
     c->cfg = cfg;
+    if (reload)
+        c->reload = *reload;
     c->commit_cap = COMMIT_MAX_EVENTS;
     c->clock_synced_logged = -1;
     c->epfd = c->evfd = c->sigfd = -1;

@@ -8,7 +8,10 @@
  * transaction and commits it when its oldest record is flush_interval_ms
  * old (or 20,000 events are pending): the group commit. It publishes status
  * at most once a second when something changed, and on SIGTERM/SIGINT stops
- * taking messages, drains, commits and closes.
+ * taking messages, drains, commits and closes. On SIGHUP it re-reads the
+ * configuration through reload->load and applies the keys the core owns
+ * (CORE_LIVE_KEYS in core.c); every other changed key is named in one log
+ * line and keeps its running value until a restart.
  *
  * Threading: core_run runs on the calling (main) thread; signals must be
  * blocked in every thread before it is called (core_block_signals).
@@ -23,7 +26,14 @@
  * SIGPIPE. Call before any thread is created. */
 void core_block_signals(void);
 
+/* How SIGHUP re-reads the configuration (the same file and overrides as at
+ * start): fills *out or says why in err. NULL load: SIGHUP is ignored. */
+struct core_reload {
+    el_status (*load)(void *ctx, struct el_config *out, char *err, size_t errlen);
+    void *ctx;
+};
+
 /* Runs the daemon until a termination signal. Returns EL_OK on a clean stop. */
-EL_MUST_CHECK el_status core_run(const struct el_config *cfg);
+EL_MUST_CHECK el_status core_run(const struct el_config *cfg, const struct core_reload *reload);
 
 #endif

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "decode.h"
 #include "control.h"
+#include "core.h"
 #include "ingest.h"
 #include "journal.h"
 #include "metrics.h"
@@ -54,7 +55,9 @@ struct pending_event {
 };
 
 struct core {
-    const struct el_config *cfg;
+    const struct el_config *cfg; /* == live */
+    struct el_config *live;      /* the core's copy: SIGHUP updates its live keys */
+    struct core_reload reload;
     struct journal *journal;
     struct mlog *log;
     struct ingest *ingest;

@@ -102,6 +102,12 @@ static el_status load_config(struct args *a, struct el_config *cfg, char *err, s
     return config_finish(cfg, err, errlen);
 }
 
+/* SIGHUP (core.h): the same file and --set overrides as at start. */
+static el_status reload_config(void *ctx, struct el_config *out, char *err, size_t errlen)
+{
+    return load_config(ctx, out, err, errlen);
+}
+
 int main(int argc, char **argv)
 {
     struct args a = {NULL, {NULL}, 0, false};
@@ -137,7 +143,8 @@ int main(int argc, char **argv)
     plat_clock_set_sync_mode((enum plat_clock_sync_mode)cfg->clock.synced);
     if (!a.path)
         log_info("no %s: running on built-in defaults", EL_CONFIG_DEFAULT_PATH);
-    el_status st = core_run(cfg);
+    struct core_reload reload = {reload_config, &a};
+    el_status st = core_run(cfg, &reload);
     free(cfg);
     return st == EL_OK ? 0 : 1;
 }

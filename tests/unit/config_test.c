@@ -962,6 +962,39 @@ static void test_example_lists_every_key_with_default(void **state)
 }
 
 /* --help-config output is itself a valid config of the defaults. */
+static void diff_collect(void *ctx, const char *section, const char *key)
+{
+    char *out = ctx;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%s.%s;", section, key);
+}
+
+/* config_diff names exactly the changed keys; [decode] sections count as one,
+ * and where a section starts (its line) is no change. */
+static void test_diff_names_changed_keys(void **state)
+{
+    struct el_config a, b;
+    char err[ERRLEN], got[512] = "";
+    (void)state;
+    config_defaults(&a);
+    config_defaults(&b);
+    static const char one[] = "[decode \"z/#\"]\nfields = all\n";
+    static const char two[] = "\n\n[decode \"z/#\"]\nfields = all\n";
+    assert_int_equal(config_load_string(&a, one, strlen(one), "a", err, sizeof err), EL_OK);
+    assert_int_equal(config_load_string(&b, two, strlen(two), "b", err, sizeof err), EL_OK);
+    config_diff(&a, &b, diff_collect, got);
+    assert_string_equal(got, "");
+    assert_int_equal(config_set(&b, "storage.max_bytes=64M", err, sizeof err), EL_OK);
+    assert_int_equal(config_set(&b, "mqtt.keepalive_s=10", err, sizeof err), EL_OK);
+    static const char three[] = "[decode \"z/#\"]\nfields = value\n";
+    struct el_config c;
+    config_defaults(&c);
+    assert_int_equal(config_load_string(&c, three, strlen(three), "c", err, sizeof err), EL_OK);
+    b.decode = c.decode;
+    config_diff(&a, &b, diff_collect, got);
+    assert_string_equal(got, "mqtt.keepalive_s;storage.max_bytes;decode.sections;");
+}
+
 static void test_print_help(void **state)
 {
     struct el_config cfg, def;
@@ -1010,6 +1043,7 @@ int main(void)
         cmocka_unit_test(test_example_parses),
         cmocka_unit_test(test_example_lists_every_key_with_default),
         cmocka_unit_test(test_print_help),
+        cmocka_unit_test(test_diff_names_changed_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
