@@ -686,20 +686,25 @@ static bool repeated_later(const struct json_doc *doc, int k, int end)
 }
 
 /* One member at w->path[0..n) (depth 0: top level) with value token t. */
+/* One member at w->path[0..n) (depth 0: top level) with value token t. Its
+ * value is read once; its key names a series level and is checked only
+ * where the member counts (a skipped member's key does not matter): not for
+ * null, arrays, unflattened objects, or strings skipped by the old rule. */
 static enum decode_reason member_event(struct fields_walk *w, const jsmntok_t *key,
                                        const jsmntok_t *t, size_t n, int depth)
 {
     const struct decode_opts *o = w->opts;
     struct decode_result *out = w->out;
     double value = 0;
-    if (o->keep_fields && o->keep_fields[0] && !decode_path_listed(o->keep_fields, w->path, n))
-        return DECODE_OK;
     enum decode_reason r = value_of(w->doc, o, t, &value);
-    if (r == DECODE_NO_VALUE) /* null, an array, an object not flattened */
+    bool counts =
+        r != DECODE_NO_VALUE && (t->type != JSMN_STRING || r == DECODE_OK || o->strict_strings);
+    if (counts && !decode_name_ok(w->doc->text + key->start, (size_t)(key->end - key->start)))
+        return DECODE_MALFORMED;
+    if (!counts ||
+        (o->keep_fields && o->keep_fields[0] && !decode_path_listed(o->keep_fields, w->path, n)))
         return DECODE_OK;
-    if (t->type == JSMN_STRING && r != DECODE_OK) {
-        if (!o->strict_strings)
-            return DECODE_OK;
+    if (t->type == JSMN_STRING && r != DECODE_OK) { /* strict strings */
         set_detail_field(out, "field", w->path, n);
         return r;
     }
@@ -719,16 +724,6 @@ static enum decode_reason member_event(struct fields_walk *w, const jsmntok_t *k
         out->names_len += (uint32_t)n;
     }
     return add_event(out, ev);
-}
-
-/* Would member value t become an event (or an error)? Not for null,
- * arrays, unflattened objects, or strings skipped by the old rule. */
-static bool member_counts(const struct fields_walk *w, const jsmntok_t *t)
-{
-    double value;
-    enum decode_reason r = value_of(w->doc, w->opts, t, &value);
-    return r != DECODE_NO_VALUE &&
-           (t->type != JSMN_STRING || r == DECODE_OK || w->opts->strict_strings);
 }
 
 static enum decode_reason collect_members(struct fields_walk *w, int o, size_t plen, int depth)
@@ -756,12 +751,9 @@ static enum decode_reason collect_members(struct fields_walk *w, int o, size_t p
             (w->opts->drop_fields && decode_path_listed(w->opts->drop_fields, w->path, n)))
             continue;
         enum decode_reason r;
-        bool nested = t->type == JSMN_OBJECT && w->opts->flatten;
-        /* A key names a series level: checked where it would (a skipped
-         * member's key does not matter). */
-        if ((nested || member_counts(w, t)) && !decode_name_ok(doc->text + key->start, kl))
-            return DECODE_MALFORMED;
-        if (nested) {
+        if (t->type == JSMN_OBJECT && w->opts->flatten) {
+            if (!decode_name_ok(doc->text + key->start, kl)) /* a level of its members' names */
+                return DECODE_MALFORMED;
             if (depth + 1 >= FLATTEN_MAX_DEPTH) {
                 snprintf(w->out->detail, sizeof w->out->detail, "objects nested over %d deep",
                          FLATTEN_MAX_DEPTH);
