@@ -634,7 +634,7 @@ static bool epoch_number_unit(const char *s, size_t n, enum decode_time_unit uni
     return decimal_scaled_floor(&d, to_ms[unit], out_ms);
 }
 
-static bool parse_time_unit(const struct decode_opts *opts, const char *s, size_t n, int64_t *ms)
+bool decode_parse_time_unit(const struct decode_opts *opts, const char *s, size_t n, int64_t *ms)
 {
     if (opts->time_unit == DECODE_TIME_AUTO || plat_time_parse_rfc3339(s, n, ms))
         return decode_parse_time(s, n, ms);
@@ -783,7 +783,7 @@ static enum decode_reason ts_member(const struct json_doc *doc, int o,
     if (t->type == JSMN_PRIMITIVE && n == 4 && memcmp(s, "null", 4) == 0)
         return DECODE_OK;
     if ((t->type != JSMN_PRIMITIVE && t->type != JSMN_STRING) ||
-        !parse_time_unit(opts, s, n, ts_ms))
+        !decode_parse_time_unit(opts, s, n, ts_ms))
         return DECODE_BAD_TIMESTAMP; /* true, false, "soon", "2026-02-30..." */
     *has_ts = true;
     return DECODE_OK;

@@ -176,6 +176,10 @@ enum decode_reason decode_payload(const struct decode_opts *opts, const char *pa
  * to ms); no white space, no plausibility range (decode_payload applies it).
  * Returns false if it is neither. Used by the query parser too. */
 bool decode_parse_time(const char *text, size_t len, int64_t *out_ms);
+/* The same with a section's time_unit: a number is in that unit (AUTO: by
+ * magnitude); RFC 3339 text is read as such whatever the unit. */
+bool decode_parse_time_unit(const struct decode_opts *opts, const char *text, size_t len,
+                            int64_t *out_ms);
 
 /* Parses "WORD=NUMBER,WORD=NUMBER,..." (at most DECODE_MAX_WORDS words of
  * 1..DECODE_WORD_MAX bytes, no white space, quote, ',' or '='; numbers in JSON

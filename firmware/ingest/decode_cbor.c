@@ -19,7 +19,8 @@
  *      decode_payload reads a JSON object (value mode or fields_all); nested
  *      maps are flattened with a second explicit stack (struct level) and a
  *      prefix buffer. Text values go through decode_text_value and times
- *      through decode_parse_time (decode.c), numbers printed as decimal text
+ *      through decode_parse_time_unit (decode.c: the section's time_unit;
+ *      the epoch tag 1 means seconds), numbers printed as decimal text
  *      first (a float as its shortest round-trip form), so CBOR and JSON
  *      agree to the millisecond.
  * The first error stops the message: its reason and out->detail.
@@ -687,7 +688,10 @@ static bool ts_of(struct dec *d, uint32_t v, int64_t *ms, bool *has)
         if (t->tag == T_EPOCH && mag >= EPOCH_S_MAX)
             ok = false; /* seconds, not ms: far beyond 2100 */
     }
-    if (!ok || !decode_parse_time(s, n, ms))
+    /* CBOR's epoch tag says seconds; otherwise the section's time_unit. */
+    bool parsed = ok && (t->tag == T_EPOCH ? decode_parse_time(s, n, ms)
+                                           : decode_parse_time_unit(d->opts, s, n, ms));
+    if (!parsed)
         return fail(d, DECODE_BAD_TIMESTAMP, "bad timestamp");
     *has = true;
     return true;

@@ -772,10 +772,49 @@ static void test_json_parity(void **state)
     }
 }
 
+/* A section's time_unit applies to CBOR numbers as to JSON ones. */
+static void test_time_unit_parity(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{\"value\": 1, \"ts\": 1767225600}",
+        "{\"value\": 1, \"ts\": 1767225600.5}",
+        "{\"value\": 1, \"ts\": 1767225600123}",
+        "{\"value\": 1, \"ts\": 1767225600123456}",
+        "{\"value\": 1, \"ts\": \"2026-01-01T00:00:00.25Z\"}",
+    };
+    static const enum decode_time_unit units[] = {DECODE_TIME_S, DECODE_TIME_MS, DECODE_TIME_US,
+                                                  DECODE_TIME_NS};
+    int differs_from_auto = 0;
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+            static struct decode_result rj, rc, ra;
+            struct decode_opts o;
+            size_t n;
+            char *cbor = payload_of(docs[i], NULL, &n);
+            set_opts(&o, VALUE);
+            enum decode_reason a = decode_cbor(&o, cbor, n, RECV_MS, false, &ra);
+            o.time_unit = units[u];
+            enum decode_reason j =
+                decode_payload(&o, docs[i], strlen(docs[i]), RECV_MS, false, &rj);
+            enum decode_reason c = decode_cbor(&o, cbor, n, RECV_MS, false, &rc);
+            if (j != c || rj.n_events != rc.n_events || rj.has_ts != rc.has_ts ||
+                (j == DECODE_OK && rj.ev[0].ts_ms != rc.ev[0].ts_ms))
+                fail_msg("doc %zu unit %zu: json %s %lld, cbor %s %lld (%s)", i, u,
+                         decode_reason_str(j), (long long)rj.ev[0].ts_ms, decode_reason_str(c),
+                         (long long)rc.ev[0].ts_ms, rc.detail);
+            differs_from_auto += a != c || (c == DECODE_OK && ra.ev[0].ts_ms != rc.ev[0].ts_ms);
+            free(cbor);
+        }
+    }
+    assert_true(differs_from_auto > 0); /* the unit was not ignored */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rows),
+        cmocka_unit_test(test_time_unit_parity),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_json_parity),
     };
