@@ -299,10 +299,26 @@ static void on_connect_failure5(void *context, MQTTAsync_failureData5 *response)
                    response ? response->message : NULL, response ? (int)response->reasonCode : 0);
 }
 
+/* MQTT 3.1.1 CONNACK return codes 1-5 (Paho passes them as the code, and
+ * its message says only "CONNACK return code"). */
+static const char *connack3_reason(int code)
+{
+    static const char *const reasons[] = {
+        NULL,
+        "refused: unacceptable protocol version",
+        "refused: client identifier rejected",
+        "refused: server unavailable",
+        "refused: bad user name or password",
+        "refused: not authorised (the broker wants a user name and password)",
+    };
+    return code >= 1 && code <= 5 ? reasons[code] : NULL;
+}
+
 static void on_connect_failure3(void *context, MQTTAsync_failureData *response)
 {
-    connect_failed(context, response ? response->code : MQTTASYNC_FAILURE,
-                   response ? response->message : NULL, 0);
+    int code = response ? response->code : MQTTASYNC_FAILURE;
+    const char *message = response ? response->message : NULL;
+    connect_failed(context, code, connack3_reason(code) ? connack3_reason(code) : message, 0);
 }
 
 static void on_connection_lost(void *context, char *cause)

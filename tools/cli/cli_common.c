@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plat_file.h"
+
 const char *cli_program = "edgelambda";
 
 static atomic_uint cli_rr_clients;
@@ -80,6 +82,36 @@ bool cli_parse_double(const char *text, const char *what, double min, double max
     return true;
 }
 
+/* The process's broker credentials (cli_set_auth); main thread only. */
+static struct {
+    const char *username;
+    char password[256];
+    bool has_password;
+    struct mqtt_client_tls tls;
+    bool has_tls;
+} cli_auth;
+
+el_status cli_set_auth(const char *username, const char *password_file, const char *ca_file,
+                       char *why, size_t cap)
+{
+    cli_auth.username = username && username[0] ? username : NULL;
+    cli_auth.has_password = false;
+    if (password_file && password_file[0]) {
+        el_status st =
+            plat_file_read_secret(password_file, cli_auth.password, sizeof cli_auth.password);
+        if (st != EL_OK) {
+            snprintf(why, cap, "cannot use password file %s: %s", password_file,
+                     st == EL_INVAL ? "others may read it (chmod 600)" : "cannot be read");
+            return st;
+        }
+        cli_auth.has_password = true;
+    }
+    cli_auth.has_tls = ca_file && ca_file[0];
+    cli_auth.tls =
+        (struct mqtt_client_tls){.ca_file = cli_auth.has_tls ? ca_file : NULL, .verify = true};
+    return EL_OK;
+}
+
 void cli_client_opts(struct mqtt_client_opts *o, const char *uri, const char *client_id,
                      enum mqtt_client_version version, int connect_timeout_s)
 {
@@ -90,6 +122,9 @@ void cli_client_opts(struct mqtt_client_opts *o, const char *uri, const char *cl
         .clean_start = true,
         .keepalive_s = 30,
         .connect_timeout_s = connect_timeout_s,
+        .username = cli_auth.username,
+        .password = cli_auth.has_password ? cli_auth.password : NULL,
+        .tls = cli_auth.has_tls ? &cli_auth.tls : NULL,
     };
 }
 

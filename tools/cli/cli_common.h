@@ -82,9 +82,19 @@ void cli_jw_opt_time(struct jw *w, const char *key, const char *text);
 
 /* ---- MQTT clients ---- */
 
+/* Broker credentials and TLS files for every client cli_client_opts sets
+ * up from now on (the CLI's --username, --password-file and --cafile):
+ * username and ca_file are borrowed for the life of the process (argv or
+ * environ); the password is read once from password_file, which must not be
+ * readable by others (plat_file_read_secret). Each may be NULL or "" (not
+ * set). On failure *why says what. */
+EL_MUST_CHECK el_status cli_set_auth(const char *username, const char *password_file,
+                                     const char *ca_file, char *why, size_t cap);
+
 /* Sets *o to what every client of the CLI and the perf tools starts from:
  * broker uri and client_id (both borrowed), version, clean start, a 30 s
- * keep-alive and connect_timeout_s; everything else zero. */
+ * keep-alive and connect_timeout_s, the credentials of cli_set_auth;
+ * everything else zero. */
 void cli_client_opts(struct mqtt_client_opts *o, const char *uri, const char *client_id,
                      enum mqtt_client_version version, int connect_timeout_s);
 

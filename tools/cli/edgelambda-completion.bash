@@ -3,8 +3,8 @@
 # by the bash-completion package; `source` it by hand without that package).
 #
 # Design: self-contained (no bash-completion helpers). The command is the
-# first word that is not an option (the values of --uri and --prefix are
-# skipped); before it the global options and the command names complete,
+# first word that is not an option (the values of --uri, --prefix and the
+# credentials options are skipped); before it the global options and the command names complete,
 # after it that command's options (a word starting with '-') and the values
 # of --style, --qos and --acked-file. The lists mirror `edgelambda --help`
 # and `edgelambda COMMAND --help`; tests/integration/test_man_pages.py
@@ -19,7 +19,7 @@ _edgelambda()
 
     for ((i = 1; i < COMP_CWORD; i++)); do
         case ${COMP_WORDS[i]} in
-        --uri | --prefix) i=$((i + 1)) ;;
+        --uri | --prefix | --username | --password-file | --cafile) i=$((i + 1)) ;;
         -*) ;;
         *)
             cmd=${COMP_WORDS[i]}
@@ -36,14 +36,14 @@ _edgelambda()
     --qos)
         words="0 1 2"
         ;;
-    --acked-file)
+    --acked-file | --password-file | --cafile)
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         return 0
         ;;
     --match)
         [ "$cmd" = query ] || return 0 # query's --match is a flag
         ;;
-    --uri | --prefix | --timeout | --from | --to | --step | --agg | --reason | --since | -n | \
+    --uri | --prefix | --username | --timeout | --from | --to | --step | --agg | --reason | --since | -n | \
         --series | --count | --seconds | --rate | --topic-prefix | --start-index | --ts-base | \
         --ts-step | --client-id | --window | --drain-timeout)
         return 0
@@ -53,7 +53,7 @@ _edgelambda()
     if [ -z "$words" ]; then
         case $cmd in
         "")
-            if [[ $cur == -* ]]; then words="--uri --prefix --help --version"; else words=$commands; fi
+            if [[ $cur == -* ]]; then words="--uri --prefix --username --password-file --cafile --help --version"; else words=$commands; fi
             ;;
         help)
             words=$commands

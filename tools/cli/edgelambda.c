@@ -9,7 +9,9 @@
  * (loadgen.c). It never opens the daemon's files.
  *
  * Design: this file is the dispatcher. main() parses the global options
- * (stopping at the first non-option, the command name), then dispatches
+ * (stopping at the first non-option, the command name; the broker
+ * credentials --username/--password-file/--cafile, or their EDGELAMBDA_*
+ * variables, go to cli_set_auth for every client), then dispatches
  * through cli_commands[], a table of {name, function, one-line help};
  * adding a command is one row plus its function in its family's file (the
  * layout is in cli.h). Every command parses its own options with
@@ -66,16 +68,23 @@ static const struct cli_command cli_commands[] = {
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: edgelambda [--uri URI] [--prefix PREFIX] <command> [options]\n"
-                 "       edgelambda --help | --version | <command> --help\n"
-                 "\n"
-                 "Global options:\n"
-                 "  --uri URI        broker (default $EDGELAMBDA_URI or " CLI_DEFAULT_URI ")\n"
-                 "  --prefix PREFIX  daemon topic prefix (default " CLI_DEFAULT_PREFIX ")\n"
-                 "  -h, --help       this help\n"
-                 "  -V, --version    print the version\n"
-                 "\n"
-                 "Commands:\n");
+    fprintf(out,
+            "usage: edgelambda [--uri URI] [--prefix PREFIX] [--username U] [--password-file F]\n"
+            "                  [--cafile F] <command> [options]\n"
+            "       edgelambda --help | --version | <command> --help\n"
+            "\n"
+            "Global options:\n"
+            "  --uri URI        broker (default $EDGELAMBDA_URI or " CLI_DEFAULT_URI ")\n"
+            "  --prefix PREFIX  daemon topic prefix (default " CLI_DEFAULT_PREFIX ")\n"
+            "  --username U     broker user name (default $EDGELAMBDA_USERNAME)\n"
+            "  --password-file F  broker password: the first line of F, a file others\n"
+            "                   cannot read (default $EDGELAMBDA_PASSWORD_FILE)\n"
+            "  --cafile F       CA certificates for ssl:// URIs (default\n"
+            "                   $EDGELAMBDA_CAFILE, else the system's)\n"
+            "  -h, --help       this help\n"
+            "  -V, --version    print the version\n"
+            "\n"
+            "Commands:\n");
     for (size_t i = 0; i < CLI_NCOMMANDS; i++)
         fprintf(out, "  %-10s %s\n", cli_commands[i].name, cli_commands[i].help);
 }
@@ -113,9 +122,13 @@ static int cmd_help(struct cli_global *global, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    enum { OPT_USERNAME = CLI_OPT_FIRST_COMMAND, OPT_PASSWORD_FILE, OPT_CAFILE };
     static const struct option longopts[] = {
         {"uri", required_argument, NULL, CLI_OPT_URI},
         {"prefix", required_argument, NULL, CLI_OPT_PREFIX},
+        {"username", required_argument, NULL, OPT_USERNAME},
+        {"password-file", required_argument, NULL, OPT_PASSWORD_FILE},
+        {"cafile", required_argument, NULL, OPT_CAFILE},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -123,6 +136,10 @@ int main(int argc, char **argv)
     struct cli_global global;
     const struct cli_command *cmd;
     const char *env_uri = getenv("EDGELAMBDA_URI");
+    const char *username = getenv("EDGELAMBDA_USERNAME");
+    const char *password_file = getenv("EDGELAMBDA_PASSWORD_FILE");
+    const char *ca_file = getenv("EDGELAMBDA_CAFILE");
+    char why[512];
     int opt;
 
     global.uri = (env_uri != NULL && env_uri[0] != '\0') ? env_uri : CLI_DEFAULT_URI;
@@ -133,10 +150,17 @@ int main(int argc, char **argv)
         if (cli_common_option(&global, opt, optarg))
             continue;
         switch (opt) {
+        case OPT_USERNAME: username = optarg; break;
+        case OPT_PASSWORD_FILE: password_file = optarg; break;
+        case OPT_CAFILE: ca_file = optarg; break;
         case 'h': usage(stdout); return CLI_EXIT_OK;
         case 'V': printf("edgelambda %s\n", EL_VERSION); return CLI_EXIT_OK;
         default: usage(stderr); return CLI_EXIT_USAGE;
         }
+    }
+    if (cli_set_auth(username, password_file, ca_file, why, sizeof why) != EL_OK) {
+        fprintf(stderr, "edgelambda: %s\n", why);
+        return CLI_EXIT_USAGE;
     }
     if (optind >= argc) {
         fprintf(stderr, "edgelambda: no command given\n");
