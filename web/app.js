@@ -18,6 +18,14 @@
  *
  * URL parameters: ?prefix=P (topic prefix, default edgelambda), ?ws=URL (the
  * broker's WebSocket URL; default: the host and port this page came from).
+ *
+ * Brokers with passwords: when the broker refuses the connection as not
+ * authorised (CONNACK 4 or 5), the page shows a login form instead of
+ * retrying, and connects with the user name and password given. They are
+ * kept in sessionStorage (this tab), or in localStorage when "remember" is
+ * ticked; "log out" forgets them. Over ws:// they cross the network in the
+ * clear, like any MQTT password without TLS: use a wss:// listener
+ * (docs/DEPLOY.md) where the network is not trusted.
  * The hash keeps the choice: #series=<name>&range=1h. */
 (function () {
   "use strict";
@@ -41,6 +49,8 @@
   var fieldEls = Array.prototype.slice.call(document.querySelectorAll("[data-field]"));
   var listEl = $("series-list"), searchEl = $("search"), chartEl = $("chart"), deadEl = $("dead");
 
+  var CRED_KEY = "edgelambda.login", loginEl = $("login"), mainEl = document.querySelector("main");
+  var creds = loadCreds();
   var clientId = "el-web-" + Math.random().toString(36).slice(2, 10);
   var replyTopic = PREFIX + "/reply/" + clientId;
   var client = null, connected = false, retryMs = 1000;
@@ -60,6 +70,58 @@
     connEl.textContent = text;
   }
 
+  /* ---- login (brokers with passwords) ---- */
+
+  function loadCreds() {
+    var stores = [window.sessionStorage, window.localStorage];
+    for (var i = 0; i < stores.length; i++) {
+      try {
+        var c = JSON.parse(stores[i].getItem(CRED_KEY) || "null");
+        if (c && typeof c.user === "string") return c;
+      } catch (e) { /* storage off or bad JSON: no saved login */ }
+    }
+    return null;
+  }
+
+  function saveCreds(c, remember) {
+    try {
+      window.sessionStorage.removeItem(CRED_KEY);
+      window.localStorage.removeItem(CRED_KEY);
+      if (c) (remember ? window.localStorage : window.sessionStorage).setItem(CRED_KEY, JSON.stringify(c));
+    } catch (e) { /* storage off: the login lasts as long as the page */ }
+  }
+
+  /* CONNACK 4 (bad user name or password) or 5 (not authorised). */
+  function refused(r) {
+    return r && r.errorCode === 6 && /code:\s*[45]\b/.test(r.errorMessage || "");
+  }
+
+  function showLogin(why) {
+    setConn("login", "log in");
+    $("login-why").textContent = why;
+    $("login-user").value = creds ? creds.user : "";
+    $("login-pass").value = "";
+    loginEl.hidden = false;
+    mainEl.hidden = true;
+    $((creds ? "login-pass" : "login-user")).focus();
+  }
+
+  loginEl.addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    creds = { user: $("login-user").value, pass: $("login-pass").value };
+    saveCreds(creds, $("login-remember").checked);
+    loginEl.hidden = true;
+    mainEl.hidden = false;
+    connect();
+  });
+
+  $("logout").addEventListener("click", function () {
+    saveCreds(null, false);
+    location.reload();
+  });
+
+  /* ---- connecting ---- */
+
   function connect() {
     if (typeof Paho === "undefined") { setConn("lost", "vendor/paho-mqtt-min.js did not load"); return; }
     if (!client) {
@@ -73,12 +135,13 @@
       };
     }
     setConn("connecting", "connecting to " + WS_URL);
-    client.connect({
+    var opts = {
       timeout: 5, keepAliveInterval: 30, cleanSession: true, mqttVersion: 4,
       onSuccess: function () {
         connected = true;
         retryMs = 1000;
         setConn("connected", "live");
+        $("logout").hidden = !creds;
         client.subscribe(replyTopic, { qos: 0 });
         client.subscribe(PREFIX + "/status", { qos: 0 });
         loadSeries();
@@ -86,11 +149,21 @@
         refreshChart();
       },
       onFailure: function (r) {
+        if (refused(r)) {
+          showLogin(creds ? "The broker refused this user name and password." :
+            "The broker asks for a user name and password.");
+          return;
+        }
         setConn("lost", "cannot connect: " + (r.errorMessage || "?") + "; retrying");
         retryMs = Math.min(retryMs * 2, 10000);
         setTimeout(connect, retryMs);
       }
-    });
+    };
+    if (creds) {
+      opts.userName = creds.user;
+      opts.password = creds.pass;
+    }
+    client.connect(opts);
   }
 
   function onMessage(m) {

@@ -22,9 +22,11 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 import urllib.request
 
+import harness
 from harness import read_text, terminate
 
 
@@ -213,6 +215,10 @@ class Browser:
                 out.append(json.dumps(e["params"]["args"])[:500])
         return out
 
+    def check_no_errors(self):
+        errs = self.exceptions()
+        harness.check(not errs, "JavaScript errors on the page:\n%s" % "\n".join(errs))
+
     def close(self):
         if self.ws:
             self.ws.close()
@@ -224,3 +230,34 @@ class Browser:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def page_test_main(setup, tests, cleanup):
+    """A page test's __main__: exit 77 (skipped) under an emulated build or
+    without Chromium, else setup(), the tests in order, cleanup() always."""
+    if harness.EMULATOR:
+        harness.log("SKIP: emulated build (EL_EMULATOR): the page test runs native binaries")
+        sys.exit(77)
+    if not find_chromium():
+        harness.log("SKIP: chromium is not installed (Debian package chromium, in EL_TEST_PACKAGES)")
+        sys.exit(77)
+    try:
+        setup()
+        harness.run(tests)
+    finally:
+        cleanup()
+
+
+def page_test_cleanup(env):
+    """Stops what a page test's env holds (browser, daemon, broker) and removes
+    the bulky parts of its temp dir, keeping the screenshot and the logs."""
+    br = env.pop("browser", None)
+    if br:
+        br.close()
+    for k in ("daemon", "broker"):
+        if k in env:
+            env.pop(k).stop()
+    td = env.get("td")
+    if td:
+        for sub in ("data", "web", "chromium-profile"):
+            shutil.rmtree(os.path.join(td.path, sub), ignore_errors=True)

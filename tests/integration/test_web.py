@@ -36,7 +36,7 @@ import time
 import cdp
 import harness
 from harness import (CLI, EMULATOR, SLOW, Broker, Daemon, TempDir, check, loadgen, log, publish, publish_lines, rr,
-                     run, wait_until)
+                     wait_until)
 
 KNOWN = "sensors/web/known"
 MINUTES = 50
@@ -111,16 +111,7 @@ def setup():
 
 
 def cleanup():
-    br = ENV.pop("browser", None)
-    if br:
-        br.close()
-    for k in ("daemon", "broker"):
-        if k in ENV:
-            ENV.pop(k).stop()
-    td = ENV.get("td")
-    if td:  # keep the screenshot (and logs when something failed)
-        for sub in ("data", "web", "chromium-profile"):
-            shutil.rmtree(os.path.join(td.path, sub), ignore_errors=True)
+    cdp.page_test_cleanup(ENV)
 
 
 def test_weight_and_first_paint():
@@ -279,21 +270,17 @@ def test_screenshot_and_no_errors():
     shot = ENV["browser"].screenshot(os.path.join(ENV["td"].path, "web.png"))
     log("screenshot: %s" % shot)
     check(os.path.getsize(shot) > 10000, "screenshot too small")
-    errs = ENV["browser"].exceptions()
-    check(not errs, "JavaScript errors on the page:\n%s" % "\n".join(errs))
+    ENV["browser"].check_no_errors()
 
 
 if __name__ == "__main__":
-    if harness.EMULATOR:
-        log("SKIP: emulated build (EL_EMULATOR): the page test runs native binaries")
-        sys.exit(77)
-    if not cdp.find_chromium():
-        log("SKIP: chromium is not installed (Debian package chromium, in EL_TEST_PACKAGES)")
-        sys.exit(77)
-    try:
-        setup()
-        run([test_weight_and_first_paint, test_status_equals_cli, test_series_list_and_search,
-             test_chart_points_and_shading_before_batch, test_live_reading_within_2s, test_shading_after_recompute,
-             test_dead_letters_listed, test_screenshot_and_no_errors])
-    finally:
-        cleanup()
+    cdp.page_test_main(setup, [
+        test_weight_and_first_paint,
+        test_status_equals_cli,
+        test_series_list_and_search,
+        test_chart_points_and_shading_before_batch,
+        test_live_reading_within_2s,
+        test_shading_after_recompute,
+        test_dead_letters_listed,
+        test_screenshot_and_no_errors,
+    ], cleanup)
