@@ -1,10 +1,15 @@
 """A minimal MQTT v5 client over a plain socket, for tests that must send what
 well-behaved clients refuse to: response topics with wildcards or invalid
 UTF-8, floods of pipelined requests. Stdlib only; QoS 0 and 1; no TLS.
+With websocket=True it speaks MQTT over WebSockets (RFC 6455, subprotocol
+"mqtt"), as the live page does, where mosquitto_sub cannot.
 
 Not a general client: one thread, blocking reads with timeouts, packets read
 whole. Only talks to 127.0.0.1 (the test's own broker).
 """
+import base64
+import hashlib
+import os
 import socket
 import struct
 import time
@@ -37,9 +42,85 @@ def packet(kind, flags, body):
     return bytes([(kind << 4) | flags]) + varint(len(body)) + body
 
 
-class Client:
-    def __init__(self, port, client_id="", receive_max=None, timeout=10):
+class WebSocket:
+    """The socket calls Client makes, over one WebSocket to 127.0.0.1:port:
+    sendall() sends one masked binary frame, recv() returns frame payload
+    bytes. A timeout in the middle of a frame loses that connection's
+    framing (tests give up on the connection then anyway)."""
+
+    GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+    def __init__(self, port, timeout, path="/"):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                           "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+                           "Sec-WebSocket-Protocol: mqtt\r\n\r\n" % (path, port, key)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise ConnectionError("closed during the WebSocket handshake: %r" % head)
+            head += chunk
+        head, self.raw = head.split(b"\r\n\r\n", 1)
+        if b" 101 " not in head.split(b"\r\n")[0]:
+            raise AssertionError("WebSocket upgrade refused: %r" % head)
+        accept = base64.b64encode(hashlib.sha1((key + self.GUID).encode()).digest())
+        if accept not in head:
+            raise AssertionError("bad Sec-WebSocket-Accept: %r" % head)
+        self.data = b""  # payload bytes received and not yet returned
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def sendall(self, data):
+        n, mask = len(data), os.urandom(4)
+        if n < 126:
+            head = bytes([0x82, 0x80 | n])
+        elif n < 65536:
+            head = bytes([0x82, 0x80 | 126]) + struct.pack(">H", n)
+        else:
+            head = bytes([0x82, 0x80 | 127]) + struct.pack(">Q", n)
+        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def _take(self, n):
+        while len(self.raw) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("WebSocket closed by the server")
+            self.raw += chunk
+        out, self.raw = self.raw[:n], self.raw[n:]
+        return out
+
+    def recv(self, n):
+        while not self.data:
+            b0, b1 = self._take(2)
+            length = b1 & 0x7F
+            if length == 126:
+                length = struct.unpack(">H", self._take(2))[0]
+            elif length == 127:
+                length = struct.unpack(">Q", self._take(8))[0]
+            mask = self._take(4) if b1 & 0x80 else None
+            payload = self._take(length)
+            if mask:
+                payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+            if b0 & 0x0F == 8:  # close
+                return b""
+            if b0 & 0x0F in (0, 1, 2):  # continuation, text, binary; pings ignored
+                self.data += payload
+        out, self.data = self.data[:n], self.data[n:]
+        return out
+
+    def close(self):
+        self.sock.close()
+
+
+class Client:
+    def __init__(self, port, client_id="", receive_max=None, timeout=10, websocket=False):
+        if websocket:
+            self.sock = WebSocket(port, timeout)
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
         self.next_id = 1
         props = b""

@@ -8,7 +8,10 @@ forward from 127.0.0.1:<free port> to the guest's broker, the guest comes up
 with its broker and daemon; readings published from the host are ingested
 and reported back in the daemon's retained status; a publish to
 edgelambda/appliance/poweroff makes the guest stop the daemon cleanly and
-power off, which ends QEMU. Every step is bounded by a timeout, and the
+power off, which ends QEMU. The guest's broker also serves the live page
+(issue #14): through a second forward every file of web/ comes back byte for
+byte over HTTP, and MQTT over WebSockets on that listener (what the page
+does) gets the daemon's retained status. Every step is bounded by a timeout, and the
 guest powers itself off after el.max_s seconds whatever happens.
 """
 import json
@@ -16,8 +19,10 @@ import math
 import os
 import subprocess
 import time
+import urllib.request
 
 import harness
+import mqttraw
 from harness import TempDir, check, free_port, log, run, wait_until
 
 TS_BASE = 1767225600000  # 2026-01-01T00:00:00Z
@@ -31,6 +36,7 @@ class Guest:
 
     def __init__(self, workdir):
         self.port = free_port()
+        self.http_port = free_port()
         self.logfile = os.path.join(workdir, "serial.log")
         self.proc = None
 
@@ -38,7 +44,7 @@ class Guest:
         for attempt in range(3):
             self.logf = open(self.logfile, "w")
             self.proc = subprocess.Popen([APPLIANCE, "run", "--no-build", "--port", str(self.port),
-                                          "--max-seconds", str(GUEST_MAX_S)],
+                                          "--http-port", str(self.http_port), "--max-seconds", str(GUEST_MAX_S)],
                                          stdout=self.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=dict(os.environ, EL_XC_CACHE=XC_CACHE))
             # The free port may have been taken since it was chosen: QEMU then
@@ -49,9 +55,9 @@ class Guest:
                 return self
             if "host forwarding" not in self.serial():
                 return self  # some other early exit: status() reports it
-            log("port %d was taken; trying another" % self.port)
+            log("port %d or %d was taken; trying others" % (self.port, self.http_port))
             self.logf.close()
-            self.port = free_port()
+            self.port, self.http_port = free_port(), free_port()
         return self
 
     def serial(self):
@@ -117,6 +123,30 @@ def verify_readings_via_status(guest, expected, series):
     return st
 
 
+def verify_live_page(guest):
+    """The page's files over HTTP and MQTT over WebSockets, through the second forward."""
+    web = os.path.join(harness.SOURCE, "web")
+    files = sorted(os.path.relpath(os.path.join(d, f), web) for d, _, fs in os.walk(web) for f in fs)
+    check("index.html" in files and "app.js" in files, "web/ has no page: %s" % files)
+    for rel in files:
+        with urllib.request.urlopen("http://127.0.0.1:%d/%s" % (guest.http_port, rel), timeout=30) as r:
+            got = r.read()
+        with open(os.path.join(web, rel), "rb") as f:
+            check(got == f.read(), "the guest served a different %s (%d bytes)" % (rel, len(got)))
+    log("the guest served the %d files of web/" % len(files))
+    c = mqttraw.Client(guest.http_port, client_id="appliance-ws", websocket=True, timeout=30)
+    try:
+        c.subscribe("edgelambda/status", qos=0)
+        for topic, payload, _ in c.messages(20):
+            st = json.loads(payload)
+            check(topic == "edgelambda/status" and st.get("state") == "online", "status over WebSockets: %s" % st)
+            log("status over MQTT over WebSockets: online, log.seq %s" % st["log"]["seq"])
+            return
+        raise AssertionError("no retained status over MQTT over WebSockets")
+    finally:
+        c.close()
+
+
 def test_appliance_boots_ingests_and_powers_off():
     t0 = time.monotonic()
     r = subprocess.run([APPLIANCE, "build", "--print"], capture_output=True, text=True, timeout=1500,
@@ -163,6 +193,8 @@ def test_appliance_boots_ingests_and_powers_off():
               max(b["max"] for b in ans["buckets"]) == max(vals),
               "the guest's answer does not match what the host published: %s" % r.stdout[:500])
         log("guest answered the query: %s" % r.stdout[:200])
+
+        verify_live_page(g)
 
         t1 = time.monotonic()
         g.pub("edgelambda/appliance/poweroff", "now")
