@@ -19,7 +19,8 @@ import re
 import subprocess
 import time
 
-from harness import (CLI, EMULATOR, SLOW, Broker, Daemon, TempDir, check, log, rr, run, wait_until)
+from harness import (CLI, EMULATOR, SLOW, Broker, Daemon, TempDir, check, loadgen, loadgen_async, log, rr,
+                     run, wait_until)
 from test_decode import cbor, pub_bytes, sp_metric, sp_payload
 
 CLI_ARGS = EMULATOR + [CLI]
@@ -275,6 +276,8 @@ def test_kill_before_the_commit_is_still_exactly_once():
         d.sets["storage.flush_interval_ms"] = "10"
         d.start()
         check("journal records left by the previous run" in d.log_text()[mark:], "no journal replay at start")
+        # the replay's record kept the packet-id table in step with the journal
+        check("does not match the journal" not in d.log_text()[mark:], "duplicate detection lost its table")
         events = check_master_log(d, dls)
         (n, ev, failed, skipped), _ = replay(b)
         check((n, ev, failed, skipped) == (0, 0, 1, 1), "replay after the crash: %s" %
@@ -295,5 +298,74 @@ def test_kill_before_the_commit_is_still_exactly_once():
         td.cleanup()
 
 
+LIVE = 20000  # QoS 1 readings published while the replay runs
+Z2M = 600     # Zigbee2MQTT-style dead letters (six fields each)
+
+
+def expected_fields(payload):
+    """{field: value} a fields = all section makes of a Zigbee2MQTT payload."""
+    return {k: (1.0 if v is True else 0.0 if v is False else float(v)) for k, v in json.loads(payload).items()}
+
+
+def test_replay_beside_live_ingest():
+    """The Paho thread and the replay both append to the journal: 20,000 live
+    QoS 1 readings published during a replay of 600 dead letters in rounds of
+    50 are all stored once, each dead letter's six events exactly once, and a
+    kill -9 afterwards keeps duplicate detection's table in step."""
+    td = TempDir("replay-live")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, ingest__subscribe="sensors/#, z2m/#")
+    try:
+        d.start()
+        loadgen(b, count=Z2M, series=20, style="z2m", extra=["--topic-prefix", "z2m"])
+        wait_until(lambda: d.query1("SELECT count(*) FROM dead_letters") == Z2M, 60, "the z2m dead letters")
+        d.stop()
+        d.config_text = '[decode "z2m/#"]\nfields = all\n'
+        d.start()
+        ts_base = 1767225600000
+        live = loadgen_async(b, LIVE, series=50, ts_base=ts_base, rate=4000)
+        r = cli(b, "deadletters", "--replay", "-n", "50", timeout=300)
+        out, err = live.communicate(timeout=600 * SLOW)
+        check(live.returncode == 0, "loadgen: %s %s" % (out, err))
+        check(r.returncode == 0 and "replayed %d dead letters (%d events)" % (Z2M, 6 * Z2M) in r.stdout,
+              "replay beside ingest: %s %s" % (r.stdout, r.stderr))
+        wait_until(lambda: d.query1("SELECT count(*) FROM events WHERE flags & 32 = 0") == LIVE, 120,
+                   "the live readings")
+        con = d.db()
+        try:
+            rows = con.execute("SELECT seq, ts FROM events WHERE flags & 32 = 0").fetchall()
+            stored = [t - ts_base for _, t in rows]
+            live_seqs = [seq for seq, _ in rows]
+            dls = con.execute("SELECT seq, topic, payload, recv, replayed_seq FROM dead_letters").fetchall()
+            replayed = {seq: (name, ts, v, recv) for seq, name, ts, v, recv in con.execute(
+                "SELECT e.seq, s.name, e.ts, e.value, e.recv FROM events e JOIN series s ON s.id = e.series "
+                "WHERE e.flags & 32")}
+        finally:
+            con.close()
+        check(sorted(stored) == list(range(LIVE)), "live readings lost or doubled beside the replay")
+        check(any(min(replayed) < s < max(replayed) for s in live_seqs),
+              "the replay did not run beside ingest: the test proves nothing")
+        check(len(replayed) == 6 * Z2M, "%d replayed events, want %d" % (len(replayed), 6 * Z2M))
+        for seq, topic, payload, recv, first in dls:
+            want = {"%s/%s" % (topic, k): v for k, v in expected_fields(payload).items()}
+            got = {replayed[s][0]: replayed[s][2] for s in range(first, first + 6) if s in replayed}
+            check(got == want and all(replayed[s][1] == recv and replayed[s][3] == recv
+                                      for s in range(first, first + 6)),
+                  "dead letter %d: events %s, want %s at %d" % (seq, got, want, recv))
+        mark = len(d.log_text())
+        d.kill()
+        d.start()
+        check("does not match the journal" not in d.log_text()[mark:], "duplicate detection lost its table")
+        check(d.query1("SELECT count(*) FROM events") == LIVE + 6 * Z2M, "events after the restart")
+        log("%d live readings and %d replayed dead letters (%d events) side by side, each once"
+            % (LIVE, Z2M, 6 * Z2M))
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
-    run([test_replay_after_fixing_the_config, test_kill_before_the_commit_is_still_exactly_once])
+    run([test_replay_after_fixing_the_config, test_kill_before_the_commit_is_still_exactly_once,
+         test_replay_beside_live_ingest])
