@@ -150,6 +150,11 @@ static int dl_print(const struct plat_json *d, const void *ctx)
         cli_fmt_cell(d, plat_json_member(d, e, "topic"), text, sizeof text);
         cli_cell(&t, text);
         cli_fmt_cell(d, plat_json_member(d, e, "reason"), text, sizeof text);
+        int64_t replayed = 0; /* --replay stored it as events from this seq on */
+        if (cli_json_int(d, plat_json_member(d, e, "replayed_seq"), &replayed)) {
+            size_t len = strlen(text);
+            snprintf(text + len, sizeof text - len, ", replayed as seq %lld", (long long)replayed);
+        }
         cli_cell(&t, text);
         int detail = plat_json_member(d, e, "detail");
         if (detail >= 0)
