@@ -214,6 +214,14 @@ def test_replay_after_fixing_the_config():
         (n, ev, failed, skipped), _ = replay(b)
         check((n, ev, failed, skipped) == (0, 0, len(FLEET) + 2, 0),
               "replay before the fix: %s" % ((n, ev, failed, skipped),))
+        # --json: one reply per request (-n 3: 3 + 3 + 2 dead letters), the cursor moving on
+        r = cli(b, "deadletters", "--replay", "--json", "-n", "3")
+        replies = [json.loads(line) for line in r.stdout.splitlines()]
+        check(r.returncode == 0 and [x["examined"] for x in replies] == [3, 3, 2] and
+              [x["done"] for x in replies] == [False, False, True] and
+              [x["after"] for x in replies] == [dls[2][0], dls[5][0], dls[7][0]] and
+              all(x["failed"] == x["examined"] and x["replayed"] == 0 for x in replies),
+              "--replay --json: %s %s" % (r.stdout, r.stderr))
         d.stop()
         d.config_text = FIXED
         d.start()
