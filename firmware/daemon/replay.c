@@ -307,12 +307,10 @@ size_t replay_answer(struct replay *rp, const struct query *q, char *buf, size_t
     atomic_fetch_add(&rp->counters.failed, tally_total(&run->failed));
     atomic_fetch_add(&rp->counters.skipped, tally_total(&run->skipped));
     if (st != EL_OK && run->replayed == 0) {
-        *code = st == EL_AGAIN ? "unavailable" : "internal";
-        return serve_error(*code,
-                           st == EL_AGAIN ? "the daemon is stopping"
-                                          : "reading the dead letters "
-                                            "failed",
-                           id, buf, cap);
+        bool stopping = st == EL_AGAIN;
+        *code = stopping ? "unavailable" : "internal";
+        const char *why = stopping ? "the daemon is stopping" : "reading the dead letters failed";
+        return serve_error(*code, why, id, buf, cap);
     }
     return write_reply(run, id, done && st == EL_OK, committed, rp->pending_upto, buf, cap);
 }
