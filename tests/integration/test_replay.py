@@ -15,6 +15,8 @@ A kill -9 after the replay was journaled but before its group commit, and the
 restart's journal replay, still store each dead letter's events exactly once.
 """
 import json
+import os
+import random
 import re
 import subprocess
 import time
@@ -319,6 +321,35 @@ def expected_fields(payload):
     return {k: (1.0 if v is True else 0.0 if v is False else float(v)) for k, v in json.loads(payload).items()}
 
 
+def z2m_dead_letters(b, d):
+    """Z2M Zigbee2MQTT-style messages (loadgen z2m) under auto: dead letters;
+    then the daemon is stopped and its configuration fixed (fields = all)."""
+    loadgen(b, count=Z2M, series=20, style="z2m", extra=["--topic-prefix", "z2m"])
+    wait_until(lambda: d.query1("SELECT count(*) FROM dead_letters") == Z2M, 60, "the z2m dead letters")
+    d.stop()
+    d.config_text = '[decode "z2m/#"]\nfields = all\n'
+
+
+def check_z2m_replayed_once(d):
+    """Every z2m dead letter marked once, its six events exactly, nothing else."""
+    con = d.db()
+    try:
+        dls = con.execute("SELECT seq, topic, payload, recv, replayed_seq FROM dead_letters").fetchall()
+        replayed = {seq: (name, v, recv, ts) for seq, name, v, recv, ts in con.execute(
+            "SELECT e.seq, s.name, e.value, e.recv, e.ts FROM events e JOIN series s ON s.id = e.series "
+            "WHERE e.flags & 32")}
+    finally:
+        con.close()
+    check(len(replayed) == 6 * Z2M, "%d replayed events, want %d" % (len(replayed), 6 * Z2M))
+    for seq, topic, payload, recv, first in dls:
+        check(first is not None, "dead letter %d not replayed" % seq)
+        # no time of their own: at the original receive time
+        want = {("%s/%s" % (topic, k), v, recv, recv) for k, v in expected_fields(payload).items()}
+        got = {replayed.get(s) for s in range(first, first + 6)}
+        check(got == want, "dead letter %d: events %s, want %s" % (seq, got, want))
+    return replayed
+
+
 def test_replay_beside_live_ingest():
     """The Paho thread and the replay both append to the journal: 20,000 live
     QoS 1 readings published during a replay of 600 dead letters in rounds of
@@ -329,10 +360,7 @@ def test_replay_beside_live_ingest():
     d = Daemon(td.path, b, ingest__subscribe="sensors/#, z2m/#")
     try:
         d.start()
-        loadgen(b, count=Z2M, series=20, style="z2m", extra=["--topic-prefix", "z2m"])
-        wait_until(lambda: d.query1("SELECT count(*) FROM dead_letters") == Z2M, 60, "the z2m dead letters")
-        d.stop()
-        d.config_text = '[decode "z2m/#"]\nfields = all\n'
+        z2m_dead_letters(b, d)
         d.start()
         ts_base = 1767225600000
         live = loadgen_async(b, LIVE, series=50, ts_base=ts_base, rate=4000)
@@ -346,24 +374,13 @@ def test_replay_beside_live_ingest():
         con = d.db()
         try:
             rows = con.execute("SELECT seq, ts FROM events WHERE flags & 32 = 0").fetchall()
-            stored = [t - ts_base for _, t in rows]
-            live_seqs = [seq for seq, _ in rows]
-            dls = con.execute("SELECT seq, topic, payload, recv, replayed_seq FROM dead_letters").fetchall()
-            replayed = {seq: (name, ts, v, recv) for seq, name, ts, v, recv in con.execute(
-                "SELECT e.seq, s.name, e.ts, e.value, e.recv FROM events e JOIN series s ON s.id = e.series "
-                "WHERE e.flags & 32")}
         finally:
             con.close()
-        check(sorted(stored) == list(range(LIVE)), "live readings lost or doubled beside the replay")
-        check(any(min(replayed) < s < max(replayed) for s in live_seqs),
+        check(sorted(t - ts_base for _, t in rows) == list(range(LIVE)),
+              "live readings lost or doubled beside the replay")
+        replayed = check_z2m_replayed_once(d)
+        check(any(min(replayed) < seq < max(replayed) for seq, _ in rows),
               "the replay did not run beside ingest: the test proves nothing")
-        check(len(replayed) == 6 * Z2M, "%d replayed events, want %d" % (len(replayed), 6 * Z2M))
-        for seq, topic, payload, recv, first in dls:
-            want = {"%s/%s" % (topic, k): v for k, v in expected_fields(payload).items()}
-            got = {replayed[s][0]: replayed[s][2] for s in range(first, first + 6) if s in replayed}
-            check(got == want and all(replayed[s][1] == recv and replayed[s][3] == recv
-                                      for s in range(first, first + 6)),
-                  "dead letter %d: events %s, want %s at %d" % (seq, got, want, recv))
         mark = len(d.log_text())
         d.kill()
         d.start()
@@ -378,6 +395,42 @@ def test_replay_beside_live_ingest():
         td.cleanup()
 
 
+def test_kill_at_random_points_during_replays():
+    """kill -9 at five random moments while replays of 600 dead letters run in
+    rounds of 50 (journaling, waiting, committing): after the restarts and a
+    last replay, each dead letter's six events are stored exactly once."""
+    rng = random.Random(int(os.environ.get("EL_SEED", "13")))
+    td = TempDir("replay-kills")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, ingest__subscribe="z2m/#")
+    try:
+        d.start()
+        z2m_dead_letters(b, d)
+        kills = []
+        for _ in range(5):
+            d.start()
+            before = d.query1("SELECT count(*) FROM dead_letters WHERE replayed_seq IS NOT NULL")
+            asker = subprocess.Popen(CLI_ARGS + ["--uri", b.uri, "deadletters", "--replay", "-n", "5"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.05, 0.6))  # where the kill lands, not synchronisation
+            d.kill()
+            asker.kill()
+            asker.wait()
+            kills.append(before)
+        d.start()
+        (n, ev, failed, skipped), _ = replay(b)
+        check((failed, skipped) == (0, 0) and ev == 6 * n, "last replay: %s" % ((n, ev, failed, skipped),))
+        check_z2m_replayed_once(d)
+        check(d.event_count() == 6 * Z2M, "events: %d" % d.event_count())
+        log("5 kills during replays (dead letters marked before each: %s), then %d left to replay: "
+            "%d events, each once" % (kills, n, 6 * Z2M))
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
     run([test_replay_after_fixing_the_config, test_kill_before_the_commit_is_still_exactly_once,
-         test_replay_beside_live_ingest])
+         test_replay_beside_live_ingest, test_kill_at_random_points_during_replays])
