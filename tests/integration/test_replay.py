@@ -12,7 +12,10 @@ letter marked with the seq of its events. Sparkplug B is skipped (its aliases
 belong to a session), the garbage still fails, and both say why. Replaying
 again replays nothing (exactly once); a full recompute answers the same.
 A kill -9 after the replay was journaled but before its group commit, and the
-restart's journal replay, still store each dead letter's events exactly once.
+restart's journal replay, still store each dead letter's events exactly once;
+so do kills at random moments during replays. A replay beside 20,000 live QoS 1
+readings (two producers on the journal) loses and doubles nothing, and keeps
+duplicate detection's packet-id table in step with the journal.
 """
 import json
 import os
