@@ -302,13 +302,18 @@ static size_t rec_parse(const char *base, size_t size, size_t off, struct journa
     rec->payload_len = payload_len;
     rec->names_len = rec->n_events ? rec->reason : (uint16_t)(rec->reason >> 8);
     rec->reason = rec->n_events ? 0 : (uint16_t)(rec->reason & 0xff);
+    bool has_ref = (rec->flags & JOURNAL_F_REF) != 0;
+    rec->flags &= (uint16_t)~JOURNAL_F_REF;
     size_t body = REC_HDR_BYTES + (size_t)rec->n_events * REC_EVENT_BYTES + rec->topic_len +
-                  rec->payload_len + rec->names_len;
-    if (align8(body) != len)
+                  rec->payload_len + rec->names_len + (has_ref ? 8u : 0u);
+    if (align8(body) != len || (has_ref && rec->n_events == 0))
         return 0;
     rec->events = (const struct journal_event *)(const void *)(p + REC_HDR_BYTES);
     rec->topic = p + REC_HDR_BYTES + (size_t)rec->n_events * REC_EVENT_BYTES;
     rec->payload = rec->topic + rec->topic_len;
+    rec->ref = 0;
+    if (has_ref)
+        memcpy(&rec->ref, rec->payload + rec->payload_len + rec->names_len, 8);
     return len;
 }
 
@@ -533,14 +538,17 @@ el_status journal_append(struct journal *j, const struct journal_msg *m, uint64_
 {
     size_t ev_bytes = (size_t)m->n_events * REC_EVENT_BYTES;
     size_t names_len = m->n_events || m->names_len <= 255 ? m->names_len : 255u;
-    size_t body = REC_HDR_BYTES + ev_bytes + m->topic_len + m->payload_len + names_len;
+    size_t ref_bytes = m->ref ? 8u : 0u;
+    size_t body = REC_HDR_BYTES + ev_bytes + m->topic_len + m->payload_len + names_len + ref_bytes;
     size_t len = align8(body);
     uint16_t tag = m->n_events ? (uint16_t)names_len : (uint16_t)(m->reason | names_len << 8);
-    uint16_t u16[4] = {(uint16_t)m->topic_len, m->n_events, tag, m->flags};
+    uint16_t flags = (uint16_t)(m->flags | (m->ref ? JOURNAL_F_REF : 0u));
+    uint16_t u16[4] = {(uint16_t)m->topic_len, m->n_events, tag, flags};
     uint32_t payload_len = (uint32_t)m->payload_len, crc, len32 = (uint32_t)len;
 
     if (len > j->seg_bytes || m->topic_len > UINT16_MAX || m->payload_len > UINT32_MAX ||
-        names_len > UINT16_MAX || (!m->n_events && m->reason > 255))
+        names_len > UINT16_MAX || (!m->n_events && m->reason > 255) ||
+        (m->flags & JOURNAL_F_REF) != 0 || (m->ref && !m->n_events))
         return EL_INVAL;
     if (j->w_off + len > j->seg_bytes) {
         el_status st = rotate(j);
@@ -567,6 +575,8 @@ el_status journal_append(struct journal *j, const struct journal_msg *m, uint64_
     memcpy(p + REC_HDR_BYTES + ev_bytes + m->topic_len, m->payload, m->payload_len);
     if (names_len)
         memcpy(p + REC_HDR_BYTES + ev_bytes + m->topic_len + m->payload_len, m->names, names_len);
+    if (ref_bytes)
+        memcpy(p + body - ref_bytes, &m->ref, 8);
     memset(p + body, 0, len - body);
     crc = plat_crc32(0, p + 8, len - 8u);
     memcpy(p + 4, &crc, 4);

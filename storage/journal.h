@@ -39,9 +39,12 @@
  *   u16 reason     dead letter: its reason code (the caller's numbering, < 256)
  *                  plus names_len << 8 (a detail of up to 255 bytes);
  *                  with events: names_len, the bytes of names after the payload
- *   u16 flags      the caller's flag bits
+ *   u16 flags      the caller's flag bits (< JOURNAL_F_REF), and JOURNAL_F_REF
  *   n_events x { i64 ts_ms; f64 value; u32 field_off; u32 field_len }
- *   topic bytes, payload bytes, names bytes, zero padding to 8
+ *   topic bytes, payload bytes, names bytes,
+ *   with JOURNAL_F_REF only: u64 ref (unaligned; the caller's reference: a
+ *                  replayed dead letter's seq, never 0; records with events only)
+ *   zero padding to 8
  * An event's field_off/field_len are the caller's: ingest points them into
  * the bytes after the topic (the payload, then the names a decoder built),
  * with JOURNAL_NAME_WHOLE in field_len for a whole series name (not under
@@ -78,6 +81,9 @@ struct journal_event {
     uint32_t field_len;
 };
 #define JOURNAL_NAME_WHOLE 0x80000000u /* in field_len: see RECORD FORMAT */
+/* The journal's own flag bit: the record carries a ref (RECORD FORMAT).
+ * Callers' flags stay below it; journal_rec.flags never shows it. */
+#define JOURNAL_F_REF 0x8000u
 
 /* A record as the consumer sees it: pointers into the mapping, valid until
  * the next journal_commit/journal_rewind (or until replay's callback returns). */
@@ -95,6 +101,7 @@ struct journal_rec {
     const char *payload;
     size_t payload_len;
     size_t names_len; /* bytes right after the payload: names, or a dead letter's detail */
+    uint64_t ref;     /* journal_msg.ref (0: none) */
 };
 
 /* What the producer hands in; all borrowed for the call. */
@@ -114,6 +121,9 @@ struct journal_msg {
      * UINT16_MAX), for a dead letter its detail (cut to 255, reason < 256) */
     const char *names;
     size_t names_len;
+    /* 0, or the caller's reference kept with a record that has events (a
+     * replayed dead letter's seq: the core marks it in the same transaction) */
+    uint64_t ref;
 };
 
 /* Largest topic+payload+events a record may carry for this segment size. */

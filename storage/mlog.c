@@ -29,6 +29,7 @@ struct block_range {
 struct mlog {
     sqlite3 *db;
     sqlite3_stmt *ins_event, *ins_dead, *ins_series, *upsert_block, *ins_unanchored;
+    sqlite3_stmt *mark_replayed;
     /* blocks touched by the open transaction (flushed before COMMIT) */
     struct block_range dirty[DIRTY_BLOCKS];
     uint32_t n_dirty;
@@ -64,7 +65,7 @@ static const char *const schema_sql =
     "CREATE TABLE IF NOT EXISTS dead_letters(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL,"
     " payload BLOB, payload_bytes INTEGER NOT NULL, recv INTEGER NOT NULL,"
     " mono INTEGER NOT NULL, boot INTEGER NOT NULL, flags INTEGER NOT NULL,"
-    " reason TEXT NOT NULL, detail TEXT);";
+    " reason TEXT NOT NULL, detail TEXT, replayed_seq INTEGER);";
 
 static el_status db_fail(struct mlog *log, const char *what)
 {
@@ -188,6 +189,8 @@ static el_status prepare_all(struct mlog *log)
     static const char ins_dead[] = "INSERT INTO dead_letters(seq,topic,payload,payload_bytes,recv,"
                                    "mono,boot,flags,reason,detail) VALUES(?,?,?,?,?,?,?,?,?,?)";
     static const char ins_series[] = "INSERT INTO series(id,name,first_seq) VALUES(?,?,?)";
+    static const char mark_replayed[] = "UPDATE dead_letters SET replayed_seq=?2 WHERE seq=?1 AND "
+                                        "replayed_seq IS NULL";
     static const char ins_unanchored[] = "INSERT INTO unanchored(seq,series,ts,value,recv,mono,"
                                          "boot,flags,payload) VALUES(?,?,?,?,?,?,?,?,?)";
     static const char upsert_block[] =
@@ -203,7 +206,9 @@ static el_status prepare_all(struct mlog *log)
         sqlite3_prepare_v3(log->db, ins_series, -1, SQLITE_PREPARE_PERSISTENT, &log->ins_series,
                            NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(log->db, ins_unanchored, -1, SQLITE_PREPARE_PERSISTENT,
-                           &log->ins_unanchored, NULL) != SQLITE_OK)
+                           &log->ins_unanchored, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(log->db, mark_replayed, -1, SQLITE_PREPARE_PERSISTENT,
+                           &log->mark_replayed, NULL) != SQLITE_OK)
         return db_fail(log, "preparing statements");
     return EL_OK;
 }
@@ -262,6 +267,11 @@ static el_status open_txn(struct mlog *log, const char *boot_id, int64_t wall_ms
                                  "name='detail'",
                                  1) == 0)
         rc = exec(log, "ALTER TABLE dead_letters ADD COLUMN detail TEXT");
+    if (rc == EL_OK && query_int(log,
+                                 "SELECT count(*) FROM pragma_table_info('dead_letters') WHERE "
+                                 "name='replayed_seq'",
+                                 1) == 0)
+        rc = exec(log, "ALTER TABLE dead_letters ADD COLUMN replayed_seq INTEGER");
     if (rc == EL_OK) {
         int64_t a = query_int(log, "SELECT max(seq) FROM events", 0);
         int64_t b = query_int(log, "SELECT max(seq) FROM dead_letters", 0);
@@ -336,6 +346,7 @@ void mlog_close(struct mlog *log)
     }
     sqlite3_finalize(log->ins_event);
     sqlite3_finalize(log->ins_dead);
+    sqlite3_finalize(log->mark_replayed);
     sqlite3_finalize(log->ins_series);
     sqlite3_finalize(log->upsert_block);
     sqlite3_finalize(log->ins_unanchored);
@@ -554,6 +565,26 @@ el_status mlog_append_dead(struct mlog *log, const struct mlog_dead *dl)
     log->pending++;
     if (dl->seq > log->last_seq)
         log->last_seq = dl->seq;
+    return EL_OK;
+}
+
+el_status mlog_mark_replayed(struct mlog *log, int64_t dead_seq, int64_t first_seq,
+                             int64_t last_seq, bool *fresh)
+{
+    *fresh = false;
+    el_status rc = txn_begin(log);
+    if (rc != EL_OK)
+        return rc;
+    sqlite3_stmt *st = log->mark_replayed;
+    sqlite3_bind_int64(st, 1, dead_seq);
+    sqlite3_bind_int64(st, 2, first_seq);
+    int r = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (r != SQLITE_DONE)
+        return db_fail(log, "marking a dead letter replayed");
+    *fresh = sqlite3_changes(log->db) == 1;
+    if (!*fresh && last_seq > log->last_seq)
+        log->last_seq = last_seq;
     return EL_OK;
 }
 

@@ -27,6 +27,8 @@
  *                                                 in the same transaction as them
  *   dead_letters(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB,
  *                (detail TEXT, added by mlog_open to older files: the decoder's why),
+ *                (replayed_seq INTEGER, added by mlog_open to older files: NULL, or
+ *                 the first seq of the events a replay made of it; mlog_mark_replayed),
  *          payload_bytes INTEGER NOT NULL,        original size (payload may be cut)
  *          recv INTEGER NOT NULL, mono INTEGER NOT NULL, boot INTEGER NOT NULL,
  *          flags INTEGER NOT NULL, reason TEXT NOT NULL)
@@ -49,7 +51,11 @@
  * (journal.h) and shared by events and dead letters: each message takes one
  * number per event it yields (one for a dead letter). So events.seq is
  * strictly increasing with gaps exactly where dead letters took a number.
- * Rows are never updated. No secondary index on events: it would cost ~80%
+ * Rows are never updated, with one exception: a dead letter's replayed_seq
+ * is set once, NULL -> the seq of its replayed events, in the transaction
+ * that appends them (exactly once: firmware/daemon/replay.h). A replayed
+ * event (MLOG_F_REPLAYED) keeps the dead letter's receive time and monotonic
+ * time; its boot is the replaying one. No secondary index on events: it would cost ~80%
  * of append throughput and ~7x the flash writes (docs/LIMITS.md).
  *
  * Durability: every commit runs with synchronous=FULL, i.e. the WAL is
@@ -82,6 +88,15 @@
 #define MLOG_F_MQTT_DUP 0x4u     /* the broker marked the delivery DUP */
 #define MLOG_F_TRUNCATED 0x8u    /* dead letter: payload cut to max_payload bytes */
 #define MLOG_F_ANCHORED 0x10u    /* ts = monotonic receive time + the boot's anchor */
+#define MLOG_F_REPLAYED 0x20u    /* event: made by replaying a dead letter (replay.h) */
+/* dead letter: ONE event of a message whose other events were stored (the
+ * core refused it: series_limit, name_too_long); bits 16..23 hold its index
+ * in the message's events, bits 24..31 how many the message had. */
+#define MLOG_F_PART 0x40u
+#define MLOG_PART_FLAGS(index, count)                                                              \
+    (MLOG_F_PART | ((uint32_t)(index)&0xffu) << 16 | ((uint32_t)(count)&0xffu) << 24)
+#define MLOG_PART_INDEX(flags) (((flags) >> 16) & 0xffu)
+#define MLOG_PART_COUNT(flags) (((flags) >> 24) & 0xffu)
 
 struct mlog;
 
@@ -159,6 +174,13 @@ EL_MUST_CHECK el_status mlog_unanchored(struct mlog *log, int64_t *count, int64_
  * committed seq, or the smallest unanchored seq - 1. */
 int64_t mlog_visible_seq(struct mlog *log);
 EL_MUST_CHECK el_status mlog_append_dead(struct mlog *log, const struct mlog_dead *dl);
+/* Inside the current transaction: marks dead letter dead_seq replayed as
+ * events first_seq..last_seq, if it is still there and not marked yet
+ * (*fresh true); *fresh false: it was replayed before (or retention removed
+ * it), and the caller must not append the events: their seqs stay unused,
+ * but count as taken (mlog_committed_seq passes them at the commit). */
+EL_MUST_CHECK el_status mlog_mark_replayed(struct mlog *log, int64_t dead_seq, int64_t first_seq,
+                                           int64_t last_seq, bool *fresh);
 /* Commits the open transaction (no-op when none). On failure the transaction
  * is rolled back and the series dictionary forgets names it added, so the
  * caller can retry the same events later (EL_FULL for a full disk/quota). */

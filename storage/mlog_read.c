@@ -29,14 +29,20 @@ enum {
     ST_CHUNK,
     ST_CHUNK_NAMED,
     ST_FIRST_RECV,
-    ST_DEAD,
+    ST_DEAD, /* from here on prepared at first use: older files lack replayed_seq until the
+              * daemon opened them (an offline export of one must still work) */
+    ST_DEAD_REPLAY,
     ST_COUNT
 };
+#define ST_LAZY_FIRST ST_DEAD
 
 /* The columns of every event read, (seq, series, ts, value): events from the log, and
  * those still waiting for an anchor, whose receive time stands for ts. */
 #define EVENT_ROWS "SELECT seq, series, ts, value FROM events"
 #define WAITING_ROWS "SELECT seq, series, recv, value FROM unanchored"
+#define DEAD_ROWS                                                                                  \
+    "SELECT seq, recv, topic, payload, payload_bytes, reason, detail, replayed_seq, mono, flags"   \
+    " FROM dead_letters"
 
 static const char *const sql[ST_COUNT] = {
     [ST_BLOCKS] = "SELECT block FROM blocks WHERE max_ts >= ?1 AND min_ts < ?2 AND block >= ?3"
@@ -60,9 +66,11 @@ static const char *const sql[ST_COUNT] = {
                        " WHERE e.seq > ?1 AND e.seq <= ?2 ORDER BY e.seq LIMIT ?3",
     [ST_FIRST_RECV] = "SELECT recv FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1",
     /* Newest first by rowid; receive time and reason filter the rows walked. */
-    [ST_DEAD] = "SELECT seq, recv, topic, payload, payload_bytes, reason, detail FROM dead_letters"
-                " WHERE seq <= ?1 AND recv >= ?2 AND (?3 IS NULL OR reason = ?3)"
-                " ORDER BY seq DESC",
+    [ST_DEAD] = DEAD_ROWS " WHERE seq <= ?1 AND recv >= ?2 AND (?3 IS NULL OR reason = ?3)"
+                          " ORDER BY seq DESC",
+    /* Oldest first after a cursor, not replayed yet (replay.h). */
+    [ST_DEAD_REPLAY] = DEAD_ROWS " WHERE seq > ?4 AND seq <= ?1 AND recv >= ?2 AND (?3 IS NULL OR"
+                                 " reason = ?3) AND replayed_seq IS NULL ORDER BY seq",
 };
 
 struct mlog_reader {
@@ -111,7 +119,7 @@ static el_status open_reader(const char *dir, bool with_dict, uint32_t max_serie
     }
     sqlite3_busy_timeout(r->db, busy_timeout_ms);
     sqlite3_progress_handler(r->db, 1000, progress, r);
-    for (int i = 0; i < ST_COUNT; i++)
+    for (int i = 0; i < ST_LAZY_FIRST; i++)
         if (sqlite3_prepare_v3(r->db, sql[i], -1, SQLITE_PREPARE_PERSISTENT, &r->st[i], NULL) !=
             SQLITE_OK) {
             rc = fail(r, SQLITE_ERROR, "preparing reads");
@@ -217,7 +225,8 @@ void mlog_reader_end(struct mlog_reader *r)
     if (!r->in_snapshot)
         return;
     for (int i = 0; i < ST_COUNT; i++)
-        sqlite3_reset(r->st[i]);
+        if (r->st[i])
+            sqlite3_reset(r->st[i]);
     if (sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         log_warn("master log (reader): ending a snapshot: %s", sqlite3_errmsg(r->db));
     r->in_snapshot = false;
@@ -354,20 +363,23 @@ el_status mlog_reader_scan_provisional(struct mlog_reader *r, uint32_t series, i
     return drain(r, st, true, fn, ctx);
 }
 
-el_status mlog_reader_scan_dead(struct mlog_reader *r, int64_t upto_seq, int64_t since_ms,
-                                const char *reason, uint32_t max_rows, uint64_t *budget,
-                                mlog_dead_fn fn, void *ctx)
+/* A statement of the lazy set (ST_LAZY_FIRST), prepared at its first use. */
+static el_status lazy_statement(struct mlog_reader *r, int which, sqlite3_stmt **out)
 {
-    sqlite3_stmt *st = r->st[ST_DEAD];
+    if (!r->st[which] && sqlite3_prepare_v3(r->db, sql[which], -1, SQLITE_PREPARE_PERSISTENT,
+                                            &r->st[which], NULL) != SQLITE_OK)
+        return fail(r, SQLITE_ERROR, "preparing a dead-letter read");
+    *out = r->st[which];
+    return EL_OK;
+}
+
+/* The rows of a DEAD_ROWS statement (bound by the caller) to fn. */
+static el_status dead_rows(struct mlog_reader *r, sqlite3_stmt *st, uint32_t max_rows,
+                           uint64_t *budget, mlog_dead_fn fn, void *ctx)
+{
     uint32_t taken = 0;
     el_status rc = EL_OK;
     int s = SQLITE_DONE;
-    sqlite3_bind_int64(st, 1, upto_seq);
-    sqlite3_bind_int64(st, 2, since_ms);
-    if (reason)
-        sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(st, 3);
     while (taken < max_rows && (s = sqlite3_step(st)) == SQLITE_ROW) {
         struct mlog_dead_row d = {
             .seq = sqlite3_column_int64(st, 0),
@@ -379,6 +391,9 @@ el_status mlog_reader_scan_dead(struct mlog_reader *r, int64_t upto_seq, int64_t
             .payload_bytes = (uint64_t)sqlite3_column_int64(st, 4),
             .reason = (const char *)sqlite3_column_text(st, 5),
             .detail = (const char *)sqlite3_column_text(st, 6),
+            .replayed_seq = sqlite3_column_int64(st, 7),
+            .mono_ms = sqlite3_column_int64(st, 8),
+            .flags = (uint32_t)sqlite3_column_int64(st, 9),
         };
         if ((rc = spend(budget, 1)) != EL_OK)
             break;
@@ -390,6 +405,42 @@ el_status mlog_reader_scan_dead(struct mlog_reader *r, int64_t upto_seq, int64_t
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc;
+}
+
+static void bind_dead_filter(sqlite3_stmt *st, int64_t upto_seq, int64_t since_ms,
+                             const char *reason)
+{
+    sqlite3_bind_int64(st, 1, upto_seq);
+    sqlite3_bind_int64(st, 2, since_ms);
+    if (reason)
+        sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 3);
+}
+
+el_status mlog_reader_scan_dead(struct mlog_reader *r, int64_t upto_seq, int64_t since_ms,
+                                const char *reason, uint32_t max_rows, uint64_t *budget,
+                                mlog_dead_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    el_status rc = lazy_statement(r, ST_DEAD, &st);
+    if (rc != EL_OK)
+        return rc;
+    bind_dead_filter(st, upto_seq, since_ms, reason);
+    return dead_rows(r, st, max_rows, budget, fn, ctx);
+}
+
+el_status mlog_reader_scan_replayable(struct mlog_reader *r, int64_t after_seq, int64_t upto_seq,
+                                      int64_t since_ms, const char *reason, uint32_t max_rows,
+                                      uint64_t *budget, mlog_dead_fn fn, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    el_status rc = lazy_statement(r, ST_DEAD_REPLAY, &st);
+    if (rc != EL_OK)
+        return rc;
+    bind_dead_filter(st, upto_seq, since_ms, reason);
+    sqlite3_bind_int64(st, 4, after_seq);
+    return dead_rows(r, st, max_rows, budget, fn, ctx);
 }
 
 int64_t mlog_reader_provisional_count(struct mlog_reader *r)

@@ -91,6 +91,9 @@ struct mlog_dead_row {
     uint64_t payload_bytes; /* the original size */
     const char *reason;     /* NUL-terminated */
     const char *detail;     /* NUL-terminated, NULL when none */
+    int64_t replayed_seq;   /* 0, or the first seq of the events replaying it made */
+    int64_t mono_ms;        /* receive CLOCK_MONOTONIC (of the dead letter's boot) */
+    uint32_t flags;         /* MLOG_F_* (mlog.h) */
 };
 /* Returns true if it took the row (it counts towards max_rows). */
 typedef bool (*mlog_dead_fn)(void *ctx, const struct mlog_dead_row *d);
@@ -101,6 +104,13 @@ EL_MUST_CHECK el_status mlog_reader_scan_dead(struct mlog_reader *r, int64_t upt
                                               int64_t since_ms, const char *reason,
                                               uint32_t max_rows, uint64_t *budget, mlog_dead_fn fn,
                                               void *ctx);
+/* Dead letters not replayed yet with after_seq < seq <= upto_seq, received
+ * at or after since_ms, of one reason (NULL: any), OLDEST first, until fn
+ * has taken max_rows; *budget as above (firmware/daemon/replay.h). */
+EL_MUST_CHECK el_status mlog_reader_scan_replayable(struct mlog_reader *r, int64_t after_seq,
+                                                    int64_t upto_seq, int64_t since_ms,
+                                                    const char *reason, uint32_t max_rows,
+                                                    uint64_t *budget, mlog_dead_fn fn, void *ctx);
 /* Number of waiting readings in the snapshot (0: nothing provisional). */
 int64_t mlog_reader_provisional_count(struct mlog_reader *r);
 

@@ -275,6 +275,14 @@ static size_t command_metrics(void *ctx, const char *status_json, size_t len, ch
     return metrics_format(status_json, len, out, cap);
 }
 
+/* {"op":"replay_deadletters"} (the serving thread): replay.h. */
+static size_t command_replay(void *ctx, const struct query *q, char *buf, size_t cap,
+                             const char **code)
+{
+    struct core *c = ctx;
+    return replay_answer(c->replay, q, buf, cap, code);
+}
+
 /* Start-up, part 1: the speed layer, the master log, the journal and the
  * ingest (not connected yet), then the journal's replay and the speed
  * layer's rebuild (core_recover). */
@@ -341,11 +349,23 @@ static el_status start_workers(struct core *c, const struct el_config *cfg)
         log_error("cannot start sync: %s", el_status_str(st));
         return st;
     }
+    struct replay_opts rpo = {
+        .dir = cfg->storage.dir,
+        .max_series = (uint32_t)cfg->speed.max_series,
+        .flush_interval_ms = cfg->storage.flush_interval_ms,
+        .max_rows = (uint64_t)cfg->query.max_rows,
+    };
+    st = replay_new(&rpo, c->ingest, c->speed, &c->replay);
+    if (st != EL_OK) {
+        log_error("cannot set up dead-letter replay: %s", el_status_str(st));
+        return st;
+    }
     struct requests_commands commands = {
         .ctx = c,
         .recompute = command_recompute,
         .sync = c->sync ? command_sync : NULL,
         .metrics = command_metrics,
+        .replay_deadletters = command_replay,
     };
     options_requests(cfg, &commands, &ro);
     options_control(cfg, c->filters, &co);
@@ -362,8 +382,10 @@ static el_status start_workers(struct core *c, const struct el_config *cfg)
  * may wake the serving thread until then). */
 static void teardown(struct core *c)
 {
+    replay_stop(c->replay); /* a replay waiting for its commit ends now */
     requests_stop(c->requests);
     control_stop(c->control, CONTROL_STOP_MS);
+    replay_free(c->replay);
     ingest_free(c->ingest);
     requests_free(c->requests);
     control_free(c->control);

@@ -20,7 +20,7 @@
 /* A dead letter: the record's own (its detail after the payload), or one
  * event of it the core refused (detail: why). */
 static el_status append_dead(struct core *c, const struct journal_rec *r, uint64_t seq,
-                             unsigned reason, const char *detail)
+                             unsigned reason, const char *detail, uint32_t part)
 {
     struct mlog_dead dl = {
         .seq = (int64_t)seq,
@@ -31,7 +31,7 @@ static el_status append_dead(struct core *c, const struct journal_rec *r, uint64
         .payload_bytes = r->orig_len,
         .recv_ms = r->recv_ms,
         .mono_ms = r->mono_ms,
-        .flags = r->flags,
+        .flags = r->flags | part,
         .reason = ingest_reason_str(reason),
         .detail = detail ? detail : r->payload + r->payload_len,
         .detail_len = detail        ? strlen(detail)
@@ -65,12 +65,40 @@ static size_t record_event_name(const struct journal_rec *r, const struct journa
     return n + len;
 }
 
+/* A replayed dead letter's record (ref): marks the dead letter in this
+ * transaction; *skip when it was replayed before (its events must not be
+ * stored twice: firmware/daemon/replay.h, exactly once). */
+static el_status mark_replayed(struct core *c, const struct journal_rec *r, bool *skip)
+{
+    bool fresh = false;
+    *skip = false;
+    if (r->ref == 0)
+        return EL_OK;
+    el_status st = mlog_mark_replayed(c->log, (int64_t)r->ref, (int64_t)r->seq,
+                                      (int64_t)(r->seq + r->n_events - 1u), &fresh);
+    if (st != EL_OK)
+        return st;
+    if (!fresh) {
+        *skip = true;
+        c->replay_doubles++;
+        log_warn("replay: dead letter %llu was replayed before (or removed); its record at seq "
+                 "%llu is not stored again",
+                 (unsigned long long)r->ref, (unsigned long long)r->seq);
+        return EL_OK;
+    }
+    c->replay_letters++;
+    return EL_OK;
+}
+
 static el_status apply_record(struct core *c, const struct journal_rec *r)
 {
     char name[MLOG_MAX_SERIES_NAME + 1];
-    el_status st;
+    bool skip;
     if (r->n_events == 0)
-        return append_dead(c, r, r->seq, r->reason, NULL);
+        return append_dead(c, r, r->seq, r->reason, NULL, 0);
+    el_status st = mark_replayed(c, r, &skip);
+    if (st != EL_OK || skip)
+        return st;
     for (uint16_t i = 0; i < r->n_events; i++) {
         struct journal_event ev;
         uint32_t id;
@@ -79,10 +107,11 @@ static el_status apply_record(struct core *c, const struct journal_rec *r)
         size_t n = record_event_name(r, &ev, name, sizeof name);
         st = n ? mlog_series_get(c->log, name, n, (int64_t)seq, &id) : EL_INVAL;
         if (st == EL_FULL || st == EL_INVAL) {
+            uint32_t part = MLOG_PART_FLAGS(i, r->n_events); /* replay.h: only this one */
             st = st == EL_FULL ? append_dead(c, r, seq, INGEST_REASON_SERIES_LIMIT,
-                                             "a new series beyond speed.max_series")
+                                             "a new series beyond speed.max_series", part)
                                : append_dead(c, r, seq, INGEST_REASON_NAME_TOO_LONG,
-                                             "the series name is over 255 bytes");
+                                             INGEST_CORE_NAME_DETAIL, part);
             if (st != EL_OK)
                 return st;
             continue;
@@ -104,6 +133,8 @@ static el_status apply_record(struct core *c, const struct journal_rec *r)
         if (st != EL_OK)
             return st;
         c->accepted++;
+        if (r->ref)
+            c->replay_events++;
         bool waiting = mlog_event_unanchored(me.flags);
         if (waiting)
             c->has_unanchored = true; /* served provisionally at the board's clock */
@@ -142,6 +173,9 @@ void core_storage_failed(struct core *c, el_status st, const char *what)
     mlog_rollback(c->log);
     journal_rewind(c->journal);
     c->accepted = c->accepted_committed;
+    c->replay_letters = c->replay_letters_committed;
+    c->replay_events = c->replay_events_committed;
+    c->replay_doubles = c->replay_doubles_committed;
     memcpy(c->rejected, c->rejected_committed, sizeof c->rejected);
     c->oldest_pending_mono_ms = 0;
     c->n_pending = 0;
@@ -171,6 +205,9 @@ void core_commit(struct core *c)
     c->visible_seq = c->has_unanchored ? mlog_visible_seq(c->log) : mlog_committed_seq(c->log);
     sync_notify_committed(c->sync, c->visible_seq);
     c->accepted_committed = c->accepted;
+    c->replay_letters_committed = c->replay_letters;
+    c->replay_events_committed = c->replay_events;
+    c->replay_doubles_committed = c->replay_doubles;
     memcpy(c->rejected_committed, c->rejected, sizeof c->rejected);
     c->oldest_pending_mono_ms = 0;
     c->commit_no_space = false;
@@ -268,7 +305,7 @@ static el_status replay_journal(struct core *c)
         log_warn("replaying the ingest journal needs more room than storage.hard_max_bytes; "
                  "lifting the ceiling by %lld bytes until retention has trimmed",
                  (long long)journal);
-        c->replayed = 0;
+        c->replayed = c->replay_letters = c->replay_events = c->replay_doubles = 0;
         st = mlog_set_ceiling(c->log, c->ceiling_bytes + journal);
         if (st == EL_OK)
             st = journal_replay(c->journal, replay_one, c, &max_seq);
@@ -291,6 +328,10 @@ static el_status replay_journal(struct core *c)
         log_info("replayed %llu journal records left by the previous run; next sequence %llu",
                  (unsigned long long)c->replayed, (unsigned long long)next);
     c->accepted = c->accepted_committed = 0;
+    /* Replays the journal held count (they are committed now). */
+    c->replay_letters_committed = c->replay_letters;
+    c->replay_events_committed = c->replay_events;
+    c->replay_doubles_committed = c->replay_doubles;
     memset(c->rejected, 0, sizeof c->rejected);
     memset(c->rejected_committed, 0, sizeof c->rejected_committed);
     return EL_OK;

@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "mlog.h"
 #include "plat_log.h"
+#include "replay.h"
 #include "requests.h"
 #include "retention.h"
 #include "speed.h"
@@ -65,6 +66,7 @@ struct core {
     struct sync *sync;
     struct speed *speed;
     struct requests *requests;  /* the serving thread */
+    struct replay *replay;      /* dead-letter replay, run by the serving thread */
     struct status_board *board; /* the status document for {"op":"status"} */
     struct batch *batch;
     struct metrics *metrics;                             /* metrics.textfile; NULL when off */
@@ -94,6 +96,11 @@ struct core {
     uint64_t rejected[INGEST_REASON_COUNT], rejected_committed[INGEST_REASON_COUNT];
     int64_t commit_ms_last, commit_ms_max; /* group commit durations (status) */
     uint64_t replayed;
+    /* dead letters replayed (replay.h): marked, their events, records refused
+     * because the dead letter was already marked; committed like accepted */
+    uint64_t replay_letters, replay_letters_committed;
+    uint64_t replay_events, replay_events_committed;
+    uint64_t replay_doubles, replay_doubles_committed;
     struct plat_log_limit storage_limit;
 
     /* status publishing */

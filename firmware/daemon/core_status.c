@@ -139,6 +139,14 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->sp_aliases_full = atomic_load(&ic->sp_aliases_full);
     s->received = atomic_load(&ic->received);
     s->duplicates = atomic_load(&ic->duplicates);
+    s->dl_replayed = c->replay_letters_committed;
+    s->dl_replayed_events = c->replay_events_committed;
+    if (c->replay) {
+        const struct replay_counters *rc = replay_counters(c->replay);
+        s->dl_replay_runs = atomic_load(&rc->runs);
+        s->dl_replay_failed = atomic_load(&rc->failed);
+        s->dl_replay_skipped = atomic_load(&rc->skipped);
+    }
     s->accepted = c->accepted_committed;
     memcpy(s->rejected, c->rejected_committed, sizeof s->rejected);
     s->rate_per_s = c->rate_per_s;
@@ -205,8 +213,8 @@ void core_status_tick(struct core *c, int64_t now, bool force)
     status_fill(c, &s, now);
     /* "On change": everything but uptime and rate. */
     uint64_t key = s.accepted * 31 + s.received * 17 + s.duplicates * 7 + (uint64_t)s.log_seq +
-                   s.series * 131 + (s.mqtt_connected ? 1u : 0u) + s.mqtt_connects * 1009 +
-                   s.control_connects * 1013 + (s.ingest_held ? 53u : 0u) +
+                   s.dl_replay_runs * 1019 + s.series * 131 + (s.mqtt_connected ? 1u : 0u) +
+                   s.mqtt_connects * 1009 + s.control_connects * 1013 + (s.ingest_held ? 53u : 0u) +
                    (s.storage_error ? 99991u : 0u) + (s.clock_synced ? 7919u : 0u) +
                    (uint64_t)s.batch.watermark_seq * 13 + (s.batch.running ? 5u : 0u) +
                    (uint64_t)s.batch.runs * 10007 + (uint64_t)s.sync.acked_seq * 17 +

@@ -58,6 +58,9 @@ struct status_snapshot {
     uint64_t rejected[INGEST_REASON_COUNT];
     uint64_t dead_letters; /* status_derive: the sum of rejected */
     uint64_t duplicates;
+    /* dead-letter replay (replay.h): committed dead letters and their events;
+     * requests, and dead letters still failing or skipped, as answered */
+    uint64_t dl_replayed, dl_replayed_events, dl_replay_runs, dl_replay_failed, dl_replay_skipped;
     double rate_per_s;
     bool sparkplug_on; /* a [decode] section reads Sparkplug B */
     uint64_t sp_births, sp_deaths, sp_seq_gaps, sp_unknown_alias, sp_aliases_full;

@@ -34,6 +34,9 @@ struct ingest {
     struct decode_words words;                         /* dopts.words: parsed once at ingest_new */
     struct decode_opts rule_opts[INGEST_MAX_DECODERS]; /* o.decoders[i] over dopts */
     struct decode_result res; /* Paho callback thread only: the message being decoded */
+    /* The journal's producer side (journal_append and the ids table around
+     * it): the Paho thread and ingest_replay (ingest.h, "Replay"). */
+    pthread_mutex_t produce_mu;
     struct sparkplug_state
         *sparkplug; /* Paho callback thread only; NULL unless a section uses it */
     struct ingest_counters counters;
@@ -121,6 +124,7 @@ struct ids_hdr {
     uint64_t pending_fp;
     uint64_t pending_ord;
     uint32_t pending_id;
+    uint32_t pending_noslot; /* 1: the pending record has no packet id (a replay) */
 };
 _Static_assert(sizeof(struct ids_hdr) <= IDS_HDR_BYTES, "ids header fits its page");
 
@@ -166,8 +170,21 @@ static void ids_announce(struct ingest *ing, int msgid, uint64_t fp, uint32_t ns
 {
     struct ids_hdr *h = ing->ids_hdr;
     h->pending_id = (unsigned)msgid & (IDS_SLOTS - 1);
+    h->pending_noslot = 0;
     h->pending_fp = fp;
     h->pending_ord = h->next_ord;
+    h->pending_next = journal_next_seq(ing->journal) + nseq;
+    IDS_ORDER();
+    h->pending = 1;
+    IDS_ORDER();
+}
+
+/* Before journal_append of a replayed dead letter: no packet id, but the
+ * table's journal position must follow the record (ids_start compares it). */
+static void ids_announce_noslot(struct ingest *ing, uint32_t nseq)
+{
+    struct ids_hdr *h = ing->ids_hdr;
+    h->pending_noslot = 1;
     h->pending_next = journal_next_seq(ing->journal) + nseq;
     IDS_ORDER();
     h->pending = 1;
@@ -178,10 +195,12 @@ static void ids_announce(struct ingest *ing, int msgid, uint64_t fp, uint32_t ns
 static void ids_apply_pending(struct ingest *ing)
 {
     struct ids_hdr *h = ing->ids_hdr;
-    struct ids_slot *s = &ing->ids_slot[h->pending_id & (IDS_SLOTS - 1)];
-    s->fp = h->pending_fp;
-    s->ord = h->pending_ord;
-    h->next_ord = h->pending_ord + 1;
+    if (!h->pending_noslot) {
+        struct ids_slot *s = &ing->ids_slot[h->pending_id & (IDS_SLOTS - 1)];
+        s->fp = h->pending_fp;
+        s->ord = h->pending_ord;
+        h->next_ord = h->pending_ord + 1;
+    }
     h->next_seq = h->pending_next;
     IDS_ORDER();
     h->pending = 0;
@@ -414,19 +433,28 @@ static void note_sparkplug(struct ingest *ing)
     atomic_store(&ing->counters.sp_aliases_full, sc.aliases_full);
 }
 
-/* The decoder of the first [decode] section whose filter matches the
- * topic, else the [ingest] keys' (format auto). */
+/* The first [decode] section whose filter matches the topic (*o its
+ * options), NULL for the [ingest] keys' (format auto, *o = dopts). */
+static const struct ingest_decoder *decoder_of(const struct ingest *ing, const char *topic,
+                                               size_t topic_len, const struct decode_opts **o)
+{
+    *o = &ing->dopts;
+    for (int i = 0; i < ing->o.n_decoders; i++) {
+        if (mqtt_topic_matches(ing->o.decoders[i].filter, topic, topic_len)) {
+            *o = &ing->rule_opts[i];
+            return &ing->o.decoders[i];
+        }
+    }
+    return NULL;
+}
+
+/* Decodes jm's payload with the decoder its topic routes to. Sparkplug B
+ * (state per session) only on the Paho thread: ingest_replay skips it. */
 static unsigned decode_routed(struct ingest *ing, const struct journal_msg *jm, bool synced,
                               struct decode_result *res)
 {
-    const struct ingest_decoder *d = NULL;
-    const struct decode_opts *o = &ing->dopts;
-    for (int i = 0; i < ing->o.n_decoders && d == NULL; i++) {
-        if (mqtt_topic_matches(ing->o.decoders[i].filter, jm->topic, jm->topic_len)) {
-            d = &ing->o.decoders[i];
-            o = &ing->rule_opts[i];
-        }
-    }
+    const struct decode_opts *o;
+    const struct ingest_decoder *d = decoder_of(ing, jm->topic, jm->topic_len, &o);
     if (d != NULL && d->format == DECODE_FMT_INFLUX)
         return decode_influx(o, d->precision, jm->payload, jm->payload_len, jm->recv_ms, synced,
                              res);
@@ -439,6 +467,19 @@ static unsigned decode_routed(struct ingest *ing, const struct journal_msg *jm, 
         return r;
     }
     return decode_payload(o, jm->payload, jm->payload_len, jm->recv_ms, synced, res);
+}
+
+/* decode_routed, then every series name checked against the master log's
+ * limit (a name too long is the whole message's dead letter). */
+static unsigned decode_checked(struct ingest *ing, const struct journal_msg *jm, bool synced,
+                               struct decode_result *res)
+{
+    unsigned reason = decode_routed(ing, jm, synced, res);
+    if (reason == DECODE_OK &&
+        (reason = check_names(res, jm->topic, jm->topic_len, jm->payload)) != DECODE_OK)
+        snprintf(res->detail, sizeof res->detail, "a series name over %d bytes",
+                 MLOG_MAX_SERIES_NAME);
+    return reason;
 }
 
 /* The journal's form of a decoded event: its name's bytes are indexed in
@@ -461,11 +502,7 @@ static bool make_record(struct ingest *ing, const MQTTAsync_message *msg, struct
 {
     bool synced = plat_clock_synced();
     jm->flags = (uint16_t)((synced ? MLOG_F_CLOCK_SYNCED : 0u) | (msg->dup ? MLOG_F_MQTT_DUP : 0u));
-    unsigned reason = decode_routed(ing, jm, synced, res);
-    if (reason == DECODE_OK &&
-        (reason = check_names(res, jm->topic, jm->topic_len, jm->payload)) != DECODE_OK)
-        snprintf(res->detail, sizeof res->detail, "a series name over %d bytes",
-                 MLOG_MAX_SERIES_NAME);
+    unsigned reason = decode_checked(ing, jm, synced, res);
     if (reason != DECODE_OK) {
         jm->reason = (uint16_t)reason;
         jm->names = res->detail; /* kept with the dead letter (journal.h) */
@@ -522,6 +559,7 @@ static void take_reading(struct ingest *ing, const char *topic, size_t topic_len
         dropped_duplicate(ing, topic, topic_len, "same content as a stored event");
         return;
     }
+    pthread_mutex_lock(&ing->produce_mu); /* uncontended but for a replay */
     if (tracked)
         ids_announce(ing, msg->msgid, fp, jm.n_events ? jm.n_events : 1u);
     el_status st = journal_append(ing->journal, &jm, &seq);
@@ -536,6 +574,130 @@ static void take_reading(struct ingest *ing, const char *topic, size_t topic_len
     }
     if (tracked)
         ids_apply_pending(ing);
+    pthread_mutex_unlock(&ing->produce_mu);
+}
+
+/* ---- replaying a dead letter (ingest.h, "Replay") ---- */
+
+struct ingest_replay_scratch {
+    struct decode_result res;
+    struct journal_event events[DECODE_MAX_FIELDS];
+};
+
+el_status ingest_replay_scratch_new(struct ingest_replay_scratch **out)
+{
+    *out = calloc(1, sizeof **out);
+    return *out ? EL_OK : EL_NOMEM;
+}
+
+void ingest_replay_scratch_free(struct ingest_replay_scratch *s)
+{
+    free(s);
+}
+
+static void replay_skip(struct ingest_replay_out *out, const char *why, const char *detail)
+{
+    out->outcome = INGEST_REPLAY_SKIPPED;
+    out->reason = why;
+    snprintf(out->detail, sizeof out->detail, "%s", detail);
+}
+
+/* Why the dead letter cannot be replayed whatever the configuration (NULL:
+ * it can); the skip is filled in. */
+static const char *replay_refused(const struct ingest *ing, const struct ingest_replay_in *in,
+                                  struct ingest_replay_out *out)
+{
+    const struct decode_opts *o;
+    const struct ingest_decoder *d = decoder_of(ing, in->topic, in->topic_len, &o);
+    if ((in->flags & MLOG_F_TRUNCATED) || in->payload_len < in->payload_bytes)
+        replay_skip(out, "truncated", "only the first ingest.max_payload bytes were kept");
+    else if (d != NULL && d->format == DECODE_FMT_SPARKPLUG_B)
+        replay_skip(out, "sparkplug_b",
+                    "Sparkplug B aliases and sequence belong to the session it arrived in");
+    else if (!(in->flags & MLOG_F_PART) &&
+             (strcmp(in->reason, "series_limit") == 0 ||
+              (in->detail && strcmp(in->detail, INGEST_CORE_NAME_DETAIL) == 0)))
+        replay_skip(out, "part_unknown",
+                    "one event of a message, stored before replay existed: which one is unknown");
+    else
+        return NULL;
+    return out->reason;
+}
+
+/* Decodes the dead letter into jm (events in scratch); false with *out
+ * filled when it does not decode (failed) or must not be replayed (skipped). */
+static bool replay_decode(struct ingest *ing, struct ingest_replay_scratch *s,
+                          const struct ingest_replay_in *in, struct journal_msg *jm,
+                          struct ingest_replay_out *out)
+{
+    struct decode_result *res = &s->res;
+    bool synced = (in->flags & MLOG_F_CLOCK_SYNCED) != 0;
+    unsigned reason = decode_checked(ing, jm, synced, res);
+    if (reason != DECODE_OK) {
+        out->outcome = INGEST_REPLAY_FAILED;
+        out->reason = ingest_reason_str(reason);
+        snprintf(out->detail, sizeof out->detail, "%s", res->detail);
+        return false;
+    }
+    if (!res->has_ts && !synced) {
+        replay_skip(out, "no_true_time",
+                    "no timestamp of its own, and the clock was not synchronised at receive");
+        return false;
+    }
+    uint32_t first = 0, n = res->n_events;
+    if (in->flags & MLOG_F_PART) { /* the one event the core refused */
+        if (res->n_events != MLOG_PART_COUNT(in->flags)) {
+            replay_skip(out, "part_mismatch",
+                        "decodes into another number of events than the message it was part of");
+            return false;
+        }
+        first = MLOG_PART_INDEX(in->flags);
+        n = 1;
+    }
+    for (uint32_t i = 0; i < n; i++)
+        s->events[i] = journal_event_of(&res->ev[first + i], jm->payload_len);
+    jm->n_events = (uint16_t)n;
+    jm->events = s->events;
+    jm->names = res->names;
+    jm->names_len = res->names_len;
+    jm->flags = (uint16_t)((synced ? MLOG_F_CLOCK_SYNCED : 0u) | MLOG_F_REPLAYED |
+                           (res->has_ts ? MLOG_F_HAS_TS : 0u));
+    jm->ref = (uint64_t)in->dead_seq;
+    return true;
+}
+
+el_status ingest_replay(struct ingest *ing, struct ingest_replay_scratch *s,
+                        const struct ingest_replay_in *in, struct ingest_replay_out *out)
+{
+    struct journal_msg jm;
+    uint64_t seq = 0;
+    memset(out, 0, sizeof *out);
+    if (in->dead_seq <= 0 || replay_refused(ing, in, out))
+        return EL_OK;
+    memset(&jm, 0, sizeof jm);
+    jm.recv_ms = in->recv_ms; /* the original receive: late data, not new data */
+    jm.mono_ms = in->mono_ms;
+    jm.orig_len = (uint32_t)in->payload_bytes;
+    jm.topic = in->topic;
+    jm.topic_len = in->topic_len > UINT16_MAX ? UINT16_MAX : in->topic_len;
+    jm.payload = in->payload ? in->payload : "";
+    jm.payload_len = in->payload_len;
+    if (!replay_decode(ing, s, in, &jm, out))
+        return EL_OK;
+    pthread_mutex_lock(&ing->produce_mu);
+    ids_announce_noslot(ing, jm.n_events);
+    el_status st = journal_append(ing->journal, &jm, &seq);
+    if (st == EL_OK)
+        ids_apply_pending(ing);
+    else
+        ing->ids_hdr->pending = 0; /* not journaled: nothing to apply at start-up */
+    pthread_mutex_unlock(&ing->produce_mu);
+    if (st != EL_OK)
+        return st;
+    out->outcome = INGEST_REPLAYED;
+    out->first_seq = seq;
+    out->n_events = jm.n_events;
+    return EL_OK;
 }
 
 static int on_message(void *ctx, char *topic, int topic_len_in, MQTTAsync_message *msg)
@@ -663,6 +825,7 @@ static void init_fields(struct ingest *ing, const struct ingest_opts *o, struct 
     ing->prefix_len = strlen(o->conn.topic_prefix);
     atomic_store(&ing->counters.broker_dropped, -1);
     pthread_mutex_init(&ing->out_mu, NULL);
+    pthread_mutex_init(&ing->produce_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -738,6 +901,7 @@ void ingest_free(struct ingest *ing)
     sparkplug_free(ing->sparkplug);
     free(ing->fb);
     pthread_mutex_destroy(&ing->out_mu);
+    pthread_mutex_destroy(&ing->produce_mu);
     pthread_cond_destroy(&ing->out_cv);
     free(ing);
 }

@@ -76,9 +76,25 @@
  * core never calls Paho after ingest_start; "el-mqtt-out" retries a failed
  * first connection and disconnects at stop.
  *
+ * Replay (issue #13, firmware/daemon/replay.h): a dead letter is decoded
+ * again with the current [decode]/[ingest] configuration and, if it now
+ * yields events, journaled as ONE record with its original receive and
+ * monotonic times, MLOG_F_REPLAYED and the dead letter's seq as the
+ * record's ref (journal.h); the core marks the dead letter in the
+ * transaction that commits the events. So the journal has two producers:
+ * the Paho thread and the thread that replays (the serving thread). They
+ * take turns under produce_mu around journal_append and the packet-id
+ * table's journal position (a replay record takes seqs too: without it the
+ * table would not match the journal after a crash). The Paho thread's cost
+ * is one uncontended lock per message (5 ns here, within the noise of a
+ * ~450 ns append: docs/BENCHMARKS.md); a replay
+ * holds it for one append, or while the journal is full (then ingest is held
+ * anyway).
+ *
  * Threading: ingest_new/start/stop on the core thread; the callbacks run on
- * Paho's threads and touch only the journal (producer side), the dedup
- * tables and atomics.
+ * Paho's threads and touch only the journal (producer side, under
+ * produce_mu), the dedup tables and atomics; ingest_replay on one other
+ * thread (read-only decoder options, its own scratch, produce_mu).
  */
 #ifndef EL_INGEST_H
 #define EL_INGEST_H
@@ -183,6 +199,53 @@ bool ingest_wants_seed(struct ingest *ing);
  * of a recent event. */
 void ingest_seed_recent(struct ingest *ing, const char *series, size_t series_len,
                         const void *payload, size_t payload_len);
+
+/* ---- Replay (above) ---- */
+
+/* A dead letter as stored (borrowed for the call). */
+struct ingest_replay_in {
+    int64_t dead_seq;
+    const char *topic;
+    size_t topic_len;
+    const void *payload;
+    size_t payload_len;
+    uint64_t payload_bytes; /* original size: more than payload_len when cut */
+    int64_t recv_ms, mono_ms;
+    uint32_t flags;     /* the dead letter's MLOG_F_* (CLOCK_SYNCED, TRUNCATED, PART) */
+    const char *reason; /* its reason */
+    const char *detail; /* its detail, NULL when none */
+};
+/* The detail the core gives one event it refused for its over-long name
+ * (core_commit.c): with no MLOG_F_PART flag, such a row is not replayable. */
+#define INGEST_CORE_NAME_DETAIL "the series name is over 255 bytes"
+
+enum ingest_replay_outcome {
+    INGEST_REPLAYED,       /* journaled: first_seq, n_events */
+    INGEST_REPLAY_FAILED,  /* still does not decode: reason, detail */
+    INGEST_REPLAY_SKIPPED, /* never replayed: reason says why (truncated, sparkplug_b, ...) */
+};
+
+struct ingest_replay_out {
+    enum ingest_replay_outcome outcome;
+    const char *reason; /* static; failed: the decode reason; skipped: why */
+    char detail[DECODE_DETAIL_MAX + 40];
+    uint64_t first_seq;
+    uint32_t n_events;
+};
+
+/* The replaying thread's decode buffers (one allocation, reused). */
+struct ingest_replay_scratch;
+EL_MUST_CHECK el_status ingest_replay_scratch_new(struct ingest_replay_scratch **out);
+void ingest_replay_scratch_free(struct ingest_replay_scratch *s);
+
+/* Decodes the dead letter with the current configuration and journals its
+ * events (see Replay); *out says what happened. EL_OK with any outcome;
+ * EL_AGAIN when the journal shut down while full (nothing journaled),
+ * EL_INVAL when the record cannot fit a journal segment. Blocks while the
+ * journal is full. */
+EL_MUST_CHECK el_status ingest_replay(struct ingest *ing, struct ingest_replay_scratch *s,
+                                      const struct ingest_replay_in *in,
+                                      struct ingest_replay_out *out);
 
 /* Starts connecting (returns at once; connection and subscriptions follow in
  * the background, retried with backoff). */

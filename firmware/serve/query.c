@@ -213,11 +213,11 @@ static bool parse_op(const struct plat_json *doc, int i, struct query *q)
     static const struct {
         const char *name;
         enum query_op op;
-    } ops[] = {{"range", QUERY_RANGE},    {"query", QUERY_RANGE},
-               {"series", QUERY_SERIES},  {"last", QUERY_LAST},
-               {"status", QUERY_STATUS},  {"recompute", QUERY_RECOMPUTE},
-               {"sync", QUERY_SYNC},      {"deadletters", QUERY_DEAD_LETTERS},
-               {"metrics", QUERY_METRICS}};
+    } ops[] = {{"range", QUERY_RANGE},     {"query", QUERY_RANGE},
+               {"series", QUERY_SERIES},   {"last", QUERY_LAST},
+               {"status", QUERY_STATUS},   {"recompute", QUERY_RECOMPUTE},
+               {"sync", QUERY_SYNC},       {"deadletters", QUERY_DEAD_LETTERS},
+               {"metrics", QUERY_METRICS}, {"replay_deadletters", QUERY_REPLAY_DEAD_LETTERS}};
     if (plat_json_type(doc, i) != PLAT_JSON_STRING)
         return false;
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
@@ -316,6 +316,9 @@ static bool parse_member(const struct plat_json *doc, int k, int64_t now_ms, str
         return (q->has_reason = copy_string(doc, v, q->reason, sizeof q->reason));
     if (plat_json_eq(doc, k, "since"))
         return parse_time_tok(doc, v, now_ms, &q->since_ms);
+    if (plat_json_eq(doc, k, "after"))
+        return plat_json_type(doc, v) == PLAT_JSON_PRIMITIVE &&
+               parse_time_tok(doc, v, 0, &q->after_seq) && q->after_seq >= 0;
     if (plat_json_eq(doc, k, "full"))
         return parse_bool(doc, v, &q->full);
     if (plat_json_eq(doc, k, "retry_parked"))
@@ -349,6 +352,15 @@ static bool check_range(const struct query *q, const char **code, char *err, siz
     return true;
 }
 
+bool query_name_selected(const struct query *q, const char *name, size_t len)
+{
+    if (!q->has_series)
+        return true;
+    if (q->is_match)
+        return mqtt_topic_matches(q->series, name, len);
+    return len == strlen(q->series) && memcmp(q->series, name, len) == 0;
+}
+
 bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, const char **code,
                  char *err, size_t errlen)
 {
@@ -376,5 +388,7 @@ bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, 
     }
     if (q->op == QUERY_DEAD_LETTERS && !q->has_limit)
         q->limit = 100;
+    if (q->op == QUERY_REPLAY_DEAD_LETTERS && !q->has_limit)
+        q->limit = 1000;
     return q->op != QUERY_RANGE || check_range(q, code, err, errlen);
 }

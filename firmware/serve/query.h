@@ -10,6 +10,9 @@
  *   {"op":"recompute","full":false}  {"op":"sync"[,"retry_parked":true]}
  *   {"op":"deadletters"[,"match":F|"series":TOPIC][,"reason":R][,"since":T][,"n":N]}
  *                                                the newest N (default 100) dead letters
+ *   {"op":"replay_deadletters"[,"match":F|"series":TOPIC][,"reason":R][,"since":T]
+ *    [,"after":SEQ][,"n":N]}                     a command: replays the oldest N (default
+ *                                                1000) dead letters after SEQ not replayed yet
  *   MQTT 3.1.1 clients add "reply_to":"topic" and an optional "id" (echoed).
  * Times: epoch ms (JSON number), RFC 3339 text, "now", or a duration
  * relative to now ("-90s", "-1h", "-7d"; units ms s m h d w). Steps: a
@@ -44,7 +47,8 @@ enum query_op {
     QUERY_RECOMPUTE,
     QUERY_SYNC,
     QUERY_DEAD_LETTERS,
-    QUERY_METRICS
+    QUERY_METRICS,
+    QUERY_REPLAY_DEAD_LETTERS /* a command: firmware/daemon/replay.h */
 };
 
 enum query_agg_kind {
@@ -77,7 +81,8 @@ struct query {
     bool has_limit;
     char reason[32]; /* op deadletters: only this reason */
     bool has_reason;
-    int64_t since_ms; /* op deadletters: received at or after (default: all) */
+    int64_t since_ms;  /* op deadletters: received at or after (default: all) */
+    int64_t after_seq; /* op replay_deadletters: only dead letters with seq > this */
     bool full, retry_parked;
     char reply_to[MQTT_TOPIC_REPLY_MAX + 1]; /* as given (cut); check it before use */
     size_t reply_to_len;                     /* its full length */
@@ -92,6 +97,10 @@ struct query {
  * so the error can be delivered to a 3.1.1 client. Returns true on success. */
 bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, const char **code,
                  char *err, size_t errlen);
+
+/* True if a series or topic name is selected by q's "series" (that name)
+ * or "match" (a topic filter); all when it has neither. */
+bool query_name_selected(const struct query *q, const char *name, size_t len);
 
 /* Parses a time ("now", "-1h", epoch ms digits, RFC 3339). */
 bool query_parse_time(const char *s, size_t n, int64_t now_ms, int64_t *out_ms);

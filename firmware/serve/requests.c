@@ -209,9 +209,17 @@ static size_t answer_command(struct requests *r, const struct query *q, char *bu
                      started ? "true" : "false", (long long)watermark);
         return n > 0 && (size_t)n < cap ? (size_t)n : 0;
     }
+    if (q->op == QUERY_REPLAY_DEAD_LETTERS) {
+        if (!r->commands.replay_deadletters) {
+            *code = "unsupported";
+            return serve_error(*code, "replay is not available", id, buf, cap);
+        }
+        return r->commands.replay_deadletters(r->commands.ctx, q, buf, cap, code);
+    }
     if (q->op != QUERY_SYNC) {
         *code = "bad_request";
-        return serve_error(*code, "commands are recompute and sync", id, buf, cap);
+        return serve_error(*code, "commands are recompute, sync and replay_deadletters", id, buf,
+                           cap);
     }
     if (!r->commands.sync) {
         *code = "unsupported";
@@ -274,7 +282,8 @@ static size_t answer(struct requests *r, const struct control_request *req, cons
                      const char **code)
 {
     const char *id = q->has_id ? q->id : NULL;
-    bool command = q->op == QUERY_RECOMPUTE || q->op == QUERY_SYNC;
+    bool command =
+        q->op == QUERY_RECOMPUTE || q->op == QUERY_SYNC || q->op == QUERY_REPLAY_DEAD_LETTERS;
     if (req->is_command != command) {
         *code = "bad_request";
         return serve_error(*code,

@@ -76,10 +76,10 @@ struct requests_counters {
 
 struct requests;
 
-/* What commands do ({"op":"recompute"}, {"op":"sync"}): supplied by the
- * daemon, since the serving layer knows neither the batch worker nor sync.
- * A NULL function: that part is off ("unsupported"). Called on the serving
- * thread; they must not block. */
+/* What commands do ({"op":"recompute"}, {"op":"sync"}, {"op":"replay_deadletters"}):
+ * supplied by the daemon, since the serving layer knows neither the batch
+ * worker nor sync. A NULL function: that part is off ("unsupported"). Called
+ * on the serving thread; they must not block (replay: a bounded wait). */
 struct requests_commands {
     void *ctx;
     /* starts a run unless one is going on: *started, and the views' watermark */
@@ -89,6 +89,11 @@ struct requests_commands {
     /* {"op":"metrics"}: the status document json[0..len) as Prometheus text
      * into out (cap bytes); its length, 0 on failure. Must be pure. */
     size_t (*metrics)(void *ctx, const char *json, size_t len, char *out, size_t cap);
+    /* {"op":"replay_deadletters"} (firmware/daemon/replay.h): the reply into
+     * buf (cap bytes), its length; *code set for an error reply. May block
+     * for a bounded time (the group commit of what it replayed). */
+    size_t (*replay_deadletters)(void *ctx, const struct query *q, char *buf, size_t cap,
+                                 const char **code);
 };
 
 /* Room for {"op":"metrics"}'s text (before JSON escaping). */

@@ -295,11 +295,7 @@ static el_status read_failed(struct serve *sv, el_status st, struct failure *f)
 
 static bool name_selected(const struct query *q, const char *name, size_t len)
 {
-    if (!q->has_series)
-        return true;
-    if (q->is_match)
-        return mqtt_topic_matches(q->series, name, len);
-    return len == strlen(q->series) && memcmp(q->series, name, len) == 0;
+    return query_name_selected(q, name, len);
 }
 
 /* Chooses the series of the query from the reader's dictionary. */
@@ -1297,6 +1293,10 @@ static bool on_dead(void *ctx, const struct mlog_dead_row *d)
     if (d->detail) {
         jw_key(l->w, "detail");
         jw_str(l->w, d->detail);
+    }
+    if (d->replayed_seq > 0) { /* replayed: its events start at this seq */
+        jw_key(l->w, "replayed_seq");
+        jw_int(l->w, d->replayed_seq);
     }
     write_payload(l->w, d);
     jw_obj_end(l->w);

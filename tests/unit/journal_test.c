@@ -1,7 +1,8 @@
 /*
  * journal_test — unit tests for the memory-mapped ingest journal (storage/journal.c).
  *
- * What is covered: record round trip (every field, sequence numbering,
+ * What is covered: record round trip (every field, the ref of a replayed
+ * dead letter on every fourth record with events, sequence numbering,
  * journal_set_next_seq), segment rotation and deletion of committed segment
  * files, rewind, producer/consumer back-pressure across two threads (200,000
  * records through 3 small segments), journal_shutdown waking a blocked
@@ -111,8 +112,8 @@ static size_t stored_names(const struct journal_msg *m)
 
 static size_t rec_len(const struct journal_msg *m)
 {
-    size_t body =
-        REC_HDR + (size_t)m->n_events * REC_EV + m->topic_len + m->payload_len + stored_names(m);
+    size_t body = REC_HDR + (size_t)m->n_events * REC_EV + m->topic_len + m->payload_len +
+                  stored_names(m) + (m->ref ? 8u : 0u);
     return (body + 7u) & ~(size_t)7u;
 }
 
@@ -232,7 +233,7 @@ static void spec_fill(struct spec *sp, uint64_t *rng, const struct spec_limits *
     sp->m.recv_ms = (int64_t)rng_next(rng);
     sp->m.mono_ms = (int64_t)rng_next(rng);
     sp->m.orig_len = (uint32_t)(payload_len + rng_below(rng, 3) * 1000u);
-    sp->m.flags = (uint16_t)rng_next(rng);
+    sp->m.flags = (uint16_t)(rng_next(rng) & ~JOURNAL_F_REF); /* the journal's own bit */
     if (dead) {
         sp->m.reason = (uint16_t)(1u + rng_below(rng, 20));
         sp->m.n_events = 0;
@@ -252,6 +253,10 @@ static void spec_fill(struct spec *sp, uint64_t *rng, const struct spec_limits *
         for (size_t i = 0; i < sp->m.names_len; i++)
             sp->names[i] = (char)('a' + rng_below(rng, 26));
         sp->m.names = sp->names;
+        /* a replayed dead letter's seq, on every fourth record (no rng draw:
+         * the layouts the tests assert stay as they were) */
+        if ((sp->m.mono_ms & 3) == 0)
+            sp->m.ref = (uint64_t)sp->m.recv_ms | 1u;
     }
     sp->m.events = sp->ev;
     sp->m.topic = sp->topic;
@@ -314,6 +319,7 @@ static void check_rec(const struct journal_rec *r, const struct journal_msg *m, 
     assert_int_equal(r->topic_len, m->topic_len);
     assert_int_equal(r->payload_len, m->payload_len);
     assert_int_equal(r->names_len, stored_names(m));
+    assert_int_equal(r->ref, m->ref);
     if (r->names_len) /* right after the payload */
         assert_memory_equal(r->payload + r->payload_len, m->names, r->names_len);
     assert_true(((uintptr_t)r->events & 7u) == 0);
@@ -496,6 +502,7 @@ static void make_fixed_specs(struct spec *sp, size_t n, uint64_t seed)
         sp[i].m.payload = sp[i].payload;
         sp[i].m.payload_len = 1900;
         sp[i].m.n_events = (uint16_t)(i % 5 == 0 ? 0 : 4); /* 2144-byte records */
+        sp[i].m.ref = 0;                                   /* fixed sizes */
         for (unsigned k = 0; k < sp[i].m.n_events; k++) {
             sp[i].ev[k].ts_ms = (int64_t)(i * 100 + k);
             sp[i].ev[k].value = (double)i + (double)k / 8.0;
@@ -1162,6 +1169,15 @@ static void test_invalid(void **state)
     m.topic = big;
     m.topic_len = 70000; /* > UINT16_MAX */
     assert_int_equal(journal_append(j, &m, &seq), EL_INVAL);
+    /* A ref only with events; the journal's own flag bit is not the caller's. */
+    m.topic = "t";
+    m.topic_len = 1;
+    m.ref = 5;
+    assert_int_equal(journal_append(j, &m, &seq), EL_INVAL);
+    m.ref = 0;
+    m.flags = JOURNAL_F_REF;
+    assert_int_equal(journal_append(j, &m, &seq), EL_INVAL);
+    m.flags = 0;
     assert_int_equal(journal_next_seq(j), 10);
     assert_int_equal(journal_uncommitted_bytes(j), 0);
 

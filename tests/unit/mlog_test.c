@@ -8,7 +8,8 @@
  * (a write lock held by another connection -> SQLITE_BUSY after mlog's busy
  * timeout, a file-size limit that makes the commit's WAL write fail,
  * corrupted or foreign master.db files), each followed by a check that the
- * log still works and PRAGMA integrity_check is ok; mlog_bytes.
+ * log still works and PRAGMA integrity_check is ok; mlog_bytes; the
+ * replayed_seq migration and marking a dead letter replayed exactly once.
  *
  * Each test runs in its own fresh directory from mkdtemp under $TMPDIR (or
  * /tmp), removed by the teardown.
@@ -209,25 +210,31 @@ static void expect_columns(sqlite3 *db, const char *table, const struct col *col
     assert_int_equal(i, n);
 }
 
+/* A master.db of an older version: only a dead_letters table, with the
+ * columns of version 1 and extra_columns, and rows (insert_sql). */
+static void old_dead_letters(const char *dir, const char *extra_columns, const char *insert_sql)
+{
+    char path[PATH_MAX + 16], sql[512];
+    sqlite3 *db = NULL;
+    db_path(dir, path, sizeof path);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE dead_letters(seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload "
+             "BLOB, payload_bytes INTEGER NOT NULL, recv INTEGER NOT NULL, mono INTEGER NOT NULL, "
+             "boot INTEGER NOT NULL, flags INTEGER NOT NULL, reason TEXT NOT NULL%s);%s",
+             extra_columns, insert_sql);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 /* A master log written before dead letters had a detail gains the column
  * at open, keeps its rows, and takes details from then on. */
 static void test_old_dead_letters_gain_detail(void **state)
 {
     struct fixture *f = *state;
-    char path[PATH_MAX + 16];
     sqlite3 *db = NULL;
-    db_path(f->dir, path, sizeof path);
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(
-        sqlite3_exec(db,
-                     "CREATE TABLE dead_letters(seq INTEGER PRIMARY KEY, topic TEXT "
-                     "NOT NULL, payload BLOB, payload_bytes INTEGER NOT NULL, recv "
-                     "INTEGER NOT NULL, mono INTEGER NOT NULL, boot INTEGER NOT NULL, "
-                     "flags INTEGER NOT NULL, reason TEXT NOT NULL);"
-                     "INSERT INTO dead_letters VALUES(1,'t','x',1,2,3,1,0,'malformed')",
-                     NULL, NULL, NULL),
-        SQLITE_OK);
-    sqlite3_close(db);
+    old_dead_letters(f->dir, "",
+                     "INSERT INTO dead_letters VALUES(1,'t','x',1,2,3,1,0,'malformed')");
     struct mlog *log = open_log(f->dir, 10, "boot-a", 1700000000000, 1);
     const struct mlog_dead dl = {.seq = 2,
                                  .topic = "t",
@@ -250,6 +257,62 @@ static void test_old_dead_letters_gain_detail(void **state)
     assert_string_equal((const char *)sqlite3_column_text(st, 1), "field \"v\" is a string");
     sqlite3_finalize(st);
     sqlite3_close(db);
+}
+
+static int64_t replayed_seq_of(const char *dir, int64_t seq)
+{
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT coalesce(replayed_seq, 0) FROM dead_letters WHERE seq=%lld",
+             (long long)seq);
+    sqlite3 *db = peer_open(dir);
+    int64_t v = peer_int(db, sql);
+    sqlite3_close(db);
+    return v;
+}
+
+/* Replay (firmware/daemon/replay.h): an older file gains replayed_seq at
+ * open; a dead letter is marked once, in the transaction of its events: a
+ * rollback forgets the mark, a second mark is refused (and its seqs count
+ * as taken), a missing dead letter is refused. */
+static void test_dead_letters_replayed_once(void **state)
+{
+    struct fixture *f = *state;
+    bool fresh = true;
+    old_dead_letters(f->dir, ", detail TEXT",
+                     "INSERT INTO dead_letters VALUES(1,'t','x',1,2,3,1,0,'malformed',NULL),"
+                     "(2,'t','y',1,2,3,1,0,'no_value',NULL)");
+    struct mlog *log = open_log(f->dir, 10, "boot-a", 1700000000000, 1);
+    assert_int_equal(replayed_seq_of(f->dir, 1), 0);
+    uint32_t id = series(log, "t", 3);
+    /* rolled back: not marked */
+    assert_int_equal(mlog_mark_replayed(log, 1, 3, 3, &fresh), EL_OK);
+    assert_true(fresh);
+    append_simple(log, 3, id, "x");
+    mlog_rollback(log);
+    assert_int_equal(replayed_seq_of(f->dir, 1), 0);
+    /* committed with its event */
+    id = series(log, "t", 3);
+    assert_int_equal(mlog_mark_replayed(log, 1, 3, 3, &fresh), EL_OK);
+    assert_true(fresh);
+    append_simple(log, 3, id, "x");
+    assert_int_equal(mlog_commit(log), EL_OK);
+    assert_int_equal(replayed_seq_of(f->dir, 1), 3);
+    /* a second record for the same dead letter is refused; its seqs are taken */
+    assert_int_equal(mlog_mark_replayed(log, 1, 4, 5, &fresh), EL_OK);
+    assert_false(fresh);
+    assert_int_equal(mlog_commit(log), EL_OK);
+    assert_int_equal(replayed_seq_of(f->dir, 1), 3);
+    assert_int_equal(mlog_committed_seq(log), 5);
+    /* a dead letter that is not there */
+    assert_int_equal(mlog_mark_replayed(log, 99, 6, 6, &fresh), EL_OK);
+    assert_false(fresh);
+    assert_int_equal(mlog_commit(log), EL_OK);
+    assert_int_equal(replayed_seq_of(f->dir, 2), 0);
+    mlog_close(log);
+    /* opening again migrates nothing twice */
+    log = open_log(f->dir, 10, "boot-a", 1700000000000, 1);
+    mlog_close(log);
+    assert_int_equal(replayed_seq_of(f->dir, 1), 3);
 }
 
 static void test_open_schema(void **state)
@@ -294,11 +357,13 @@ static void test_open_schema(void **state)
         {"seq", "INTEGER", 0, 1},  {"series", "INTEGER", 1, 0}, {"ts", "INTEGER", 1, 0},
         {"value", "REAL", 1, 0},   {"recv", "INTEGER", 1, 0},   {"mono", "INTEGER", 1, 0},
         {"boot", "INTEGER", 1, 0}, {"flags", "INTEGER", 1, 0},  {"payload", "BLOB", 0, 0}};
-    static const struct col dead[] = {{"seq", "INTEGER", 0, 1},  {"topic", "TEXT", 1, 0},
-                                      {"payload", "BLOB", 0, 0}, {"payload_bytes", "INTEGER", 1, 0},
-                                      {"recv", "INTEGER", 1, 0}, {"mono", "INTEGER", 1, 0},
-                                      {"boot", "INTEGER", 1, 0}, {"flags", "INTEGER", 1, 0},
-                                      {"reason", "TEXT", 1, 0},  {"detail", "TEXT", 0, 0}};
+    static const struct col dead[] = {
+        {"seq", "INTEGER", 0, 1},         {"topic", "TEXT", 1, 0},
+        {"payload", "BLOB", 0, 0},        {"payload_bytes", "INTEGER", 1, 0},
+        {"recv", "INTEGER", 1, 0},        {"mono", "INTEGER", 1, 0},
+        {"boot", "INTEGER", 1, 0},        {"flags", "INTEGER", 1, 0},
+        {"reason", "TEXT", 1, 0},         {"detail", "TEXT", 0, 0},
+        {"replayed_seq", "INTEGER", 0, 0}};
     static const struct col blocks[] = {
         {"block", "INTEGER", 0, 1}, {"min_ts", "INTEGER", 1, 0}, {"max_ts", "INTEGER", 1, 0}};
     expect_columns(db, "meta", meta, 2);
@@ -306,7 +371,7 @@ static void test_open_schema(void **state)
     expect_columns(db, "boots", boots, 5);
     expect_columns(db, "series", ser, 3);
     expect_columns(db, "events", events, 9);
-    expect_columns(db, "dead_letters", dead, 10);
+    expect_columns(db, "dead_letters", dead, 11);
     /* UNIQUE on boots.boot_id and series.name; no secondary index on events. */
     assert_int_equal(peer_int(db, "SELECT count(*) FROM pragma_index_list('boots') "
                                   "WHERE \"unique\"=1"),
@@ -1028,6 +1093,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_schema, setup, teardown),
         cmocka_unit_test_setup_teardown(test_old_dead_letters_gain_detail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dead_letters_replayed_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_append_readback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_series_dictionary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),

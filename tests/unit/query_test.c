@@ -64,6 +64,29 @@ static void test_dead_letters(void **state)
                 q.limit == 7 && q.is_match && strcmp(q.series, "z/#") == 0);
 }
 
+/* op replay_deadletters: 1000 per request by default, after seq 0; the
+ * dead letters a topic filter or exact topic selects. */
+static void test_replay_dead_letters(void **state)
+{
+    struct query q;
+    const char *code;
+    (void)state;
+    assert_true(parse("{\"op\":\"replay_deadletters\"}", &q, &code));
+    assert_true(q.op == QUERY_REPLAY_DEAD_LETTERS && q.limit == 1000 && q.after_seq == 0 &&
+                q.since_ms == 0 && !q.has_reason && !q.has_series);
+    assert_true(parse("{\"op\":\"replay_deadletters\",\"after\":1234,\"n\":50,"
+                      "\"reason\":\"no_value\",\"match\":\"zigbee2mqtt/#\",\"since\":\"-1d\"}",
+                      &q, &code));
+    assert_true(q.after_seq == 1234 && q.limit == 50 && q.has_reason &&
+                strcmp(q.reason, "no_value") == 0 && q.since_ms == NOW - 86400000);
+    assert_true(query_name_selected(&q, "zigbee2mqtt/kitchen", 19));
+    assert_false(query_name_selected(&q, "tele/x/SENSOR", 13));
+    assert_true(parse("{\"op\":\"replay_deadletters\",\"series\":\"junk/x\"}", &q, &code));
+    assert_true(query_name_selected(&q, "junk/x", 6));
+    assert_false(query_name_selected(&q, "junk/xy", 7));
+    assert_false(query_name_selected(&q, "junk/", 5));
+}
+
 static void test_errors(void **state)
 {
     static const char *const bad[] = {"",
@@ -84,6 +107,9 @@ static void test_errors(void **state)
                                       "{\"op\":\"deadletters\",\"reason\":\"a-reason-longer-than-"
                                       "thirty-one-bytes\"}",
                                       "{\"op\":\"deadletters\",\"since\":\"soon\"}",
+                                      "{\"op\":\"replay_deadletters\",\"after\":-1}",
+                                      "{\"op\":\"replay_deadletters\",\"after\":\"-1h\"}",
+                                      "{\"op\":\"replay_deadletters\",\"n\":1001}",
                                       "{\"series\":\"a\\u0000\"}"};
     struct query q;
     const char *code;
@@ -166,6 +192,7 @@ int main(void)
         cmocka_unit_test(test_range_defaults_and_fields),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_dead_letters),
+        cmocka_unit_test(test_replay_dead_letters),
         cmocka_unit_test(test_topic_match),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_time_digits),

@@ -61,7 +61,7 @@ _edgelambda()
         query) words="--match --from --to --step --agg $ask" ;;
         series) words="--match $ask" ;;
         last) words="--match -n $ask" ;;
-        deadletters) words="--match --reason --since -n $ask" ;;
+        deadletters) words="--match --reason --since -n --replay $ask" ;;
         export) words="--series --match --from --to --format --dir --help" ;;
         verify) words="--dir --sample --help" ;;
         status) words="$ask" ;;
