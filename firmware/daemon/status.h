@@ -36,6 +36,9 @@ struct status_queries {
     uint64_t memory_bytes; /* the serving thread's working set */
 };
 
+/* Room for status reload.result (what the last reload did, cut). */
+#define STATUS_RELOAD_RESULT 192
+
 struct status_snapshot {
     const char *state, *version; /* status_derive */
     int64_t uptime_s;
@@ -80,6 +83,10 @@ struct status_snapshot {
     struct batch_status batch;
     double batch_last_seconds; /* status_derive */
     struct sync_status sync;
+    /* reload (SIGHUP) */
+    uint64_t reloads, reload_failures;
+    int64_t reload_last_ms; /* wall clock of the last reload, 0 = none */
+    char reload_result[STATUS_RELOAD_RESULT];
 };
 
 /* What a field holds (and how its JSON value looks). */
