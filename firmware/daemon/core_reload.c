@@ -20,7 +20,9 @@
  *   ingest decoding  the Paho thread: a new rules table published with an
  *                    atomic pointer, freed once acknowledged (ingest.h,
  *                    "Reload");
- *   sync.*           the sync worker: stopped (an upload in flight is
+ *   sync.*           the sync worker: the open group commit is committed
+ *                    first (sync_new writes master.db), then the worker is
+ *                    stopped (an upload in flight is
  *                    interrupted and resent by the next worker: same range,
  *                    same Idempotency-Key) and started again with the new
  *                    options; its cursor and parked batches are on disk.
@@ -170,6 +172,13 @@ static el_status sync_open(struct core *c, const struct el_config *cfg)
 
 static el_status apply_sync(struct core *c, const struct el_config *next, char *err, size_t len)
 {
+    /* sync_new writes its tables in master.db: the core's open group-commit
+     * transaction would hold the lock it waits for (on this very thread). */
+    core_commit(c);
+    if (mlog_pending(c->log) > 0) {
+        snprintf(err, len, "the master log cannot be written now; reload again");
+        return EL_AGAIN;
+    }
     /* One worker at a time owns the cursor: stop the old one first. */
     atomic_store(&c->sync_on, false);
     sync_free(c->sync);
@@ -253,7 +262,9 @@ static void note_result(struct core *c, bool failed, const char *text)
     c->reloads++;
     c->reload_failures += failed ? 1u : 0u;
     c->reload_last_ms = plat_clock_wall_ms();
-    snprintf(c->reload_result, sizeof c->reload_result, "%s", text);
+    size_t n = strnlen(text, sizeof c->reload_result - 1); /* cut: status keeps the start */
+    memcpy(c->reload_result, text, n);
+    c->reload_result[n] = '\0';
     c->status_last_key = 0; /* publish status now: it shows the new values */
 }
 
