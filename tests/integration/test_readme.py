@@ -37,9 +37,10 @@ def read(path):
         return f.read()
 
 
-def parse_key_listing(text):
+def parse_key_listing(text, live=None):
     """{(section, key): default} of --help-config output or the example file:
-    blank-line separated blocks, each key's block ending in "# key = value"."""
+    blank-line separated blocks, each key's block ending in "# key = value".
+    live: a set that gets the keys whose block says "# Live:"."""
     keys = {}
     section = None
     for block in re.split(r"\n[ \t]*\n", text):
@@ -54,36 +55,24 @@ def parse_key_listing(text):
         if m:
             check((section, m.group(1)) not in keys, "key %s.%s listed twice" % (section, m.group(1)))
             keys[(section, m.group(1))] = (m.group(2) or "").strip()
+            if live is not None and any(line.startswith("# Live:") for line in lines):
+                live.add((section, m.group(1)))
     return keys
-
-
-def live_keys(text):
-    """{(section, key)} of --help-config output whose block says "# Live:"."""
-    live, section = set(), None
-    for block in re.split(r"\n[ \t]*\n", text):
-        lines = [line.rstrip() for line in block.strip().splitlines()]
-        for line in lines:
-            m = SECTION_LINE.match(line)
-            if m:
-                section = m.group(1)
-        m = KEY_LINE.match(lines[-1]) if lines else None
-        if m and section and any(line.startswith("# Live:") for line in lines):
-            live.add((section, m.group(1)))
-    return live
 
 
 def help_config(with_live=False):
     r = subprocess.run(harness.EMULATOR + [harness.DAEMON, "--help-config"], capture_output=True, text=True,
                        timeout=60 * harness.SLOW)
     check(r.returncode == 0, "edgelambdad --help-config exited %s: %s" % (r.returncode, r.stderr))
-    keys = parse_key_listing(r.stdout)
+    live = set()
+    keys = parse_key_listing(r.stdout, live)
     for line in r.stdout.splitlines():  # [decode "<filter>"] sections: one block of keys
         m = DECODE_KEY_LINE.match(line)
         if m:
             keys[("decode", m.group(1))] = None
     check(len(keys) >= 40 and ("mqtt", "uri") in keys and ("storage", "dir") in keys,
           "could not read --help-config (%d keys):\n%s" % (len(keys), r.stdout[:2000]))
-    return (keys, live_keys(r.stdout)) if with_live else keys
+    return (keys, live) if with_live else keys
 
 
 def split_row(line):
