@@ -113,7 +113,7 @@ struct core {
     uint64_t rate_last_accepted;
     int64_t rate_last_ms;
     double rate_per_s;
-    char status_buf[4096];
+    char status_buf[STATUS_DOC_MAX];
     int64_t watchdog_period_ms, watchdog_last_ms;
 
     /* clocks (mlog.h, "Clocks") */

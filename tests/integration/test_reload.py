@@ -18,6 +18,7 @@ import types
 from harness import (SLOW, Broker, Daemon, Ledger, TempDir, check, free_port, loadgen_async, log, rr, run,
                      wait_until)
 from sync_servers import FaultServer, dump_diagnostics, master_events
+from test_decode import pub_bytes, sp_metric, sp_payload, stored
 
 TS_BASE = 1767225600000
 
@@ -227,6 +228,42 @@ def test_reload_query_limit_and_batch_schedule():
             "'schedule'; under QoS 1 ingest: %d acked, 0 lost, 0 doubled" % t.count)
 
 
+def test_reload_sparkplug_aliases_survive():
+    """A reload adds a sparkplug_b section (its state is made then); a later
+    reload that changes the sections keeps the aliases the birth taught:
+    the next NDATA by alias lands in its named series, no gap, no dead letter."""
+    td = TempDir("reload-spb")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, ingest__subscribe="spBv1.0/#")
+    d.config_text = ""
+    conf = os.path.join(td.path, "edgelambda.conf")
+    spb = '[decode "spBv1.0/#"]\nformat = sparkplug_b\n'
+    try:
+        d.start()
+        line = reload(d, conf, spb)
+        check("applied decode.sections;" in line, "reload line: %s" % line)
+        birth = sp_payload(TS_BASE, 0, [sp_metric("temp", 1, double=20.5), sp_metric("on", 2, boolean=True)])
+        pub_bytes(b, td, "spBv1.0/plant/NBIRTH/edge1", birth)
+        pub_bytes(b, td, "spBv1.0/plant/NDATA/edge1", sp_payload(TS_BASE + 1000, 1, [sp_metric(alias=1, double=21.0)]))
+        wait_until(lambda: stored(d).get("plant/edge1/temp", (0,))[0] == 2, 30 * SLOW, "the birth and NDATA")
+        line = reload(d, conf, '[decode "other/#"]\nformat = number\n\n' + spb)
+        check("applied decode.sections;" in line, "reload line: %s" % line)
+        pub_bytes(b, td, "spBv1.0/plant/NDATA/edge1", sp_payload(TS_BASE + 2000, 2, [sp_metric(alias=1, double=22.5)]))
+        wait_until(lambda: stored(d).get("plant/edge1/temp", (0,))[0] == 3, 30 * SLOW, "the NDATA after the reload")
+        got = stored(d)
+        check(got["plant/edge1/temp"] == (3, 22.5) and d.query1("SELECT count(*) FROM dead_letters") == 0,
+              "after the reload: %s" % got)
+        st = d.status(pred=lambda s: s["ingest"].get("sparkplug_births") == 1)
+        check(st["ingest"]["sparkplug_seq_gaps"] == 0 and st["ingest"]["sparkplug_unknown_alias"] == 0,
+              "sparkplug counters: %s" % st["ingest"])
+        log("sparkplug_b section added by a reload; aliases from its birth survive a second reload")
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
     run([test_reload_under_ingest, test_reload_decoders_under_ingest, test_reload_sync_under_ingest,
-         test_reload_query_limit_and_batch_schedule])
+         test_reload_query_limit_and_batch_schedule, test_reload_sparkplug_aliases_survive])
