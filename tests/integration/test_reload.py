@@ -168,6 +168,8 @@ def test_reload_sync_under_ingest():
             line = reload(d, t.conf, sync_conf(fs.url, new_tok))
             check("applied sync.url, sync.token_file;" in line and "kept until a restart: none" in line,
                   "reload line: %s" % line)
+            reply = rr(t.b, '{"op":"sync"}', topic=d.prefix + "/command")  # reaches the new worker
+            check(reply.get("ok") is True, "sync command after the reload: %s" % reply)
             fs.set_script(["hang"])
             wait_until(lambda: any(r["action"] == "hang" for r in fs.snapshot()[0]), 30 * SLOW, "a hanging request")
             hung = [r for r in fs.snapshot()[0] if r["action"] == "hang"][0]["headers"]["idempotency-key"]
@@ -194,9 +196,16 @@ def test_reload_sync_under_ingest():
             for seq, series, ts, value in events:
                 e = by_seq[seq]
                 check((e["series"], e["ts"], e["value"]) == (series, ts, value), "event %d differs: %s" % (seq, e))
+            # an empty url turns sync off, live too
+            line = reload(d, t.conf, sync_conf("", new_tok))
+            check("applied sync.url, sync.batch_events;" in line, "reload line: %s" % line)
+            reply = rr(t.b, '{"op":"sync"}', topic=d.prefix + "/command")
+            check(reply.get("ok") is False and "sync is disabled" in reply["error"]["message"],
+                  "sync command with sync off: %s" % reply)
+            d.status(pred=lambda s: s["sync"]["enabled"] is False and s["reload"]["count"] == 3, timeout=10 * SLOW)
             log("sync reloaded from a dead port to a live upstream with a new token under QoS 1 ingest: %d events "
                 "upstream exactly once (%d sent in %d requests), all with the new token; a second reload while "
-                "%s hung: resent first; 0 lost, 0 doubled" % (len(by_seq), sent, len(reqs), hung))
+                "%s hung: resent first; then off by an empty url; 0 lost, 0 doubled" % (len(by_seq), sent, len(reqs), hung))
     finally:
         fs.stop()
 
