@@ -225,8 +225,8 @@ static el_status apply_query(struct core *c, const struct el_config *next, char 
 /* ---- SIGHUP ---- */
 
 struct reload_plan {
-    bool run[N_RULES]; /* per rule: its first entry of each apply function */
-    char keys[N_RULES][192];
+    bool run[N_RULES];       /* per rule: its first entry of each apply function */
+    char keys[N_RULES][384]; /* every [sync] key fits */
     char kept[512];
 };
 
@@ -270,7 +270,7 @@ static void note_result(struct core *c, bool failed, const char *text)
 
 void core_reload(struct core *c)
 {
-    char err[512], applied[512] = "", failed[512] = "";
+    char err[512], applied[1024] = "", failed[1024] = "";
     struct el_config *next = c->reload.load ? malloc(sizeof *next) : NULL;
     struct reload_plan *p = calloc(1, sizeof *p);
     if (!next || !p) {
@@ -297,7 +297,7 @@ void core_reload(struct core *c)
             list_add(failed, sizeof failed, p->keys[i]);
         }
     }
-    char line[1664];
+    char line[2688];
     if (!applied[0] && !failed[0] && !p->kept[0])
         snprintf(line, sizeof line, "the configuration is unchanged");
     else
