@@ -202,6 +202,12 @@ void batch_request(struct batch *b, bool full, const char *trigger)
     pthread_mutex_unlock(&b->mu);
 }
 
+el_status batch_configure(struct batch *b, const struct batch_opts *o)
+{
+    return batch_sched_configure(&b->sched, o->schedule, o->idle_cpu_pct, o->idle_ingest_rate,
+                                 o->idle_for_s, o->max_lag_s);
+}
+
 void batch_tick(struct batch *b, double ingest_rate, int64_t committed_seq)
 {
     struct batch_sched_input in = {

@@ -54,6 +54,11 @@ void batch_free(struct batch *b);
 /* Core, once a second: ingest rate (events/s) and the receive time of the
  * oldest event not yet covered (0 when everything is covered). */
 void batch_tick(struct batch *b, double ingest_rate, int64_t committed_seq);
+/* Core thread (a reload): new [batch] keys for the scheduler, which runs on
+ * the core thread (batch_tick), so the next decision uses them; its state
+ * is kept (batch_sched_configure). o->dir is ignored. EL_INVAL: a bad
+ * schedule, nothing changed. */
+EL_MUST_CHECK el_status batch_configure(struct batch *b, const struct batch_opts *o);
 /* Asks for a run now (full or incremental); ignored while one runs. */
 void batch_request(struct batch *b, bool full, const char *trigger);
 void batch_get_status(struct batch *b, struct batch_status *out);

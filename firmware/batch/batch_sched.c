@@ -48,19 +48,32 @@ el_status batch_schedule_parse(const char *spec, int64_t *every_ms, int *minute_
     return EL_INVAL;
 }
 
+el_status batch_sched_configure(struct batch_sched *s, const char *schedule, int idle_cpu_pct,
+                                double idle_ingest_rate, int idle_for_s, int max_lag_s)
+{
+    int64_t every_ms;
+    int minute_of_day;
+    if (batch_schedule_parse(schedule, &every_ms, &minute_of_day) != EL_OK)
+        return EL_INVAL;
+    s->idle_cpu_pct = idle_cpu_pct;
+    s->idle_ingest_rate = idle_ingest_rate;
+    s->idle_for_ms = idle_for_s * 1000LL;
+    s->max_lag_ms = max_lag_s * 1000LL;
+    s->schedule_every_ms = every_ms;
+    s->schedule_minute_of_day = minute_of_day;
+    return EL_OK;
+}
+
 el_status batch_sched_init(struct batch_sched *s, const char *schedule, int idle_cpu_pct,
                            double idle_ingest_rate, int idle_for_s, int max_lag_s,
                            int64_t now_mono_ms)
 {
     memset(s, 0, sizeof *s);
-    s->idle_cpu_pct = idle_cpu_pct;
-    s->idle_ingest_rate = idle_ingest_rate;
-    s->idle_for_ms = idle_for_s * 1000LL;
-    s->max_lag_ms = max_lag_s * 1000LL;
     s->last_run_end_ms = now_mono_ms;
     s->last_schedule_ms = now_mono_ms;
     s->last_daily_day = -1;
-    return batch_schedule_parse(schedule, &s->schedule_every_ms, &s->schedule_minute_of_day);
+    return batch_sched_configure(s, schedule, idle_cpu_pct, idle_ingest_rate, idle_for_s,
+                                 max_lag_s);
 }
 
 static bool schedule_due(struct batch_sched *s, const struct batch_sched_input *in)

@@ -63,6 +63,14 @@ EL_MUST_CHECK el_status batch_sched_init(struct batch_sched *s, const char *sche
                                          int idle_cpu_pct, double idle_ingest_rate, int idle_for_s,
                                          int max_lag_s, int64_t now_mono_ms);
 
+/* A reload: the configuration above changes, the state stays (when the
+ * last run ended, the last scheduled run, idleness), so a shorter interval
+ * counts from the last scheduled run and a run is neither lost nor doubled.
+ * EL_INVAL for a bad schedule: nothing changes. */
+EL_MUST_CHECK el_status batch_sched_configure(struct batch_sched *s, const char *schedule,
+                                              int idle_cpu_pct, double idle_ingest_rate,
+                                              int idle_for_s, int max_lag_s);
+
 /* The trigger that should start a run now ("schedule", "idle", "max_lag"),
  * or NULL. Updates the state as if the run was started. */
 const char *batch_sched_decide(struct batch_sched *s, const struct batch_sched_input *in);

@@ -104,6 +104,7 @@ struct cfg_entry {
     const char *const *names; /* CFG_ENUM: names[i] is value i, NULL-terminated */
     cfg_check_fn check;       /* NULL or an extra check of string values */
     const char *help;         /* one or more lines, '\n'-separated */
+    bool live;                /* SIGHUP applies it (core.c, reload_rules): LIVE below */
 };
 
 static bool check_mqtt_uri(const char *v, char *what, size_t whatlen);
@@ -138,24 +139,35 @@ _Static_assert(sizeof(enum el_durability) == sizeof(int) &&
 
 #define OFF(S, K) offsetof(struct el_config, S.K)
 #define SIZE(S, K) sizeof(((struct el_config *)0)->S.K)
-#define ENTRY(S, K, TYPE, MIN, MAX, DEF, NAMES, CHECK, HELP)                                       \
+/* A key SIGHUP applies without a restart: the last argument of its row,
+ * e.g. INT(query, deadline_ms, ..., "help", LIVE). core.c's reload_rules
+ * must have an apply function for it (checked at start). */
+#define LIVE +1
+#define ENTRY(S, K, TYPE, MIN, MAX, DEF, NAMES, CHECK, HELP, ...)                                  \
     {                                                                                              \
         .section = #S, .key = #K, .type = TYPE, .offset = OFF(S, K), .size = SIZE(S, K),           \
-        .min = MIN, .max = MAX, .def = DEF, .names = NAMES, .check = CHECK, .help = HELP           \
+        .min = MIN, .max = MAX, .def = DEF, .names = NAMES, .check = CHECK, .help = HELP,          \
+        .live = (0 __VA_ARGS__)                                                                    \
     }
-#define STR(S, K, MINLEN, DEF, CHECK, HELP)                                                        \
-    ENTRY(S, K, CFG_STRING, MINLEN, 0, DEF, NULL, CHECK, HELP)
-#define PATH(S, K, DEF, HELP) ENTRY(S, K, CFG_PATH, 0, 0, DEF, NULL, NULL, HELP)
-#define INT(S, K, MIN, MAX, DEF, HELP) ENTRY(S, K, CFG_INT, MIN, MAX, DEF, NULL, NULL, HELP)
-#define INT64(S, K, MIN, MAX, DEF, HELP) ENTRY(S, K, CFG_INT64, MIN, MAX, DEF, NULL, NULL, HELP)
-#define BYTES(S, K, MIN, MAX, DEF, HELP) ENTRY(S, K, CFG_BYTES, MIN, MAX, DEF, NULL, NULL, HELP)
-#define DOUBLE(S, K, MIN, MAX, DEF, HELP) ENTRY(S, K, CFG_DOUBLE, MIN, MAX, DEF, NULL, NULL, HELP)
-#define BOOL(S, K, DEF, HELP) ENTRY(S, K, CFG_BOOL, 0, 1, DEF, NULL, NULL, HELP)
-#define ENUM(S, K, NAMES, DEF, HELP) ENTRY(S, K, CFG_ENUM, 0, 0, DEF, NAMES, NULL, HELP)
-#define FIELDS_ALL(S, DEF, HELP)                                                                   \
+#define STR(S, K, MINLEN, DEF, CHECK, HELP, ...)                                                   \
+    ENTRY(S, K, CFG_STRING, MINLEN, 0, DEF, NULL, CHECK, HELP, __VA_ARGS__)
+#define PATH(S, K, DEF, HELP, ...) ENTRY(S, K, CFG_PATH, 0, 0, DEF, NULL, NULL, HELP, __VA_ARGS__)
+#define INT(S, K, MIN, MAX, DEF, HELP, ...)                                                        \
+    ENTRY(S, K, CFG_INT, MIN, MAX, DEF, NULL, NULL, HELP, __VA_ARGS__)
+#define INT64(S, K, MIN, MAX, DEF, HELP, ...)                                                      \
+    ENTRY(S, K, CFG_INT64, MIN, MAX, DEF, NULL, NULL, HELP, __VA_ARGS__)
+#define BYTES(S, K, MIN, MAX, DEF, HELP, ...)                                                      \
+    ENTRY(S, K, CFG_BYTES, MIN, MAX, DEF, NULL, NULL, HELP, __VA_ARGS__)
+#define DOUBLE(S, K, MIN, MAX, DEF, HELP, ...)                                                     \
+    ENTRY(S, K, CFG_DOUBLE, MIN, MAX, DEF, NULL, NULL, HELP, __VA_ARGS__)
+#define BOOL(S, K, DEF, HELP, ...) ENTRY(S, K, CFG_BOOL, 0, 1, DEF, NULL, NULL, HELP, __VA_ARGS__)
+#define ENUM(S, K, NAMES, DEF, HELP, ...)                                                          \
+    ENTRY(S, K, CFG_ENUM, 0, 0, DEF, NAMES, NULL, HELP, __VA_ARGS__)
+#define FIELDS_ALL(S, DEF, HELP, ...)                                                              \
     {                                                                                              \
         .section = #S, .key = "fields", .type = CFG_ENUM, .offset = OFF(S, fields_all),            \
-        .size = SIZE(S, fields_all), .def = DEF, .names = fields_names, .help = HELP               \
+        .size = SIZE(S, fields_all), .def = DEF, .names = fields_names, .help = HELP,              \
+        .live = (0 __VA_ARGS__)                                                                    \
     }
 
 static const struct cfg_entry cfg_table[] = {
@@ -188,20 +200,22 @@ static const struct cfg_entry cfg_table[] = {
     STR(ingest, subscribe, 1, "sensors/#", check_subscribe,
         "Comma-separated MQTT topic filters to ingest ('+' and '#' wildcards)."),
     INT(ingest, qos, 0, 2, "1", "QoS of the subscriptions."),
-    STR(ingest, value_field, 1, "value", NULL, "JSON field holding the reading."),
+    STR(ingest, value_field, 1, "value", NULL, "JSON field holding the reading.", LIVE),
     STR(ingest, ts_field, 1, "ts", NULL,
-        "JSON field holding the event time (epoch ms, epoch s or RFC 3339)."),
+        "JSON field holding the event time (epoch ms, epoch s or RFC 3339).", LIVE),
     FIELDS_ALL(ingest, "value",
                "value: one series per topic;\n"
-               "all: every numeric field of a JSON object becomes series <topic>/<field>."),
+               "all: every numeric field of a JSON object becomes series <topic>/<field>.",
+               LIVE),
     STR(ingest, state_words, 0, DECODE_DEFAULT_WORDS, check_state_words,
         "Strings that stand for numbers in a value (exact, case-sensitive), as\n"
         "WORD=NUMBER,...: at most 16 words of at most 16 bytes; empty for none.\n"
-        "JSON true/false are always 1/0; other strings are dead letters (non_numeric)."),
+        "JSON true/false are always 1/0; other strings are dead letters (non_numeric).",
+        LIVE),
     BYTES(ingest, max_payload, 16, 16 * MIB, "65536",
           "Largest payload accepted; larger ones are dead-lettered."),
     INT64(ingest, max_future_s, 1, 315360000, "86400",
-          "Event times this many seconds ahead of a synchronised clock are rejected."),
+          "Event times this many seconds ahead of a synchronised clock are rejected.", LIVE),
 
     INT(speed, bucket_ms, 10, 3600000, "1000", "Width of one speed-layer bucket (milliseconds)."),
     INT(speed, slots, 16, 1048576, "600",
@@ -217,12 +231,13 @@ static const struct cfg_entry cfg_table[] = {
          "normal: acknowledge after commit (a power cut loses at most flush_interval_ms);\n"
          "strict: acknowledge only once the data is synced to flash."),
     INT(storage, flush_interval_ms, 1, 10000, "10",
-        "Longest an event waits for its group commit (milliseconds)."),
+        "Longest an event waits for its group commit (milliseconds).", LIVE),
     BYTES(storage, max_bytes, 0, 16384 * GIB, "0",
-          "Size bound of the master log; 0 means no limit, else at least 1M."),
+          "Size bound of the master log; 0 means no limit, else at least 1M.", LIVE),
     ENUM(storage, full_policy, full_policy_names, "stop_ingest",
          "At max_bytes with nothing removable: stop_ingest (the broker keeps the data)\n"
-         "or drop_oldest."),
+         "or drop_oldest.",
+         LIVE),
     BYTES(storage, hard_max_bytes, 0, 16384 * GIB, "0",
           "Hard ceiling of master.db (SQLite max_page_count): commits beyond it fail like a\n"
           "full disk until retention frees space. 0: max_bytes + max(max_bytes / 4, 4M) when\n"
@@ -232,53 +247,59 @@ static const struct cfg_entry cfg_table[] = {
     INT(storage, journal_segments, 2, 64, "4", "Number of ingest journal segments."),
 
     INT(batch, idle_cpu_pct, 0, 100, "20",
-        "Idle means CPU use below this percentage (see idle_for_s)."),
+        "Idle means CPU use below this percentage (see idle_for_s).", LIVE),
     DOUBLE(batch, idle_ingest_rate, 0, 1000000000, "200",
-           "Idle also means ingest below this many events per second."),
+           "Idle also means ingest below this many events per second.", LIVE),
     INT(batch, idle_for_s, 1, 86400, "30",
-        "A recompute starts once the board has been idle for this many seconds."),
+        "A recompute starts once the board has been idle for this many seconds.", LIVE),
     STR(batch, schedule, 0, "", check_schedule,
         "Also recompute on a schedule: empty (none), 'every <N>s|m|h|d'\n"
-        "or daily at 'HH:MM'."),
+        "or daily at 'HH:MM'.",
+        LIVE),
     INT(batch, max_lag_s, 10, 604800, "300",
-        "Longest time between two batch runs, idle or not (seconds)."),
+        "Longest time between two batch runs, idle or not (seconds).", LIVE),
 
     STR(sync, url, 0, "", check_sync_url,
-        "Upstream http:// or https:// endpoint; empty disables sync."),
+        "Upstream http:// or https:// endpoint; empty disables sync.", LIVE),
     ENUM(sync, format, format_names, "ndjson",
-         "ndjson (one JSON object per event) or influx (line protocol)."),
-    ENUM(sync, compression, compression_names, "gzip", "Compression of request bodies."),
-    INT(sync, batch_events, 1, 1000000, "5000", "Most events per upstream request."),
-    BYTES(sync, batch_bytes, KIB, 256 * MIB, "1M", "Most uncompressed bytes per upstream request."),
+         "ndjson (one JSON object per event) or influx (line protocol).", LIVE),
+    ENUM(sync, compression, compression_names, "gzip", "Compression of request bodies.", LIVE),
+    INT(sync, batch_events, 1, 1000000, "5000", "Most events per upstream request.", LIVE),
+    BYTES(sync, batch_bytes, KIB, 256 * MIB, "1M", "Most uncompressed bytes per upstream request.",
+          LIVE),
     PATH(sync, ca_file, "",
-         "CA certificates that verify the upstream; empty uses the system store."),
-    PATH(sync, cert_file, "", "Client certificate for mutual TLS; set together with key_file."),
-    PATH(sync, key_file, "", "Private key of cert_file."),
-    PATH(sync, token_file, "", "File holding a bearer token (must not be readable by others)."),
+         "CA certificates that verify the upstream; empty uses the system store.", LIVE),
+    PATH(sync, cert_file, "", "Client certificate for mutual TLS; set together with key_file.",
+         LIVE),
+    PATH(sync, key_file, "", "Private key of cert_file.", LIVE),
+    PATH(sync, token_file, "", "File holding a bearer token (must not be readable by others).",
+         LIVE),
     STR(sync, device_id, 0, "", NULL,
-        "Device identity sent with every batch; empty means the hostname."),
-    BOOL(sync, insecure, "false", "Skip TLS certificate verification (testing only)."),
-    INT(sync, timeout_s, 1, 3600, "30", "Timeout of one upstream request (seconds)."),
+        "Device identity sent with every batch; empty means the hostname.", LIVE),
+    BOOL(sync, insecure, "false", "Skip TLS certificate verification (testing only).", LIVE),
+    INT(sync, timeout_s, 1, 3600, "30", "Timeout of one upstream request (seconds).", LIVE),
     BOOL(sync, include_seq, "false",
          "With format = influx, also send each event's master-log sequence as a field\n"
          "(VictoriaMetrics then stores a <series>_seq metric beside <series>_value,\n"
-         "doubling what it keeps; points of one series at one time stay distinct)."),
+         "doubling what it keeps; points of one series at one time stay distinct).",
+         LIVE),
 
     INT(query, deadline_ms, 10, 60000, "500",
         "Longest a query may run (milliseconds of wall time); longer ones are\n"
         "refused with error \"timeout\", and one that waited this long behind\n"
-        "other requests with \"busy\". Queries run beside ingest, never on it."),
+        "other requests with \"busy\". Queries run beside ingest, never on it.",
+        LIVE),
     INT64(query, max_rows, 1000, 1000000000, "2000000",
-          "Most master-log rows one query may examine (\"too_large\" beyond)."),
+          "Most master-log rows one query may examine (\"too_large\" beyond).", LIVE),
     INT(query, max_cells, 1, 10000000, "100000",
         "Most series x buckets in one answer; about 120 bytes of working memory each."),
     INT(query, max_values, 1, 100000000, "1000000",
         "Most raw values one query holds for exact quantiles; 16 bytes each."),
     INT(query, max_sketch_bins, 1, 100000000, "2000000",
-        "Most quantile-sketch bins one query holds (views' quantiles); 8 bytes each."),
+        "Most quantile-sketch bins one query holds (views' quantiles); 8 bytes each.", LIVE),
     INT(query, max_match, 1, 1000000, "1000", "Most series one \"match\" filter may select."),
 
-    ENUM(log, level, level_names, "info", "Log level."),
+    ENUM(log, level, level_names, "info", "Log level.", LIVE),
 
     ENUM(clock, synced, synced_names, "auto",
          "Trust the wall clock? auto: when the kernel or timesyncd says it is synchronised;\n"
@@ -1416,7 +1437,25 @@ static void help_key(FILE *out, const struct cfg_entry *e, bool starts)
         fprintf(out, "# %.*s%s%s\n", (int)n, h, h[n] == '\0' ? " " : "", h[n] == '\0' ? type : "");
         h += n + (h[n] == '\n');
     }
+    if (e->live)
+        fputs("# Live: a reload (SIGHUP) applies a change at once.\n", out);
     fprintf(out, "# %s =%s%s\n", e->key, e->def[0] != '\0' ? " " : "", e->def);
+}
+
+bool config_key_live(const char *section, const char *key)
+{
+    if (strcmp(section, "decode") == 0)
+        return true; /* the [decode] sections, one key in config_diff */
+    const struct cfg_entry *e = entry_find(section, key);
+    return e != NULL && e->live;
+}
+
+void config_each_live(void (*fn)(void *ctx, const char *section, const char *key), void *ctx)
+{
+    for (size_t i = 0; i < CFG_N; i++)
+        if (cfg_table[i].live)
+            fn(ctx, cfg_table[i].section, cfg_table[i].key);
+    fn(ctx, "decode", "sections");
 }
 
 void config_diff(const struct el_config *a, const struct el_config *b,
@@ -1454,6 +1493,9 @@ void config_print_help(FILE *out)
           "#   [decode \"zigbee2mqtt/#\"]\n"
           "#   fields = all\n"
           "#   drop_fields = update, update_available\n"
+          "#\n"
+          "# A reload (SIGHUP) applies changed decode sections at once, between two\n"
+          "# messages (Sparkplug B aliases survive it).\n"
           "#\n"
           "# The keys of a decode section, each with its default:\n",
           out);
@@ -1517,6 +1559,8 @@ static void man_key(FILE *out, const struct cfg_entry *e, bool starts)
         roff_text(out, e->def, strlen(e->def));
         fputs("\\fR\n", out);
     }
+    if (e->live)
+        fputs(".br\nLive: a reload (SIGHUP) applies a change at once.\n", out);
 }
 
 void config_print_man(FILE *out)
@@ -1553,7 +1597,9 @@ void config_print_man(FILE *out)
     fputs(".SS [decode \\(dq\\fIFILTER\\fP\\(dq]\n"
           "Sections (at most 16) that choose how payloads on topics matching the MQTT\n"
           "topic filter \\fIFILTER\\fR are read; the first section whose filter matches\n"
-          "wins, and topics no section matches are read with the [ingest] keys.\n",
+          "wins, and topics no section matches are read with the [ingest] keys.\n"
+          "A reload (SIGHUP) applies changed sections at once, between two messages\n"
+          "(Sparkplug B aliases survive it).\n",
           out);
     for (size_t i = 0; i < DECODE_N; i++)
         man_key(out, &decode_table[i], false);

@@ -163,6 +163,12 @@ EL_MUST_CHECK el_status config_finish(struct el_config *cfg, char *err, size_t e
 void config_diff(const struct el_config *a, const struct el_config *b,
                  void (*fn)(void *ctx, const char *section, const char *key), void *ctx);
 
+/* True if SIGHUP applies a change of the key without a restart (the
+ * table's LIVE flag; ("decode", "sections") is live). */
+bool config_key_live(const char *section, const char *key);
+/* Calls fn for every live key, ("decode", "sections") last. */
+void config_each_live(void (*fn)(void *ctx, const char *section, const char *key), void *ctx);
+
 /* Writes every key with its help text and default, as a commented INI file. */
 void config_print_help(FILE *out);
 /* Writes the edgelambda.conf(5) manual page (roff) from the same table: every

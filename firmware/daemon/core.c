@@ -80,66 +80,6 @@ static el_status setup_fds(struct core *c)
     return EL_OK;
 }
 
-/* The keys the core thread alone reads after start-up: SIGHUP applies
- * them. Every other key was handed to a module at start (options.c) or is
- * read by another thread: a change waits for a restart. */
-static const char *const CORE_LIVE_KEYS[] = {"log.level", "storage.max_bytes",
-                                             "storage.full_policy", "storage.flush_interval_ms"};
-
-struct reload_list {
-    char applied[256], kept[512];
-};
-
-static void list_add(char *buf, size_t cap, const char *section, const char *key)
-{
-    size_t n = strlen(buf);
-    snprintf(buf + n, cap - n, "%s%s.%s", n ? ", " : "", section, key);
-}
-
-static void reload_note(void *ctx, const char *section, const char *key)
-{
-    struct reload_list *l = ctx;
-    char name[96];
-    snprintf(name, sizeof name, "%s.%s", section, key);
-    for (size_t i = 0; i < sizeof CORE_LIVE_KEYS / sizeof CORE_LIVE_KEYS[0]; i++)
-        if (strcmp(CORE_LIVE_KEYS[i], name) == 0) {
-            list_add(l->applied, sizeof l->applied, section, key);
-            return;
-        }
-    list_add(l->kept, sizeof l->kept, section, key);
-}
-
-/* SIGHUP: re-reads the configuration; applies the core's live keys, names
- * the rest. A configuration that does not load changes nothing. */
-static void core_reload(struct core *c)
-{
-    char err[512];
-    struct reload_list l = {"", ""};
-    struct el_config *next = c->reload.load ? malloc(sizeof *next) : NULL;
-    if (!next) {
-        log_warn("SIGHUP: reload %s", c->reload.load ? "failed: out of memory" : "not available");
-        return;
-    }
-    if (c->reload.load(c->reload.ctx, next, err, sizeof err) != EL_OK) {
-        log_error("reload: %s; keeping the running configuration", err);
-        free(next);
-        return;
-    }
-    config_diff(c->live, next, reload_note, &l);
-    c->live->log = next->log;
-    plat_log_set_level((enum plat_log_level)c->live->log.level);
-    c->live->storage.max_bytes = next->storage.max_bytes;
-    c->live->storage.full_policy = next->storage.full_policy;
-    c->live->storage.flush_interval_ms = next->storage.flush_interval_ms;
-    free(next);
-    if (!l.applied[0] && !l.kept[0])
-        log_info("reload: the configuration is unchanged");
-    else
-        log_info("reload: applied %s; kept until a restart: %s", l.applied[0] ? l.applied : "none",
-                 l.kept[0] ? l.kept : "none");
-    c->status_last_key = 0; /* publish status now: it shows the new values */
-}
-
 static void handle_events(struct core *c, int timeout_ms)
 {
     struct epoll_event evs[4];
@@ -190,6 +130,7 @@ static void loop(struct core *c)
 {
     for (;;) {
         int n = core_drain(c);
+        core_sync_requests(c);
         int64_t now = plat_clock_mono_ms();
         if (core_commit_due(c, now))
             core_commit(c);
@@ -257,13 +198,17 @@ static void command_recompute(void *ctx, bool full, bool *started, int64_t *wate
     *watermark_seq = bs.watermark_seq;
 }
 
-/* {"op":"sync"} (the serving thread): ships now. */
-static void command_sync(void *ctx, bool retry_parked)
+/* {"op":"sync"} (the serving thread): ships now. c->sync belongs to the
+ * core thread (a reload replaces it): the request goes through atomics
+ * (core_sync_requests). False when sync is off. */
+static bool command_sync(void *ctx, bool retry_parked)
 {
     struct core *c = ctx;
-    if (retry_parked)
-        sync_retry_parked(c->sync);
-    sync_kick(c->sync);
+    if (!atomic_load(&c->sync_on))
+        return false;
+    atomic_fetch_or(&c->sync_req, CORE_SYNC_KICK | (retry_parked ? CORE_SYNC_RETRY_PARKED : 0u));
+    core_wake(c);
+    return true;
 }
 
 /* {"op":"metrics"} (the serving thread): the status document on the board
@@ -360,10 +305,11 @@ static el_status start_workers(struct core *c, const struct el_config *cfg)
         log_error("cannot set up dead-letter replay: %s", el_status_str(st));
         return st;
     }
+    atomic_store(&c->sync_on, c->sync != NULL);
     struct requests_commands commands = {
         .ctx = c,
         .recompute = command_recompute,
-        .sync = c->sync ? command_sync : NULL,
+        .sync = command_sync,
         .metrics = command_metrics,
         .replay_deadletters = command_replay,
     };
@@ -427,7 +373,9 @@ el_status core_run(const struct el_config *cfg_in, const struct core_reload *rel
     c->clock_synced_logged = -1;
     c->epfd = c->evfd = c->sigfd = -1;
     c->start_mono_ms = plat_clock_mono_ms();
-    st = setup_fds(c);
+    st = core_reload_check();
+    if (st == EL_OK)
+        st = setup_fds(c);
     if (st == EL_OK) {
         c->pending = calloc(PENDING_MAX, sizeof c->pending[0]);
         st = c->pending ? status_board_new(core_wake, c, &c->board) : EL_NOMEM;

@@ -9,9 +9,10 @@
  * old (or 20,000 events are pending): the group commit. It publishes status
  * at most once a second when something changed, and on SIGTERM/SIGINT stops
  * taking messages, drains, commits and closes. On SIGHUP it re-reads the
- * configuration through reload->load and applies the keys the core owns
- * (CORE_LIVE_KEYS in core.c); every other changed key is named in one log
- * line and keeps its running value until a restart.
+ * configuration through reload->load and applies every live key (config.c's
+ * LIVE flag) on the thread that owns it (core_reload.c); every other
+ * changed key is named in one log line and keeps its running value until a
+ * restart.
  *
  * Threading: core_run runs on the calling (main) thread; signals must be
  * blocked in every thread before it is called (core_block_signals).

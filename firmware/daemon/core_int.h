@@ -9,13 +9,15 @@
  *   core_clock.c   wall-clock steps and placing waiting readings in time;
  *   core_status.c  the status document (published, and on the board for
  *                  {"op":"status"}), the per-second ticks (rate, batch,
- *                  retention via storage/retention, clocks).
+ *                  retention via storage/retention, clocks);
+ *   core_reload.c  SIGHUP: the live keys, each applied where it is owned.
  *
  * Threading: everything here runs on the core thread.
  */
 #ifndef EL_CORE_INT_H
 #define EL_CORE_INT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -59,6 +61,14 @@ struct core {
     const struct el_config *cfg; /* == live */
     struct el_config *live;      /* the core's copy: SIGHUP updates its live keys */
     struct core_reload reload;
+    /* reloads (status "reload") */
+    uint64_t reloads, reload_failures;
+    int64_t reload_last_ms;
+    char reload_result[STATUS_RELOAD_RESULT];
+    /* {"op":"sync"}: the serving thread sets CORE_SYNC_* bits, the core
+     * acts on them (c->sync is the core's: a reload replaces it) */
+    atomic_bool sync_on;
+    atomic_uint sync_req;
     struct journal *journal;
     struct mlog *log;
     struct ingest *ingest;
@@ -110,7 +120,7 @@ struct core {
     uint64_t rate_last_accepted;
     int64_t rate_last_ms;
     double rate_per_s;
-    char status_buf[4096];
+    char status_buf[STATUS_DOC_MAX];
     int64_t watchdog_period_ms, watchdog_last_ms;
 
     /* clocks (mlog.h, "Clocks") */
@@ -147,5 +157,14 @@ void core_retention_tick(struct core *c);
 void core_set_paused(struct core *c, bool paused);
 /* core.c */
 void core_wake(void *ctx);
+/* core_reload.c */
+#define CORE_SYNC_KICK 1u
+#define CORE_SYNC_RETRY_PARKED 2u
+/* At start: every LIVE key of config.c has a reload rule (else EL_INVAL). */
+EL_MUST_CHECK el_status core_reload_check(void);
+/* SIGHUP: re-reads the configuration and applies its live keys. */
+void core_reload(struct core *c);
+/* Carries out {"op":"sync"} requests (cheap when there are none). */
+void core_sync_requests(struct core *c);
 
 #endif

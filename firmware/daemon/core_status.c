@@ -177,6 +177,10 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
         batch_get_status(c->batch, &s->batch);
     if (c->sync)
         sync_get_status(c->sync, &s->sync);
+    s->reloads = c->reloads;
+    s->reload_failures = c->reload_failures;
+    s->reload_last_ms = c->reload_last_ms;
+    memcpy(s->reload_result, c->reload_result, sizeof s->reload_result);
     status_derive(s);
 }
 
@@ -209,6 +213,7 @@ void core_status_tick(struct core *c, int64_t now, bool force)
         }
         core_retention_tick(c);
         core_clock_tick(c);
+        (void)ingest_rules_collect(c->ingest); /* decoding rules a reload replaced */
     }
     status_fill(c, &s, now);
     /* "On change": everything but uptime and rate. */

@@ -352,6 +352,21 @@ static void write_section(struct jw *w, const struct status_snapshot *s, const c
     jw_obj_end(w);
 }
 
+static bool reloaded(const struct status_snapshot *s)
+{
+    return s->reloads > 0;
+}
+static const struct status_field reload_fields[] = {
+    F("count", SK_U64, reloads,
+      COUNTER("edgelambda_reload_total", "Reloads of the configuration (SIGHUP).")),
+    F("failures", SK_U64, reload_failures,
+      COUNTER("edgelambda_reload_failures_total",
+              "Reloads that did not load, or left a live key unapplied.")),
+    FW("last", SK_TIME, reload_last_ms, reloaded,
+       GAUGE("edgelambda_reload_last_timestamp_seconds", "When the last reload happened.")),
+    FW("result", SK_TEXT, reload_result, reloaded, NO_METRIC),
+};
+
 const struct status_section status_sections[] = {
     {NULL, top, N(top), NULL},
     {"clock", clock_fields, N(clock_fields), NULL},
@@ -362,6 +377,7 @@ const struct status_section status_sections[] = {
     {"queries", query_fields, N(query_fields), serving},
     {"batch", batch_fields, N(batch_fields), NULL},
     {"sync", sync_fields, N(sync_fields), NULL},
+    {"reload", reload_fields, N(reload_fields), NULL},
 };
 const size_t status_n_sections = N(status_sections);
 

@@ -36,6 +36,13 @@ struct status_queries {
     uint64_t memory_bytes; /* the serving thread's working set */
 };
 
+/* The core's buffer for the document: what the control plane and the
+ * status board take (a unit test checks the worst case fits; it measured
+ * 3.7 KiB with every section shown, over the 4 KiB this buffer had). */
+#define STATUS_DOC_MAX CONTROL_STATUS_MAX
+/* Room for status reload.result (what the last reload did, cut). */
+#define STATUS_RELOAD_RESULT 192
+
 struct status_snapshot {
     const char *state, *version; /* status_derive */
     int64_t uptime_s;
@@ -83,6 +90,10 @@ struct status_snapshot {
     struct batch_status batch;
     double batch_last_seconds; /* status_derive */
     struct sync_status sync;
+    /* reload (SIGHUP) */
+    uint64_t reloads, reload_failures;
+    int64_t reload_last_ms; /* wall clock of the last reload, 0 = none */
+    char reload_result[STATUS_RELOAD_RESULT];
 };
 
 /* What a field holds (and how its JSON value looks). */

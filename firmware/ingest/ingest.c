@@ -30,15 +30,29 @@ struct ingest {
     struct ingest_opts o; /* borrowed strings: they outlive the ingest */
     struct journal *journal;
     MQTTAsync client;
-    struct decode_opts dopts;
-    struct decode_words words;                         /* dopts.words: parsed once at ingest_new */
-    struct decode_opts rule_opts[INGEST_MAX_DECODERS]; /* o.decoders[i] over dopts */
     struct decode_result res; /* Paho callback thread only: the message being decoded */
     /* The journal's producer side (journal_append and the ids table around
      * it): the Paho thread and ingest_replay (ingest.h, "Replay"). */
     pthread_mutex_t produce_mu;
-    struct sparkplug_state
-        *sparkplug; /* Paho callback thread only; NULL unless a section uses it */
+
+    /* The decoding rules (ingest.h, "Reload"). rules_next: the newest
+     * table, published by the core (release); rules: the one the Paho
+     * thread picked up at its last message boundary (acquire), whose gen it
+     * acknowledges in rules_seen (release). replay_rules: the table
+     * ingest_replay reads now, NULL when none (rules_hold). */
+    _Atomic(struct ingest_rules *) rules_next;
+    _Atomic uint64_t rules_seen;
+    _Atomic(const struct ingest_rules *) replay_rules;
+    const struct ingest_rules *rules; /* Paho callback thread only */
+    /* core thread only: the last generation published, and older tables
+     * the Paho thread may still read (freed once it acknowledged rules_gen) */
+    uint64_t rules_gen;
+    struct ingest_rules *retired[INGEST_RULES_RETIRED];
+    int n_retired;
+    /* Sparkplug B state: per edge node, so it survives reloads; made on the
+     * core thread by the first table that needs it, used by the Paho thread
+     * through the tables. NULL unless a section uses it. */
+    struct sparkplug_state *sparkplug;
     struct ingest_counters counters;
     char password[INGEST_STR_MAX];
 
@@ -365,6 +379,148 @@ void ingest_seed_recent(struct ingest *ing, const char *series, size_t series_le
     }
 }
 
+/* ---- the decoding rules (ingest.h, "Reload") ---- */
+
+#define RULE_PATH_MAX 512 /* keep_fields, drop_fields (with their NUL) */
+
+/* The [ingest] decoding keys and the [decode] sections as the decoders read
+ * them, with copies of every string (the configuration they came from
+ * changes at a reload). Built on the core thread; read-only once published. */
+struct ingest_rules {
+    uint64_t gen;
+    struct decode_words words;
+    struct decode_opts dopts; /* topics no section matches */
+    int n;
+    struct ingest_decoder d[INGEST_MAX_DECODERS];
+    struct decode_opts opts[INGEST_MAX_DECODERS]; /* d[i] over dopts */
+    struct sparkplug_state *sparkplug;            /* the ingest's; NULL unless a section uses it */
+    char value_field[INGEST_STR_MAX], ts_field[INGEST_STR_MAX];
+    struct rule_strings {
+        char filter[INGEST_STR_MAX], value[INGEST_STR_MAX], ts[INGEST_STR_MAX];
+        char keep[RULE_PATH_MAX], drop[RULE_PATH_MAX];
+    } s[INGEST_MAX_DECODERS];
+};
+
+/* Copies src (NULL: "") into dst[cap]; clears *ok if it does not fit. */
+static void copy_str(char *dst, size_t cap, const char *src, bool *ok)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap) {
+        *ok = false;
+        return;
+    }
+    memcpy(dst, src ? src : "", n + 1);
+}
+
+/* Section i of o into r (r->dopts already set). */
+static void rules_add(struct ingest_rules *r, int i, const struct ingest_decoder *src, bool *ok)
+{
+    struct rule_strings *s = &r->s[i];
+    struct ingest_decoder *d = &r->d[i];
+    *d = *src;
+    copy_str(s->filter, sizeof s->filter, src->filter, ok);
+    copy_str(s->value, sizeof s->value, src->value_field, ok);
+    copy_str(s->ts, sizeof s->ts, src->ts_field, ok);
+    copy_str(s->keep, sizeof s->keep, src->keep_fields, ok);
+    copy_str(s->drop, sizeof s->drop, src->drop_fields, ok);
+    d->filter = s->filter;
+    d->value_field = s->value;
+    d->ts_field = s->ts;
+    d->keep_fields = s->keep;
+    d->drop_fields = s->drop;
+    struct decode_opts *o = &r->opts[i];
+    *o = r->dopts; /* limits and the state words */
+    o->format = d->format;
+    o->value_field = s->value[0] ? s->value : r->value_field;
+    o->ts_field = s->ts[0] ? s->ts : r->ts_field;
+    o->time_unit = d->time_unit;
+    o->fields_all = d->fields_all < 0 ? r->dopts.fields_all : d->fields_all != 0;
+    o->flatten = o->strict_strings = d->flatten;
+    o->keep_fields = s->keep;
+    o->drop_fields = s->drop;
+}
+
+/* Core thread: the Sparkplug B state, made the first time a table needs it. */
+static el_status rules_sparkplug(struct ingest *ing, struct ingest_rules *r)
+{
+    for (int i = 0; i < r->n; i++) {
+        if (r->d[i].format != DECODE_FMT_SPARKPLUG_B)
+            continue;
+        if (!ing->sparkplug && sparkplug_new(&ing->sparkplug) != EL_OK)
+            return EL_NOMEM;
+        atomic_store(&ing->counters.sparkplug_on, 1);
+        r->sparkplug = ing->sparkplug;
+        break;
+    }
+    return EL_OK;
+}
+
+static el_status rules_build(struct ingest *ing, const struct ingest_opts *o,
+                             struct ingest_rules **out)
+{
+    char werr[160];
+    bool ok = true;
+    struct ingest_rules *r = calloc(1, sizeof *r);
+    *out = NULL;
+    if (!r)
+        return EL_NOMEM;
+    decode_opts_default(&r->dopts);
+    copy_str(r->value_field, sizeof r->value_field, o->value_field, &ok);
+    copy_str(r->ts_field, sizeof r->ts_field, o->ts_field, &ok);
+    r->dopts.value_field = r->value_field;
+    r->dopts.ts_field = r->ts_field;
+    r->dopts.fields_all = o->fields_all;
+    r->dopts.max_payload = (size_t)ing->o.max_payload;
+    r->dopts.max_future_ms = o->max_future_s * 1000;
+    if (o->state_words && !decode_words_parse(o->state_words, &r->words, werr, sizeof werr)) {
+        log_error("ingest.state_words: %s", werr);
+        free(r);
+        return EL_INVAL;
+    }
+    r->dopts.words = &r->words;
+    r->n = o->n_decoders < INGEST_MAX_DECODERS ? o->n_decoders : INGEST_MAX_DECODERS;
+    for (int i = 0; i < r->n; i++)
+        rules_add(r, i, &o->decoders[i], &ok);
+    el_status st = ok ? rules_sparkplug(ing, r) : EL_INVAL;
+    if (!ok)
+        log_error("ingest: a decoding option is too long");
+    if (st != EL_OK) {
+        free(r);
+        return st;
+    }
+    *out = r;
+    return EL_OK;
+}
+
+bool ingest_rules_collect(struct ingest *ing)
+{
+    /* a replay reading a table older than the newest keeps them all (rules_hold) */
+    const struct ingest_rules *replaying = atomic_load(&ing->replay_rules);
+    if (ing->n_retired > 0 &&
+        atomic_load_explicit(&ing->rules_seen, memory_order_acquire) == ing->rules_gen &&
+        (replaying == NULL || replaying == atomic_load(&ing->rules_next))) {
+        for (int i = 0; i < ing->n_retired; i++)
+            free(ing->retired[i]);
+        ing->n_retired = 0;
+    }
+    return ing->n_retired == 0;
+}
+
+el_status ingest_set_rules(struct ingest *ing, const struct ingest_opts *o)
+{
+    struct ingest_rules *r;
+    if (!ingest_rules_collect(ing) && ing->n_retired == INGEST_RULES_RETIRED)
+        return EL_AGAIN;
+    el_status st = rules_build(ing, o, &r);
+    if (st != EL_OK)
+        return st;
+    r->gen = ++ing->rules_gen;
+    struct ingest_rules *old = atomic_exchange(&ing->rules_next, r); /* seq_cst: rules_hold */
+    if (old)
+        ing->retired[ing->n_retired++] = old;
+    return EL_OK;
+}
+
 /* ---- the callback that makes a message safe ---- */
 
 /* Key of the message's first series (its name and the payload). */
@@ -422,10 +578,10 @@ static void dropped_duplicate(struct ingest *ing, const char *topic, size_t topi
 /* The journal record of a message: its events, or a dead letter. Returns
  * false when it is a redelivery the content rule recognises (Duplicates). */
 /* Paho thread: the Sparkplug B state's counters, for status (atomics). */
-static void note_sparkplug(struct ingest *ing)
+static void note_sparkplug(struct ingest *ing, struct sparkplug_state *sp)
 {
     struct sparkplug_counters sc;
-    sparkplug_counters(ing->sparkplug, &sc);
+    sparkplug_counters(sp, &sc);
     atomic_store(&ing->counters.sp_births, sc.births);
     atomic_store(&ing->counters.sp_deaths, sc.deaths);
     atomic_store(&ing->counters.sp_seq_gaps, sc.seq_gaps);
@@ -433,16 +589,16 @@ static void note_sparkplug(struct ingest *ing)
     atomic_store(&ing->counters.sp_aliases_full, sc.aliases_full);
 }
 
-/* The first [decode] section whose filter matches the topic (*o its
- * options), NULL for the [ingest] keys' (format auto, *o = dopts). */
-static const struct ingest_decoder *decoder_of(const struct ingest *ing, const char *topic,
+/* The first [decode] section of rules whose filter matches the topic (*o
+ * its options), NULL for the [ingest] keys' (format auto, *o = dopts). */
+static const struct ingest_decoder *decoder_of(const struct ingest_rules *rules, const char *topic,
                                                size_t topic_len, const struct decode_opts **o)
 {
-    *o = &ing->dopts;
-    for (int i = 0; i < ing->o.n_decoders; i++) {
-        if (mqtt_topic_matches(ing->o.decoders[i].filter, topic, topic_len)) {
-            *o = &ing->rule_opts[i];
-            return &ing->o.decoders[i];
+    *o = &rules->dopts;
+    for (int i = 0; i < rules->n; i++) {
+        if (mqtt_topic_matches(rules->d[i].filter, topic, topic_len)) {
+            *o = &rules->opts[i];
+            return &rules->d[i];
         }
     }
     return NULL;
@@ -450,20 +606,20 @@ static const struct ingest_decoder *decoder_of(const struct ingest *ing, const c
 
 /* Decodes jm's payload with the decoder its topic routes to. Sparkplug B
  * (state per session) only on the Paho thread: ingest_replay skips it. */
-static unsigned decode_routed(struct ingest *ing, const struct journal_msg *jm, bool synced,
-                              struct decode_result *res)
+static unsigned decode_routed(struct ingest *ing, const struct ingest_rules *rules,
+                              const struct journal_msg *jm, bool synced, struct decode_result *res)
 {
     const struct decode_opts *o;
-    const struct ingest_decoder *d = decoder_of(ing, jm->topic, jm->topic_len, &o);
+    const struct ingest_decoder *d = decoder_of(rules, jm->topic, jm->topic_len, &o);
     if (d != NULL && d->format == DECODE_FMT_INFLUX)
         return decode_influx(o, d->precision, jm->payload, jm->payload_len, jm->recv_ms, synced,
                              res);
     if (d != NULL && d->format == DECODE_FMT_CBOR)
         return decode_cbor(o, jm->payload, jm->payload_len, jm->recv_ms, synced, res);
     if (d != NULL && d->format == DECODE_FMT_SPARKPLUG_B) {
-        unsigned r = decode_sparkplug(ing->sparkplug, o, jm->topic, jm->topic_len, jm->payload,
+        unsigned r = decode_sparkplug(rules->sparkplug, o, jm->topic, jm->topic_len, jm->payload,
                                       jm->payload_len, jm->recv_ms, synced, res);
-        note_sparkplug(ing);
+        note_sparkplug(ing, rules->sparkplug);
         return r;
     }
     return decode_payload(o, jm->payload, jm->payload_len, jm->recv_ms, synced, res);
@@ -471,10 +627,10 @@ static unsigned decode_routed(struct ingest *ing, const struct journal_msg *jm, 
 
 /* decode_routed, then every series name checked against the master log's
  * limit (a name too long is the whole message's dead letter). */
-static unsigned decode_checked(struct ingest *ing, const struct journal_msg *jm, bool synced,
-                               struct decode_result *res)
+static unsigned decode_checked(struct ingest *ing, const struct ingest_rules *rules,
+                               const struct journal_msg *jm, bool synced, struct decode_result *res)
 {
-    unsigned reason = decode_routed(ing, jm, synced, res);
+    unsigned reason = decode_routed(ing, rules, jm, synced, res);
     if (reason == DECODE_OK &&
         (reason = check_names(res, jm->topic, jm->topic_len, jm->payload)) != DECODE_OK)
         snprintf(res->detail, sizeof res->detail, "a series name over %d bytes",
@@ -497,12 +653,46 @@ static struct journal_event journal_event_of(const struct decode_event *ev, size
     return je;
 }
 
+/* Paho thread, at a message boundary: the newest rules the core
+ * published, acknowledged so that the core may free older ones. One
+ * message is decoded with one table from start to end. */
+static const struct ingest_rules *rules_pickup(struct ingest *ing)
+{
+    struct ingest_rules *r = atomic_load_explicit(&ing->rules_next, memory_order_acquire);
+    if (r != ing->rules) {
+        ing->rules = r;
+        atomic_store_explicit(&ing->rules_seen, r->gen, memory_order_release);
+    }
+    return r;
+}
+
+/* The replaying thread: the newest rules, held against ingest_rules_collect
+ * until rules_release. The table is announced, then the pointer read again
+ * and the table used only if it is still the newest: seq_cst on both sides
+ * (the core swaps rules_next, then reads replay_rules), so either the core
+ * sees the announcement and keeps the table, or this thread sees the newer
+ * one and takes that instead (never touching the old one, maybe freed). */
+static const struct ingest_rules *rules_hold(struct ingest *ing)
+{
+    for (;;) {
+        const struct ingest_rules *r = atomic_load(&ing->rules_next);
+        atomic_store(&ing->replay_rules, r);
+        if (atomic_load(&ing->rules_next) == r)
+            return r;
+    }
+}
+
+static void rules_release(struct ingest *ing)
+{
+    atomic_store_explicit(&ing->replay_rules, NULL, memory_order_release);
+}
+
 static bool make_record(struct ingest *ing, const MQTTAsync_message *msg, struct journal_msg *jm,
                         struct journal_event *events, struct decode_result *res)
 {
     bool synced = plat_clock_synced();
     jm->flags = (uint16_t)((synced ? MLOG_F_CLOCK_SYNCED : 0u) | (msg->dup ? MLOG_F_MQTT_DUP : 0u));
-    unsigned reason = decode_checked(ing, jm, synced, res);
+    unsigned reason = decode_checked(ing, rules_pickup(ing), jm, synced, res);
     if (reason != DECODE_OK) {
         jm->reason = (uint16_t)reason;
         jm->names = res->detail; /* kept with the dead letter (journal.h) */
@@ -604,11 +794,11 @@ static void replay_skip(struct ingest_replay_out *out, const char *why, const ch
 
 /* Why the dead letter cannot be replayed whatever the configuration (NULL:
  * it can); the skip is filled in. */
-static const char *replay_refused(const struct ingest *ing, const struct ingest_replay_in *in,
-                                  struct ingest_replay_out *out)
+static const char *replay_refused(const struct ingest_rules *rules,
+                                  const struct ingest_replay_in *in, struct ingest_replay_out *out)
 {
     const struct decode_opts *o;
-    const struct ingest_decoder *d = decoder_of(ing, in->topic, in->topic_len, &o);
+    const struct ingest_decoder *d = decoder_of(rules, in->topic, in->topic_len, &o);
     if ((in->flags & MLOG_F_TRUNCATED) || in->payload_len < in->payload_bytes)
         replay_skip(out, "truncated", "only the first ingest.max_payload bytes were kept");
     else if (d != NULL && d->format == DECODE_FMT_SPARKPLUG_B)
@@ -626,13 +816,15 @@ static const char *replay_refused(const struct ingest *ing, const struct ingest_
 
 /* Decodes the dead letter into jm (events in scratch); false with *out
  * filled when it does not decode (failed) or must not be replayed (skipped). */
-static bool replay_decode(struct ingest *ing, struct ingest_replay_scratch *s,
-                          const struct ingest_replay_in *in, struct journal_msg *jm,
-                          struct ingest_replay_out *out)
+static bool replay_decode(struct ingest *ing, const struct ingest_rules *rules,
+                          struct ingest_replay_scratch *s, const struct ingest_replay_in *in,
+                          struct journal_msg *jm, struct ingest_replay_out *out)
 {
     struct decode_result *res = &s->res;
     bool synced = (in->flags & MLOG_F_CLOCK_SYNCED) != 0;
-    unsigned reason = decode_checked(ing, jm, synced, res);
+    if (replay_refused(rules, in, out))
+        return false;
+    unsigned reason = decode_checked(ing, rules, jm, synced, res);
     if (reason != DECODE_OK) {
         out->outcome = INGEST_REPLAY_FAILED;
         out->reason = ingest_reason_str(reason);
@@ -672,7 +864,7 @@ el_status ingest_replay(struct ingest *ing, struct ingest_replay_scratch *s,
     struct journal_msg jm;
     uint64_t seq = 0;
     memset(out, 0, sizeof *out);
-    if (in->dead_seq <= 0 || replay_refused(ing, in, out))
+    if (in->dead_seq <= 0)
         return EL_OK;
     memset(&jm, 0, sizeof jm);
     jm.recv_ms = in->recv_ms; /* the original receive: late data, not new data */
@@ -682,7 +874,10 @@ el_status ingest_replay(struct ingest *ing, struct ingest_replay_scratch *s,
     jm.topic_len = in->topic_len > UINT16_MAX ? UINT16_MAX : in->topic_len;
     jm.payload = in->payload ? in->payload : "";
     jm.payload_len = in->payload_len;
-    if (!replay_decode(ing, s, in, &jm, out))
+    const struct ingest_rules *rules = rules_hold(ing);
+    bool decoded = replay_decode(ing, rules, s, in, &jm, out);
+    rules_release(ing); /* jm's events and names are in s, not in the rules */
+    if (!decoded)
         return EL_OK;
     pthread_mutex_lock(&ing->produce_mu);
     ids_announce_noslot(ing, jm.n_events);
@@ -802,26 +997,11 @@ static el_status read_password(struct ingest *ing)
 static void init_fields(struct ingest *ing, const struct ingest_opts *o, struct journal *journal)
 {
     ing->o = *o;
+    /* The decoding options live in the rules tables, which copy them. */
+    ing->o.decoders = NULL;
+    ing->o.n_decoders = 0;
+    ing->o.value_field = ing->o.ts_field = ing->o.state_words = NULL;
     ing->journal = journal;
-    decode_opts_default(&ing->dopts);
-    ing->dopts.value_field = o->value_field;
-    ing->dopts.ts_field = o->ts_field;
-    ing->dopts.fields_all = o->fields_all;
-    ing->dopts.max_payload = (size_t)o->max_payload;
-    ing->dopts.max_future_ms = o->max_future_s * 1000;
-    for (int i = 0; i < o->n_decoders && i < INGEST_MAX_DECODERS; i++) {
-        const struct ingest_decoder *d = &o->decoders[i];
-        struct decode_opts *r = &ing->rule_opts[i];
-        *r = ing->dopts; /* limits, and the state words set at ingest_new */
-        r->format = d->format;
-        r->value_field = d->value_field[0] ? d->value_field : o->value_field;
-        r->ts_field = d->ts_field[0] ? d->ts_field : o->ts_field;
-        r->time_unit = d->time_unit;
-        r->fields_all = d->fields_all < 0 ? o->fields_all : d->fields_all != 0;
-        r->flatten = r->strict_strings = d->flatten;
-        r->keep_fields = d->keep_fields;
-        r->drop_fields = d->drop_fields;
-    }
     ing->prefix_len = strlen(o->conn.topic_prefix);
     atomic_store(&ing->counters.broker_dropped, -1);
     pthread_mutex_init(&ing->out_mu, NULL);
@@ -842,27 +1022,12 @@ el_status ingest_new(const struct ingest_opts *o, struct journal *journal, struc
     if (!ing)
         return EL_NOMEM;
     init_fields(ing, o, journal);
-    char werr[160];
-    if (o->state_words && !decode_words_parse(o->state_words, &ing->words, werr, sizeof werr)) {
-        log_error("ingest.state_words: %s", werr);
-        ingest_free(ing);
-        return EL_INVAL;
-    }
-    ing->dopts.words = &ing->words;
-    for (int i = 0; i < o->n_decoders && !ing->sparkplug; i++) {
-        if (o->decoders[i].format == DECODE_FMT_SPARKPLUG_B) {
-            if (sparkplug_new(&ing->sparkplug) != EL_OK) {
-                ingest_free(ing);
-                return EL_NOMEM;
-            }
-            atomic_store(&ing->counters.sparkplug_on, 1);
-        }
-    }
-    for (int i = 0; i < o->n_decoders && i < INGEST_MAX_DECODERS; i++)
-        ing->rule_opts[i].words = &ing->words;
     ing->backoff_ms = 1000;
-    ing->fb = calloc(FB_SLOTS, sizeof ing->fb[0]);
-    st = ing->fb ? ids_open(ing) : EL_NOMEM;
+    st = ingest_set_rules(ing, o);
+    if (st == EL_OK) {
+        ing->fb = calloc(FB_SLOTS, sizeof ing->fb[0]);
+        st = ing->fb ? ids_open(ing) : EL_NOMEM;
+    }
     if (st == EL_OK)
         st = read_password(ing);
     if (st != EL_OK) {
@@ -898,6 +1063,9 @@ void ingest_free(struct ingest *ing)
     if (ing->client)
         MQTTAsync_destroy(&ing->client);
     ids_close(ing);
+    free(atomic_load(&ing->rules_next));
+    for (int i = 0; i < ing->n_retired; i++)
+        free(ing->retired[i]);
     sparkplug_free(ing->sparkplug);
     free(ing->fb);
     pthread_mutex_destroy(&ing->out_mu);

@@ -91,10 +91,27 @@
  * holds it for one append, or while the journal is full (then ingest is held
  * anyway).
  *
- * Threading: ingest_new/start/stop on the core thread; the callbacks run on
- * Paho's threads and touch only the journal (producer side, under
- * produce_mu), the dedup tables and atomics; ingest_replay on one other
- * thread (read-only decoder options, its own scratch, produce_mu).
+ * Reload: the decoding rules (the [decode] sections and the [ingest]
+ * value_field, ts_field, fields, state_words, max_future_s) are one table,
+ * struct ingest_rules, that copies every string it uses. The core builds a
+ * new one (ingest_set_rules: the allocation happens there, never per
+ * message) and publishes it with an atomic pointer (release). The Paho
+ * thread loads the pointer (acquire) once per message, before decoding it,
+ * so a message is decoded wholly by one table, and acknowledges the table's
+ * generation (release). The core frees older tables only once the newest
+ * generation is acknowledged (ingest_rules_collect, acquire): after that the
+ * Paho thread never reads them again. At most INGEST_RULES_RETIRED tables
+ * wait for that (no message arrived since); a further reload of the rules
+ * gets EL_AGAIN. No lock on the hot path. The Sparkplug B state (aliases
+ * from the births, per edge node) belongs to the ingest, not to a table: it
+ * survives a reload, and is made on the core thread by the first table with
+ * a sparkplug_b section.
+ *
+ * Threading: ingest_new/start/stop/set_rules/rules_collect on the core
+ * thread; the callbacks run on Paho's threads and touch only the journal
+ * (producer side, under produce_mu), the dedup tables, the published rules
+ * and atomics; ingest_replay on one other thread (the published rules, as
+ * the Paho thread reads them; its own scratch; produce_mu).
  */
 #ifndef EL_INGEST_H
 #define EL_INGEST_H
@@ -165,10 +182,14 @@ struct ingest_decoder {
     const char *keep_fields, *drop_fields;
 };
 #define INGEST_MAX_DECODERS 16
+/* Replaced rules tables that may wait for the Paho thread ("Reload"). */
+#define INGEST_RULES_RETIRED 8
 
 /* What ingest needs of the configuration ([mqtt] and [ingest] keys, and
  * storage.dir for the redelivery table). Strings are borrowed: they must
- * outlive the ingest (the daemon's configuration does). */
+ * outlive the ingest (the daemon's configuration does), except the
+ * decoding ones (value_field, ts_field, state_words, decoders), which the
+ * rules table copies ("Reload"). */
 struct ingest_opts {
     struct mqtt_conn_opts conn;
     int max_inflight;           /* Receive Maximum */
@@ -199,6 +220,16 @@ bool ingest_wants_seed(struct ingest *ing);
  * of a recent event. */
 void ingest_seed_recent(struct ingest *ing, const char *series, size_t series_len,
                         const void *payload, size_t payload_len);
+
+/* Core thread: replaces the decoding rules with o's (value_field, ts_field,
+ * fields_all, state_words, max_future_s and the decoders; the other members
+ * are ignored) without stopping ingest ("Reload"). EL_AGAIN: older tables
+ * still wait for the Paho thread (no message came since): nothing changed,
+ * try again later. EL_INVAL: a bad option; EL_NOMEM. */
+EL_MUST_CHECK el_status ingest_set_rules(struct ingest *ing, const struct ingest_opts *o);
+/* Core thread (once a second): frees the tables the Paho thread no longer
+ * reads; true when none waits. */
+bool ingest_rules_collect(struct ingest *ing);
 
 /* ---- Replay (above) ---- */
 

@@ -156,6 +156,11 @@ static enum requests_error error_of(const char *code)
     return RQ_ERR_INTERNAL;
 }
 
+void requests_set_limits(struct requests *r, const struct serve_opts *o)
+{
+    serve_set_limits(r->serve, o);
+}
+
 const struct requests_counters *requests_counters(const struct requests *r)
 {
     return &r->counters;
@@ -221,11 +226,10 @@ static size_t answer_command(struct requests *r, const struct query *q, char *bu
         return serve_error(*code, "commands are recompute, sync and replay_deadletters", id, buf,
                            cap);
     }
-    if (!r->commands.sync) {
+    if (!r->commands.sync || !r->commands.sync(r->commands.ctx, q->retry_parked)) {
         *code = "unsupported";
         return serve_error(*code, "sync is disabled (sync.url is empty)", id, buf, cap);
     }
-    r->commands.sync(r->commands.ctx, q->retry_parked);
     n = snprintf(buf, cap, "{\"ok\":true%s%s,\"op\":\"sync\",\"retry_parked\":%s}",
                  id ? ",\"id\":" : "", id ? id : "", q->retry_parked ? "true" : "false");
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;

@@ -84,8 +84,9 @@ struct requests_commands {
     void *ctx;
     /* starts a run unless one is going on: *started, and the views' watermark */
     void (*recompute)(void *ctx, bool full, bool *started, int64_t *watermark_seq);
-    /* ships now; retry_parked: parked batches are tried again */
-    void (*sync)(void *ctx, bool retry_parked);
+    /* ships now; retry_parked: parked batches are tried again; false when
+     * sync is off (sync.url empty: a reload may turn it on or off) */
+    bool (*sync)(void *ctx, bool retry_parked);
     /* {"op":"metrics"}: the status document json[0..len) as Prometheus text
      * into out (cap bytes); its length, 0 on failure. Must be pure. */
     size_t (*metrics)(void *ctx, const char *json, size_t len, char *out, size_t cap);
@@ -115,6 +116,9 @@ EL_MUST_CHECK el_status requests_start(const struct requests_opts *opts, struct 
  * for both. */
 void requests_stop(struct requests *r);
 void requests_free(struct requests *r);
+/* A reload (core thread): the serving limits a query reads at its start
+ * (serve_set_limits). */
+void requests_set_limits(struct requests *r, const struct serve_opts *o);
 const struct requests_counters *requests_counters(const struct requests *r);
 /* Working memory of the serving thread (the per-query bound). */
 size_t requests_memory_bytes(const struct requests *r);

@@ -76,7 +76,11 @@ struct interval {
 };
 
 struct serve {
-    struct serve_opts o;
+    struct serve_opts o; /* serving thread; its live limits refreshed per query */
+    /* The limits a reload may change (serve_set_limits, any thread). */
+    _Atomic int live_deadline_ms;
+    _Atomic uint64_t live_max_rows;
+    _Atomic uint32_t live_max_sketch_bins;
     const struct speed *sp;
     const atomic_int *stop;
     struct mlog_reader *log;
@@ -145,6 +149,7 @@ el_status serve_new(const struct serve_opts *opts, const struct speed *sp, const
     if (!sv)
         return EL_NOMEM;
     sv->o = *opts;
+    serve_set_limits(sv, opts);
     sv->sp = sp;
     sv->stop = stop;
     size_t cells = opts->max_cells;
@@ -1349,11 +1354,22 @@ out:
     return len;
 }
 
+void serve_set_limits(struct serve *sv, const struct serve_opts *o)
+{
+    atomic_store_explicit(&sv->live_deadline_ms, o->deadline_ms, memory_order_relaxed);
+    atomic_store_explicit(&sv->live_max_rows, o->max_rows, memory_order_relaxed);
+    atomic_store_explicit(&sv->live_max_sketch_bins, o->max_sketch_bins, memory_order_relaxed);
+}
+
 size_t serve_answer(struct serve *sv, const struct query *q, int64_t arrived_mono_ms, char *buf,
                     size_t cap, const char **code)
 {
     struct failure f = {NULL, ""};
     size_t len = 0;
+    /* A query runs under the limits of its start (serve_set_limits). */
+    sv->o.deadline_ms = atomic_load_explicit(&sv->live_deadline_ms, memory_order_relaxed);
+    sv->o.max_rows = atomic_load_explicit(&sv->live_max_rows, memory_order_relaxed);
+    sv->o.max_sketch_bins = atomic_load_explicit(&sv->live_max_sketch_bins, memory_order_relaxed);
     int64_t now = plat_clock_mono_ms();
     int64_t arrived = arrived_mono_ms > 0 && arrived_mono_ms <= now ? arrived_mono_ms : now;
     sv->q = q;

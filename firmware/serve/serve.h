@@ -76,6 +76,11 @@ struct serve;
 EL_MUST_CHECK el_status serve_new(const struct serve_opts *opts, const struct speed *sp,
                                   const atomic_int *stop, struct serve **out);
 void serve_free(struct serve *sv);
+/* A reload (any thread): the limits that size no buffer — deadline_ms,
+ * max_rows, max_sketch_bins (a budget, not an allocation) — from o; the
+ * other members are ignored (they size serve_new's buffers: a restart).
+ * Atomics: each query takes the values current when it starts. */
+void serve_set_limits(struct serve *sv, const struct serve_opts *o);
 /* Bytes of working memory allocated at serve_new (the per-query bound). */
 size_t serve_working_set_bytes(const struct serve *sv);
 

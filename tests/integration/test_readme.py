@@ -37,9 +37,10 @@ def read(path):
         return f.read()
 
 
-def parse_key_listing(text):
+def parse_key_listing(text, live=None):
     """{(section, key): default} of --help-config output or the example file:
-    blank-line separated blocks, each key's block ending in "# key = value"."""
+    blank-line separated blocks, each key's block ending in "# key = value".
+    live: a set that gets the keys whose block says "# Live:"."""
     keys = {}
     section = None
     for block in re.split(r"\n[ \t]*\n", text):
@@ -54,21 +55,24 @@ def parse_key_listing(text):
         if m:
             check((section, m.group(1)) not in keys, "key %s.%s listed twice" % (section, m.group(1)))
             keys[(section, m.group(1))] = (m.group(2) or "").strip()
+            if live is not None and any(line.startswith("# Live:") for line in lines):
+                live.add((section, m.group(1)))
     return keys
 
 
-def help_config():
+def help_config(with_live=False):
     r = subprocess.run(harness.EMULATOR + [harness.DAEMON, "--help-config"], capture_output=True, text=True,
                        timeout=60 * harness.SLOW)
     check(r.returncode == 0, "edgelambdad --help-config exited %s: %s" % (r.returncode, r.stderr))
-    keys = parse_key_listing(r.stdout)
+    live = set()
+    keys = parse_key_listing(r.stdout, live)
     for line in r.stdout.splitlines():  # [decode "<filter>"] sections: one block of keys
         m = DECODE_KEY_LINE.match(line)
         if m:
             keys[("decode", m.group(1))] = None
     check(len(keys) >= 40 and ("mqtt", "uri") in keys and ("storage", "dir") in keys,
           "could not read --help-config (%d keys):\n%s" % (len(keys), r.stdout[:2000]))
-    return keys
+    return (keys, live) if with_live else keys
 
 
 def split_row(line):
@@ -97,7 +101,8 @@ def split_row(line):
 
 
 def readme_key_rows(text):
-    """[(line number, section, key, default)] of README's key tables."""
+    """[(line number, section, key, default, live)] of README's key tables
+    (live: the "live" column's yes/no as a bool, None without that column)."""
     rows = []
     lines = text.splitlines()
     i = 0
@@ -107,6 +112,7 @@ def readme_key_rows(text):
         if low and low[0] == "key" and "default" in low and i + 1 < len(lines) \
                 and re.match(r"^\s*\|[\s:|-]+\|?\s*$", lines[i + 1]):
             dcol = low.index("default")
+            lcol = low.index("live") if "live" in low else None
             i += 2
             while i < len(lines) and lines[i].strip().startswith("|"):
                 cells = split_row(lines[i])
@@ -123,25 +129,40 @@ def readme_key_rows(text):
                 else:
                     raise AssertionError("%s: the default of %s.%s is neither a `code span` nor 'empty': %r"
                                          % (where, section, key, cells[dcol]))
-                rows.append((i + 1, section, key, default))
+                live = None
+                if lcol is not None:
+                    check(len(cells) > lcol and cells[lcol] in ("yes", "no"),
+                          "%s: the live cell of %s.%s is neither yes nor no" % (where, section, key))
+                    live = cells[lcol] == "yes"
+                rows.append((i + 1, section, key, default, live))
                 i += 1
         i += 1
     return rows
 
 
 def test_readme_key_tables_match_help_config():
-    keys = help_config()
+    keys, live = help_config(with_live=True)
     rows = readme_key_rows(read(README))
     check(len(rows) >= 10, "found only %d rows in README's key tables" % len(rows))
+    check(len(live) >= 10 and ("log", "level") in live and ("mqtt", "uri") not in live,
+          "could not read the live keys of --help-config: %s" % sorted(live))
     wrong = []
-    for line, section, key, default in rows:
+    n_live = 0
+    for line, section, key, default, is_live in rows:
         if (section, key) not in keys:
             wrong.append("README.md:%d: [%s] %s is no key of edgelambdad" % (line, section, key))
         elif keys[(section, key)] != default:
             wrong.append("README.md:%d: [%s] %s: README says default %r, edgelambdad --help-config says %r"
                          % (line, section, key, default, keys[(section, key)]))
+        if is_live is not None:
+            n_live += 1
+            if is_live != ((section, key) in live):
+                wrong.append("README.md:%d: [%s] %s: README says live %s, edgelambdad --help-config %s"
+                             % (line, section, key, "yes" if is_live else "no",
+                                "marks it live" if (section, key) in live else "does not"))
     check(not wrong, "\n".join(wrong))
-    log("README: %d keys in its tables, each with edgelambdad's default (of %d keys)" % (len(rows), len(keys)))
+    log("README: %d keys in its tables, each with edgelambdad's default (of %d keys); %d with a live "
+        "column matching --help-config (%d live keys)" % (len(rows), len(keys), n_live, len(live)))
 
 
 def test_readme_ini_blocks_and_set_examples_name_real_keys():

@@ -181,6 +181,36 @@ static void test_max_lag(void **state)
     assert_int_equal(fired[2], fired[1] + 600);
 }
 
+/* A reload (batch_sched_configure): "every 1h" shortened to "every 2m" at
+ * 300 s fires at the next decision (2 m since the last scheduled run have
+ * passed), once, then every 2 m; a bad schedule changes nothing; the lag
+ * clock (state) survives the change. */
+static void test_reconfigure(void **state)
+{
+    (void)state;
+    struct batch_sched s = make("every 1h");
+    int64_t fired[3];
+    int n = 0;
+    for (int64_t t = 1; t <= 600 && n < 3; t++) {
+        if (t == 300) {
+            assert_int_equal(batch_sched_configure(&s, "every 5x", 20, 5.0, 30, 600), EL_INVAL);
+            assert_int_equal(s.schedule_every_ms, 3600000);
+            assert_int_equal(batch_sched_configure(&s, "every 2m", 20, 5.0, 30, 600), EL_OK);
+        }
+        struct batch_sched_input in = busy_at(t);
+        const char *trig = batch_sched_decide(&s, &in);
+        if (trig) {
+            assert_string_equal(trig, "schedule");
+            fired[n++] = t;
+        }
+    }
+    assert_int_equal(n, 3);
+    assert_int_equal(fired[0], 300);
+    assert_int_equal(fired[1], 420);
+    assert_int_equal(fired[2], 540);
+    assert_int_equal(s.last_run_end_ms, T0); /* no run ended: the lag clock is untouched */
+}
+
 /* "every N": on the monotonic clock, whatever the wall clock does. */
 static void test_every(void **state)
 {
@@ -242,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_no_run_when_running_or_covered),
         cmocka_unit_test(test_max_lag),
         cmocka_unit_test(test_every),
+        cmocka_unit_test(test_reconfigure),
         cmocka_unit_test(test_daily),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

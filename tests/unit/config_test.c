@@ -969,6 +969,13 @@ static void diff_collect(void *ctx, const char *section, const char *key)
     snprintf(out + n, 512 - n, "%s.%s;", section, key);
 }
 
+static void diff_live(void *ctx, const char *section, const char *key)
+{
+    char *out = ctx;
+    size_t n = strlen(out);
+    snprintf(out + n, 2048 - n, "%s.%s;", section, key);
+}
+
 /* config_diff names exactly the changed keys; [decode] sections count as one,
  * and where a section starts (its line) is no change. */
 static void test_diff_names_changed_keys(void **state)
@@ -993,6 +1000,32 @@ static void test_diff_names_changed_keys(void **state)
     b.decode = c.decode;
     config_diff(&a, &b, diff_collect, got);
     assert_string_equal(got, "mqtt.keepalive_s;storage.max_bytes;decode.sections;");
+}
+
+/* The LIVE flags: what SIGHUP applies (core_reload.c), shown by
+ * --help-config; config_each_live lists exactly the live keys. */
+static void test_live_keys(void **state)
+{
+    char got[2048] = "";
+    (void)state;
+    assert_true(config_key_live("log", "level"));
+    assert_true(config_key_live("sync", "url"));
+    assert_true(config_key_live("batch", "schedule"));
+    assert_true(config_key_live("query", "deadline_ms"));
+    assert_true(config_key_live("decode", "sections"));
+    assert_false(config_key_live("query", "max_cells")); /* sizes the serving buffers */
+    assert_false(config_key_live("mqtt", "uri"));
+    assert_false(config_key_live("storage", "dir"));
+    assert_false(config_key_live("nosuch", "key"));
+    config_each_live(diff_live, got);
+    assert_non_null(strstr(got, "log.level;"));
+    assert_null(strstr(got, "mqtt."));
+    assert_non_null(strstr(got, "decode.sections;"));
+    char *help = print_help_text();
+    const char *live = "# Live: a reload (SIGHUP) applies a change at once.\n# deadline_ms =";
+    assert_non_null(strstr(help, live));
+    assert_null(strstr(help, "# Live: a reload (SIGHUP) applies a change at once.\n# uri ="));
+    free(help);
 }
 
 static void test_print_help(void **state)
@@ -1044,6 +1077,7 @@ int main(void)
         cmocka_unit_test(test_example_lists_every_key_with_default),
         cmocka_unit_test(test_print_help),
         cmocka_unit_test(test_diff_names_changed_keys),
+        cmocka_unit_test(test_live_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
