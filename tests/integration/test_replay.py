@@ -21,11 +21,12 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import time
 
-from harness import (CLI, EMULATOR, SLOW, Broker, Daemon, TempDir, check, loadgen, loadgen_async, log, rr,
-                     run, wait_until)
+from harness import (CLI, EMULATOR, SLOW, Broker, Daemon, TempDir, check, loadgen, loadgen_async, log, publish,
+                     rr, run, wait_until)
 from test_decode import cbor, pub_bytes, sp_metric, sp_payload
 
 CLI_ARGS = EMULATOR + [CLI]
@@ -398,6 +399,54 @@ def test_replay_beside_live_ingest():
         td.cleanup()
 
 
+def test_replay_beside_reloads():
+    """The replay reads the decoding rules on the serving thread while SIGHUP
+    swaps them (the core frees a replaced table once no reader holds it):
+    600 dead letters replayed five per request while the configuration is
+    reloaded, a table replaced each time, are each replayed exactly once."""
+    td = TempDir("replay-reload")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, ingest__subscribe="sensors/#, z2m/#")
+    try:
+        d.start()
+        z2m_dead_letters(b, d)
+        d.start()
+        conf = os.path.join(d.dir, "edgelambda.conf")
+        texts = [d.config_text, d.config_text + '[decode "unused/#"]\nformat = number\n']
+        proc = subprocess.Popen(EMULATOR + [CLI, "--uri", b.uri, "deadletters", "--replay", "-n", "5"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        reloads, mark = 0, len(d.log_text())
+        while proc.poll() is None and reloads < 30:
+            with open(conf, "w") as f:
+                f.write(texts[(reloads + 1) % 2])  # a change each time: a new table
+            d.proc.send_signal(signal.SIGHUP)
+            reloads += 1
+            wait_until(lambda: d.log_text()[mark:].count(" reload: ") >= reloads, 30, "reload %d" % reloads)
+            # A reading, so that the Paho thread takes the new table and the
+            # core may free the old ones (unless the replay holds one).
+            publish(b, "sensors/reload/x", str(reloads))
+        applied = d.log_text()[mark:].count("reload: applied decode.sections")
+        running = proc.poll() is None  # the reloads all happened during the replay
+        out, err = proc.communicate(timeout=600 * SLOW)
+        check(proc.returncode == 0 and "replayed %d dead letters (%d events)" % (Z2M, 6 * Z2M) in out,
+              "replay beside reloads: %s %s" % (out, err))
+        check(running, "the replay ended before the 30 reloads: the test proves little")
+        check(applied >= 3, "%d of %d reloads applied during the replay: the test proves little" % (applied, reloads))
+        check_z2m_replayed_once(d)
+        wait_until(lambda: d.query1("SELECT count(*) FROM events WHERE flags & 32 = 0") == reloads, 30,
+                   "the %d readings published between the reloads" % reloads)
+        log("%d dead letters replayed once each through %d reloads of the decoding rules (%d applied)"
+            % (Z2M, reloads, applied))
+        d.stop()
+    except Exception:
+        log("\n".join(l for l in d.log_text().splitlines() if "replay:" not in l)[-3000:])
+        raise
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 def test_kill_at_random_points_during_replays():
     """kill -9 at five random moments while replays of 600 dead letters run in
     rounds of 50 (journaling, waiting, committing): after the restarts and a
@@ -436,4 +485,4 @@ def test_kill_at_random_points_during_replays():
 
 if __name__ == "__main__":
     run([test_replay_after_fixing_the_config, test_kill_before_the_commit_is_still_exactly_once,
-         test_replay_beside_live_ingest, test_kill_at_random_points_during_replays])
+         test_replay_beside_live_ingest, test_replay_beside_reloads, test_kill_at_random_points_during_replays])
