@@ -36,6 +36,13 @@ struct status_queries {
     uint64_t memory_bytes; /* the serving thread's working set */
 };
 
+/* Continuous queries and watches (continuous.h). */
+struct status_continuous {
+    uint64_t queries, watches, published, corrections, partials, dropped, unsent, errors, too_late,
+        cells_full;
+    int64_t tail_seq;
+};
+
 struct status_snapshot {
     const char *state, *version; /* status_derive */
     int64_t uptime_s;
@@ -77,6 +84,7 @@ struct status_snapshot {
     uint64_t speed_memory_bytes;
     bool has_queries;
     struct status_queries queries;
+    struct status_continuous continuous;
     struct batch_status batch;
     double batch_last_seconds; /* status_derive */
     struct sync_status sync;
