@@ -47,7 +47,8 @@ struct continuous {
     struct cq_tokens tokens;
     int64_t now; /* wall ms of the tick */
     bool synced;
-    char *msg; /* CONTINUOUS_MSG_MAX */
+    char *msg;                  /* CONTINUOUS_MSG_MAX */
+    _Atomic size_t cells_bytes; /* of every runner's cells: read by the core (status) */
     char topic[2 * MQTT_TOPIC_REPLY_MAX + 2];
     struct plat_log_limit drop_limit, err_limit, full_limit, unsent_limit;
 };
@@ -59,13 +60,22 @@ const struct continuous_counters *continuous_counters(const struct continuous *c
 
 size_t continuous_memory_bytes(const struct continuous *c)
 {
-    size_t n = CONTINUOUS_MSG_MAX + (size_t)c->o.max_watches * sizeof c->watches[0];
-    for (int i = 0; i < c->n_defs; i++)
-        n += cq_cells_slots(&c->defs[i].cells) * sizeof(struct cq_cell);
-    for (int i = 0; i < c->o.max_watches; i++)
-        if (c->watches[i].active)
-            n += cq_cells_slots(&c->watches[i].cells) * sizeof(struct cq_cell);
-    return n;
+    return CONTINUOUS_MSG_MAX + (size_t)c->o.max_watches * sizeof c->watches[0] +
+           atomic_load(&c->cells_bytes);
+}
+
+static size_t cells_bytes(const struct runner *r)
+{
+    return r->cells.slot ? cq_cells_slots(&r->cells) * sizeof(struct cq_cell) : 0;
+}
+
+/* A runner's cells (limit of them), counted in cells_bytes. */
+static el_status runner_cells(struct continuous *c, struct runner *r, uint32_t limit)
+{
+    el_status st = cq_cells_init(&r->cells, limit);
+    if (st == EL_OK)
+        atomic_fetch_add(&c->cells_bytes, cells_bytes(r));
+    return st;
 }
 
 el_status continuous_new(const struct continuous_opts *opts, struct continuous **out)
@@ -93,8 +103,9 @@ el_status continuous_new(const struct continuous_opts *opts, struct continuous *
     return EL_OK;
 }
 
-static void runner_end(struct runner *r)
+static void runner_end(struct continuous *c, struct runner *r)
 {
+    atomic_fetch_sub(&c->cells_bytes, cells_bytes(r));
     cq_cells_free(&r->cells);
     r->active = false;
 }
@@ -104,9 +115,9 @@ void continuous_free(struct continuous *c)
     if (!c)
         return;
     for (int i = 0; i < c->n_defs; i++)
-        runner_end(&c->defs[i]);
+        runner_end(c, &c->defs[i]);
     for (int i = 0; c->watches && i < c->o.max_watches; i++)
-        runner_end(&c->watches[i]);
+        runner_end(c, &c->watches[i]);
     mlog_reader_close(c->log);
     free(c->watches);
     free(c->msg);
@@ -118,15 +129,15 @@ el_status continuous_set_defs(struct continuous *c, const struct cq_def *defs, i
     if (n < 0 || n > CONTINUOUS_MAX_DEFS)
         return EL_INVAL;
     for (int i = 0; i < c->n_defs; i++)
-        runner_end(&c->defs[i]);
+        runner_end(c, &c->defs[i]);
     c->n_defs = 0;
     for (int i = 0; i < n; i++) {
         struct runner *r = &c->defs[i];
         memset(r, 0, sizeof *r);
         r->def = defs[i];
-        if (cq_cells_init(&r->cells, c->o.max_cells) != EL_OK) {
+        if (runner_cells(c, r, c->o.max_cells) != EL_OK) {
             for (int k = 0; k < i; k++)
-                runner_end(&c->defs[k]);
+                runner_end(c, &c->defs[k]);
             atomic_store(&c->counters.queries, 0);
             return EL_NOMEM;
         }
@@ -330,7 +341,7 @@ static void expire_watches(struct continuous *c, struct control *ctl)
         if (control_publish(ctl, w->reply_topic, w->corr, w->corr_len, c->msg, (size_t)n, 0,
                             false) != EL_OK)
             count_unsent(c, w->reply_topic, "not connected");
-        runner_end(w);
+        runner_end(c, w);
         atomic_fetch_sub(&c->counters.watches, 1);
     }
 }
@@ -400,7 +411,7 @@ static size_t watch_new(struct continuous *c, struct runner *w, const struct que
 {
     memset(w, 0, sizeof *w);
     uint32_t limit = c->o.max_cells / 4 > 16 ? c->o.max_cells / 4 : 16;
-    if (cq_cells_init(&w->cells, limit) != EL_OK)
+    if (runner_cells(c, w, limit) != EL_OK)
         return refuse("internal", "out of memory", q, buf, cap, code);
     w->def.tmpl = *q;
     snprintf(w->def.match, sizeof w->def.match, "%s", q->series);
@@ -437,7 +448,7 @@ size_t continuous_request(struct continuous *c, const struct query *q, const cha
             return refuse("not_found", "no watch of this reply topic and \"id\"", q, buf, cap,
                           code);
         size_t n = watch_reply(w, "unwatch", false, buf, cap);
-        runner_end(w);
+        runner_end(c, w);
         atomic_fetch_sub(&c->counters.watches, 1);
         return n;
     }
