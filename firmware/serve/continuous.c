@@ -404,6 +404,25 @@ static size_t refuse(const char *code_s, const char *msg, const struct query *q,
     return serve_error(code_s, msg, q->has_id ? q->id : NULL, buf, cap);
 }
 
+/* A watch's series, step and aggregates: what its cells stand for. */
+static void watch_define(struct runner *w, const struct query *q)
+{
+    w->def.tmpl = *q;
+    snprintf(w->def.match, sizeof w->def.match, "%s", q->series);
+    w->def.tm =
+        (struct cq_timing){q->step_ms, CONTINUOUS_WATCH_GRACE_MS, CONTINUOUS_WATCH_LATENESS_MS};
+}
+
+static bool watch_same_def(const struct runner *w, const struct query *q)
+{
+    const struct query *t = &w->def.tmpl;
+    bool same = strcmp(t->series, q->series) == 0 && t->is_match == q->is_match &&
+                t->step_ms == q->step_ms && t->n_aggs == q->n_aggs;
+    for (int i = 0; same && i < q->n_aggs; i++)
+        same = strcmp(t->aggs[i].name, q->aggs[i].name) == 0;
+    return same;
+}
+
 /* A new watch in a free slot: its cells are allocated here. */
 static size_t watch_new(struct continuous *c, struct runner *w, const struct query *q,
                         const char *topic, const struct control_request *req, char *buf, size_t cap,
@@ -413,10 +432,7 @@ static size_t watch_new(struct continuous *c, struct runner *w, const struct que
     uint32_t limit = c->o.max_cells / 4 > 16 ? c->o.max_cells / 4 : 16;
     if (runner_cells(c, w, limit) != EL_OK)
         return refuse("internal", "out of memory", q, buf, cap, code);
-    w->def.tmpl = *q;
-    snprintf(w->def.match, sizeof w->def.match, "%s", q->series);
-    w->def.tm =
-        (struct cq_timing){q->step_ms, CONTINUOUS_WATCH_GRACE_MS, CONTINUOUS_WATCH_LATENESS_MS};
+    watch_define(w, q);
     w->is_watch = true;
     w->open = q->open;
     w->number = ++c->next_watch;
@@ -467,6 +483,9 @@ size_t continuous_request(struct continuous *c, const struct query *q, const cha
         size_t n = watch_new(c, w, q, topic, req, buf, cap, code);
         if (*code)
             return n;
+    } else if (!watch_same_def(w, q)) {
+        watch_define(w, q); /* renewed with other series, step or aggregates: start afresh */
+        cq_cells_clear(&w->cells);
     }
     w->open = q->open;
     w->expires_mono = plat_clock_mono_ms() + (int64_t)q->expires_s * 1000;

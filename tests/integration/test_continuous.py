@@ -236,8 +236,29 @@ def test_watch_until_expiry_and_bound():
             check(msg["revision"] == 0 and msg["id"] == "a" and msg["series"] == s, "watch msg %s" % msg)
             check(values(msg["buckets"]) == values(ans["buckets"]), "watch %s != range %s" %
                   (msg["buckets"], ans["buckets"]))
+            # the same watch again renews it: the same number, a later expiry
+            watch(pub, reply, {"op": "watch", "series": s, "step": "1s", "agg": AGGS,
+                               "expires_s": expires, "id": "a"})
+            wait_until(lambda: any(m.get("op") == "watch" and m.get("renewed") for _, m, _ in col.snapshot()),
+                       10 * SLOW, "the renewal's reply")
+            again = [m for _, m, _ in col.snapshot() if m.get("op") == "watch" and m.get("renewed")][0]
+            check(again["watch"] == ok["watch"] and again["expires"] >= ok["expires"], "renewed %s" % again)
+            # "open": the open bucket's partial answer, live
+            s2 = "sensors/w2/temp"
+            watch(pub, reply, {"op": "watch", "series": s2, "step": "1m", "id": "b", "expires_s": 60,
+                               "open": True, "agg": ["count", "last"]})
+            wait_until(lambda: any(m.get("id") == "b" and m.get("op") == "watch" for _, m, _ in col.snapshot()),
+                       10 * SLOW, "the open watch's reply")
+            publish_lines(b, s2, ['{"value": 7.5}'])  # event time: now, in the open minute
+            wait_until(lambda: [m for _, m, _ in col.snapshot() if m.get("id") == "b" and m.get("open")],
+                       10 * SLOW, "an open bucket's partial message")
+            part = [m for _, m, _ in col.snapshot() if m.get("id") == "b" and m.get("open")][0]
+            t2 = part["buckets"][0]["t"]
+            ans = rr(b, json.dumps({"series": s2, "from": t2, "to": t2 + 60000, "step": 60000,
+                                    "agg": ["count", "last"]}))
+            check(values(part["buckets"]) == values(ans["buckets"]) == [{"t": t2, "count": 1, "last": 7.5}],
+                  "partial %s, range %s" % (part["buckets"], ans["buckets"]))
             # too many watches: a third one is refused with a clear error
-            watch(pub, reply, {"op": "watch", "series": s, "id": "b", "expires_s": 60})
             watch(pub, reply, {"op": "watch", "series": s, "id": "c", "expires_s": 60})
             wait_until(lambda: any(m.get("id") == "c" for _, m, _ in col.snapshot()), 10 * SLOW,
                        "the third watch's reply")
