@@ -150,14 +150,15 @@ el_status continuous_set_defs(struct continuous *c, const struct cq_def *defs, i
 
 /* ---- the tail ---- */
 
-static void note_event(struct continuous *c, struct runner *r, uint32_t series, int64_t ts)
+static void note_event(struct continuous *c, struct runner *r, uint32_t series, int64_t ts,
+                       int64_t seq)
 {
     int64_t t = cq_bucket_start(ts, r->def.tm.step_ms);
     if (c->synced && cq_too_late(t, &r->def.tm, c->now)) {
         atomic_fetch_add(&c->counters.too_late, 1);
         return;
     }
-    if (!cq_cells_note(&r->cells, series, t)) {
+    if (!cq_cells_note(&r->cells, series, t, seq)) {
         atomic_fetch_add(&c->counters.cells_full, 1);
         plat_log_limited(&c->full_limit, LOG_EVERY_MS, PLAT_LOG_WARN,
                          "continuous %s: more than %u buckets pending or published "
@@ -171,7 +172,6 @@ static void on_row(void *ctx, int64_t seq, uint32_t series, int64_t ts, double v
 {
     struct continuous *c = ctx;
     const struct series_dict *d = mlog_reader_series(c->log);
-    (void)seq;
     (void)value;
     const char *name = provisional ? NULL : series_dict_name(d, series);
     if (!name)
@@ -179,10 +179,10 @@ static void on_row(void *ctx, int64_t seq, uint32_t series, int64_t ts, double v
     size_t len = series_dict_name_len(d, series);
     for (int i = 0; i < c->n_defs; i++)
         if (mqtt_topic_matches(c->defs[i].def.match, name, len))
-            note_event(c, &c->defs[i], series, ts);
+            note_event(c, &c->defs[i], series, ts, seq);
     for (int i = 0; i < c->o.max_watches; i++)
         if (c->watches[i].active && mqtt_topic_matches(c->watches[i].def.match, name, len))
-            note_event(c, &c->watches[i], series, ts);
+            note_event(c, &c->watches[i], series, ts, seq);
 }
 
 /* Reads the events committed since the last tick (at most a tick's worth);
@@ -253,21 +253,49 @@ static void count_unsent(struct continuous *c, const char *topic, const char *wh
                      topic, why);
 }
 
-/* Answers the cell's bucket as a range query and publishes it. Returns the
- * answer's seq (the cell's old one when nothing was published). */
-static int64_t emit(struct continuous *c, struct runner *r, const struct cq_cell *cell,
-                    enum cq_action a, struct serve *sv, struct control *ctl,
-                    const struct mqtt_topic_rules *rules)
+/* Publishes c->msg[0..len) for the cell (the topic checked first). */
+static void publish_msg(struct continuous *c, const struct runner *r, const char *name,
+                        enum cq_action a, size_t len, struct control *ctl,
+                        const struct mqtt_topic_rules *rules)
 {
-    const struct series_dict *d = mlog_reader_series(c->log);
-    const char *name = series_dict_name(d, cell->series), *code = NULL;
+    const char *topic = r->reply_topic;
+    if (!r->is_watch) {
+        snprintf(c->topic, sizeof c->topic, "%s/%s", r->def.topic, name);
+        topic = c->topic;
+    }
+    enum mqtt_topic_problem pr = mqtt_topic_check_reply(topic, strlen(topic), rules);
+    if (len == 0 || pr != MQTT_TOPIC_OK) {
+        count_unsent(c, topic, len == 0 ? "too large" : mqtt_topic_problem_str(pr));
+        return;
+    }
+    if (control_publish(ctl, topic, r->corr, r->corr_len, c->msg, len, r->is_watch ? 0 : r->def.qos,
+                        !r->is_watch && r->def.retain) != EL_OK) {
+        count_unsent(c, topic, "not connected");
+        return;
+    }
+    atomic_fetch_add(&c->counters.published, 1);
+    if (a == CQ_CORRECTION)
+        atomic_fetch_add(&c->counters.corrections, 1);
+    if (a == CQ_OPEN)
+        atomic_fetch_add(&c->counters.partials, 1);
+}
+
+/* Answers the cell's bucket as a range query and publishes it. false: the
+ * answer does not cover the events noted yet, ask again at the next tick;
+ * true: done (published, dropped or failed, counted), *seq the answer's. */
+static bool emit(struct continuous *c, struct runner *r, struct cq_cell *cell, enum cq_action a,
+                 struct serve *sv, struct control *ctl, const struct mqtt_topic_rules *rules,
+                 int64_t *seq)
+{
+    const char *name = series_dict_name(mlog_reader_series(c->log), cell->series), *code = NULL;
+    *seq = cell->seq;
     if (!cq_tokens_take(&c->tokens, plat_clock_mono_ms())) {
         atomic_fetch_add(&c->counters.dropped, 1);
         plat_log_limited(&c->drop_limit, LOG_EVERY_MS, PLAT_LOG_WARN,
                          "continuous: over continuous.max_msgs_per_s (%d); messages are dropped "
                          "and counted in status continuous.dropped",
                          c->o.max_msgs_per_s);
-        return cell->seq;
+        return true;
     }
     struct query q = r->def.tmpl;
     q.op = QUERY_RANGE;
@@ -282,31 +310,16 @@ static int64_t emit(struct continuous *c, struct runner *r, const struct cq_cell
         plat_log_limited(&c->err_limit, LOG_EVERY_MS, PLAT_LOG_WARN,
                          "continuous: the bucket of %.80s could not be answered (%s)",
                          name ? name : "?", code ? code : "no series");
-        return cell->seq;
+        return true;
     }
-    int64_t seq = answer_seq(c->msg);
-    len = add_members(c, r, cell, a, len);
-    const char *topic = r->reply_topic;
-    if (!r->is_watch) {
-        snprintf(c->topic, sizeof c->topic, "%s/%s", r->def.topic, name);
-        topic = c->topic;
+    int64_t at = answer_seq(c->msg);
+    if (!cq_cell_answer_ok(cell, at)) {
+        cq_tokens_give_back(&c->tokens);
+        return false;
     }
-    enum mqtt_topic_problem pr = mqtt_topic_check_reply(topic, strlen(topic), rules);
-    if (len == 0 || pr != MQTT_TOPIC_OK) {
-        count_unsent(c, topic, len == 0 ? "too large" : mqtt_topic_problem_str(pr));
-        return seq;
-    }
-    if (control_publish(ctl, topic, r->corr, r->corr_len, c->msg, len, r->is_watch ? 0 : r->def.qos,
-                        !r->is_watch && r->def.retain) != EL_OK) {
-        count_unsent(c, topic, "not connected");
-        return seq;
-    }
-    atomic_fetch_add(&c->counters.published, 1);
-    if (a == CQ_CORRECTION)
-        atomic_fetch_add(&c->counters.corrections, 1);
-    if (a == CQ_OPEN)
-        atomic_fetch_add(&c->counters.partials, 1);
-    return seq;
+    *seq = at;
+    publish_msg(c, r, name, a, add_members(c, r, cell, a, len), ctl, rules);
+    return true;
 }
 
 /* Every cell of one query or watch that is due. */
@@ -321,8 +334,9 @@ static void run_due(struct continuous *c, struct runner *r, struct serve *sv, st
             cq_cells_remove_at(cells, i); /* a later cell may move into slot i */
             continue;
         }
-        if (a != CQ_NONE)
-            cq_cell_done(cell, a, emit(c, r, cell, a, sv, ctl, rules));
+        int64_t seq;
+        if (a != CQ_NONE && emit(c, r, cell, a, sv, ctl, rules, &seq))
+            cq_cell_done(cell, a, seq);
         i++;
     }
 }

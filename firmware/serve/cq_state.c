@@ -68,7 +68,7 @@ struct cq_cell *cq_cells_find(struct cq_cells *c, uint32_t series, int64_t t)
     }
 }
 
-bool cq_cells_note(struct cq_cells *c, uint32_t series, int64_t t)
+bool cq_cells_note(struct cq_cells *c, uint32_t series, int64_t t, int64_t seq)
 {
     uint32_t i = home(c, series, t);
     for (;; i = (i + 1) & c->mask) {
@@ -80,13 +80,14 @@ bool cq_cells_note(struct cq_cells *c, uint32_t series, int64_t t)
                 s->state = CQ_DIRTY;
             s->since++;
             s->changed = 1;
+            s->noted = seq > s->noted ? seq : s->noted;
             return true;
         }
     }
     if (c->n == c->limit)
         return false;
     c->slot[i] = (struct cq_cell){
-        .series = series, .state = CQ_PENDING, .changed = 1, .since = 1, .t = t, .seq = 0};
+        .series = series, .state = CQ_PENDING, .changed = 1, .since = 1, .t = t, .noted = seq};
     c->n++;
     return true;
 }
@@ -107,8 +108,17 @@ enum cq_action cq_cell_due(const struct cq_cell *cell, const struct cq_timing *t
     return CQ_NONE;
 }
 
+bool cq_cell_answer_ok(struct cq_cell *cell, int64_t answer_seq)
+{
+    if (answer_seq >= cell->noted || cell->tries >= CQ_MAX_TRIES)
+        return true;
+    cell->tries++;
+    return false;
+}
+
 void cq_cell_done(struct cq_cell *cell, enum cq_action a, int64_t seq)
 {
+    cell->tries = 0;
     switch (a) {
     case CQ_OPEN: cell->changed = 0; break;
     case CQ_CORRECTION: cell->revision++; /* fall through */
@@ -145,6 +155,11 @@ void cq_tokens_init(struct cq_tokens *t, int rate_per_s, int64_t now_ms)
     t->rate = rate_per_s > 0 ? rate_per_s : 1;
     t->tokens = t->rate;
     t->last_ms = now_ms;
+}
+
+void cq_tokens_give_back(struct cq_tokens *t)
+{
+    t->tokens = t->tokens + 1.0 < t->rate ? t->tokens + 1.0 : t->rate;
 }
 
 bool cq_tokens_take(struct cq_tokens *t, int64_t now_ms)

@@ -43,11 +43,15 @@ struct cq_cell {
     uint32_t series;
     uint8_t state;     /* enum cq_cell_state */
     uint8_t changed;   /* events since the last open (partial) message */
+    uint8_t tries;     /* answers that did not cover `noted` yet */
     uint32_t revision; /* of the last message (0: the first) */
     uint32_t since;    /* events seen since the last message */
     int64_t t;         /* bucket start */
     int64_t seq;       /* "seq" of the last message */
+    int64_t noted;     /* highest seq of an event noted */
 };
+
+#define CQ_MAX_TRIES 8 /* ticks an answer may lag the noted events (then it goes out as is) */
 
 struct cq_cells {
     struct cq_cell *slot;
@@ -58,9 +62,10 @@ struct cq_cells {
 EL_MUST_CHECK el_status cq_cells_init(struct cq_cells *c, uint32_t limit);
 void cq_cells_free(struct cq_cells *c);
 void cq_cells_clear(struct cq_cells *c);
-/* An event of series in the bucket at t: a new cell is PENDING, a PUBLISHED
- * one becomes DIRTY. false: a new cell was needed and limit cells are held. */
-bool cq_cells_note(struct cq_cells *c, uint32_t series, int64_t t);
+/* An event (seq) of series in the bucket at t: a new cell is PENDING, a
+ * PUBLISHED one becomes DIRTY. false: a new cell was needed and limit cells
+ * are held. */
+bool cq_cells_note(struct cq_cells *c, uint32_t series, int64_t t, int64_t seq);
 struct cq_cell *cq_cells_find(struct cq_cells *c, uint32_t series, int64_t t);
 
 enum cq_action {
@@ -73,6 +78,10 @@ enum cq_action {
 /* What the cell at slot i needs now (CQ_NONE for a free slot). */
 enum cq_action cq_cell_due(const struct cq_cell *cell, const struct cq_timing *tm, int64_t now_ms,
                            bool open);
+/* Does an answer as of answer_seq cover every event noted in the cell? The
+ * tail can see a commit before the speed layer has applied it: false asks
+ * again at the next tick, true after CQ_MAX_TRIES such answers. */
+bool cq_cell_answer_ok(struct cq_cell *cell, int64_t answer_seq);
 /* After the message of action a (sent or dropped) with answer seq. */
 void cq_cell_done(struct cq_cell *cell, enum cq_action a, int64_t seq);
 /* Removes the cell at slot i; a cell from later in its probe run may move
@@ -91,5 +100,7 @@ struct cq_tokens {
 void cq_tokens_init(struct cq_tokens *t, int rate_per_s, int64_t now_ms);
 /* Takes a token if there is one (refilled for the time since the last call). */
 bool cq_tokens_take(struct cq_tokens *t, int64_t now_ms);
+/* Gives back a token taken for a message that did not go out. */
+void cq_tokens_give_back(struct cq_tokens *t);
 
 #endif

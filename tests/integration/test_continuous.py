@@ -190,7 +190,13 @@ def test_rate_limit_drops_never_stalls_ingest():
             total = n_series * (per + 2)
             wait_until(lambda: dm.query1("SELECT count(*) FROM events") == total, 30 * SLOW,
                        "all %d readings stored" % total)
+            # every bucket of every series ends counted: published or dropped, nothing else
+            wait_until(lambda: status(b)["continuous"]["published"] +
+                       status(b)["continuous"]["dropped"] >= 2 * n_series, 30 * SLOW,
+                       "the second buckets published or dropped")
             st = status(b)["continuous"]
+            check(st["published"] + st["dropped"] == 2 * n_series and st["errors"] == 0 and
+                  st["unsent"] == 0 and st["cells_full"] == 0, "accounted: %s" % st)
             check(st["dropped"] >= n_series - 3 * 3, "dropped over the limit: %s" % st)
             check(st["published"] >= 3, "some published: %s" % st)
             check("over continuous.max_msgs_per_s" in dm.log_text(), "the drop is logged")
