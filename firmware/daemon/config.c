@@ -301,8 +301,9 @@ static const struct cfg_entry cfg_table[] = {
     INT(continuous, max_watches, 1, 1024, "64",
         "Most {\"op\":\"watch\"} subscriptions at once; more get an error reply."),
     INT(continuous, max_cells, 16, 1000000, "4096",
-        "(series, bucket) pairs each continuous query or watch remembers (pending\n"
-        "and published buckets); past it new buckets are dropped and counted."),
+        "(series, bucket) pairs each continuous query remembers (pending and\n"
+        "published buckets; a watch 1/16 of it, at least 64), 96 bytes each; past it\n"
+        "new buckets are dropped and counted (status continuous.cells_full)."),
 };
 
 #define CFG_N (sizeof cfg_table / sizeof cfg_table[0])

@@ -443,7 +443,7 @@ static size_t watch_new(struct continuous *c, struct runner *w, const struct que
                         const char **code)
 {
     memset(w, 0, sizeof *w);
-    uint32_t limit = c->o.max_cells / 4 > 16 ? c->o.max_cells / 4 : 16;
+    uint32_t limit = c->o.max_cells / 16 > 64 ? c->o.max_cells / 16 : 64;
     if (runner_cells(c, w, limit) != EL_OK)
         return refuse("internal", "out of memory", q, buf, cap, code);
     watch_define(w, q);

@@ -30,7 +30,8 @@
  *     until close + max_lateness; later events are stored but not
  *     republished (counted "too_late").
  *   - Bounds: at most CONTINUOUS_MAX_DEFS queries and max_watches watches,
- *     max_cells cells per query (a watch max_cells / 4), and a token bucket
+ *     max_cells cells per query (a watch max_cells / 16, at least 64; a
+ *     cell is 48 bytes, in twice as many slots), and a token bucket
  *     of max_msgs_per_s messages: a message without a token is dropped and
  *     counted ("dropped", logged at most once per 10 s), its cell moves on.
  *     Ingest never waits for any of it. A message is one bucket of one series
