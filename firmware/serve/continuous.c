@@ -50,7 +50,7 @@ struct continuous {
     char *msg;                  /* CONTINUOUS_MSG_MAX */
     _Atomic size_t cells_bytes; /* of every runner's cells: read by the core (status) */
     char topic[2 * MQTT_TOPIC_REPLY_MAX + 2];
-    struct plat_log_limit drop_limit, err_limit, full_limit, unsent_limit;
+    struct plat_log_limit drop_limit, err_limit, full_limit, unsent_limit, tail_limit;
 };
 
 const struct continuous_counters *continuous_counters(const struct continuous *c)
@@ -167,6 +167,15 @@ static void note_event(struct continuous *c, struct runner *r, uint32_t series, 
     }
 }
 
+/* Does the query or watch take the series? A watch of one "series" takes
+ * exactly that name (a name may hold '+' or '#' that no filter matches). */
+static bool selects(const struct runner *r, const char *name, size_t len)
+{
+    if (r->is_watch && !r->def.tmpl.is_match)
+        return strlen(r->def.match) == len && memcmp(r->def.match, name, len) == 0;
+    return mqtt_topic_matches(r->def.match, name, len);
+}
+
 static void on_row(void *ctx, int64_t seq, uint32_t series, int64_t ts, double value,
                    bool provisional)
 {
@@ -178,10 +187,10 @@ static void on_row(void *ctx, int64_t seq, uint32_t series, int64_t ts, double v
         return;
     size_t len = series_dict_name_len(d, series);
     for (int i = 0; i < c->n_defs; i++)
-        if (mqtt_topic_matches(c->defs[i].def.match, name, len))
+        if (selects(&c->defs[i], name, len))
             note_event(c, &c->defs[i], series, ts, seq);
     for (int i = 0; i < c->o.max_watches; i++)
-        if (c->watches[i].active && mqtt_topic_matches(c->watches[i].def.match, name, len))
+        if (c->watches[i].active && selects(&c->watches[i], name, len))
             note_event(c, &c->watches[i], series, ts, seq);
 }
 
@@ -190,8 +199,13 @@ static void on_row(void *ctx, int64_t seq, uint32_t series, int64_t ts, double v
  * sees what was committed from the tick before it on. */
 static void read_tail(struct continuous *c, bool idle)
 {
-    if (mlog_reader_begin(c->log) != EL_OK)
+    el_status st = mlog_reader_begin(c->log);
+    if (st != EL_OK) {
+        plat_log_limited(&c->tail_limit, LOG_EVERY_MS, PLAT_LOG_WARN,
+                         "continuous: cannot read the master log: %s (tried again)",
+                         el_status_str(st));
         return;
+    }
     int64_t last = mlog_reader_last_seq(c->log);
     if (!c->started || last < c->pos || idle) {
         c->pos = last; /* from the log's end (continuous.h) */
@@ -199,8 +213,14 @@ static void read_tail(struct continuous *c, bool idle)
     }
     int64_t hi = last - c->pos > CONTINUOUS_TAIL_ROWS ? c->pos + CONTINUOUS_TAIL_ROWS : last;
     uint64_t budget = (uint64_t)(hi - c->pos) + 16;
-    if (hi > c->pos && mlog_reader_scan_seq(c->log, c->pos, hi, &budget, on_row, c) == EL_OK)
+    st = hi > c->pos ? mlog_reader_scan_seq(c->log, c->pos, hi, &budget, on_row, c) : EL_OK;
+    if (st == EL_OK)
         c->pos = hi;
+    else
+        plat_log_limited(&c->tail_limit, LOG_EVERY_MS, PLAT_LOG_WARN,
+                         "continuous: reading the master log after seq %lld failed: %s (tried "
+                         "again)",
+                         (long long)c->pos, el_status_str(st));
     mlog_reader_end(c->log);
     atomic_store(&c->counters.tail_seq, c->pos);
 }
