@@ -138,6 +138,7 @@ el_status continuous_set_defs(struct continuous *c, const struct cq_def *defs, i
         if (runner_cells(c, r, c->o.max_cells) != EL_OK) {
             for (int k = 0; k < i; k++)
                 runner_end(c, &c->defs[k]);
+            c->n_defs = 0;
             atomic_store(&c->counters.queries, 0);
             return EL_NOMEM;
         }
