@@ -115,6 +115,7 @@ static bool check_sync_url(const char *v, char *what, size_t whatlen);
 static bool check_state_words(const char *v, char *what, size_t whatlen);
 static bool check_textfile(const char *v, char *what, size_t whatlen);
 static bool check_duration(const char *v, char *what, size_t whatlen);
+static bool check_cq_step(const char *v, char *what, size_t whatlen);
 static bool check_aggs(const char *v, char *what, size_t whatlen);
 static bool check_cq_match(const char *v, char *what, size_t whatlen);
 static bool check_cq_topic(const char *v, char *what, size_t whatlen);
@@ -372,8 +373,8 @@ static const struct cfg_entry decode_table[] = {
 static const struct cfg_entry continuous_table[] = {
     CENTRY(match, CFG_STRING, 0, 0, "", check_cq_match,
            "The series, an MQTT topic filter ('+' and '#' wildcards); required."),
-    CENTRY(step, CFG_STRING, 1, 0, "1m", check_duration,
-           "Bucket width, a duration (500ms, 10s, 1m, 1h)."),
+    CENTRY(step, CFG_STRING, 1, 0, "1m", check_cq_step,
+           "Bucket width, a duration (500ms, 10s, 1m, 1h; 100ms to 1d)."),
     CENTRY(grace, CFG_STRING, 1, 0, "2s", check_duration,
            "A bucket closes, and is published, when the clock passes its end plus this."),
     CENTRY(max_lateness, CFG_STRING, 1, 0, "10m", check_duration,
@@ -790,6 +791,18 @@ static bool check_duration(const char *v, char *what, size_t whatlen)
         return true;
     put_msg(what, whatlen, "expected a duration such as 500ms, 10s, 1m or 1h; got '%s'",
             shown(v, sh, sizeof sh));
+    return false;
+}
+
+static bool check_cq_step(const char *v, char *what, size_t whatlen)
+{
+    char sh[SHOWN_LEN];
+    int64_t ms;
+    if (!check_duration(v, what, whatlen))
+        return false;
+    if (query_parse_duration(v, strlen(v), &ms) && ms >= 100 && ms <= 86400000)
+        return true;
+    put_msg(what, whatlen, "a step is 100ms to 1d; got '%s'", shown(v, sh, sizeof sh));
     return false;
 }
 

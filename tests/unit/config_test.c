@@ -1033,6 +1033,9 @@ static void test_continuous_sections(void **state)
                       "'p0' is no aggregate");
     expect_load_error("[continuous \"t\"]\nagg = count,count\n", "'count' is given twice");
     expect_load_error("[continuous \"t\"]\nstep = 0s\n", "[continuous \"t\"] step: expected a");
+    expect_load_error("[continuous \"t\"]\nstep = 10ms\n",
+                      "step: a step is 100ms to 1d; got '10ms'");
+    expect_load_error("[continuous \"t\"]\nstep = 2d\n", "step: a step is 100ms to 1d");
     expect_load_error("[continuous \"t\"]\nmatch = a/#/b\n", "[continuous \"t\"] match:");
     expect_load_error("[continuous \"t\"]\ntopic = a/+\n", "[continuous \"t\"] topic:");
     expect_load_error("[continuous \"t\"]\nqos = 3\n", "[continuous \"t\"] qos: out of range");
