@@ -4,10 +4,14 @@
  * - status: the retained <prefix>/status document, rendered on every publish;
  * - requests go to <prefix>/query with "reply_to" (this page's own topic,
  *   <prefix>/reply/<client id>) and an "id" the answer echoes (README
- *   "Queries over MQTT"): {"op":"series"} every 10 s, the chart's query every
- *   2 s and soon after a status with a new log.seq (polling: continuous
- *   queries are not there yet), {"op":"deadletters"}
+ *   "Queries over MQTT"): {"op":"series"} every 10 s, {"op":"deadletters"}
  *   when the dead-letter count changes and every 15 s;
+ * - the chart: one range query fills its history (again when the batch
+ *   watermark moves, and every minute), then a watch ({"op":"watch"} with
+ *   "open":true, README "Continuous queries") pushes each changed bucket,
+ *   the open one included, which replaces that bucket; the watch is renewed
+ *   every minute (it expires after WATCH_S s) and ended when the chart
+ *   shows something else;
  * - the chart (uPlot): mean, the min-max band and last per bucket, each
  *   bucket's background shaded by its "src" (batch views, speed layer, master
  *   log, provisional).
@@ -40,7 +44,8 @@
     "24h": { ms: 24 * 3600e3, step: "15m", stepMs: 900e3 },
     "7d": { ms: 7 * 86400e3, step: "2h", stepMs: 7200e3 }
   };
-  var CHART_MS = 2000, SERIES_MS = 10000, DEAD_MS = 15000, ANSWER_MS = 5000, MAX_LISTED = 200;
+  var HISTORY_MS = 60000, WATCH_S = 120, SERIES_MS = 10000, DEAD_MS = 15000, ANSWER_MS = 5000, MAX_LISTED = 200;
+  var AGGS = ["mean", "min", "max", "last"];
   var SRC_FILL = { batch: "rgba(63,81,181,.16)", speed: "rgba(46,125,50,.16)", log: "rgba(255,160,0,.22)",
     provisional: "rgba(183,28,28,.16)" };
 
@@ -56,8 +61,8 @@
   var client = null, connected = false, retryMs = 1000;
   var pending = {}, nextId = 1;
   var allSeries = [], sel = { series: null, range: "1h" }, chartBusy = false;
-  var plot = null, plotKey = "", chartData = null, xRange = null, deadLetters = -1, logSeq = -1;
-  var chartAsked = 0, chartWanted = false, chartTimer = null;
+  var plot = null, plotKey = "", chartData = null, xRange = null, deadLetters = -1, watermark = -1;
+  var chartAsked = 0, hist = null, watch = { id: null, key: "", asked: 0 };
 
   function stamp(name) { /* page milestones, ms since navigation start */
     if (!root.hasAttribute("data-" + name)) root.setAttribute("data-" + name, Math.round(performance.now()));
@@ -144,6 +149,7 @@
         $("logout").hidden = !creds;
         client.subscribe(replyTopic, { qos: 0 });
         client.subscribe(PREFIX + "/status", { qos: 0 });
+        watch.id = null; /* a new session: the old watch is gone with the reply subscription */
         loadSeries();
         loadDead();
         refreshChart();
@@ -172,26 +178,32 @@
     if (m.destinationName === replyTopic) {
       var cb = doc && pending[doc.id];
       if (cb) { delete pending[doc.id]; cb(doc); }
+      else if (doc && watch.id && doc.id === watch.id) onWatch(doc);
     } else if (m.destinationName === PREFIX + "/status") {
       renderStatus(doc);
     }
+  }
+
+  /* A request with our reply topic and this "id". */
+  function send(req, id) {
+    req.reply_to = replyTopic;
+    req.id = id;
+    var msg = new Paho.Message(JSON.stringify(req));
+    msg.destinationName = PREFIX + "/query";
+    msg.qos = 0;
+    client.send(msg);
   }
 
   /* One request/response: cb gets the answer, or an error of our own. */
   function ask(req, cb) {
     if (!connected) { cb({ ok: false, error: { code: "offline", message: "not connected" } }); return; }
     var id = "w" + nextId++;
-    req.reply_to = replyTopic;
-    req.id = id;
     var timer = setTimeout(function () {
       delete pending[id];
       cb({ ok: false, error: { code: "timeout", message: "no answer within " + ANSWER_MS / 1000 + " s" } });
     }, ANSWER_MS);
     pending[id] = function (a) { clearTimeout(timer); cb(a); };
-    var msg = new Paho.Message(JSON.stringify(req));
-    msg.destinationName = PREFIX + "/query";
-    msg.qos = 0;
-    client.send(msg);
+    send(req, id);
   }
 
   function failAll(why) {
@@ -241,8 +253,8 @@
     $("clock-waiting").hidden = !waiting;
     $("clock-waiting").textContent = waiting || "";
     stamp("first-status-ms");
-    var seq = pick(st, "log.seq");
-    if (seq !== undefined && seq !== logSeq) { logSeq = seq; wantChart(); }
+    var wm = pick(st, "batch.watermark_seq"); /* new views: the history's sources change */
+    if (wm !== undefined && wm !== watermark) { if (watermark >= 0) refreshChart(); watermark = wm; }
     var dl = pick(st, "ingest.dead_letters");
     if (dl !== undefined && dl !== deadLetters) { deadLetters = dl; loadDead(); }
   }
@@ -298,6 +310,7 @@
     });
     $("chart-title").textContent = name;
     chartData = null;
+    hist = null;
     refreshChart();
   }
 
@@ -308,35 +321,58 @@
 
   /* ---- chart ---- */
 
-  /* New readings (a status with a new log.seq): ask again as soon as the
-   * query under way has answered and 0.5 s have passed since the last one,
-   * rather than at the next 2 s tick. Status comes at most once a second, so
-   * a reading is on the page within about 1.5 s. */
-  function wantChart() {
-    chartWanted = true;
-    if (chartBusy || chartTimer) return;
-    var wait = chartAsked + 500 - Date.now();
-    if (wait <= 0) { refreshChart(); return; }
-    chartTimer = setTimeout(function () { chartTimer = null; if (chartWanted) refreshChart(); }, wait);
+  /* The watch of the chosen series and range: one per page; re-sending it
+   * (same "id") renews it, a new choice ends the old one. */
+  function watchChart() {
+    var key = sel.series + "|" + sel.range;
+    if (watch.id && watch.key !== key) send({ op: "unwatch" }, watch.id);
+    if (!watch.id || watch.key !== key) { watch.id = "watch" + nextId++; watch.key = key; }
+    watch.asked = Date.now();
+    send({ op: "watch", series: sel.series, step: RANGES[sel.range].step, agg: AGGS, expires_s: WATCH_S,
+      open: true }, watch.id);
+  }
+
+  /* A watch message: its reply, a bucket (closed, corrected or open), or its expiry. */
+  function onWatch(m) {
+    if (!m.ok) { chartEl.dataset.watchError = errText(m); return; }
+    if (m.op === "watch") { delete chartEl.dataset.watchError; chartEl.dataset.watch = m.watch; return; }
+    if (m.expired) { watchChart(); return; }
+    if (!hist || !m.buckets || m.series !== sel.series || m.step_ms !== hist.step_ms) return;
+    var b = hist.buckets, r = RANGES[sel.range];
+    m.buckets.forEach(function (x) {
+      var i = b.length;
+      while (i > 0 && b[i - 1].t > x.t) i--;
+      if (i > 0 && b[i - 1].t === x.t) b[i - 1] = x;
+      else b.splice(i, 0, x);
+    });
+    var last = b.length ? b[b.length - 1].t : 0;
+    while (b.length && b[0].t < last - r.ms) b.shift();
+    hist.seq = Math.max(hist.seq || 0, m.seq || 0);
+    chartEl.dataset.pushed = Number(chartEl.dataset.pushed || 0) + 1;
+    draw(hist, r);
   }
 
   function tick() {
-    if (Date.now() - chartAsked >= CHART_MS - 100) refreshChart();
+    if (!connected || !sel.series) return;
+    if (Date.now() - chartAsked >= HISTORY_MS) refreshChart();
+    else if (watch.id && Date.now() - watch.asked >= WATCH_S * 500) watchChart();
   }
 
+  /* The history: a range query; the watch is (re)made first, so no bucket
+   * falls between the answer and the watch's first message. */
   function refreshChart() {
     if (!sel.series || chartBusy || !connected) return;
     chartBusy = true;
-    chartWanted = false;
     chartAsked = Date.now();
     var series = sel.series, range = sel.range, r = RANGES[range];
-    ask({ series: series, from: "-" + range, to: "now", step: r.step, agg: ["mean", "min", "max", "last"] },
+    watchChart();
+    ask({ series: series, from: "-" + range, to: "now", step: r.step, agg: AGGS },
       function (a) {
         chartBusy = false;
         if (series !== sel.series || range !== sel.range) { refreshChart(); return; }
-        if (chartWanted) wantChart();
         if (!a.ok) { chartEl.dataset.error = errText(a); return; }
         delete chartEl.dataset.error;
+        hist = a;
         draw(a, r);
       });
   }

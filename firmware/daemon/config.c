@@ -69,6 +69,7 @@
 #include "decode_influx.h"
 #include "plat_clock.h"
 #include "plat_log.h"
+#include "query.h"
 
 #define KIB INT64_C(1024)
 #define MIB (KIB * 1024)
@@ -114,6 +115,12 @@ static bool check_schedule(const char *v, char *what, size_t whatlen);
 static bool check_sync_url(const char *v, char *what, size_t whatlen);
 static bool check_state_words(const char *v, char *what, size_t whatlen);
 static bool check_textfile(const char *v, char *what, size_t whatlen);
+static bool check_duration(const char *v, char *what, size_t whatlen);
+static bool check_cq_step(const char *v, char *what, size_t whatlen);
+static bool check_aggs(const char *v, char *what, size_t whatlen);
+static bool check_cq_match(const char *v, char *what, size_t whatlen);
+static bool check_cq_topic(const char *v, char *what, size_t whatlen);
+static bool filter_ok(const char *f, size_t n, char *what, size_t whatlen);
 
 /* Enum names: the index is the value stored (checked below). */
 static const char *const fields_names[] = {"value", "all", NULL};
@@ -309,6 +316,16 @@ static const struct cfg_entry cfg_table[] = {
           "File to keep the Prometheus text metrics in, rewritten at every status\n"
           "publish (node_exporter's textfile collector reads *.prom files in its\n"
           "directory, on Debian /var/lib/prometheus/node-exporter); empty: off."),
+
+    INT(continuous, max_msgs_per_s, 1, 100000, "100",
+        "Most continuous-query and watch messages per second (a token bucket of\n"
+        "one second's worth); more are dropped and counted (status continuous.dropped)."),
+    INT(continuous, max_watches, 1, 1024, "64",
+        "Most {\"op\":\"watch\"} subscriptions at once; more get an error reply."),
+    INT(continuous, max_cells, 16, 1000000, "4096",
+        "(series, bucket) pairs each continuous query remembers (pending and\n"
+        "published buckets; a watch 1/16 of it, at least 64), 96 bytes each; past it\n"
+        "new buckets are dropped and counted (status continuous.cells_full)."),
 };
 
 #define CFG_N (sizeof cfg_table / sizeof cfg_table[0])
@@ -364,6 +381,36 @@ static const struct cfg_entry decode_table[] = {
            "format = influx: the unit of line-protocol timestamps (Telegraf: ns)."),
 };
 #define DECODE_N (sizeof decode_table / sizeof decode_table[0])
+
+/* [continuous "<name>"] sections: offsets into struct el_continuous_def. */
+#define CENTRY(K, TYPE, MIN, MAX, DEF, CHECK, HELP)                                                \
+    {                                                                                              \
+        .section = "continuous", .key = #K, .type = TYPE,                                          \
+        .offset = offsetof(struct el_continuous_def, K),                                           \
+        .size = sizeof(((struct el_continuous_def *)0)->K), .min = MIN, .max = MAX, .def = DEF,    \
+        .check = CHECK, .help = HELP                                                               \
+    }
+
+static const struct cfg_entry continuous_table[] = {
+    CENTRY(match, CFG_STRING, 0, 0, "", check_cq_match,
+           "The series, an MQTT topic filter ('+' and '#' wildcards); required."),
+    CENTRY(step, CFG_STRING, 1, 0, "1m", check_cq_step,
+           "Bucket width, a duration (500ms, 10s, 1m, 1h; 100ms to 1d)."),
+    CENTRY(grace, CFG_STRING, 1, 0, "2s", check_duration,
+           "A bucket closes, and is published, when the clock passes its end plus this."),
+    CENTRY(max_lateness, CFG_STRING, 1, 0, "10m", check_duration,
+           "Late data up to this long after a bucket closed republishes it as a\n"
+           "correction (\"revision\" + 1); later data is stored but not republished."),
+    CENTRY(agg, CFG_STRING, 1, 0, "count,mean,min,max,last", check_aggs,
+           "Aggregates, comma-separated, as \"agg\" of a query (count sum min max\n"
+           "mean stddev last pNN)."),
+    CENTRY(topic, CFG_STRING, 0, 0, "", check_cq_topic,
+           "Messages go to <topic>/<series>; empty: <prefix>/continuous/<name>."),
+    CENTRY(qos, CFG_INT, 0, 2, "1", NULL, "QoS of the messages."),
+    CENTRY(retain, CFG_BOOL, 0, 1, "false", NULL,
+           "Publish retained (a new subscriber gets each series' latest bucket)."),
+};
+#define CONTINUOUS_N (sizeof continuous_table / sizeof continuous_table[0])
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -757,6 +804,50 @@ static bool check_textfile(const char *v, char *what, size_t whatlen)
     return true;
 }
 
+static bool check_duration(const char *v, char *what, size_t whatlen)
+{
+    char sh[SHOWN_LEN];
+    int64_t ms;
+    if (query_parse_duration(v, strlen(v), &ms) && ms <= INT64_C(366) * 86400000)
+        return true;
+    put_msg(what, whatlen, "expected a duration such as 500ms, 10s, 1m or 1h; got '%s'",
+            shown(v, sh, sizeof sh));
+    return false;
+}
+
+static bool check_cq_step(const char *v, char *what, size_t whatlen)
+{
+    char sh[SHOWN_LEN];
+    int64_t ms;
+    if (!check_duration(v, what, whatlen))
+        return false;
+    if (query_parse_duration(v, strlen(v), &ms) && ms >= 100 && ms <= 86400000)
+        return true;
+    put_msg(what, whatlen, "a step is 100ms to 1d; got '%s'", shown(v, sh, sizeof sh));
+    return false;
+}
+
+static bool check_aggs(const char *v, char *what, size_t whatlen)
+{
+    struct query q;
+    return query_parse_agg_list(v, &q, what, whatlen);
+}
+
+static bool check_cq_match(const char *v, char *what, size_t whatlen)
+{
+    return v[0] == '\0' || filter_ok(v, strlen(v), what, whatlen);
+}
+
+static bool check_cq_topic(const char *v, char *what, size_t whatlen)
+{
+    char sh[SHOWN_LEN];
+    if (strpbrk(v, "+#") == NULL && (v[0] == '\0' || v[strlen(v) - 1] != '/'))
+        return true;
+    put_msg(what, whatlen, "a topic (no '+', '#' or trailing '/'); got '%s'",
+            shown(v, sh, sizeof sh));
+    return false;
+}
+
 static bool check_topic_prefix(const char *v, char *what, size_t whatlen)
 {
     if (strpbrk(v, "+#") != NULL) {
@@ -922,60 +1013,125 @@ static int src_getc(struct cfg_parse *p)
     return (unsigned char)p->text[p->pos++];
 }
 
-/* Is name[0..len) a decode section, 'decode "<filter>"'? The filter, when
- * it fits, into filter[cap]. */
-static bool decode_section(const char *name, size_t len, char *filter, size_t cap)
+/* Named sections, [<word> "<name>"]: a table of keys over an array of
+ * structs in struct el_config, each starting with its name (EL_CFG_STR). */
+struct named_kind {
+    const char *word;     /* "decode" */
+    const char *name_is;  /* what the name is, in messages */
+    const char *why_once; /* why a name may not be given twice */
+    const struct cfg_entry *table;
+    size_t n_keys;
+    size_t elem_size, array_off, count_off, line_off;
+    int max;
+    bool (*name_ok)(const char *name, size_t n, char *what, size_t whatlen);
+};
+
+static bool cq_name_ok(const char *name, size_t n, char *what, size_t whatlen)
 {
-    const char *p = name, *end = name + len;
-    if (len < 8 || memcmp(p, "decode", 6) != 0 || !is_blank((unsigned char)p[6]))
-        return false;
-    for (p += 6; p < end && is_blank((unsigned char)*p); p++)
-        ;
-    if (p == end || *p != '"' || end[-1] != '"' || end - p < 2)
-        return false;
-    size_t n = (size_t)(end - p - 2);
-    snprintf(filter, cap, "%.*s", (int)(n < cap ? n : cap - 1), p + 1);
-    return n < cap;
+    bool ok = n > 0 && n < EL_CFG_CQ_NAME;
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-';
+    }
+    if (!ok)
+        put_msg(what, whatlen, "a name is 1 to %d letters, digits, '_' or '-'", EL_CFG_CQ_NAME - 1);
+    return ok;
 }
 
-static struct el_decode_rule *decode_rule_find(struct el_config *cfg, const char *filter)
+static const struct named_kind named_kinds[] = {
+    {"decode", "topic filter", "the first would never be used", decode_table, DECODE_N,
+     sizeof(struct el_decode_rule), offsetof(struct el_config, decode.rule),
+     offsetof(struct el_config, decode.n), offsetof(struct el_decode_rule, line), EL_CFG_MAX_DECODE,
+     filter_ok},
+    {"continuous", "name", "names must be unique", continuous_table, CONTINUOUS_N,
+     sizeof(struct el_continuous_def), offsetof(struct el_config, continuous.def),
+     offsetof(struct el_config, continuous.n), offsetof(struct el_continuous_def, line),
+     EL_CFG_MAX_CONTINUOUS, cq_name_ok},
+};
+#define NAMED_KINDS (sizeof named_kinds / sizeof named_kinds[0])
+
+/* Is name[0..len) a named section, '<word> "<name>"'? Its kind, and the
+ * name, when it fits, into out[cap]. */
+static const struct named_kind *named_section(const char *name, size_t len, char *out, size_t cap)
 {
-    for (int i = 0; i < cfg->decode.n; i++)
-        if (strcmp(cfg->decode.rule[i].filter, filter) == 0)
-            return &cfg->decode.rule[i];
+    const char *p = name, *end = name + len;
+    const struct named_kind *k = NULL;
+    for (size_t i = 0; i < NAMED_KINDS && !k; i++) {
+        size_t w = strlen(named_kinds[i].word);
+        if (len > w + 2 && memcmp(p, named_kinds[i].word, w) == 0 && is_blank((unsigned char)p[w]))
+            k = &named_kinds[i];
+    }
+    if (!k)
+        return NULL;
+    for (p += strlen(k->word); p < end && is_blank((unsigned char)*p); p++)
+        ;
+    if (p == end || *p != '"' || end[-1] != '"' || end - p < 2)
+        return NULL;
+    size_t n = (size_t)(end - p - 2);
+    snprintf(out, cap, "%.*s", (int)(n < cap ? n : cap - 1), p + 1);
+    return n < cap ? k : NULL;
+}
+
+/* Is name[0..len) meant as a named section (it starts with a kind's word)? */
+static bool named_word(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NAMED_KINDS; i++) {
+        size_t w = strlen(named_kinds[i].word);
+        if (len > w && memcmp(name, named_kinds[i].word, w) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int *named_count(const struct named_kind *k, struct el_config *cfg)
+{
+    return (int *)((char *)cfg + k->count_off);
+}
+
+static char *named_elem(const struct named_kind *k, struct el_config *cfg, int i)
+{
+    return (char *)cfg + k->array_off + (size_t)i * k->elem_size;
+}
+
+static char *named_find(const struct named_kind *k, struct el_config *cfg, const char *name)
+{
+    for (int i = 0; i < *named_count(k, cfg); i++)
+        if (strcmp(named_elem(k, cfg, i), name) == 0)
+            return named_elem(k, cfg, i);
     return NULL;
 }
 
-/* A new [decode "<filter>"] section at line p->line, at its defaults. */
-static void decode_rule_add(struct cfg_parse *p, const char *section, size_t len)
+/* A new [<word> "<name>"] section at line p->line, at its defaults. */
+static void named_add(struct cfg_parse *p, const char *section, size_t len)
 {
-    char filter[EL_CFG_STR], what[WHAT_LEN], s[SHOWN_LEN];
-    struct el_config *cfg = p->cfg;
-    if (!decode_section(section, len, filter, sizeof filter)) {
-        parse_fail(p, "[%.*s]: expected [decode \"<topic filter>\"] (a filter of at most %d bytes)",
+    char name[EL_CFG_STR], what[WHAT_LEN], s[SHOWN_LEN];
+    const struct named_kind *k = named_section(section, len, name, sizeof name);
+    if (!k) {
+        parse_fail(p, "[%.*s]: expected [<decode|continuous> \"<name>\"] (at most %d bytes)",
                    (int)(len > 60 ? 60 : len), section, EL_CFG_STR - 1);
         return;
     }
-    if (!filter_ok(filter, strlen(filter), what, sizeof what)) {
-        parse_fail(p, "[decode]: %s", what);
+    if (!k->name_ok(name, strlen(name), what, sizeof what)) {
+        parse_fail(p, "[%s]: %s", k->word, what);
         return;
     }
-    if (decode_rule_find(cfg, filter) != NULL) {
-        parse_fail(p, "[decode \"%s\"]: given twice (the first would never be used)",
-                   shown(filter, s, sizeof s));
+    if (named_find(k, p->cfg, name) != NULL) {
+        parse_fail(p, "[%s \"%s\"]: given twice (%s)", k->word, shown(name, s, sizeof s),
+                   k->why_once);
         return;
     }
-    if (cfg->decode.n == EL_CFG_MAX_DECODE) {
-        parse_fail(p, "[decode \"%s\"]: more than %d decode sections", shown(filter, s, sizeof s),
-                   EL_CFG_MAX_DECODE);
+    if (*named_count(k, p->cfg) == k->max) {
+        parse_fail(p, "[%s \"%s\"]: more than %d %s sections", k->word, shown(name, s, sizeof s),
+                   k->max, k->word);
         return;
     }
-    struct el_decode_rule *r = &cfg->decode.rule[cfg->decode.n++];
-    memset(r, 0, sizeof *r);
-    snprintf(r->filter, sizeof r->filter, "%s", filter);
-    r->line = p->line;
-    for (size_t i = 0; i < DECODE_N; i++)
-        if (!entry_set(&decode_table[i], r, decode_table[i].def, what, sizeof what))
+    char *r = named_elem(k, p->cfg, (*named_count(k, p->cfg))++);
+    memset(r, 0, k->elem_size);
+    snprintf(r, EL_CFG_STR, "%s", name);
+    *(int *)(r + k->line_off) = p->line;
+    for (size_t i = 0; i < k->n_keys; i++)
+        if (!entry_set(&k->table[i], r, k->table[i].def, what, sizeof what))
             abort(); /* a broken table: a programming error */
 }
 
@@ -991,8 +1147,8 @@ static void check_section_line(struct cfg_parse *p, const char *line)
         return;
     size_t len = (size_t)(close - line - 1);
     snprintf(name, sizeof name, "%.*s", (int)(len < sizeof name ? len : sizeof name - 1), line + 1);
-    if (len >= 6 && memcmp(line + 1, "decode", 6) == 0 && !section_known(line + 1, len)) {
-        decode_rule_add(p, line + 1, len);
+    if (named_word(line + 1, len) && !section_known(line + 1, len)) {
+        named_add(p, line + 1, len);
     } else if (!section_known(line + 1, len)) {
         parse_fail(p, "[%s]: unknown section", shown(name, s, sizeof s));
         return;
@@ -1054,23 +1210,23 @@ static char *cfg_reader(char *buf, int num, void *stream)
     return p->failed ? NULL : buf;
 }
 
-/* key = value in [decode "<filter>"] (the section line made the rule). */
-static int decode_handler(struct cfg_parse *p, const char *filter, const char *key,
-                          const char *value)
+/* key = value in [<word> "<name>"] (the section line made the struct). */
+static int named_handler(struct cfg_parse *p, const struct named_kind *k, const char *name,
+                         const char *key, const char *value)
 {
     char what[WHAT_LEN], s1[SHOWN_LEN], s2[SHOWN_LEN];
-    struct el_decode_rule *r = decode_rule_find(p->cfg, filter);
+    char *r = named_find(k, p->cfg, name);
     const struct cfg_entry *e = NULL;
-    for (size_t i = 0; i < DECODE_N && e == NULL; i++)
-        if (strcmp(decode_table[i].key, key) == 0)
-            e = &decode_table[i];
+    for (size_t i = 0; i < k->n_keys && e == NULL; i++)
+        if (strcmp(k->table[i].key, key) == 0)
+            e = &k->table[i];
     if (r == NULL || e == NULL) {
-        parse_fail(p, "[decode \"%s\"] %s: unknown key", shown(filter, s1, sizeof s1),
+        parse_fail(p, "[%s \"%s\"] %s: unknown key", k->word, shown(name, s1, sizeof s1),
                    shown(key, s2, sizeof s2));
         return 0;
     }
     if (!entry_set(e, r, value, what, sizeof what)) {
-        parse_fail(p, "[decode \"%s\"] %s: %s", shown(filter, s1, sizeof s1), key, what);
+        parse_fail(p, "[%s \"%s\"] %s: %s", k->word, shown(name, s1, sizeof s1), key, what);
         return 0;
     }
     return 1;
@@ -1083,9 +1239,10 @@ static int cfg_handler(void *user, const char *section, const char *key, const c
 
     if (p->failed)
         return 0;
-    char filter[EL_CFG_STR];
-    if (decode_section(section, strlen(section), filter, sizeof filter))
-        return decode_handler(p, filter, key, value);
+    char name[EL_CFG_STR];
+    const struct named_kind *k = named_section(section, strlen(section), name, sizeof name);
+    if (k)
+        return named_handler(p, k, name, key, value);
     const struct cfg_entry *e = entry_find(section, key);
     if (e == NULL) {
         if (section[0] == '\0')
@@ -1148,12 +1305,13 @@ void config_defaults(struct el_config *cfg)
     char what[WHAT_LEN];
 
     memset(cfg, 0, sizeof *cfg);
-    for (size_t i = 0; i < DECODE_N; i++)
-        if (!entry_size_ok(&decode_table[i])) {
-            fprintf(stderr, "config: [decode] %s: the field's size does not match its type\n",
-                    decode_table[i].key);
-            abort();
-        }
+    for (size_t k = 0; k < NAMED_KINDS; k++)
+        for (size_t i = 0; i < named_kinds[k].n_keys; i++)
+            if (!entry_size_ok(&named_kinds[k].table[i])) {
+                fprintf(stderr, "config: [%s] %s: the field's size does not match its type\n",
+                        named_kinds[k].word, named_kinds[k].table[i].key);
+                abort();
+            }
     for (size_t i = 0; i < CFG_N; i++) {
         const struct cfg_entry *e = &cfg_table[i];
         if (!entry_size_ok(e))
@@ -1388,6 +1546,14 @@ el_status config_finish(struct el_config *cfg, char *err, size_t errlen)
         put_msg(err, errlen, "[ingest] subscribe: %s", what);
         return EL_INVAL;
     }
+    for (int i = 0; i < cfg->continuous.n; i++) {
+        const struct el_continuous_def *d = &cfg->continuous.def[i];
+        if (d->match[0] == '\0') {
+            put_msg(err, errlen, "[continuous \"%s\"] match: required (the section at line %d)",
+                    d->name, d->line);
+            return EL_INVAL;
+        }
+    }
     return finish_cross_checks(cfg, err, errlen);
 }
 
@@ -1466,15 +1632,23 @@ void config_diff(const struct el_config *a, const struct el_config *b,
         if (memcmp((const char *)a + e->offset, (const char *)b + e->offset, e->size) != 0)
             fn(ctx, e->section, e->key);
     }
-    bool same = a->decode.n == b->decode.n;
-    for (int i = 0; same && i < a->decode.n; i++) {
-        struct el_decode_rule x = a->decode.rule[i], y = b->decode.rule[i];
-        x.line = y.line = 0; /* where a section starts is no setting */
-        same = memcmp(&x, &y, sizeof x) == 0;
+    for (size_t k = 0; k < NAMED_KINDS; k++) {
+        const struct named_kind *nk = &named_kinds[k];
+        struct el_config *x = (struct el_config *)a, *y = (struct el_config *)b;
+        bool same = *named_count(nk, x) == *named_count(nk, y);
+        for (int i = 0; same && i < *named_count(nk, x); i++) {
+            const char *ex = named_elem(nk, x, i), *ey = named_elem(nk, y, i);
+            /* where a section starts is no setting */
+            same = memcmp(ex, ey, nk->line_off) == 0 &&
+                   memcmp(ex + nk->line_off + sizeof(int), ey + nk->line_off + sizeof(int),
+                          nk->elem_size - nk->line_off - sizeof(int)) == 0;
+        }
+        if (!same)
+            fn(ctx, nk->word, "sections");
     }
-    if (!same)
-        fn(ctx, "decode", "sections");
 }
+
+static void help_named(FILE *out, const struct named_kind *k);
 
 void config_print_help(FILE *out)
 {
@@ -1499,8 +1673,28 @@ void config_print_help(FILE *out)
           "#\n"
           "# The keys of a decode section, each with its default:\n",
           out);
-    for (size_t i = 0; i < DECODE_N; i++) {
-        const struct cfg_entry *e = &decode_table[i];
+    help_named(out, &named_kinds[0]);
+    fputs("\n# [continuous \"<name>\"] sections (at most 16) are continuous queries: when\n"
+          "# a bucket closes (the clock passes its end plus grace) the daemon publishes\n"
+          "# one message per matching series, the range answer for that bucket, to\n"
+          "# <topic>/<series>; late data republishes it with \"revision\" + 1.\n"
+          "# For example (README, \"Continuous queries\"):\n"
+          "#\n"
+          "#   [continuous \"temps\"]\n"
+          "#   match = sensors/+/temp\n"
+          "#   step = 1m\n"
+          "#   agg = count,mean,max\n"
+          "#\n"
+          "# The keys of a continuous section, each with its default:\n",
+          out);
+    help_named(out, &named_kinds[1]);
+}
+
+/* The keys of a named section, commented, for --help-config. */
+static void help_named(FILE *out, const struct named_kind *k)
+{
+    for (size_t i = 0; i < k->n_keys; i++) {
+        const struct cfg_entry *e = &k->table[i];
         char type[160];
         type_str(e, type, sizeof type);
         fprintf(out, "#\n#   %s = %s %s\n", e->key, e->def, type);
@@ -1563,6 +1757,14 @@ static void man_key(FILE *out, const struct cfg_entry *e, bool starts)
         fputs(".br\nLive: a reload (SIGHUP) applies a change at once.\n", out);
 }
 
+/* A named section's heading and text (roff), then its keys. */
+static void man_named(FILE *out, const struct named_kind *k, const char *intro)
+{
+    fputs(intro, out);
+    for (size_t i = 0; i < k->n_keys; i++)
+        man_key(out, &k->table[i], false);
+}
+
 void config_print_man(FILE *out)
 {
     fputs(".\\\" edgelambda.conf(5), generated by `edgelambdad --help-config=man` from the\n"
@@ -1594,15 +1796,21 @@ void config_print_man(FILE *out)
         ".SH KEYS\n",
         out);
     each_entry(out, man_key);
-    fputs(".SS [decode \\(dq\\fIFILTER\\fP\\(dq]\n"
-          "Sections (at most 16) that choose how payloads on topics matching the MQTT\n"
-          "topic filter \\fIFILTER\\fR are read; the first section whose filter matches\n"
-          "wins, and topics no section matches are read with the [ingest] keys.\n"
-          "A reload (SIGHUP) applies changed sections at once, between two messages\n"
-          "(Sparkplug B aliases survive it).\n",
-          out);
-    for (size_t i = 0; i < DECODE_N; i++)
-        man_key(out, &decode_table[i], false);
+    man_named(out, &named_kinds[0],
+              ".SS [decode \\(dq\\fIFILTER\\fP\\(dq]\n"
+              "Sections (at most 16) that choose how payloads on topics matching the MQTT\n"
+              "topic filter \\fIFILTER\\fR are read; the first section whose filter matches\n"
+              "wins, and topics no section matches are read with the [ingest] keys.\n"
+              "A reload (SIGHUP) applies changed sections at once, between two messages\n"
+              "(Sparkplug B aliases survive it).\n");
+    man_named(out, &named_kinds[1],
+              ".SS [continuous \\(dq\\fINAME\\fP\\(dq]\n"
+              "Continuous queries (at most 16): when a bucket closes (the clock passes its\n"
+              "end plus \\fBgrace\\fR) the daemon publishes one message per matching series,\n"
+              "the range answer for that bucket, to \\fItopic\\fR/\\fIseries\\fR; late data\n"
+              "republishes it with \\(dqrevision\\(dq + 1.\n"
+              "A reload (SIGHUP) applies changed sections at the serving thread's next tick\n"
+              "(a changed section starts afresh; unchanged ones keep their state).\n");
     fputs(".SH FILES\n"
           ".TP\n.I " EL_CONFIG_DEFAULT_PATH "\n"
           "The configuration file; the package installs it with every key commented out\n"

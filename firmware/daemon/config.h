@@ -28,7 +28,9 @@
 #define EL_CFG_STR 256  /* names, topics, field names */
 #define EL_CFG_PATH 512 /* file paths, URLs */
 #define EL_CFG_MAX_SUBS 16
-#define EL_CFG_MAX_DECODE 16 /* [decode "<filter>"] sections */
+#define EL_CFG_MAX_DECODE 16     /* [decode "<filter>"] sections */
+#define EL_CFG_MAX_CONTINUOUS 16 /* [continuous "<name>"] sections */
+#define EL_CFG_CQ_NAME 64        /* bytes of a continuous query's name, with the NUL */
 
 enum el_durability { EL_DURABILITY_NORMAL = 0, EL_DURABILITY_STRICT };
 enum el_full_policy { EL_FULL_STOP_INGEST = 0, EL_FULL_DROP_OLDEST };
@@ -49,6 +51,20 @@ struct el_decode_rule {
     char drop_fields[EL_CFG_PATH];
     int precision; /* influx timestamps: ns us ms s */
     int line;      /* where the section starts (messages) */
+};
+
+/* One [continuous "<name>"] section: a continuous query (continuous.h). */
+struct el_continuous_def {
+    char name[EL_CFG_STR];  /* [A-Za-z0-9_-], at most EL_CFG_CQ_NAME - 1 bytes */
+    char match[EL_CFG_STR]; /* topic filter of the series */
+    char step[32];          /* bucket width, a duration ("1m") */
+    char grace[32];         /* how long after its end a bucket closes */
+    char max_lateness[32];  /* how long after closing late data still corrects it */
+    char agg[EL_CFG_STR];   /* comma-separated aggregates */
+    char topic[EL_CFG_STR]; /* output topic prefix; "" = <prefix>/continuous/<name> */
+    int qos;                /* 0..2 */
+    bool retain;
+    int line; /* where the section starts (messages) */
 };
 
 struct el_config {
@@ -137,6 +153,13 @@ struct el_config {
         struct el_decode_rule rule[EL_CFG_MAX_DECODE];
         int n;
     } decode;
+    struct {
+        int max_msgs_per_s; /* 100: continuous and watch messages, a token bucket */
+        int max_watches;    /* 64 */
+        int max_cells;      /* 4096 (series, bucket) pairs remembered per query */
+        struct el_continuous_def def[EL_CFG_MAX_CONTINUOUS];
+        int n;
+    } continuous;
 };
 
 /* Fills every field with its built-in default (client_id, device_id stay ""). */
@@ -159,7 +182,8 @@ EL_MUST_CHECK el_status config_set(struct el_config *cfg, const char *assignment
 EL_MUST_CHECK el_status config_finish(struct el_config *cfg, char *err, size_t errlen);
 
 /* Calls fn for every key whose value differs between a and b ("section",
- * "key"); the [decode] sections count as one key, ("decode", "sections"). */
+ * "key"); the [decode] sections count as one key, ("decode", "sections"), and
+ * so do the [continuous "<name>"] sections, ("continuous", "sections"). */
 void config_diff(const struct el_config *a, const struct el_config *b,
                  void (*fn)(void *ctx, const char *section, const char *key), void *ctx);
 

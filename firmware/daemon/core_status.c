@@ -112,6 +112,22 @@ static void fill_queries(struct core *c, struct status_queries *q)
     q->memory_bytes = requests_memory_bytes(c->requests);
 }
 
+static void fill_continuous(struct core *c, struct status_continuous *s)
+{
+    const struct continuous_counters *k = requests_continuous_counters(c->requests);
+    s->queries = (uint64_t)atomic_load(&k->queries);
+    s->watches = (uint64_t)atomic_load(&k->watches);
+    s->published = atomic_load(&k->published);
+    s->corrections = atomic_load(&k->corrections);
+    s->partials = atomic_load(&k->partials);
+    s->dropped = atomic_load(&k->dropped);
+    s->unsent = atomic_load(&k->unsent);
+    s->errors = atomic_load(&k->errors);
+    s->too_late = atomic_load(&k->too_late);
+    s->cells_full = atomic_load(&k->cells_full);
+    s->tail_seq = atomic_load(&k->tail_seq);
+}
+
 static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
 {
     const struct ingest_counters *ic = ingest_counters(c->ingest);
@@ -173,6 +189,8 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->has_queries = c->requests != NULL;
     if (c->requests)
         fill_queries(c, &s->queries);
+    if (s->has_queries)
+        fill_continuous(c, &s->continuous);
     if (c->batch)
         batch_get_status(c->batch, &s->batch);
     if (c->sync)

@@ -1,6 +1,7 @@
 /* options — configuration to module options (see options.h). */
 #include "options.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static void options_conn(const struct el_config *cfg, struct mqtt_conn_opts *o)
@@ -122,6 +123,46 @@ void options_requests(const struct el_config *cfg, const struct requests_command
     o->serve.max_sketch_bins = (uint32_t)cfg->query.max_sketch_bins;
     o->serve.max_match = (uint32_t)cfg->query.max_match;
     o->commands = *commands;
+    o->continuous.max_msgs_per_s = cfg->continuous.max_msgs_per_s;
+    o->continuous.max_watches = cfg->continuous.max_watches;
+    o->continuous.max_cells = (uint32_t)cfg->continuous.max_cells;
+    o->continuous.n_defs = options_continuous(cfg, o->cq_defs);
+    o->continuous.defs = o->cq_defs;
+}
+
+/* A duration config has checked (check_duration). */
+static int64_t duration_ms(const char *s)
+{
+    int64_t ms = 0;
+    return query_parse_duration(s, strlen(s), &ms) ? ms : 1000;
+}
+
+int options_continuous(const struct el_config *cfg, struct cq_def *defs)
+{
+    char err[200];
+    int n = 0;
+    for (int i = 0; i < cfg->continuous.n && i < CONTINUOUS_MAX_DEFS; i++) {
+        const struct el_continuous_def *e = &cfg->continuous.def[i];
+        struct cq_def *d = &defs[n];
+        memset(d, 0, sizeof *d);
+        snprintf(d->name, sizeof d->name, "%.63s", e->name);
+        snprintf(d->match, sizeof d->match, "%s", e->match);
+        if (!query_parse_agg_list(e->agg, &d->tmpl, err, sizeof err))
+            continue; /* config checked it */
+        d->tm.step_ms = duration_ms(e->step);
+        d->tm.grace_ms = duration_ms(e->grace);
+        d->tm.lateness_ms = duration_ms(e->max_lateness);
+        d->tmpl.step_ms = d->tm.step_ms;
+        if (e->topic[0])
+            snprintf(d->topic, sizeof d->topic, "%s", e->topic);
+        else
+            snprintf(d->topic, sizeof d->topic, "%.150s/continuous/%.63s", cfg->mqtt.topic_prefix,
+                     e->name);
+        d->qos = e->qos;
+        d->retain = e->retain;
+        n++;
+    }
+    return n;
 }
 
 /* The sync worker's options: config's enums mapped to sync's own; the

@@ -34,6 +34,10 @@ void options_mlog(const struct el_config *cfg, struct mlog_opts *o);
 /* commands: what recompute/sync do (the core supplies them). */
 void options_requests(const struct el_config *cfg, const struct requests_commands *commands,
                       struct requests_opts *o);
+/* The [continuous "<name>"] sections as the serving layer's definitions
+ * (defs: room for CONTINUOUS_MAX_DEFS); returns how many. A reload passes
+ * them to requests_set_continuous. */
+int options_continuous(const struct el_config *cfg, struct cq_def *defs);
 /* The sync worker's: config's enums mapped to sync's own. */
 void options_sync(const struct el_config *cfg, struct sync_opts *o);
 

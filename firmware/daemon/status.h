@@ -42,6 +42,12 @@ struct status_queries {
 #define STATUS_DOC_MAX CONTROL_STATUS_MAX
 /* Room for status reload.result (what the last reload did, cut). */
 #define STATUS_RELOAD_RESULT 192
+/* Continuous queries and watches (continuous.h). */
+struct status_continuous {
+    uint64_t queries, watches, published, corrections, partials, dropped, unsent, errors, too_late,
+        cells_full;
+    int64_t tail_seq;
+};
 
 struct status_snapshot {
     const char *state, *version; /* status_derive */
@@ -87,6 +93,7 @@ struct status_snapshot {
     uint64_t speed_memory_bytes;
     bool has_queries;
     struct status_queries queries;
+    struct status_continuous continuous;
     struct batch_status batch;
     double batch_last_seconds; /* status_derive */
     struct sync_status sync;

@@ -145,19 +145,37 @@ static int slot_free_locked(struct control *c)
     return free_slot;
 }
 
+/* Publishes with correlation data (corr_len > 0); a libmosquitto code. */
+static int publish_with(struct control *c, const char *topic, const void *corr, size_t corr_len,
+                        const void *payload, size_t len, int qos, bool retain, int *mid)
+{
+    mosquitto_property *props = NULL;
+    int rc = MOSQ_ERR_SUCCESS;
+    if (corr_len > 0)
+        rc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, corr,
+                                           (uint16_t)corr_len);
+    if (rc == MOSQ_ERR_SUCCESS)
+        rc = mosquitto_publish_v5(c->mosq, mid, topic, (int)len, payload, qos, retain, props);
+    mosquitto_property_free_all(&props);
+    return rc;
+}
+
 /* Publishes a reply (QoS 0) with req's correlation data; a libmosquitto code. */
 static int publish_reply(struct control *c, const char *topic, const struct control_request *req,
                          const void *payload, size_t len, int *mid)
 {
-    mosquitto_property *props = NULL;
-    int rc = MOSQ_ERR_SUCCESS;
-    if (req->has_correlation)
-        rc = mosquitto_property_add_binary(&props, MQTT_PROP_CORRELATION_DATA, req->correlation,
-                                           (uint16_t)req->correlation_len);
-    if (rc == MOSQ_ERR_SUCCESS)
-        rc = mosquitto_publish_v5(c->mosq, mid, topic, (int)len, payload, 0, false, props);
-    mosquitto_property_free_all(&props);
-    return rc;
+    return publish_with(c, topic, req->correlation, req->has_correlation ? req->correlation_len : 0,
+                        payload, len, 0, false, mid);
+}
+
+el_status control_publish(struct control *c, const char *topic, const void *corr, size_t corr_len,
+                          const void *payload, size_t len, int qos, bool retain)
+{
+    if (!atomic_load(&c->counters.subscribed) || atomic_load(&c->stopping) ||
+        len > CONTROL_REPLY_MAX || corr_len > CONTROL_PROP_MAX)
+        return EL_AGAIN;
+    int rc = publish_with(c, topic, corr, corr_len, payload, len, qos, retain, NULL);
+    return rc == MOSQ_ERR_SUCCESS ? EL_OK : EL_AGAIN;
 }
 
 el_status control_reply(struct control *c, const char *topic, const struct control_request *req,

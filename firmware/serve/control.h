@@ -129,6 +129,13 @@ void control_set_request_wakeup(struct control *c, void (*fn)(void *ctx), void *
 EL_MUST_CHECK el_status control_reply(struct control *c, const char *topic,
                                       const struct control_request *req, const void *payload,
                                       size_t len);
+/* Serving thread: a continuous-query or watch message (continuous.h), with
+ * correlation data when corr_len > 0. Not bound by the reply slots: the
+ * caller bounds the rate (a token bucket) and a message is one bucket.
+ * EL_AGAIN when not connected or the library refused it. */
+EL_MUST_CHECK el_status control_publish(struct control *c, const char *topic, const void *corr,
+                                        size_t corr_len, const void *payload, size_t len, int qos,
+                                        bool retain);
 /* Core: the latest status document (retained, QoS 1); published now when
  * connected, else on the next connection. EL_INVAL if over CONTROL_STATUS_MAX. */
 EL_MUST_CHECK el_status control_publish_status(struct control *c, const void *payload, size_t len);

@@ -201,6 +201,7 @@ static void defaults(struct query *q, int64_t now)
     q->to_ms = now;
     q->step_ms = 60000;
     q->limit = 1;
+    q->expires_s = 300;
     for (int i = 0; i < 5; i++) {
         q->aggs[i].kind = kinds[i];
         snprintf(q->aggs[i].name, sizeof q->aggs[i].name, "%s", dflt[i]);
@@ -217,7 +218,8 @@ static bool parse_op(const struct plat_json *doc, int i, struct query *q)
                {"series", QUERY_SERIES},   {"last", QUERY_LAST},
                {"status", QUERY_STATUS},   {"recompute", QUERY_RECOMPUTE},
                {"sync", QUERY_SYNC},       {"deadletters", QUERY_DEAD_LETTERS},
-               {"metrics", QUERY_METRICS}, {"replay_deadletters", QUERY_REPLAY_DEAD_LETTERS}};
+               {"metrics", QUERY_METRICS}, {"replay_deadletters", QUERY_REPLAY_DEAD_LETTERS},
+               {"watch", QUERY_WATCH},     {"unwatch", QUERY_UNWATCH}};
     if (plat_json_type(doc, i) != PLAT_JSON_STRING)
         return false;
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++)
@@ -323,6 +325,14 @@ static bool parse_member(const struct plat_json *doc, int k, int64_t now_ms, str
         return parse_bool(doc, v, &q->full);
     if (plat_json_eq(doc, k, "retry_parked"))
         return parse_bool(doc, v, &q->retry_parked);
+    if (plat_json_eq(doc, k, "open"))
+        return parse_bool(doc, v, &q->open);
+    if (plat_json_eq(doc, k, "expires_s")) {
+        int64_t s;
+        bool ok = parse_time_tok(doc, v, 0, &s) && s >= 1 && s <= QUERY_WATCH_MAX_S;
+        q->expires_s = ok ? (int)s : q->expires_s;
+        return ok;
+    }
     if (plat_json_eq(doc, k, "reply_to") || plat_json_eq(doc, k, "id"))
         return true; /* read above */
     *unknown = true;
@@ -390,5 +400,47 @@ bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, 
         q->limit = 100;
     if (q->op == QUERY_REPLAY_DEAD_LETTERS && !q->has_limit)
         q->limit = 1000;
+    if (q->op == QUERY_WATCH && !q->has_series)
+        return fail(code, "bad_request", err, errlen, "a watch needs \"series\" or \"match\"");
     return q->op != QUERY_RANGE || check_range(q, code, err, errlen);
+}
+
+bool query_parse_agg_list(const char *list, struct query *q, char *err, size_t errlen)
+{
+    struct plat_json_tok t[4];
+    struct plat_json doc;
+    char one[16];
+    q->n_aggs = 0;
+    q->wants_quantiles = false;
+    for (const char *p = list;;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t n = strcspn(p, ",");
+        size_t m = n;
+        while (m > 0 && (p[m - 1] == ' ' || p[m - 1] == '\t'))
+            m--;
+        struct query_agg *a = &q->aggs[q->n_aggs];
+        int len = snprintf(one, sizeof one, "\"%.*s\"", (int)(m < 12 ? m : 12), p);
+        bool ok = m > 0 && m < 12 && !memchr(p, '"', m) && !memchr(p, '\\', m) &&
+                  plat_json_parse(&doc, one, (size_t)len, t, 4) == EL_OK && parse_agg(&doc, 0, a);
+        if (!ok) {
+            snprintf(err, errlen,
+                     "'%.*s' is no aggregate (count, sum, min, max, mean, stddev, last, pNN)",
+                     (int)(m > 40 ? 40 : m), p);
+            return false;
+        }
+        for (int k = 0; k < q->n_aggs; k++)
+            if (strcmp(q->aggs[k].name, a->name) == 0) {
+                snprintf(err, errlen, "'%s' is given twice", a->name);
+                return false;
+            }
+        q->wants_quantiles |= a->kind == QAGG_QUANTILE;
+        if (++q->n_aggs > QUERY_MAX_AGGS - 1 && p[n] == ',') {
+            snprintf(err, errlen, "more than %d aggregates", QUERY_MAX_AGGS);
+            return false;
+        }
+        if (p[n] != ',')
+            return true;
+        p += n + 1;
+    }
 }

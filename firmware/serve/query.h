@@ -13,6 +13,9 @@
  *   {"op":"replay_deadletters"[,"match":F|"series":TOPIC][,"reason":R][,"since":T]
  *    [,"after":SEQ][,"n":N]}                     a command: replays the oldest N (default
  *                                                1000) dead letters after SEQ not replayed yet
+ *   {"op":"watch","series":S|"match":F[,"step":..][,"agg":[..]][,"expires_s":N]
+ *    [,"open":true]}  each closed bucket, as a range answer, until expiry
+ *    (continuous.h); {"op":"unwatch"} ends it (same reply topic and "id")
  *   MQTT 3.1.1 clients add "reply_to":"topic" and an optional "id" (echoed).
  * Times: epoch ms (JSON number), RFC 3339 text, "now", or a duration
  * relative to now ("-90s", "-1h", "-7d"; units ms s m h d w). Steps: a
@@ -48,8 +51,12 @@ enum query_op {
     QUERY_SYNC,
     QUERY_DEAD_LETTERS,
     QUERY_METRICS,
-    QUERY_REPLAY_DEAD_LETTERS /* a command: firmware/daemon/replay.h */
+    QUERY_REPLAY_DEAD_LETTERS, /* a command: firmware/daemon/replay.h */
+    QUERY_WATCH,
+    QUERY_UNWATCH
 };
+
+#define QUERY_WATCH_MAX_S 3600 /* longest "expires_s" of a watch */
 
 enum query_agg_kind {
     QAGG_COUNT = 0,
@@ -84,6 +91,8 @@ struct query {
     int64_t since_ms;  /* op deadletters: received at or after (default: all) */
     int64_t after_seq; /* op replay_deadletters: only dead letters with seq > this */
     bool full, retry_parked;
+    int expires_s;                           /* op watch: 1..QUERY_WATCH_MAX_S, default 300 */
+    bool open;                               /* op watch: also the open bucket's partial value */
     char reply_to[MQTT_TOPIC_REPLY_MAX + 1]; /* as given (cut); check it before use */
     size_t reply_to_len;                     /* its full length */
     bool has_reply_to;
@@ -101,6 +110,10 @@ bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, 
 /* True if a series or topic name is selected by q's "series" (that name)
  * or "match" (a topic filter); all when it has neither. */
 bool query_name_selected(const struct query *q, const char *name, size_t len);
+/* Parses a comma-separated aggregate list ("count, mean, p95") into q's
+ * aggs, n_aggs and wants_quantiles, as "agg" of a request is read (config
+ * files name aggregates this way). false: err says which item is wrong. */
+bool query_parse_agg_list(const char *list, struct query *q, char *err, size_t errlen);
 
 /* Parses a time ("now", "-1h", epoch ms digits, RFC 3339). */
 bool query_parse_time(const char *s, size_t n, int64_t now_ms, int64_t *out_ms);

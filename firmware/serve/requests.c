@@ -120,7 +120,12 @@ struct requests {
     const struct speed *sp;
     struct status_board *board;
     struct serve *serve;
+    struct continuous *cq;
     struct requests_counters counters;
+    int64_t next_tick; /* CLOCK_MONOTONIC ms */
+    /* a new table of continuous queries, handed over under mu */
+    struct cq_def *pending_defs; /* CONTINUOUS_MAX_DEFS */
+    int pending_n;               /* -1: none */
 
     pthread_t thread;
     bool started;
@@ -169,7 +174,38 @@ const struct requests_counters *requests_counters(const struct requests *r)
 size_t requests_memory_bytes(const struct requests *r)
 {
     return serve_working_set_bytes(r->serve) + CONTROL_REPLY_MAX + CONTROL_STATUS_MAX +
-           REQUESTS_METRICS_MAX + sizeof *r->req;
+           REQUESTS_METRICS_MAX + sizeof *r->req + continuous_memory_bytes(r->cq);
+}
+
+const struct continuous_counters *requests_continuous_counters(const struct requests *r)
+{
+    return continuous_counters(r->cq);
+}
+
+el_status requests_set_continuous(struct requests *r, const struct cq_def *defs, int n)
+{
+    if (n < 0 || n > CONTINUOUS_MAX_DEFS)
+        return EL_INVAL;
+    pthread_mutex_lock(&r->mu);
+    memcpy(r->pending_defs, defs, (size_t)n * sizeof defs[0]);
+    r->pending_n = n;
+    pthread_mutex_unlock(&r->mu);
+    return EL_OK;
+}
+
+/* Serving thread: a table handed over, then the continuous queries' tick. */
+static void continuous_step(struct requests *r)
+{
+    int64_t now = plat_clock_mono_ms();
+    if (now < r->next_tick)
+        return;
+    r->next_tick = now + CONTINUOUS_TICK_MS;
+    pthread_mutex_lock(&r->mu);
+    if (r->pending_n >= 0 && continuous_set_defs(r->cq, r->pending_defs, r->pending_n) != EL_OK)
+        log_error("continuous queries: out of memory for the new table; none run");
+    r->pending_n = -1;
+    pthread_mutex_unlock(&r->mu);
+    continuous_tick(r->cq, r->serve, r->ctl, r->rules);
 }
 
 /* Called by the control thread: a request arrived, or a reply slot freed. */
@@ -187,7 +223,7 @@ static void wait_for_work(struct requests *r)
     struct timespec until;
     pthread_mutex_lock(&r->mu);
     if (!r->woken && !atomic_load(&r->stop)) {
-        deadline_in(&until, 200); /* a missed wake-up costs at most this */
+        deadline_in(&until, CONTINUOUS_TICK_MS / 2); /* the tick; a missed wake-up */
         pthread_cond_timedwait(&r->cv, &r->mu, &until);
     }
     r->woken = false;
@@ -367,6 +403,8 @@ static void handle(struct requests *r, const struct control_request *req)
         len = serve_error(code, err, q.has_id ? q.id : NULL, r->answer, CONTROL_REPLY_MAX);
     } else if (!ok) {
         len = serve_error(code, err, q.has_id ? q.id : NULL, r->answer, CONTROL_REPLY_MAX);
+    } else if ((q.op == QUERY_WATCH || q.op == QUERY_UNWATCH) && !req->is_command) {
+        len = continuous_request(r->cq, &q, topic, req, r->answer, CONTROL_REPLY_MAX, &code);
     } else {
         len = answer(r, req, &q, &code);
     }
@@ -397,6 +435,7 @@ static void *serving_main(void *arg)
             handle(r, r->req);
         else
             wait_for_work(r);
+        continuous_step(r);
     }
     return NULL;
 }
@@ -424,13 +463,24 @@ el_status requests_start(const struct requests_opts *opts, struct control *ctl,
     r->answer = malloc(CONTROL_REPLY_MAX);
     r->status = malloc(CONTROL_STATUS_MAX);
     r->metrics = malloc(REQUESTS_METRICS_MAX);
-    if (!r->req || !r->answer || !r->status || !r->metrics) {
+    r->pending_defs = calloc(CONTINUOUS_MAX_DEFS, sizeof r->pending_defs[0]);
+    r->pending_n = -1;
+    if (!r->req || !r->answer || !r->status || !r->metrics || !r->pending_defs) {
         requests_free(r);
         return EL_NOMEM;
     }
     st = serve_new(&opts->serve, sp, &r->stop, &r->serve);
     if (st != EL_OK) {
         log_error("cannot set up the serving thread: %s", el_status_str(st));
+        requests_free(r);
+        return st;
+    }
+    struct continuous_opts co = opts->continuous;
+    co.dir = opts->serve.dir;
+    co.max_series = opts->serve.max_series;
+    st = continuous_new(&co, &r->cq);
+    if (st != EL_OK) {
+        log_error("cannot set up the continuous queries: %s", el_status_str(st));
         requests_free(r);
         return st;
     }
@@ -463,6 +513,8 @@ void requests_free(struct requests *r)
         return;
     requests_stop(r);
     serve_free(r->serve);
+    continuous_free(r->cq);
+    free(r->pending_defs);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r->req);

@@ -3,7 +3,8 @@
  * control plane's request queue (control.h), decides where the reply may go,
  * answers them (serve.h for queries, the batch and sync workers for
  * commands, the status board for {"op":"status"}) and publishes each reply
- * on the control connection. The
+ * on the control connection. Between requests it runs the continuous
+ * queries and watches (continuous.h, about every CONTINUOUS_TICK_MS). The
  * core never waits for it: ingest, commits and the stop go on whatever a
  * query costs (docs/SPEC.md §7, docs/DESIGN.md §3 "serving threads").
  *
@@ -32,6 +33,7 @@
 #include <stdint.h>
 
 #include "el_status.h"
+#include "continuous.h"
 #include "control.h"
 #include "query.h"
 #include "serve.h"
@@ -103,6 +105,8 @@ struct requests_commands {
 struct requests_opts {
     struct serve_opts serve;
     struct requests_commands commands;
+    struct continuous_opts continuous;          /* its dir and max_series: serve's */
+    struct cq_def cq_defs[CONTINUOUS_MAX_DEFS]; /* room for continuous.defs */
 };
 
 /* ctl, sp and board are borrowed and must outlive the requests. Opens the
@@ -122,5 +126,11 @@ void requests_set_limits(struct requests *r, const struct serve_opts *o);
 const struct requests_counters *requests_counters(const struct requests *r);
 /* Working memory of the serving thread (the per-query bound). */
 size_t requests_memory_bytes(const struct requests *r);
+const struct continuous_counters *requests_continuous_counters(const struct requests *r);
+/* Any thread (a reload): the serving thread takes these continuous queries
+ * at its next tick (continuous_set_defs). EL_INVAL for more than
+ * CONTINUOUS_MAX_DEFS. */
+EL_MUST_CHECK el_status requests_set_continuous(struct requests *r, const struct cq_def *defs,
+                                                int n);
 
 #endif

@@ -28,8 +28,9 @@ EXAMPLE = os.path.join(harness.SOURCE, "edgelambda.conf.example")
 LICENSE = os.path.join(harness.SOURCE, "LICENSE")
 KEY_LINE = re.compile(r"^# ([a-z0-9_]+) =(?: (.*))?$")
 SECTION_LINE = re.compile(r"^\[([a-z0-9_]+)\]\s*$")
-DECODE_SECTION_LINE = re.compile(r'^\[decode\s+"[^"]+"\]\s*$')
-DECODE_KEY_LINE = re.compile(r"^#   ([a-z0-9_]+) = ")
+NAMED_SECTION_LINE = re.compile(r'^\[(decode|continuous)\s+"[^"]+"\]\s*$')
+NAMED_HELP_LINE = re.compile(r'^# \[(decode|continuous) "<[a-z ]+>"\] sections')
+NAMED_KEY_LINE = re.compile(r"^#   ([a-z0-9_]+) = ")
 
 
 def read(path):
@@ -66,10 +67,14 @@ def help_config(with_live=False):
     check(r.returncode == 0, "edgelambdad --help-config exited %s: %s" % (r.returncode, r.stderr))
     live = set()
     keys = parse_key_listing(r.stdout, live)
-    for line in r.stdout.splitlines():  # [decode "<filter>"] sections: one block of keys
-        m = DECODE_KEY_LINE.match(line)
+    named = None
+    for line in r.stdout.splitlines():  # [decode|continuous "<name>"] sections: a block of keys each
+        m = NAMED_HELP_LINE.match(line)
         if m:
-            keys[("decode", m.group(1))] = None
+            named = m.group(1)
+        m = NAMED_KEY_LINE.match(line)
+        if m and named:
+            keys[(named, m.group(1))] = None
     check(len(keys) >= 40 and ("mqtt", "uri") in keys and ("storage", "dir") in keys,
           "could not read --help-config (%d keys):\n%s" % (len(keys), r.stdout[:2000]))
     return (keys, live) if with_live else keys
@@ -173,8 +178,9 @@ def test_readme_ini_blocks_and_set_examples_name_real_keys():
         section = None
         for line in block.splitlines():
             line = line.split(";")[0].strip()
-            if DECODE_SECTION_LINE.match(line):  # keys from the help's decode block
-                section = "decode"
+            m = NAMED_SECTION_LINE.match(line)
+            if m:  # keys from the help's decode or continuous block
+                section = m.group(1)
                 continue
             m = SECTION_LINE.match(line)
             if m:

@@ -334,7 +334,11 @@ static const char every_key[] = "[mqtt]\n"
                                 "[clock]\n"
                                 "synced = no\n"
                                 "[metrics]\n"
-                                "textfile = /var/lib/prometheus/node-exporter/edgelambda.prom\n";
+                                "textfile = /var/lib/prometheus/node-exporter/edgelambda.prom\n"
+                                "[continuous]\n"
+                                "max_msgs_per_s = 50\n"
+                                "max_watches = 8\n"
+                                "max_cells = 512\n";
 
 static void test_every_key(void **state)
 {
@@ -402,6 +406,9 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.log.level, PLAT_LOG_DEBUG);
     assert_int_equal(cfg.clock.synced, PLAT_CLOCK_SYNC_NO);
     assert_string_equal(cfg.metrics.textfile, "/var/lib/prometheus/node-exporter/edgelambda.prom");
+    assert_int_equal(cfg.continuous.max_msgs_per_s, 50);
+    assert_int_equal(cfg.continuous.max_watches, 8);
+    assert_int_equal(cfg.continuous.max_cells, 512);
 
     assert_int_equal(config_finish(&cfg, err, sizeof err), EL_OK);
     assert_int_equal(cfg.ingest.n_filters, 2);
@@ -1028,6 +1035,52 @@ static void test_live_keys(void **state)
     free(help);
 }
 
+/* [continuous "<name>"] sections: every key, defaults, and errors that
+ * name the section, the key and the line. */
+static void test_continuous_sections(void **state)
+{
+    struct el_config cfg;
+    char err[ERRLEN];
+    (void)state;
+    load_ok(&cfg, "[continuous \"temps\"]\nmatch = s/+/temp\nstep = 10s\ngrace = 500ms\n"
+                  "max_lateness = 1h\nagg = count, p95,mean\ntopic = out/t\nqos = 2\n"
+                  "retain = true\n[continuous \"b-2\"]\nmatch = x/#\n");
+    assert_int_equal(cfg.continuous.n, 2);
+    const struct el_continuous_def *d = &cfg.continuous.def[0];
+    assert_string_equal(d->name, "temps");
+    assert_string_equal(d->match, "s/+/temp");
+    assert_string_equal(d->step, "10s");
+    assert_string_equal(d->grace, "500ms");
+    assert_string_equal(d->max_lateness, "1h");
+    assert_string_equal(d->agg, "count, p95,mean");
+    assert_string_equal(d->topic, "out/t");
+    assert_true(d->qos == 2 && d->retain && d->line == 1);
+    d = &cfg.continuous.def[1];
+    assert_true(strcmp(d->step, "1m") == 0 && strcmp(d->grace, "2s") == 0 && d->qos == 1 &&
+                !d->retain && d->line == 10 && d->topic[0] == '\0');
+    assert_int_equal(config_finish(&cfg, err, sizeof err), EL_OK);
+    expect_load_error("[continuous \"t\"]\nmatch = a/#\nbogus = 1\n",
+                      "test.conf:3: [continuous \"t\"] bogus: unknown key");
+    expect_load_error("[continuous \"t\"]\nagg = count,p0\n",
+                      "test.conf:2: [continuous \"t\"] agg: "
+                      "'p0' is no aggregate");
+    expect_load_error("[continuous \"t\"]\nagg = count,count\n", "'count' is given twice");
+    expect_load_error("[continuous \"t\"]\nstep = 0s\n", "[continuous \"t\"] step: expected a");
+    expect_load_error("[continuous \"t\"]\nstep = 10ms\n",
+                      "step: a step is 100ms to 1d; got '10ms'");
+    expect_load_error("[continuous \"t\"]\nstep = 2d\n", "step: a step is 100ms to 1d");
+    expect_load_error("[continuous \"t\"]\nmatch = a/#/b\n", "[continuous \"t\"] match:");
+    expect_load_error("[continuous \"t\"]\ntopic = a/+\n", "[continuous \"t\"] topic:");
+    expect_load_error("[continuous \"t\"]\nqos = 3\n", "[continuous \"t\"] qos: out of range");
+    expect_load_error("[continuous \"a b\"]\n", "test.conf:1: [continuous]: a name is 1 to 63");
+    expect_load_error("[continuous \"t\"]\n[continuous \"t\"]\n",
+                      "test.conf:2: [continuous \"t\"]: "
+                      "given twice");
+    load_ok(&cfg, "[continuous \"t\"]\nstep = 1s\n");
+    assert_int_equal(config_finish(&cfg, err, sizeof err), EL_INVAL);
+    assert_non_null(strstr(err, "[continuous \"t\"] match: required (the section at line 1)"));
+}
+
 static void test_print_help(void **state)
 {
     struct el_config cfg, def;
@@ -1078,6 +1131,7 @@ int main(void)
         cmocka_unit_test(test_print_help),
         cmocka_unit_test(test_diff_names_changed_keys),
         cmocka_unit_test(test_live_keys),
+        cmocka_unit_test(test_continuous_sections),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -186,6 +186,39 @@ static void test_time_digits(void **state)
     assert_false(query_parse_time("99999999999999999999", 20, 0, &t));
 }
 
+static void test_watch(void **state)
+{
+    struct query q;
+    const char *code;
+    char err[200];
+    (void)state;
+    assert_true(parse("{\"op\":\"watch\",\"series\":\"a/b\",\"step\":\"1s\",\"expires_s\":60,"
+                      "\"open\":true,\"id\":\"w\"}",
+                      &q, &code));
+    assert_true(q.op == QUERY_WATCH && q.expires_s == 60 && q.open && q.step_ms == 1000);
+    assert_true(parse("{\"op\":\"watch\",\"match\":\"a/#\"}", &q, &code));
+    assert_true(q.expires_s == 300 && !q.open && q.is_match);
+    assert_false(parse("{\"op\":\"watch\",\"series\":\"a\",\"expires_s\":3601}", &q, &code));
+    assert_false(parse("{\"op\":\"watch\",\"series\":\"a\",\"expires_s\":0}", &q, &code));
+    assert_false(parse("{\"op\":\"watch\"}", &q, &code));
+    assert_string_equal(code, "bad_request");
+    assert_true(parse("{\"op\":\"unwatch\",\"id\":3}", &q, &code));
+    assert_int_equal(q.op, QUERY_UNWATCH);
+    assert_true(query_parse_agg_list("count, p95 ,mean", &q, err, sizeof err));
+    assert_true(q.n_aggs == 3 && q.wants_quantiles && q.aggs[1].q == 0.95);
+    assert_string_equal(q.aggs[2].name, "mean");
+    assert_false(query_parse_agg_list("count,", &q, err, sizeof err));
+    assert_false(query_parse_agg_list("count,\"x", &q, err, sizeof err));
+    assert_false(query_parse_agg_list("p101", &q, err, sizeof err));
+    assert_non_null(strstr(err, "'p101' is no aggregate"));
+    assert_false(query_parse_agg_list("p1,p2,p3,p4,p5,p6,p7,p8,p9,p10,p11,p12,p13,p14,p15,p16,p17",
+                                      &q, err, sizeof err));
+    assert_non_null(strstr(err, "more than 16"));
+    assert_true(query_parse_agg_list("p1,p2,p3,p4,p5,p6,p7,p8,p9,p10,p11,p12,p13,p14,p15,p16", &q,
+                                     err, sizeof err));
+    assert_int_equal(q.n_aggs, 16);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +228,7 @@ int main(void)
         cmocka_unit_test(test_replay_dead_letters),
         cmocka_unit_test(test_topic_match),
         cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_watch),
         cmocka_unit_test(test_time_digits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
