@@ -1610,8 +1610,9 @@ static void help_key(FILE *out, const struct cfg_entry *e, bool starts)
 
 bool config_key_live(const char *section, const char *key)
 {
-    if (strcmp(section, "decode") == 0)
-        return true; /* the [decode] sections, one key in config_diff */
+    if ((strcmp(section, "decode") == 0 || strcmp(section, "continuous") == 0) &&
+        strcmp(key, "sections") == 0)
+        return true; /* the named sections, one key each in config_diff */
     const struct cfg_entry *e = entry_find(section, key);
     return e != NULL && e->live;
 }
@@ -1622,6 +1623,7 @@ void config_each_live(void (*fn)(void *ctx, const char *section, const char *key
         if (cfg_table[i].live)
             fn(ctx, cfg_table[i].section, cfg_table[i].key);
     fn(ctx, "decode", "sections");
+    fn(ctx, "continuous", "sections");
 }
 
 void config_diff(const struct el_config *a, const struct el_config *b,
@@ -1684,6 +1686,9 @@ void config_print_help(FILE *out)
           "#   match = sensors/+/temp\n"
           "#   step = 1m\n"
           "#   agg = count,mean,max\n"
+          "#\n"
+          "# A reload (SIGHUP) applies changed continuous sections at the serving\n"
+          "# thread's next tick: unchanged ones keep their state, changed ones start afresh.\n"
           "#\n"
           "# The keys of a continuous section, each with its default:\n",
           out);

@@ -29,7 +29,10 @@
  *                    Other threads never hold c->sync: {"op":"sync"} goes
  *                    through atomics the core reads (core_sync_requests);
  *   batch.*          the scheduler, which runs on the core thread;
- *   query limits     the serving thread: atomics read at each query's start.
+ *   query limits     the serving thread: atomics read at each query's start;
+ *   continuous       the serving thread: a new table handed over under the
+ *                    requests' mutex, taken at its next tick (continuous.h:
+ *                    unchanged queries keep their state).
  *
  * Threading: the core thread.
  */
@@ -53,6 +56,8 @@ static el_status apply_decoding(struct core *c, const struct el_config *next, ch
 static el_status apply_sync(struct core *c, const struct el_config *next, char *err, size_t len);
 static el_status apply_batch(struct core *c, const struct el_config *next, char *err, size_t len);
 static el_status apply_query(struct core *c, const struct el_config *next, char *err, size_t len);
+static el_status apply_continuous(struct core *c, const struct el_config *next, char *err,
+                                  size_t len);
 
 /* "section.key", or "section." for every live key of a section. */
 static const struct reload_rule {
@@ -74,6 +79,7 @@ static const struct reload_rule {
     {"query.deadline_ms", apply_query},
     {"query.max_rows", apply_query},
     {"query.max_sketch_bins", apply_query},
+    {"continuous.sections", apply_continuous},
 };
 #define N_RULES (sizeof reload_rules / sizeof reload_rules[0])
 
@@ -219,6 +225,26 @@ static el_status apply_query(struct core *c, const struct el_config *next, char 
     c->live->query.deadline_ms = next->query.deadline_ms;
     c->live->query.max_rows = next->query.max_rows;
     c->live->query.max_sketch_bins = next->query.max_sketch_bins;
+    return EL_OK;
+}
+
+static el_status apply_continuous(struct core *c, const struct el_config *next, char *err,
+                                  size_t len)
+{
+    struct cq_def *defs = malloc(CONTINUOUS_MAX_DEFS * sizeof *defs);
+    if (!defs) {
+        snprintf(err, len, "out of memory");
+        return EL_NOMEM;
+    }
+    int n = options_continuous(next, defs);
+    el_status st = requests_set_continuous(c->requests, defs, n);
+    free(defs);
+    if (st != EL_OK) {
+        snprintf(err, len, "the serving thread refused the table (%s)", el_status_str(st));
+        return st;
+    }
+    memcpy(c->live->continuous.def, next->continuous.def, sizeof next->continuous.def);
+    c->live->continuous.n = next->continuous.n;
     return EL_OK;
 }
 

@@ -124,29 +124,53 @@ void continuous_free(struct continuous *c)
     free(c);
 }
 
+/* Keeps the runner (pending and published buckets, revisions) of every
+ * query whose definition did not change, moved to its new place; ends the
+ * others and starts the new ones afresh. Allocates a copy of the old
+ * runners for the move (a reload, not the hot path). */
 el_status continuous_set_defs(struct continuous *c, const struct cq_def *defs, int n)
 {
     if (n < 0 || n > CONTINUOUS_MAX_DEFS)
         return EL_INVAL;
-    for (int i = 0; i < c->n_defs; i++)
-        runner_end(c, &c->defs[i]);
-    c->n_defs = 0;
+    int old_n = c->n_defs;
+    struct runner *old = old_n > 0 ? malloc((size_t)old_n * sizeof *old) : NULL;
+    if (old_n > 0 && !old)
+        return EL_NOMEM;
+    if (old_n > 0)
+        memcpy(old, c->defs, (size_t)old_n * sizeof *old);
+    bool used[CONTINUOUS_MAX_DEFS] = {false}, kept[CONTINUOUS_MAX_DEFS] = {false};
     for (int i = 0; i < n; i++) {
+        for (int j = 0; j < old_n && !kept[i]; j++) {
+            if (!used[j] && memcmp(&old[j].def, &defs[i], sizeof defs[i]) == 0) {
+                c->defs[i] = old[j];
+                used[j] = kept[i] = true;
+            }
+        }
+    }
+    for (int j = 0; j < old_n; j++)
+        if (!used[j])
+            runner_end(c, &old[j]);
+    free(old);
+    el_status st = EL_OK;
+    for (int i = 0; i < n && st == EL_OK; i++) {
         struct runner *r = &c->defs[i];
+        if (kept[i])
+            continue;
         memset(r, 0, sizeof *r);
         r->def = defs[i];
-        if (runner_cells(c, r, c->o.max_cells) != EL_OK) {
-            for (int k = 0; k < i; k++)
-                runner_end(c, &c->defs[k]);
-            c->n_defs = 0;
-            atomic_store(&c->counters.queries, 0);
-            return EL_NOMEM;
-        }
-        r->active = true;
-        c->n_defs = i + 1;
+        st = runner_cells(c, r, c->o.max_cells);
+        r->active = st == EL_OK;
+        kept[i] = r->active; /* started: ended below if a later one fails */
     }
+    if (st != EL_OK) {
+        for (int i = 0; i < n; i++)
+            if (kept[i])
+                runner_end(c, &c->defs[i]);
+        n = 0;
+    }
+    c->n_defs = n;
     atomic_store(&c->counters.queries, n);
-    return EL_OK;
+    return st == EL_OK ? EL_OK : EL_NOMEM;
 }
 
 /* ---- the tail ---- */

@@ -112,8 +112,10 @@ struct continuous;
 
 EL_MUST_CHECK el_status continuous_new(const struct continuous_opts *opts, struct continuous **out);
 void continuous_free(struct continuous *c);
-/* Replaces the continuous queries (a reload): the new ones start with no
- * cells, published buckets of the old ones are forgotten. Watches stay.
+/* Replaces the continuous queries (a reload): a query whose definition is
+ * unchanged keeps its pending and published buckets; a new or changed one
+ * starts with no cells (what it saw before is not published); removed ones
+ * are forgotten. Watches stay.
  * Serving thread (requests_set_continuous hands a table over from others). */
 EL_MUST_CHECK el_status continuous_set_defs(struct continuous *c, const struct cq_def *defs, int n);
 const struct continuous_counters *continuous_counters(const struct continuous *c);

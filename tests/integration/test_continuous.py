@@ -12,6 +12,7 @@ key and line. Real mosquitto, real daemon, real SQLite.
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -295,6 +296,67 @@ def test_watch_until_expiry_and_bound():
             b.stop()
 
 
+def test_reload_keeps_unchanged_sections():
+    """SIGHUP with a new section before an unchanged one: the unchanged query
+    keeps the bucket it had seen before the reload and publishes it once
+    (revision 0), the new one publishes from the reload on; a reload that
+    removes a section stops it."""
+    with tempdir() as d:
+        b = Broker(d).start()
+        dm = Daemon(d, b)
+        grace = int(4 * SLOW)
+        dm.config_text = CQ % ("%ds" % grace)
+        dm.start()
+        col = Collector(b, "edgelambda/continuous/#")
+        conf = os.path.join(dm.dir, "edgelambda.conf")
+
+        def reload(text):
+            mark = len(dm.log_text())
+            with open(conf, "w") as f:
+                f.write(text)
+            dm.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: "applied continuous.sections" in dm.log_text()[mark:], 10 * SLOW, "the reload")
+
+        try:
+            t0 = future_bucket(1)
+            publish_lines(b, "sensors/k/temp", readings(t0, 4, 0))
+            wait_until(lambda: status(b)["continuous"]["tail_seq"] >= status(b)["log"]["seq"] >= 4, 10 * SLOW,
+                       "the tail to see the readings")
+            hums = '[continuous "hums"]\nmatch = sensors/+/hum\nstep = 1s\ngrace = %ds\nagg = count, sum\n' % grace
+            reload(hums + CQ % ("%ds" % grace))  # "temps" unchanged, now the second section
+            check(int(time.time() * 1000) < t0 + 1000 + grace * 1000,
+                  "the reload came after the bucket closed: the test proves nothing")
+            publish_lines(b, "sensors/k/hum", readings(t0 + 1000, 3, 50))
+            try:
+                wait_until(lambda: by_key(col.snapshot(), t0).get("sensors/k/temp") and
+                           [m for _, m, _ in col.snapshot() if m.get("cq") == "hums"], 30 * SLOW,
+                           "both queries to publish")
+            except AssertionError:
+                log("messages: %s\nstatus: %s" % ([m for _, m, _ in col.snapshot()], status(b)["continuous"]))
+                raise
+            temp = by_key(col.snapshot(), t0)["sensors/k/temp"]
+            check(len(temp) == 1 and temp[0]["revision"] == 0 and temp[0]["buckets"][0]["count"] == 4,
+                  "the unchanged query's bucket seen before the reload: %s" % temp)
+            hum = [m for _, m, _ in col.snapshot() if m.get("cq") == "hums"]
+            check(len(hum) == 1 and hum[0]["buckets"][0]["count"] == 3 and hum[0]["buckets"][0]["t"] == t0 + 1000,
+                  "the new query: %s" % hum)
+            check(status(b)["continuous"]["queries"] == 2, "two queries after the reload")
+
+            reload(hums)  # "temps" removed
+            t1 = future_bucket(1)
+            publish_lines(b, "sensors/k/temp", readings(t1, 2, 0))
+            publish_lines(b, "sensors/k/hum", readings(t1, 2, 0))
+            wait_until(lambda: [m for _, m, _ in col.snapshot() if m.get("cq") == "hums" and
+                                m["buckets"][0]["t"] == t1], 30 * SLOW, "the remaining query's next bucket")
+            check(not by_key(col.snapshot(), t1).get("sensors/k/temp"), "a removed query still publishes")
+            check(status(b)["continuous"]["queries"] == 1, "one query after the second reload")
+            log("reload: the unchanged query kept its pending bucket, the added one publishes, the removed one stops")
+        finally:
+            col.close()
+            dm.stop()
+            b.stop()
+
+
 def test_bad_section_keys():
     with tempdir() as d:
         cases = [
@@ -318,4 +380,4 @@ def test_bad_section_keys():
 
 if __name__ == "__main__":
     run([test_closed_buckets_and_correction, test_rate_limit_drops_never_stalls_ingest,
-         test_watch_until_expiry_and_bound, test_bad_section_keys])
+         test_watch_until_expiry_and_bound, test_reload_keeps_unchanged_sections, test_bad_section_keys])
