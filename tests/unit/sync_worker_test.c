@@ -27,7 +27,8 @@
  *     read the file;
  *   - the live lane (sync.live_window_s): a full batch of recent events goes
  *     first, then the old backlog oldest first, then the lanes merge; an
- *     old-format sync_cursor is migrated at open.
+ *     old-format sync_cursor is migrated at open; a live batch refused with
+ *     400 is parked and keeps acked_seq below it until retry-parked.
  * Waiting is a bounded poll on the server's records, never a bare sleep.
  */
 #include <stdarg.h>
@@ -567,6 +568,44 @@ static void test_live_lane_and_migration(void **state)
     server_stop();
 }
 
+/* A live batch refused with 400 is parked like any other: the live lane
+ * moves past it, the backlog drains, the lanes merge (cursor 1100), but the
+ * acknowledged prefix (what retention may remove) stays below the parked
+ * batch until a retry-parked pass delivers it with its original key. */
+static void test_live_lane_parks(void **state)
+{
+    (void)state;
+    struct sync_opts opts;
+    struct sync_status st;
+    const struct action script[] = {{ACT_RESPOND, 400, NULL}};
+    server_start(script, 1);
+    (void)write_events(1, 1000, NULL, 0);
+    recv_now_from = 1001;
+    int64_t last = write_events(1001, 1100, NULL, 0);
+    recv_now_from = INT64_MAX;
+    make_opts(&opts, 100, SYNC_COMPRESS_GZIP);
+    opts.live_window_s = 60;
+    struct sync *s = start_sync(&opts, last);
+    wait_status(s, cursor_at_least, 1100, 20000, "the lanes merged past the parked batch");
+    sync_get_status(s, &st);
+    assert_int_equal(st.acked_seq, 1000);
+    assert_int_equal(st.parked_batches, 1);
+    assert_int_equal(st.parked_events, 100);
+    assert_int_equal(st.live_from_seq, 0);
+    assert_int_equal(db_int("SELECT first_seq FROM sync_parked"), 1001);
+    sync_retry_parked(s);
+    wait_status(s, acked_at_least, 1100, 20000, "the parked live batch delivered");
+    sync_free(s);
+    assert_int_equal(n_recs(), 12);
+    assert_int_equal(srv.recs[0].status, 400);
+    assert_string_equal(srv.recs[0].lane, "live");
+    assert_int_equal(srv.recs[11].first, 1001);
+    assert_int_equal(srv.recs[11].last, 1100);
+    assert_string_equal(srv.recs[11].key, srv.recs[0].key);
+    assert_int_equal(db_int("SELECT count(*) FROM sync_parked"), 0);
+    server_stop();
+}
+
 static bool is_parked_key(const char *key, const char *const *parked, int n)
 {
     for (int i = 0; i < n; i++)
@@ -807,6 +846,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_letters_at_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_live_lane_and_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_lane_parks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
