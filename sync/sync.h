@@ -8,7 +8,9 @@
  * curl handle. It ships events with seq > cursor in sequence order, in
  * deterministic batches cut by sequence range (batch_events / batch_bytes),
  * encoded (ndjson | influx), compressed (none | gzip | zstd), and advances
- * the cursor in SQLite only after a 2xx. See sync.c for the design and
+ * the cursor in SQLite only after a 2xx. After an outage (live_window_s) a
+ * live lane ships the recent events beside the backlog, batch by batch, and
+ * max_kbps caps the bytes on the wire. See sync.c for the design and
  * sync_store.h for the on-disk tables it owns.
  *
  * Options: struct sync_opts below, sync's own; the daemon maps its
