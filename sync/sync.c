@@ -52,6 +52,10 @@
  * After a crash:
  *   - before live_from is stored: nothing of the live lane was sent; the
  *     next run decides afresh;
+ *   - after: the next run (a restart, or a reload that replaces the worker
+ *     through sync_free/sync_new) resumes both lanes from the stored state;
+ *     only the alternation turn (taken from the lane of the batch in flight)
+ *     and the token bucket (full again) are not kept;
  *   - with a batch in flight (either lane): it is re-cut from its recorded
  *     range, byte-identical, same Idempotency-Key, and sent first;
  *   - after a 2xx but before live_to/acked_seq moved: that batch is resent
