@@ -24,6 +24,58 @@
  *         (oldest first, same range, same key) once; delivered ones are
  *         removed, refused ones stay parked with the new answer.
  *
+ * LANES (sync.live_window_s > 0). After an outage the backlog is old and
+ * the newest readings are what an operator watches, so the link is shared
+ * by two lanes:
+ *   backlog lane  ships (acked_seq, live_from) oldest first, from the cursor
+ *                 (the contiguous shipped prefix: retention's meaning of
+ *                 acked_seq is unchanged);
+ *   live lane     ships [live_from, committed] in order from live_from, the
+ *                 first event received within live_window_s of now when the
+ *                 lane started; its shipped range is [live_from, live_to].
+ * The lane starts between batches, when there is no live lane and the
+ * oldest unshipped event was received more than live_window_s ago and more
+ * than one batch lies before the window (binary search on seq over the
+ * receive times: recv grows with seq). Interleaving: a live batch whenever
+ * a full batch of live events waits (so the live lane first catches up with
+ * its window, newest data first) or the live lane has anything and the
+ * previous batch was a backlog one; else a backlog batch. Once caught up,
+ * live data waits for at most one backlog batch while the backlog drains,
+ * and the backlog gets every other batch (all of the link's spare capacity
+ * when live data comes slower than that); with the backlog drained
+ * (acked_seq = live_from - 1) the lanes merge: acked_seq := live_to and the
+ * live lane ends (one statement), and shipping is one lane again. Both lanes
+ * cut deterministically from their recorded start (acked_seq or live_to),
+ * so every batch of either lane is cut the same whenever it is cut again.
+ * On disk (sync_store.h): acked_seq, live_from, live_to, and the one batch
+ * in flight (inflight_first/last; the live lane's when >= live_from).
+ * After a crash:
+ *   - before live_from is stored: nothing of the live lane was sent; the
+ *     next run decides afresh;
+ *   - after: the next run (a restart, or a reload that replaces the worker
+ *     through sync_free/sync_new) resumes both lanes from the stored state;
+ *     only the alternation turn (taken from the lane of the batch in flight)
+ *     and the token bucket (full again) are not kept;
+ *   - with a batch in flight (either lane): it is re-cut from its recorded
+ *     range, byte-identical, same Idempotency-Key, and sent first;
+ *   - after a 2xx but before live_to/acked_seq moved: that batch is resent
+ *     (same range, same bytes): the receiver's dedup drops it;
+ *   - around the merge: it is one UPDATE, before or after.
+ * Parked batches of either lane are parked as before (the lane's start moves
+ * past them); retention keeps everything above the contiguous prefix.
+ *
+ * BANDWIDTH (sync.max_kbps > 0): a token bucket (sync_policy.h) shared by
+ * both lanes and every attempt, charged with the compressed body plus
+ * SYNC_WIRE_HEADER_BYTES (request line and headers, measured against nginx's
+ * $request_length; TLS framing is not counted), burst one second of rate.
+ * A batch that must wait stays current and the worker sleeps on cv until the
+ * bucket allows it (stop and kick still wake it). Measured through nginx
+ * (test_sync_lanes.py, 800 kbit/s): 100.1% of the cap. curl's
+ * CURLOPT_MAX_SEND_SPEED_LARGE at the same rate, measured the same way, gave
+ * 103.5% with 10 KB bodies and 120% with 180 KB ones: it paces each transfer
+ * on its own (starting afresh, with a burst, at every request) and counts
+ * body bytes only, so it is not used.
+ *
  * When to send: a full batch (batch_events since the cursor) goes at once;
  * a partial one after SYNC_LINGER_MS (so a trickle of readings makes one
  * request per half second, not one per event), or at once after sync_kick.
@@ -65,10 +117,17 @@
 #define SYNC_RATE_WINDOW_S 10
 #define SYNC_LOG_INTERVAL_MS 10000
 #define SYNC_DB_RETRY_MS 1000
+/* Request line and headers of one POST as nginx counts them ($request_length
+ * minus the body: 296-308 bytes with an 8-byte device id, no token, in
+ * test_sync_lanes.py); a bearer token adds its length. */
+#define SYNC_WIRE_HEADER_BYTES 300
+/* Probes of the receive-time binary search that starts the live lane. */
+#define SYNC_LIVE_SEARCH_MAX 64
 
 struct sync_current {
     bool valid;
     bool parked;             /* from sync_parked (a retry-parked pass) */
+    bool live;               /* cut by the live lane */
     int64_t parked_row;      /* its sync_parked.first_seq */
     struct sync_batch batch; /* range, events, encoded length */
     const void *body;        /* compressed body (buf or the compressor's) */
@@ -109,6 +168,12 @@ struct sync {
     char park_error[256];
     double wire_per_event;
     struct plat_log_limit log_limit;
+    int64_t live_window_ms;        /* 0 = one lane */
+    int64_t live_from, live_to;    /* the live lane; live_from = 0: none */
+    bool last_live;                /* the previous batch was a live one */
+    struct sync_bucket bucket;     /* sync.max_kbps */
+    int64_t send_at_mono_ms;       /* the bucket holds the current batch until then */
+    int64_t limited_since_mono_ms; /* 0 = not waiting for the bucket */
 
     /* shared: guarded by mu */
     pthread_mutex_t mu;
@@ -119,6 +184,7 @@ struct sync {
     bool kick, retry_parked_req, stop, waiting;
     struct sync_status status;
     int64_t pub_oldest_recv_ms;
+    int64_t pub_live_shipped; /* live_to - live_from + 1 of the published state */
     int64_t rate_events[SYNC_RATE_WINDOW_S];
     int64_t rate_sec[SYNC_RATE_WINDOW_S];
     int64_t start_mono_ms;
@@ -182,9 +248,17 @@ static void publish(struct sync *s)
 {
     pthread_mutex_lock(&s->mu);
     struct sync_status *st = &s->status;
-    int64_t pending = s->committed > s->acked ? s->committed - s->acked : 0;
+    int64_t live_shipped = s->live_from > 0 ? s->live_to - s->live_from + 1 : 0;
+    int64_t pending = s->committed > s->acked ? s->committed - s->acked - live_shipped : 0;
+    if (pending < 0)
+        pending = 0;
     st->enabled = true;
     st->cursor_seq = s->acked;
+    st->live_from_seq = s->live_from;
+    st->lane_live_events =
+        s->live_from > 0 && s->committed > s->live_to ? s->committed - s->live_to : 0;
+    st->lane_backlog_events = pending - st->lane_live_events;
+    s->pub_live_shipped = live_shipped;
     /* parked events are not acknowledged: retention must keep them */
     st->acked_seq = s->parked.parked_min_first > 0 && s->parked.parked_min_first - 1 < s->acked
                         ? s->parked.parked_min_first - 1
@@ -321,27 +395,132 @@ static bool load_parked(struct sync *s)
         return false;
     }
     c->parked = true;
+    c->live = false;
     c->parked_row = p.first_seq;
     return true;
 }
 
-/* A new batch cut after the cursor, recorded as in flight before its first
- * attempt; false when there is nothing to send. */
+/* ---- lanes ---- */
+
+/* Receive time of the first event with seq >= at; INT64_MAX when there is
+ * none (a gap of dead letters up to the end). */
+static el_status recv_from(struct sync *s, int64_t at, int64_t *recv)
+{
+    el_status st = mlog_reader_first_recv_after(s->log, at - 1, recv);
+    if (st == EL_NOTFOUND) {
+        *recv = INT64_MAX;
+        return EL_OK;
+    }
+    return st;
+}
+
+/* The first seq in (acked, committed] received at or after cutoff, by
+ * binary search (receive times grow with seq); 0 when the oldest unshipped
+ * event is itself that recent or none is (no live lane then). */
+static el_status find_live_start(struct sync *s, int64_t committed, int64_t cutoff, int64_t *out)
+{
+    int64_t lo = s->acked + 1, hi = committed, recv;
+    *out = 0;
+    el_status st = recv_from(s, lo, &recv);
+    if (st != EL_OK || recv >= cutoff)
+        return st;
+    if ((st = recv_from(s, hi, &recv)) != EL_OK || recv < cutoff)
+        return st;
+    /* recv(lo) < cutoff <= recv(hi) */
+    for (int i = 0; i < SYNC_LIVE_SEARCH_MAX && hi - lo > 1; i++) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if ((st = recv_from(s, mid, &recv)) != EL_OK)
+            return st;
+        if (recv >= cutoff)
+            hi = mid;
+        else
+            lo = mid;
+    }
+    *out = hi;
+    return EL_OK;
+}
+
+/* Between batches with no live lane: starts one when more than a batch of
+ * the unshipped events is older than live_window_s. */
+static el_status maybe_start_live(struct sync *s, int64_t committed)
+{
+    if (s->live_window_ms <= 0 || s->live_from > 0 || committed - s->acked <= s->max_events)
+        return EL_OK;
+    int64_t from;
+    el_status st = find_live_start(s, committed, plat_clock_wall_ms() - s->live_window_ms, &from);
+    if (st != EL_OK || from == 0 || from - 1 - s->acked <= s->max_events)
+        return st;
+    st = sync_store_live_start(s->store, from);
+    if (st != EL_OK)
+        return st;
+    s->live_from = from;
+    s->live_to = from - 1;
+    s->last_live = false;
+    log_info("sync: %lld events behind; live lane from seq %lld (received within %lld s), "
+             "backlog lane from seq %lld",
+             (long long)(committed - s->acked), (long long)from,
+             (long long)(s->live_window_ms / 1000), (long long)(s->acked + 1));
+    return EL_OK;
+}
+
+/* The backlog lane reached the live lane: one cursor again. */
+static el_status merge_lanes(struct sync *s)
+{
+    el_status st = sync_store_merge(s->store, s->live_to);
+    if (st != EL_OK)
+        return st;
+    log_info("sync: backlog drained up to the live lane; shipped up to seq %lld",
+             (long long)s->live_to);
+    s->acked = s->live_to;
+    s->live_from = s->live_to = 0;
+    return EL_OK;
+}
+
+/* Moves the start of a lane past [.., upto] with nothing to ship in it
+ * (dead letters only, or nothing). */
+static el_status skip_to(struct sync *s, bool live, int64_t upto)
+{
+    el_status st = live ? sync_store_live_ack(s->store, upto) : sync_store_ack(s->store, upto);
+    if (st == EL_OK && live)
+        s->live_to = upto;
+    else if (st == EL_OK)
+        s->acked = upto;
+    return st;
+}
+
+/* Which lane cuts next: the live one when it has events and the backlog
+ * has none, or a full batch of live events waits (newest data first: the
+ * live lane catches up with its window), or the backlog just had its turn. */
+static bool next_is_live(const struct sync *s, int64_t committed)
+{
+    if (s->live_from == 0 || committed <= s->live_to)
+        return false;
+    return !s->last_live || s->live_from - 1 <= s->acked || committed - s->live_to >= s->max_events;
+}
+
+/* A new batch cut after the start of the next lane, recorded as in flight
+ * before its first attempt; false when there is nothing to send now. */
 static bool load_new(struct sync *s, int64_t committed)
 {
     struct sync_current *c = &s->cur;
-    el_status st = sync_batch_cut(s->log, &s->enc, s->acked, committed, s->max_events,
-                                  s->batch_bytes, s->buf, s->buf_cap, &c->batch);
+    el_status st = EL_OK;
+    if (s->live_from > 0 && s->acked >= s->live_from - 1)
+        st = merge_lanes(s);
+    if (st == EL_OK)
+        st = maybe_start_live(s, committed);
+    if (st != EL_OK) {
+        db_trouble(s, st, "choosing a lane");
+        return false;
+    }
+    bool live = next_is_live(s, committed);
+    int64_t after = live ? s->live_to : s->acked;
+    int64_t upto = live || s->live_from == 0 ? committed : s->live_from - 1;
+    st = sync_batch_cut(s->log, &s->enc, after, upto, s->max_events, s->batch_bytes, s->buf,
+                        s->buf_cap, &c->batch);
     if (st == EL_NOTFOUND) {
-        /* only dead letters (or nothing) up to committed: move past them */
-        if (committed > s->acked) {
-            st = sync_store_ack(s->store, committed);
-            if (st != EL_OK) {
-                db_trouble(s, st, "advancing the cursor");
-                return false;
-            }
-            s->acked = committed;
-        }
+        /* only dead letters (or nothing) up to upto: move past them */
+        if (upto > after && (st = skip_to(s, live, upto)) != EL_OK)
+            db_trouble(s, st, "advancing the cursor");
         return false;
     }
     if (st == EL_OK)
@@ -351,6 +530,8 @@ static bool load_new(struct sync *s, int64_t committed)
         return false;
     }
     c->parked = false;
+    c->live = live;
+    s->last_live = live;
     return true;
 }
 
@@ -381,9 +562,7 @@ static void on_success(struct sync *s, const struct sync_http_resp *r, int64_t c
             log_info("sync: parked batch %lld-%lld delivered", (long long)c->batch.first_seq,
                      (long long)c->batch.last_seq);
     } else {
-        st = sync_store_ack(s->store, c->batch.last_seq);
-        if (st == EL_OK)
-            s->acked = c->batch.last_seq;
+        st = skip_to(s, c->live, c->batch.last_seq);
     }
     if (st != EL_OK) { /* delivered but not recorded: the same batch goes again */
         db_trouble(s, st, "recording a delivered batch");
@@ -406,7 +585,7 @@ static void on_success(struct sync *s, const struct sync_http_resp *r, int64_t c
     s->transient_error[0] = '\0';
     c->valid = false;
     /* what is left (less than a full batch) waits its linger from now */
-    s->pending_since_mono_ms = committed > s->acked ? now : 0;
+    s->pending_since_mono_ms = committed > (s->live_from > 0 ? s->live_to : s->acked) ? now : 0;
 }
 
 static void on_park(struct sync *s, const struct sync_http_resp *r)
@@ -418,14 +597,16 @@ static void on_park(struct sync *s, const struct sync_http_resp *r)
         st = sync_store_repark(s->store, c->parked_row, r->status, r->body, wall);
     else
         st = sync_store_park(s->store, c->batch.first_seq, c->batch.last_seq, c->batch.events,
-                             r->status, r->body, wall, c->batch.last_seq);
+                             r->status, r->body, wall, c->batch.last_seq, c->live);
     if (st == EL_OK)
         st = reload_parked(s);
     if (st != EL_OK) {
         db_trouble(s, st, "parking a batch");
         return;
     }
-    if (!c->parked)
+    if (!c->parked && c->live)
+        s->live_to = c->batch.last_seq;
+    else if (!c->parked)
         s->acked = c->batch.last_seq;
     log_warn("sync: upstream refused %lld events, seq %lld-%lld, with HTTP %ld; parked (%lld "
              "parked batches): %s",
@@ -465,10 +646,35 @@ static void on_split(struct sync *s, const struct sync_http_resp *r)
              (long long)c->batch.last_seq, (long long)c->batch.events);
 }
 
+/* The token bucket (sync.max_kbps): true when the current batch may go now;
+ * else it stays current and send_at_mono_ms says when to try again. */
+static bool bucket_allows(struct sync *s, size_t wire)
+{
+    int64_t now = plat_clock_mono_ms();
+    int64_t delay = sync_bucket_delay_ms(&s->bucket, now, wire);
+    if (delay > 0) {
+        if (s->limited_since_mono_ms == 0)
+            s->limited_since_mono_ms = now;
+        s->send_at_mono_ms = now + delay;
+        return false;
+    }
+    sync_bucket_take(&s->bucket, now, wire);
+    pthread_mutex_lock(&s->mu);
+    s->status.sent_bytes += (int64_t)wire;
+    if (s->limited_since_mono_ms > 0)
+        s->status.rate_limited_ms += now - s->limited_since_mono_ms;
+    pthread_mutex_unlock(&s->mu);
+    s->limited_since_mono_ms = 0;
+    s->send_at_mono_ms = 0;
+    return true;
+}
+
 static void send_current(struct sync *s, int64_t committed)
 {
     struct sync_current *c = &s->cur;
     struct sync_http_resp r;
+    if (!bucket_allows(s, c->body_len + SYNC_WIRE_HEADER_BYTES))
+        return;
     struct sync_http_req req = {
         .body = c->body,
         .len = c->body_len,
@@ -476,6 +682,9 @@ static void send_current(struct sync *s, int64_t committed)
         .content_encoding = sync_compress_encoding(s->compression),
         .first_seq = c->batch.first_seq,
         .last_seq = c->batch.last_seq,
+        .lane = s->live_window_ms <= 0 ? NULL
+                : c->live              ? "live"
+                                       : "backlog",
     };
     el_status st = sync_http_post(s->http, &req, &r);
     if (r.aborted)
@@ -509,7 +718,12 @@ static int64_t decide(struct sync *s, int64_t now)
 {
     if (now < s->next_try_mono_ms)
         return s->next_try_mono_ms;
+    if (s->cur.valid && now < s->send_at_mono_ms)
+        return s->send_at_mono_ms;
     if (s->cur.valid || s->parked_pass)
+        return 0;
+    /* with a live lane the backlog lane drains (or merges) at once */
+    if (s->live_from > 0 && s->acked < s->committed)
         return 0;
     if (s->committed > s->acked) {
         if (s->pending_since_mono_ms == 0)
@@ -532,7 +746,10 @@ static void wait_until_mono(struct sync *s, int64_t deadline_ms)
     } else {
         struct timespec ts = {.tv_sec = (time_t)(deadline_ms / 1000),
                               .tv_nsec = (long)(deadline_ms % 1000) * 1000000L};
-        pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+        /* clockwait names the clock (cv is CLOCK_MONOTONIC too): libfaketime
+         * (test_sync_lanes.py) wraps pthread_cond_timedwait and moves its
+         * deadline with the faked wall clock, even a monotonic one */
+        pthread_cond_clockwait(&s->cv, &s->mu, CLOCK_MONOTONIC, &ts);
     }
     s->waiting = false;
 }
@@ -611,12 +828,16 @@ static el_status open_worker_state(struct sync *s, const struct sync_opts *o)
     if (st != EL_OK)
         return st;
     s->acked = ss.acked_seq;
+    s->live_from = ss.live_from;
+    s->live_to = ss.live_to;
     s->parked = ss;
     st = reload_parked(s);
     if (st != EL_OK)
         return st;
     if (ss.inflight_first > 0) {
         /* A batch was in flight when the last run ended: resend exactly it. */
+        s->cur.live = s->live_from > 0 && ss.inflight_first >= s->live_from;
+        s->last_live = s->cur.live;
         st = encode_range(s, ss.inflight_first, ss.inflight_last, INT64_MAX);
         if (st == EL_OK && s->cur.batch.last_seq != ss.inflight_last)
             st = sync_store_set_inflight(s->store, s->cur.batch.first_seq, s->cur.batch.last_seq);
@@ -627,8 +848,7 @@ static el_status open_worker_state(struct sync *s, const struct sync_opts *o)
             log_info("sync: resending the batch in flight at the last stop, seq %lld-%lld",
                      (long long)s->cur.batch.first_seq, (long long)s->cur.batch.last_seq);
         } else if (st == EL_NOTFOUND) {
-            st = sync_store_ack(s->store, ss.inflight_last);
-            s->acked = ss.inflight_last;
+            st = skip_to(s, s->cur.live, ss.inflight_last);
         }
     }
     return st;
@@ -659,6 +879,8 @@ static el_status copy_opts(struct sync *s, const struct sync_opts *o)
     s->max_events = s->batch_events;
     s->batch_bytes = o->batch_bytes > 0 ? (size_t)o->batch_bytes : 1;
     s->buf_cap = s->batch_bytes + SYNC_ENCODE_EVENT_MAX;
+    s->live_window_ms = o->live_window_s > 0 ? o->live_window_s * 1000 : 0;
+    sync_bucket_init(&s->bucket, o->max_kbps, plat_clock_mono_ms());
     return EL_OK;
 }
 
@@ -736,9 +958,8 @@ void sync_notify_committed(struct sync *s, int64_t committed_seq)
     pthread_mutex_lock(&s->mu);
     if (committed_seq > s->committed) {
         s->committed = committed_seq;
-        s->status.backlog_events =
-            (committed_seq > s->status.cursor_seq ? committed_seq - s->status.cursor_seq : 0) +
-            s->status.parked_events;
+        int64_t pending = committed_seq - s->status.cursor_seq - s->pub_live_shipped;
+        s->status.backlog_events = (pending > 0 ? pending : 0) + s->status.parked_events;
         if (s->waiting)
             pthread_cond_signal(&s->cv);
     }

@@ -8,7 +8,9 @@
  * curl handle. It ships events with seq > cursor in sequence order, in
  * deterministic batches cut by sequence range (batch_events / batch_bytes),
  * encoded (ndjson | influx), compressed (none | gzip | zstd), and advances
- * the cursor in SQLite only after a 2xx. See sync.c for the design and
+ * the cursor in SQLite only after a 2xx. After an outage (live_window_s) a
+ * live lane ships the recent events beside the backlog, batch by batch, and
+ * max_kbps caps the bytes on the wire. See sync.c for the design and
  * sync_store.h for the on-disk tables it owns.
  *
  * Options: struct sync_opts below, sync's own; the daemon maps its
@@ -55,6 +57,8 @@ struct sync_opts {
     bool insecure;                    /* no TLS certificate or host-name verification */
     bool include_seq;                 /* influx: a seq field per point (sync_encode.h) */
     int timeout_s;                    /* one request, whole */
+    int64_t live_window_s; /* the live lane's window (sync.c); 0: one lane, oldest first */
+    int64_t max_kbps;      /* bytes on the wire, kbit/s (token bucket); 0: unlimited */
 };
 
 /* A consistent copy of the worker's state for the status document. */
@@ -76,6 +80,14 @@ struct sync_status {
     int64_t parked_events; /* events inside parked batches (part of backlog_events) */
     int64_t events_sent;   /* events acknowledged by the upstream since start */
     int64_t wire_bytes;    /* request body bytes of acknowledged batches since start */
+    /* lanes and the bandwidth cap (sync.c) */
+    int64_t live_from_seq;       /* the live lane starts here; 0 = no live lane */
+    int64_t lane_live_events;    /* committed events the live lane has not shipped */
+    int64_t lane_backlog_events; /* events the backlog lane has not shipped (all unshipped
+                                    events when there is no live lane) */
+    int64_t sent_bytes;          /* bytes of every request since start, retries included
+                                    (body + SYNC_WIRE_HEADER_BYTES each) */
+    int64_t rate_limited_ms;     /* time requests waited for sync.max_kbps since start */
 };
 
 /* Opens the worker's state (its tables in master.db, which must exist; a

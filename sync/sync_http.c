@@ -295,7 +295,7 @@ static struct curl_slist *headers(const struct sync_http *h, const struct sync_h
             goto fail;
         list = next;
     }
-    for (int i = 0; i < 6; i++) {
+    for (int i = 0; i < 7; i++) {
         switch (i) {
         case 0: snprintf(line, sizeof line, "Content-Type: %s", req->content_type); break;
         case 1:
@@ -309,6 +309,11 @@ static struct curl_slist *headers(const struct sync_http *h, const struct sync_h
             break;
         case 4:
             snprintf(line, sizeof line, "X-Edgelambda-Last-Seq: %lld", (long long)req->last_seq);
+            break;
+        case 5:
+            if (!req->lane)
+                continue;
+            snprintf(line, sizeof line, "X-Edgelambda-Lane: %s", req->lane);
             break;
         default:
             snprintf(line, sizeof line, "Idempotency-Key: %s-%lld-%lld", h->device_id,

@@ -8,6 +8,7 @@
  *   X-Edgelambda-Device: <device_id>
  *   X-Edgelambda-First-Seq: <first seq>     X-Edgelambda-Last-Seq: <last seq>
  *   Idempotency-Key: <device_id>-<first seq>-<last seq>
+ *   X-Edgelambda-Lane: live | backlog       (which lane cut it; sync.c)
  *   Authorization: Bearer <token>           (with sync.token_file)
  *   Expect:                                 (no 100-continue round trip)
  * A retried batch carries the same range, so the same key: a receiver that
@@ -71,6 +72,7 @@ struct sync_http_req {
     const char *content_type;
     const char *content_encoding; /* NULL = none */
     int64_t first_seq, last_seq;
+    const char *lane; /* X-Edgelambda-Lane, NULL = no such header */
 };
 
 struct sync_http_resp {

@@ -204,3 +204,43 @@ int64_t sync_policy_retry_delay_ms(long http_status, int64_t retry_after_ms, uin
         return retry_after_ms > SYNC_RETRY_AFTER_MAX_MS ? SYNC_RETRY_AFTER_MAX_MS : retry_after_ms;
     return sync_policy_backoff_ms(attempt, SYNC_BACKOFF_BASE_MS, SYNC_BACKOFF_CAP_MS, rng, rng_ctx);
 }
+
+/* ---- token bucket ---- */
+
+void sync_bucket_init(struct sync_bucket *b, int64_t max_kbps, int64_t now_ms)
+{
+    b->rate_per_ms = max_kbps > 0 ? (double)max_kbps * 125.0 / 1000.0 : 0;
+    b->burst = b->rate_per_ms * 1000.0;
+    b->tokens = b->burst;
+    b->last_ms = now_ms;
+}
+
+static void bucket_refill(struct sync_bucket *b, int64_t now_ms)
+{
+    if (now_ms > b->last_ms) {
+        b->tokens += (double)(now_ms - b->last_ms) * b->rate_per_ms;
+        if (b->tokens > b->burst)
+            b->tokens = b->burst;
+        b->last_ms = now_ms;
+    }
+}
+
+int64_t sync_bucket_delay_ms(struct sync_bucket *b, int64_t now_ms, size_t n)
+{
+    if (b->rate_per_ms <= 0)
+        return 0;
+    bucket_refill(b, now_ms);
+    double need = (double)n < b->burst ? (double)n : b->burst;
+    if (b->tokens >= need)
+        return 0;
+    double ms = (need - b->tokens) / b->rate_per_ms;
+    return (int64_t)ms + 1;
+}
+
+void sync_bucket_take(struct sync_bucket *b, int64_t now_ms, size_t n)
+{
+    if (b->rate_per_ms <= 0)
+        return;
+    bucket_refill(b, now_ms);
+    b->tokens -= (double)n;
+}

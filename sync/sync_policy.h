@@ -33,6 +33,7 @@
 #define EL_SYNC_POLICY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define SYNC_BACKOFF_BASE_MS 250
@@ -67,5 +68,26 @@ bool sync_policy_parse_retry_after(const char *value, int64_t now_wall_ms, int64
  * else the full-jitter backoff with the default base and cap. */
 int64_t sync_policy_retry_delay_ms(long http_status, int64_t retry_after_ms, uint32_t attempt,
                                    sync_rng_fn rng, void *rng_ctx);
+
+/* Token bucket on bytes on the wire (sync.max_kbps), pure: the caller passes
+ * CLOCK_MONOTONIC milliseconds. rate = max_kbps * 125 bytes per second
+ * (1 kbit = 1000 bits); the bucket holds at most one second of rate (the
+ * burst) and starts full. A request of n bytes may go when the bucket holds
+ * min(n, burst); sending takes all n, so the bucket may go negative and a
+ * request larger than the burst delays the next one: over any interval the
+ * bytes sent stay below burst + rate * interval, and a steady stream runs at
+ * the rate. max_kbps <= 0: unlimited (delay always 0). */
+struct sync_bucket {
+    double rate_per_ms; /* bytes per millisecond; 0 = unlimited */
+    double burst;       /* bytes */
+    double tokens;
+    int64_t last_ms;
+};
+
+void sync_bucket_init(struct sync_bucket *b, int64_t max_kbps, int64_t now_ms);
+/* Milliseconds until n bytes may be sent (0 = now). */
+int64_t sync_bucket_delay_ms(struct sync_bucket *b, int64_t now_ms, size_t n);
+/* n bytes were sent (or are being sent) now. */
+void sync_bucket_take(struct sync_bucket *b, int64_t now_ms, size_t n);
 
 #endif

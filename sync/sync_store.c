@@ -8,11 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "plat_clock.h"
 #include "plat_log.h"
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS sync_cursor(id INTEGER PRIMARY KEY CHECK(id = 1),"
-    " acked_seq INTEGER NOT NULL, inflight_first INTEGER, inflight_last INTEGER);"
+    " acked_seq INTEGER NOT NULL, inflight_first INTEGER, inflight_last INTEGER,"
+    " live_from INTEGER, live_to INTEGER);"
     "INSERT OR IGNORE INTO sync_cursor(id, acked_seq) VALUES(1, 0);"
     "CREATE TABLE IF NOT EXISTS sync_parked(first_seq INTEGER PRIMARY KEY,"
     " last_seq INTEGER NOT NULL, events INTEGER NOT NULL, http_status INTEGER NOT NULL,"
@@ -21,7 +23,28 @@ static const char schema_sql[] =
 struct sync_store {
     sqlite3 *db;
     char path[PATH_MAX];
+    int64_t busy_since_ms; /* when the current wait for the write lock began */
 };
+
+/* The write lock is the core's for most of every group-commit interval under
+ * ingest (its transaction stays open until the flush), and free only between
+ * a COMMIT and the next event. SQLite's default busy handler sleeps 50-100 ms
+ * between tries once it has waited a while and so kept missing those short
+ * gaps: a cursor step could wait seconds. This one tries again every
+ * SYNC_STORE_BUSY_POLL_US, up to SYNC_STORE_BUSY_TIMEOUT_MS in all. */
+#define SYNC_STORE_BUSY_POLL_US 500
+
+static int on_busy(void *ctx, int count)
+{
+    struct sync_store *st = ctx;
+    int64_t now = plat_clock_mono_ms();
+    if (count == 0)
+        st->busy_since_ms = now;
+    else if (now - st->busy_since_ms >= SYNC_STORE_BUSY_TIMEOUT_MS)
+        return 0;
+    usleep(SYNC_STORE_BUSY_POLL_US);
+    return 1;
+}
 
 static el_status db_fail(struct sync_store *st, const char *what)
 {
@@ -34,6 +57,31 @@ static el_status exec(struct sync_store *st, const char *sql)
     if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
         return db_fail(st, "SQL");
     return EL_OK;
+}
+
+/* Files written before the live lane have sync_cursor without live_from and
+ * live_to: add them (NULL = no live lane, which is what such a file meant). */
+static el_status migrate(struct sync_store *st)
+{
+    sqlite3_stmt *s = NULL;
+    bool has_live = false;
+    if (sqlite3_prepare_v2(st->db, "SELECT name FROM pragma_table_info('sync_cursor')", -1, &s,
+                           NULL) != SQLITE_OK)
+        return db_fail(st, "reading sync_cursor's columns");
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const unsigned char *name = sqlite3_column_text(s, 0);
+        if (name && strcmp((const char *)name, "live_from") == 0)
+            has_live = true;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return db_fail(st, "reading sync_cursor's columns");
+    if (has_live)
+        return EL_OK;
+    log_info("sync: adding the live lane's columns to sync_cursor in %s", st->path);
+    return exec(st, "ALTER TABLE sync_cursor ADD COLUMN live_from INTEGER;"
+                    "ALTER TABLE sync_cursor ADD COLUMN live_to INTEGER;");
 }
 
 el_status sync_store_open(const char *dir, struct sync_store **out)
@@ -55,12 +103,14 @@ el_status sync_store_open(const char *dir, struct sync_store **out)
         goto fail;
     }
     sqlite3_extended_result_codes(st->db, 1);
-    sqlite3_busy_timeout(st->db, SYNC_STORE_BUSY_TIMEOUT_MS);
+    sqlite3_busy_handler(st->db, on_busy, st);
     rc = exec(st, "PRAGMA synchronous=NORMAL");
     if (rc == EL_OK)
         rc = exec(st, "BEGIN IMMEDIATE");
     if (rc == EL_OK) {
         rc = exec(st, schema_sql);
+        if (rc == EL_OK)
+            rc = migrate(st);
         if (rc == EL_OK)
             rc = exec(st, "COMMIT");
         else
@@ -173,10 +223,18 @@ el_status sync_store_load(struct sync_store *st, struct sync_store_state *out)
                               cursor, "reading sync_cursor");
     if (rc != EL_OK)
         return rc;
+    rc = read_three(st,
+                    "SELECT count(*), coalesce(sum(events), 0), coalesce(min(first_seq), 0)"
+                    " FROM sync_parked",
+                    parked, "reading sync_parked");
+    if (rc != EL_OK)
+        return rc;
+    int64_t unused;
+    int64_t *live[3] = {&out->live_from, &out->live_to, &unused};
     return read_three(st,
-                      "SELECT count(*), coalesce(sum(events), 0), coalesce(min(first_seq), 0)"
-                      " FROM sync_parked",
-                      parked, "reading sync_parked");
+                      "SELECT coalesce(live_from, 0), coalesce(live_to, 0), 0"
+                      " FROM sync_cursor WHERE id = 1",
+                      live, "reading sync_cursor");
 }
 
 el_status sync_store_set_inflight(struct sync_store *st, int64_t first, int64_t last)
@@ -201,13 +259,37 @@ el_status sync_store_ack(struct sync_store *st, int64_t acked)
                      &acked, 1, 0, NULL, "advancing the cursor");
 }
 
+el_status sync_store_live_start(struct sync_store *st, int64_t from)
+{
+    int64_t v[2] = {from, from - 1};
+    return run_write(st, "UPDATE sync_cursor SET live_from = ?1, live_to = ?2 WHERE id = 1", v, 2,
+                     0, NULL, "starting the live lane");
+}
+
+el_status sync_store_live_ack(struct sync_store *st, int64_t live_to)
+{
+    return run_write(st,
+                     "UPDATE sync_cursor SET live_to = ?1, inflight_first = NULL,"
+                     " inflight_last = NULL WHERE id = 1",
+                     &live_to, 1, 0, NULL, "advancing the live lane");
+}
+
+el_status sync_store_merge(struct sync_store *st, int64_t acked)
+{
+    return run_write(st,
+                     "UPDATE sync_cursor SET acked_seq = ?1, live_from = NULL, live_to = NULL,"
+                     " inflight_first = NULL, inflight_last = NULL WHERE id = 1",
+                     &acked, 1, 0, NULL, "merging the live lane into the cursor");
+}
+
 static void cut_response(const char *response, char *buf, size_t len)
 {
     snprintf(buf, len, "%s", response ? response : "");
 }
 
 el_status sync_store_park(struct sync_store *st, int64_t first, int64_t last, int64_t events,
-                          long http_status, const char *response, int64_t now_ms, int64_t acked)
+                          long http_status, const char *response, int64_t now_ms, int64_t acked,
+                          bool live)
 {
     char resp[SYNC_STORE_RESPONSE_MAX + 1];
     int64_t v[5] = {first, last, events, (int64_t)http_status, now_ms};
@@ -220,7 +302,7 @@ el_status sync_store_park(struct sync_store *st, int64_t first, int64_t last, in
                        " VALUES(?1, ?2, ?3, ?4, ?6, ?5, 1)",
                        v, 5, 6, resp, "parking a batch");
     if (rc == EL_OK)
-        rc = sync_store_ack(st, acked);
+        rc = live ? sync_store_live_ack(st, acked) : sync_store_ack(st, acked);
     return finish(st, rc);
 }
 

@@ -11,9 +11,18 @@
  *               acked_seq INTEGER NOT NULL,      every event with seq <= acked_seq
  *                                                was acknowledged (2xx) or is parked
  *               inflight_first INTEGER,          the batch being sent, NULL = none:
- *               inflight_last INTEGER)           written before its first attempt,
+ *               inflight_last INTEGER,           written before its first attempt,
  *                                                so a retry after a crash resends
- *                                                exactly the same range
+ *                                                exactly the same range (of either
+ *                                                lane: it is the live lane's when
+ *                                                inflight_first >= live_from)
+ *               live_from INTEGER,               the live lane (sync.c), NULL = none:
+ *               live_to INTEGER)                 every event with live_from <= seq
+ *                                                <= live_to was acknowledged or
+ *                                                parked; the backlog lane ships
+ *                                                (acked_seq, live_from) and, when it
+ *                                                gets there, acked_seq := live_to
+ *                                                and the live lane ends (merge)
  *   sync_parked(first_seq INTEGER PRIMARY KEY,   a batch the upstream refused with
  *               last_seq INTEGER NOT NULL,       a permanent 4xx: [first_seq, last_seq]
  *               events INTEGER NOT NULL,         holds this many events
@@ -21,6 +30,9 @@
  *               response TEXT NOT NULL,          the start of the response body
  *               parked_ms INTEGER NOT NULL,      wall clock of the last refusal
  *               attempts INTEGER NOT NULL)       refusals so far
+ *
+ * A file without live_from/live_to (written before the live lane) gets the
+ * two columns, NULL, at open.
  *
  * Retention (storage.max_bytes) may delete events with seq <= acked_seq,
  * except those inside a sync_parked range: they are not shipped yet.
@@ -31,7 +43,9 @@
  * durable with the master log's next fdatasync'ed group commit; losing the
  * last cursor step to a power cut only resends an acknowledged batch (with
  * the same range when inflight_* survived too), never loses one.
- * busy_timeout covers the core's group commits holding the write lock.
+ * A busy handler polling every 0.5 ms (up to SYNC_STORE_BUSY_TIMEOUT_MS)
+ * covers the core's group commits holding the write lock: it finds the short
+ * gaps between them, where SQLite's default backoff sleeps through them.
  *
  * Threading: one owner thread at a time (created on the core thread,
  * then used only by the sync worker).
@@ -54,7 +68,8 @@ struct sync_store_state {
     int64_t acked_seq;
     int64_t inflight_first, inflight_last; /* 0 = none */
     int64_t parked_batches, parked_events;
-    int64_t parked_min_first; /* 0 = none */
+    int64_t parked_min_first;   /* 0 = none */
+    int64_t live_from, live_to; /* the live lane, live_from = 0: none */
 };
 
 struct sync_parked {
@@ -72,11 +87,19 @@ EL_MUST_CHECK el_status sync_store_load(struct sync_store *st, struct sync_store
 EL_MUST_CHECK el_status sync_store_set_inflight(struct sync_store *st, int64_t first, int64_t last);
 /* After a 2xx: acked_seq = acked, no inflight batch. */
 EL_MUST_CHECK el_status sync_store_ack(struct sync_store *st, int64_t acked);
+/* Starts the live lane at seq from: live_from = from, live_to = from - 1. */
+EL_MUST_CHECK el_status sync_store_live_start(struct sync_store *st, int64_t from);
+/* After a 2xx of a live batch: live_to = live_to, no inflight batch. */
+EL_MUST_CHECK el_status sync_store_live_ack(struct sync_store *st, int64_t live_to);
+/* The backlog lane met the live lane: acked_seq = acked (the live lane's
+ * live_to), live lane and inflight batch cleared, in one statement. */
+EL_MUST_CHECK el_status sync_store_merge(struct sync_store *st, int64_t acked);
 /* Parks [first, last] and, in the same transaction, sets acked_seq = acked
- * and clears the inflight batch. response is cut to SYNC_STORE_RESPONSE_MAX. */
+ * (live: live_to = acked) and clears the inflight batch. response is cut to
+ * SYNC_STORE_RESPONSE_MAX. */
 EL_MUST_CHECK el_status sync_store_park(struct sync_store *st, int64_t first, int64_t last,
                                         int64_t events, long http_status, const char *response,
-                                        int64_t now_ms, int64_t acked);
+                                        int64_t now_ms, int64_t acked, bool live);
 /* A parked batch refused again: new status, response, time; attempts + 1. */
 EL_MUST_CHECK el_status sync_store_repark(struct sync_store *st, int64_t first, long http_status,
                                           const char *response, int64_t now_ms);

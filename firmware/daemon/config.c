@@ -288,8 +288,17 @@ static const struct cfg_entry cfg_table[] = {
     BOOL(sync, include_seq, "false",
          "With format = influx, also send each event's master-log sequence as a field\n"
          "(VictoriaMetrics then stores a <series>_seq metric beside <series>_value,\n"
-         "doubling what it keeps; points of one series at one time stay distinct).",
+        "doubling what it keeps; points of one series at one time stay distinct).",
          LIVE),
+    INT(sync, live_window_s, 0, 604800, "300",
+        "After an outage, events received within this many seconds go in a live lane\n"
+        "that alternates with the backlog lane (oldest first), so recent data arrives\n"
+        "while a backlog drains. 0: one lane, oldest first.",
+        LIVE),
+    INT(sync, max_kbps, 0, 10000000, "0",
+        "Most kilobits per second sync puts on the wire (request bodies after\n"
+        "compression plus headers; both lanes and retries). 0: unlimited.",
+        LIVE),
 
     INT(query, deadline_ms, 10, 60000, "500",
         "Longest a query may run (milliseconds of wall time); longer ones are\n"

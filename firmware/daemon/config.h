@@ -131,6 +131,8 @@ struct el_config {
         bool insecure;              /* false */
         bool include_seq;           /* false: influx points carry only value */
         int timeout_s;              /* 30 */
+        int live_window_s;          /* 300; 0 = one lane, oldest first */
+        int max_kbps;               /* 0 = unlimited */
     } sync;
     struct {
         int deadline_ms;     /* 500: wall time one query may take */

@@ -189,5 +189,7 @@ void options_sync(const struct el_config *cfg, struct sync_opts *o)
         .insecure = cfg->sync.insecure,
         .include_seq = cfg->sync.include_seq,
         .timeout_s = cfg->sync.timeout_s,
+        .live_window_s = cfg->sync.live_window_s,
+        .max_kbps = cfg->sync.max_kbps,
     };
 }

@@ -35,6 +35,7 @@
 #define COUNTERS(name, label, help) METRIC(name, SM_COUNTER, label, 1, help)
 #define GAUGE(name, help) METRIC(name, SM_GAUGE, NULL, 1, help)
 #define GAUGE_MS(name, help) METRIC(name, SM_GAUGE, NULL, 1000, help)
+#define COUNTER_MS(name, help) METRIC(name, SM_COUNTER, NULL, 1000, help)
 #define INFO(name, label, help) METRIC(name, SM_INFO, label, 1, help)
 #define SET(name, help) METRIC(name, SM_SET, NULL, 1, help)
 #define NO_METRIC METRIC(NULL, SM_NONE, NULL, 1, NULL)
@@ -306,6 +307,20 @@ static const struct status_field sync_fields[] = {
        COUNTER("edgelambda_sync_batches_sent_total", "Batches acknowledged upstream.")),
     FW("retries", SK_I64, sync.retries, syncing,
        COUNTER("edgelambda_sync_retries_total", "Upstream requests retried.")),
+    FW("live_from_seq", SK_I64, sync.live_from_seq, syncing,
+       GAUGE("edgelambda_sync_live_from_seq",
+             "Start of the live lane while a backlog drains; 0 = one lane.")),
+    FW("lane_live_events", SK_I64, sync.lane_live_events, syncing,
+       GAUGE("edgelambda_sync_lane_live_events", "Events the live lane has not shipped yet.")),
+    FW("lane_backlog_events", SK_I64, sync.lane_backlog_events, syncing,
+       GAUGE("edgelambda_sync_lane_backlog_events",
+             "Events the backlog lane has not shipped yet (all of them without a live lane).")),
+    FW("sent_bytes", SK_I64, sync.sent_bytes, syncing,
+       COUNTER("edgelambda_sync_sent_bytes_total",
+               "Bytes of every upstream request, retries included (body + header estimate).")),
+    FW("rate_limited_ms", SK_I64, sync.rate_limited_ms, syncing,
+       COUNTER_MS("edgelambda_sync_rate_limited_seconds_total",
+                  "Time upstream requests waited for sync.max_kbps.")),
 };
 
 #define N(t) (sizeof(t) / sizeof((t)[0]))

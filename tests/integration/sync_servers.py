@@ -390,7 +390,9 @@ class Nginx:
     answers 204 — a bare "return 204" may answer before the body is read).
     client_verify: require a
     client certificate signed by the test CA (mTLS). The access log records
-    $request_length (bytes of request line, headers and body) per request.
+    per request: $status $request_length (bytes of request line, headers and
+    body) $bytes_sent $ssl_client_verify $msec (time the request ended)
+    $content_length (the body's bytes).
     """
 
     def __init__(self, workdir, pki, upstream_port=None, client_verify=False, name="nginx"):
@@ -420,7 +422,7 @@ pid %s/nginx.pid;
 error_log %s warn;
 events { worker_connections 256; }
 http {
-  log_format sizes '$status $request_length $bytes_sent $ssl_client_verify';
+  log_format sizes '$status $request_length $bytes_sent $ssl_client_verify $msec $content_length';
   access_log %s sizes;
   %s
   client_max_body_size 512m;

@@ -243,6 +243,8 @@ static void test_defaults(void **state)
     assert_string_equal(cfg.sync.device_id, "");
     assert_false(cfg.sync.insecure);
     assert_int_equal(cfg.sync.timeout_s, 30);
+    assert_int_equal(cfg.sync.live_window_s, 300);
+    assert_int_equal(cfg.sync.max_kbps, 0);
     assert_int_equal(cfg.log.level, PLAT_LOG_INFO);
     assert_int_equal(cfg.clock.synced, PLAT_CLOCK_SYNC_AUTO);
     assert_string_equal(cfg.metrics.textfile, "");
@@ -322,6 +324,8 @@ static const char every_key[] = "[mqtt]\n"
                                 "insecure = yes\n"
                                 "timeout_s = 10\n"
                                 "include_seq = true\n"
+                                "live_window_s = 60\n"
+                                "max_kbps = 256\n"
                                 "[query]\n"
                                 "deadline_ms = 750\n"
                                 "max_rows = 5000\n"
@@ -403,6 +407,8 @@ static void test_every_key(void **state)
     assert_true(cfg.sync.insecure);
     assert_int_equal(cfg.sync.timeout_s, 10);
     assert_true(cfg.sync.include_seq);
+    assert_int_equal(cfg.sync.live_window_s, 60);
+    assert_int_equal(cfg.sync.max_kbps, 256);
     assert_int_equal(cfg.log.level, PLAT_LOG_DEBUG);
     assert_int_equal(cfg.clock.synced, PLAT_CLOCK_SYNC_NO);
     assert_string_equal(cfg.metrics.textfile, "/var/lib/prometheus/node-exporter/edgelambda.prom");

@@ -265,13 +265,49 @@ static void test_body_excerpt(void **state)
     assert_int_equal(strlen(r.body), SYNC_HTTP_EXCERPT - 1);
 }
 
+/* The token bucket: 80 kbit/s = 10000 B/s, burst 10000 B, starts full. A
+ * simulated sender that sends 3000-byte requests whenever the bucket allows
+ * for 60 s moves 10000 + 60 * 10000 bytes at most, and not much less; a
+ * request larger than the burst waits for the burst, then pushes the next
+ * one back by its excess. */
+static void test_bucket(void **state)
+{
+    (void)state;
+    struct sync_bucket b;
+    sync_bucket_init(&b, 80, 1000);
+    assert_int_equal(sync_bucket_delay_ms(&b, 1000, 10000), 0);
+    sync_bucket_take(&b, 1000, 10000);
+    int64_t d = sync_bucket_delay_ms(&b, 1000, 3000);
+    assert_in_range(d, 300, 301); /* 3000 B at 10 B/ms */
+    int64_t now = 1000 + d, sent = 10000;
+    while (now < 61000) {
+        d = sync_bucket_delay_ms(&b, now, 3000);
+        if (d > 0) {
+            now += d;
+            continue;
+        }
+        sync_bucket_take(&b, now, 3000);
+        sent += 3000;
+    }
+    assert_in_range(sent, 600000 - 3000, 610000);
+    /* bigger than the burst: waits until the bucket is full, then owes */
+    sync_bucket_init(&b, 80, 0);
+    assert_int_equal(sync_bucket_delay_ms(&b, 0, 25000), 0);
+    sync_bucket_take(&b, 0, 25000);
+    assert_in_range(sync_bucket_delay_ms(&b, 0, 100), 1510, 1511);
+    /* unlimited */
+    sync_bucket_init(&b, 0, 0);
+    sync_bucket_take(&b, 0, 1u << 30);
+    assert_int_equal(sync_bucket_delay_ms(&b, 0, 1u << 30), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),     cmocka_unit_test(test_backoff_bounds),
         cmocka_unit_test(test_retry_after),  cmocka_unit_test(test_retry_delay),
         cmocka_unit_test(test_header_lines), cmocka_unit_test(test_header_values),
-        cmocka_unit_test(test_body_excerpt),
+        cmocka_unit_test(test_body_excerpt), cmocka_unit_test(test_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,11 @@
  *     retried; sync_free interrupts a hanging request promptly;
  *   - dead letters (sequence gaps) at the end: the cursor moves past them;
  *   - the bearer token file: sent as Authorization, refused when others can
- *     read the file.
+ *     read the file;
+ *   - the live lane (sync.live_window_s): a full batch of recent events goes
+ *     first, then the old backlog oldest first, then the lanes merge; an
+ *     old-format sync_cursor is migrated at open; a live batch refused with
+ *     400 is parked and keeps acked_seq below it until retry-parked.
  * Waiting is a bounded poll on the server's records, never a bare sleep.
  */
 #include <stdarg.h>
@@ -76,7 +80,7 @@ struct action {
 
 struct rec {
     int64_t first, last;
-    char key[128], auth[128], encoding[32], ctype[64], device[64];
+    char key[128], auth[128], encoding[32], ctype[64], device[64], lane[16];
     int status; /* what we answered; -1 reset, -2 hang */
     int64_t mono_ms;
     char *body; /* decompressed, NUL-terminated */
@@ -178,6 +182,7 @@ static void serve_conn(int fd)
         header(head, "Content-Encoding", r.encoding, sizeof r.encoding);
         header(head, "Content-Type", r.ctype, sizeof r.ctype);
         header(head, "X-Edgelambda-Device", r.device, sizeof r.device);
+        header(head, "X-Edgelambda-Lane", r.lane, sizeof r.lane);
         enum sync_compression kind = strcmp(r.encoding, "gzip") == 0   ? SYNC_COMPRESS_GZIP
                                      : strcmp(r.encoding, "zstd") == 0 ? SYNC_COMPRESS_ZSTD
                                                                        : SYNC_COMPRESS_NONE;
@@ -346,6 +351,10 @@ static double value_of(int64_t seq)
     return (double)((seq * 7919) % 20000) / 100.0 - 50.0;
 }
 
+/* Events with seq >= this were received now (wall clock), older ones at
+ * TS_BASE + seq (long ago): the live lane's window is about receive times. */
+static int64_t recv_now_from = INT64_MAX;
+
 /* Appends events with seqs first..last (skipping those in skip, which become
  * dead letters) in one commit. Returns the last seq. */
 static int64_t write_events(int64_t first, int64_t last, const int64_t *skip, size_t n_skip)
@@ -369,7 +378,8 @@ static int64_t write_events(int64_t first, int64_t last, const int64_t *skip, si
                                 .series_id = id,
                                 .ts_ms = TS_BASE + seq,
                                 .value = value_of(seq),
-                                .recv_ms = TS_BASE + seq,
+                                .recv_ms =
+                                    seq >= recv_now_from ? plat_clock_wall_ms() : TS_BASE + seq,
                                 .mono_ms = seq,
                                 .flags = MLOG_F_CLOCK_SYNCED,
                                 .payload = "{}",
@@ -446,6 +456,16 @@ static int64_t db_int(const char *sql)
     return v;
 }
 
+static void db_exec(const char *sql)
+{
+    char path[PATH_MAX + 16];
+    sqlite3 *db;
+    snprintf(path, sizeof path, "%s/master.db", dir);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 /* ---- tests ---- */
 
 static void test_ships_in_order_and_resumes(void **state)
@@ -499,6 +519,90 @@ static void test_ships_in_order_and_resumes(void **state)
     assert_int_equal(srv.recs[4].first, 1001);
     assert_int_equal(srv.recs[4].last, 1050);
     sync_free(s);
+    server_stop();
+}
+
+/* The live lane, deterministically: 1000 events received long ago and 100
+ * received now, batches of 100, sync.live_window_s = 60, a sync_cursor of
+ * the format before the live lane (no live_from/live_to: migrated at open).
+ * The live lane starts at 1001 and, a full batch waiting, goes first; then
+ * the backlog 1..1000 oldest first; then the lanes merge (cursor 1100, no
+ * live lane on disk). The X-Edgelambda-Lane header names the lane. */
+static void test_live_lane_and_migration(void **state)
+{
+    (void)state;
+    struct sync_opts opts;
+    struct sync_status st;
+    server_start(NULL, 0);
+    (void)write_events(1, 1000, NULL, 0);
+    recv_now_from = 1001;
+    int64_t last = write_events(1001, 1100, NULL, 0);
+    recv_now_from = INT64_MAX;
+    db_exec("CREATE TABLE sync_cursor(id INTEGER PRIMARY KEY CHECK(id = 1),"
+            " acked_seq INTEGER NOT NULL, inflight_first INTEGER, inflight_last INTEGER);"
+            "INSERT INTO sync_cursor(id, acked_seq) VALUES(1, 0)");
+    make_opts(&opts, 100, SYNC_COMPRESS_NONE);
+    opts.live_window_s = 60;
+    struct sync *s = start_sync(&opts, last);
+    wait_status(s, acked_at_least, 1100, 20000, "both lanes acknowledged and merged");
+    sync_get_status(s, &st);
+    assert_int_equal(st.live_from_seq, 0);
+    assert_int_equal(st.backlog_events, 0);
+    assert_int_equal(st.lane_live_events + st.lane_backlog_events, 0);
+    assert_int_equal(st.rate_limited_ms, 0);
+    assert_true(st.sent_bytes > 0);
+    sync_free(s);
+    assert_int_equal(n_recs(), 11);
+    assert_int_equal(srv.recs[0].first, 1001);
+    assert_int_equal(srv.recs[0].last, 1100);
+    assert_string_equal(srv.recs[0].lane, "live");
+    for (int i = 1; i < 11; i++) {
+        assert_int_equal(srv.recs[i].first, (i - 1) * 100 + 1);
+        assert_int_equal(srv.recs[i].last, i * 100);
+        assert_string_equal(srv.recs[i].lane, "backlog");
+    }
+    assert_int_equal(db_int("SELECT acked_seq FROM sync_cursor"), 1100);
+    assert_int_equal(db_int("SELECT count(*) FROM sync_cursor WHERE live_from IS NULL"
+                            " AND live_to IS NULL AND inflight_first IS NULL"),
+                     1);
+    server_stop();
+}
+
+/* A live batch refused with 400 is parked like any other: the live lane
+ * moves past it, the backlog drains, the lanes merge (cursor 1100), but the
+ * acknowledged prefix (what retention may remove) stays below the parked
+ * batch until a retry-parked pass delivers it with its original key. */
+static void test_live_lane_parks(void **state)
+{
+    (void)state;
+    struct sync_opts opts;
+    struct sync_status st;
+    const struct action script[] = {{ACT_RESPOND, 400, NULL}};
+    server_start(script, 1);
+    (void)write_events(1, 1000, NULL, 0);
+    recv_now_from = 1001;
+    int64_t last = write_events(1001, 1100, NULL, 0);
+    recv_now_from = INT64_MAX;
+    make_opts(&opts, 100, SYNC_COMPRESS_GZIP);
+    opts.live_window_s = 60;
+    struct sync *s = start_sync(&opts, last);
+    wait_status(s, cursor_at_least, 1100, 20000, "the lanes merged past the parked batch");
+    sync_get_status(s, &st);
+    assert_int_equal(st.acked_seq, 1000);
+    assert_int_equal(st.parked_batches, 1);
+    assert_int_equal(st.parked_events, 100);
+    assert_int_equal(st.live_from_seq, 0);
+    assert_int_equal(db_int("SELECT first_seq FROM sync_parked"), 1001);
+    sync_retry_parked(s);
+    wait_status(s, acked_at_least, 1100, 20000, "the parked live batch delivered");
+    sync_free(s);
+    assert_int_equal(n_recs(), 12);
+    assert_int_equal(srv.recs[0].status, 400);
+    assert_string_equal(srv.recs[0].lane, "live");
+    assert_int_equal(srv.recs[11].first, 1001);
+    assert_int_equal(srv.recs[11].last, 1100);
+    assert_string_equal(srv.recs[11].key, srv.recs[0].key);
+    assert_int_equal(db_int("SELECT count(*) FROM sync_parked"), 0);
     server_stop();
 }
 
@@ -741,6 +845,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hang_timeout_and_prompt_stop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letters_at_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_lane_and_migration, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_live_lane_parks, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
