@@ -44,6 +44,7 @@ struct mlog {
     uint32_t pending;
     int64_t last_seq, last_seq_committed;
     int64_t last_event_seq, last_event_seq_committed; /* events only, not dead letters */
+    int64_t n_events, n_events_committed;             /* rows of `events` (meta 'events') */
 };
 
 static const char *const schema_sql =
@@ -242,6 +243,19 @@ static el_status boot_register(struct mlog *log, const char *boot_id, int64_t wa
 /* mlog_open's one write transaction: the schema (created or checked), the
  * last sequences, this boot, and the waiting readings of boots that ended
  * unsynchronised retired to dead letters. */
+static el_status meta_put(struct mlog *log, const char *key, int64_t value)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(log->db, "INSERT OR REPLACE INTO meta VALUES(?1,?2)", -1, &st, NULL) !=
+        SQLITE_OK)
+        return db_fail(log, "writing meta");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, value);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return r == SQLITE_DONE ? EL_OK : db_fail(log, "writing meta");
+}
+
 static el_status open_txn(struct mlog *log, const char *boot_id, int64_t wall_ms, int64_t mono_ms)
 {
     el_status rc = exec(log, "BEGIN IMMEDIATE");
@@ -270,6 +284,16 @@ static el_status open_txn(struct mlog *log, const char *boot_id, int64_t wall_ms
         a = a > b ? a : b;
         log->last_seq = log->last_seq_committed = a > u ? a : u;
         rc = boot_register(log, boot_id, wall_ms, mono_ms);
+    }
+    /* The event count, kept in meta by every commit; counted once for files
+     * written before it existed. */
+    if (rc == EL_OK) {
+        log->n_events = query_int(log, "SELECT value FROM meta WHERE key='events'", -1);
+        if (log->n_events < 0) {
+            log->n_events = query_int(log, "SELECT count(*) FROM events", 0);
+            rc = meta_put(log, "events", log->n_events);
+        }
+        log->n_events_committed = log->n_events;
     }
     if (rc == EL_OK)
         rc = retire_unanchored(log);
@@ -520,6 +544,7 @@ el_status mlog_append_event(struct mlog *log, const struct mlog_event *ev)
     rc = unanchored ? EL_OK : block_touch(log, ev->seq >> MLOG_BLOCK_SHIFT, ev->ts_ms);
     if (rc != EL_OK)
         return rc;
+    log->n_events += unanchored ? 0 : 1;
     log->pending++;
     if (ev->seq > log->last_seq)
         log->last_seq = ev->seq;
@@ -627,6 +652,8 @@ el_status mlog_commit(struct mlog *log)
     if (!log->in_txn)
         return EL_OK;
     el_status bst = blocks_flush(log);
+    if (bst == EL_OK && log->n_events != log->n_events_committed)
+        bst = meta_put(log, "events", log->n_events);
     if (bst != EL_OK) {
         mlog_rollback(log);
         return bst;
@@ -637,6 +664,7 @@ el_status mlog_commit(struct mlog *log)
         log->n_series_committed = series_dict_count(log->series);
         log->last_seq_committed = log->last_seq;
         log->last_event_seq_committed = log->last_event_seq;
+        log->n_events_committed = log->n_events;
         return EL_OK;
     }
     el_status rc = db_fail(log, "COMMIT");
@@ -654,6 +682,7 @@ void mlog_rollback(struct mlog *log)
     log->n_dirty = 0;
     log->last_seq = log->last_seq_committed;
     log->last_event_seq = log->last_event_seq_committed;
+    log->n_events = log->n_events_committed;
     series_rollback(log);
 }
 
@@ -859,9 +888,14 @@ int64_t mlog_oldest_seq(struct mlog *log)
 el_status mlog_trim(struct mlog *log, int64_t upto)
 {
     sqlite3_stmt *st = NULL;
-    static const char *const sql[] = {"DELETE FROM events WHERE seq <= ?1",
-                                      "DELETE FROM dead_letters WHERE seq <= ?1",
-                                      "DELETE FROM blocks WHERE block < (?1 + 1) >> 10"};
+    /* trimmed_max_ts: the newest event time ever trimmed (a full recompute
+     * keeps the view buckets up to it: views.h). */
+    static const char *const sql[] = {
+        "INSERT OR REPLACE INTO meta SELECT 'trimmed_max_ts', max(coalesce((SELECT value FROM meta"
+        " WHERE key='trimmed_max_ts'), -9223372036854775807), coalesce((SELECT max(max_ts) FROM"
+        " blocks WHERE block < (?1 + 1) >> 10), -9223372036854775807))",
+        "DELETE FROM events WHERE seq <= ?1", "DELETE FROM dead_letters WHERE seq <= ?1",
+        "DELETE FROM blocks WHERE block < (?1 + 1) >> 10"};
     if (log->in_txn)
         return EL_INVAL;
     el_status rc = txn_begin(log);
@@ -873,10 +907,49 @@ el_status mlog_trim(struct mlog *log, int64_t upto)
         sqlite3_bind_int64(st, 1, upto);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = db_fail(log, "trimming");
+        else if (i == 1)
+            log->n_events -= sqlite3_changes(log->db);
         sqlite3_finalize(st);
     }
     if (rc == EL_OK)
         return mlog_commit(log);
     mlog_rollback(log);
     return rc;
+}
+
+int64_t mlog_event_count(const struct mlog *log)
+{
+    return log->n_events_committed;
+}
+
+int64_t mlog_oldest_ts(struct mlog *log)
+{
+    return query_int(log, "SELECT coalesce(min(min_ts), 0) FROM blocks", 0);
+}
+
+int64_t mlog_aged_upto(struct mlog *log, int64_t cutoff_ms, int64_t max_blocks)
+{
+    int64_t oldest = mlog_oldest_seq(log);
+    if (oldest <= 0)
+        return 0;
+    int64_t first = oldest >> MLOG_BLOCK_SHIFT, end = first + max_blocks, young = end;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(log->db,
+                           "SELECT block FROM blocks WHERE block >= ?1 AND block < ?2 AND"
+                           " max_ts >= ?3 ORDER BY block LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        (void)db_fail(log, "reading block summaries");
+        return 0;
+    }
+    sqlite3_bind_int64(st, 1, first);
+    sqlite3_bind_int64(st, 2, end);
+    sqlite3_bind_int64(st, 3, cutoff_ms);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        young = sqlite3_column_int64(st, 0);
+    else if (r != SQLITE_DONE)
+        young = first; /* cannot tell: nothing is old */
+    sqlite3_finalize(st);
+    int64_t upto = (young << MLOG_BLOCK_SHIFT) - 1;
+    return upto < log->last_seq_committed ? upto : log->last_seq_committed;
 }

@@ -83,8 +83,9 @@ static el_status setup_fds(struct core *c)
 /* The keys the core thread alone reads after start-up: SIGHUP applies
  * them. Every other key was handed to a module at start (options.c) or is
  * read by another thread: a change waits for a restart. */
-static const char *const CORE_LIVE_KEYS[] = {"log.level", "storage.max_bytes",
-                                             "storage.full_policy", "storage.flush_interval_ms"};
+static const char *const CORE_LIVE_KEYS[] = {
+    "log.level",         "storage.max_bytes", "storage.full_policy", "storage.flush_interval_ms",
+    "storage.max_age_s", "storage.keep_1m_s", "storage.keep_1h_s",   "storage.keep_1d_s"};
 
 struct reload_list {
     char applied[256], kept[512];
@@ -131,6 +132,10 @@ static void core_reload(struct core *c)
     c->live->storage.max_bytes = next->storage.max_bytes;
     c->live->storage.full_policy = next->storage.full_policy;
     c->live->storage.flush_interval_ms = next->storage.flush_interval_ms;
+    c->live->storage.max_age_s = next->storage.max_age_s;
+    c->live->storage.keep_1m_s = next->storage.keep_1m_s;
+    c->live->storage.keep_1h_s = next->storage.keep_1h_s;
+    c->live->storage.keep_1d_s = next->storage.keep_1d_s;
     free(next);
     if (!l.applied[0] && !l.kept[0])
         log_info("reload: the configuration is unchanged");

@@ -21,6 +21,7 @@
 #include "plat_clock.h"
 #include "plat_jsonw.h"
 #include "plat_log.h"
+#include "plat_time.h"
 #include "series_dict.h"
 #include "views.h"
 
@@ -116,6 +117,8 @@ struct serve {
     struct sum_state sum_at;    /* what sums[] is exact for (summarise) */
     struct speed_raw *last_buf; /* op last: both lanes' raw rings, 2 x raw_samples */
     bool *last_prov;
+    int dropped_res;                  /* a resolution the query needs was dropped (-1: none) */
+    int64_t dropped_before;           /*   its horizon (views.h RETENTION) */
     struct interval *iv0, *ivw, *ivt; /* log pieces: every seq / seq > W / the latter minus
                                        * the former */
     size_t n_iv0, n_ivt, iv_cap;
@@ -537,7 +540,11 @@ static el_status read_ladder(struct serve *sv, struct view_ctx *vc, uint32_t id,
         if (a >= b)
             continue;
         el_status st = read_ladder(sv, vc, id, lo, a, r - 1);
-        if (st == EL_OK)
+        if (a < views_horizon(sv->views, r)) {
+            sv->dropped_res = r; /* no coarser resolution fits: refuse (read_views) */
+            sv->dropped_before = views_horizon(sv->views, r);
+        }
+        if (st == EL_OK && sv->dropped_res < 0)
             st = views_read(sv->views, res, id, a, b, view_row, vc);
         if (st == EL_OK)
             st = read_ladder(sv, vc, id, b, hi, r - 1);
@@ -546,14 +553,35 @@ static el_status read_ladder(struct serve *sv, struct view_ctx *vc, uint32_t id,
     return EL_OK;
 }
 
+/* The range needs a view resolution that retention dropped (storage.keep_*):
+ * never answer it partly; say which step still works. */
+static el_status refuse_dropped(struct serve *sv, struct failure *f)
+{
+    static const char *const names[VIEWS_N_RES] = {"1 min", "1 h", "1 d"};
+    static const char *const keys[VIEWS_N_RES] = {"keep_1m_s", "keep_1h_s", "keep_1d_s"};
+    int r = sv->dropped_res;
+    char when[40];
+    plat_time_format_rfc3339(sv->dropped_before, PLAT_TIME_MS_NONZERO, when, sizeof when);
+    if (r + 1 < VIEWS_N_RES)
+        return refuse(f, "not_retained",
+                      "%s views before %s are no longer kept (storage.%s): ask with a step that "
+                      "is a multiple of %s and from/to on %s boundaries",
+                      names[r], when, keys[r], names[r + 1], names[r + 1]);
+    return refuse(f, "not_retained", "%s views before %s are no longer kept (storage.%s)", names[r],
+                  when, keys[r]);
+}
+
 static el_status read_views(struct serve *sv, struct failure *f)
 {
+    sv->dropped_res = -1;
     for (uint32_t i = 0; i < sv->n_members && sv->use_views; i++) {
         const struct member *m = &sv->members[i];
         struct view_ctx vc = {sv, (size_t)i * sv->n};
         el_status st = read_ladder(sv, &vc, m->id, sv->view_lo, m->views_hi, VIEWS_N_RES - 1);
         if (st != EL_OK)
             return read_failed(sv, st, f);
+        if (sv->dropped_res >= 0)
+            return refuse_dropped(sv, f);
     }
     if (sv->sketch_overflow)
         return refuse(f, "too_large", "the views' quantile sketches of this query do not fit");

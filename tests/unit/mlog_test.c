@@ -327,7 +327,8 @@ static void test_open_schema(void **state)
                      MLOG_SCHEMA_VERSION);
     int64_t created = peer_int(db, "SELECT value FROM meta WHERE key='created_ms'");
     assert_true(created >= before / 1000 * 1000 && created <= wall_now_ms() + 1000);
-    assert_int_equal(peer_int(db, "SELECT count(*) FROM meta"), 2);
+    assert_int_equal(peer_int(db, "SELECT count(*) FROM meta"), 3); /* + events */
+    assert_int_equal(peer_int(db, "SELECT value FROM meta WHERE key='events'"), 0);
 
     assert_int_equal(peer_int(db, "SELECT count(*) FROM boots"), 1);
     peer_text(db,
