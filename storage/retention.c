@@ -109,8 +109,11 @@ static bool step_to(const struct ladder_tier *t, int k, int64_t cutoff, bool pre
     cutoff = plat_align_down(cutoff, t->res_ms);
     if (t->rows <= 0 || t->oldest >= cutoff)
         return false;
-    int64_t chunk_end =
-        plat_align_down(t->oldest, t->res_ms) + RETENTION_LADDER_BUCKETS * t->res_ms;
+    /* Pressure sheds a day at a time (the core asks again while over). */
+    int64_t span = RETENTION_LADDER_BUCKETS * t->res_ms;
+    if (pressure && span > RETENTION_DAY_MS)
+        span = t->res_ms < RETENTION_DAY_MS ? RETENTION_DAY_MS : t->res_ms;
+    int64_t chunk_end = plat_align_down(t->oldest, t->res_ms) + span;
     out->tier = k;
     out->before = chunk_end < cutoff ? chunk_end : cutoff;
     out->pressure = pressure;

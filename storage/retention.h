@@ -67,7 +67,8 @@
 #define RETENTION_FLOOR_1H (30 * RETENTION_DAY_MS)
 #define RETENTION_FLOOR_1D (365 * RETENTION_DAY_MS)
 #define RETENTION_LADDER_N 3 /* = VIEWS_N_RES: 1 min, 1 h, 1 d */
-/* One ladder step removes at most this many buckets per series. */
+/* One ladder step removes at most this many buckets per series (pressure:
+ * at most a day's worth, or one bucket of 1 d). */
 #define RETENTION_LADDER_BUCKETS 10080
 
 struct retention_opts {

@@ -140,7 +140,10 @@ void core_retention_tick(struct core *c)
     if (r.views_behind && c->batch &&
         batch_watermark(c->batch) < (ev < c->visible_seq ? ev : c->visible_seq))
         batch_request(c->batch, false, "retention"); /* let the views catch up */
-    if (r.shed_views && c->batch)
+    /* Views are shed only once they cover everything: until then a run
+     * makes raw events removable (retention.h 1a before 1b). */
+    if (r.shed_views && c->batch &&
+        batch_watermark(c->batch) >= (ev < c->visible_seq ? ev : c->visible_seq))
         batch_request_shed(c->batch);
     retention_outcome(c, &r, drop_oldest);
 }
@@ -274,7 +277,10 @@ void core_status_tick(struct core *c, int64_t now, bool force)
                    (uint64_t)s.sync.parked_batches * 23 + (s.log_full_paused ? 29u : 0u) +
                    s.log_trimmed_events * 31 + (uint64_t)s.broker_dropped * 37 +
                    (uint64_t)s.sync.backlog_events * 41 + (uint64_t)s.clock_unanchored * 43 +
-                   s.clock_steps * 47 +
+                   s.clock_steps * 47 + (uint64_t)s.raw_events * 53 + s.aged_events * 59 +
+                   (uint64_t)s.batch.dropped_rows * 61 + (uint64_t)s.batch.tiers.tier[0].rows * 67 +
+                   (uint64_t)s.batch.tiers.tier[1].rows * 71 +
+                   (uint64_t)s.batch.tiers.tier[2].rows * 73 + (uint64_t)s.raw_oldest_ts * 79 +
                    plat_hash64(PLAT_HASH64_INIT, s.sync.last_error, strlen(s.sync.last_error));
     for (unsigned r = 0; r < INGEST_REASON_COUNT; r++)
         key = key * 3 + s.rejected[r];

@@ -91,8 +91,8 @@ static void test_ladder_pressure_order(void **state)
     assert_false(retention_ladder_next(t, NOW, false, false, &s));
     assert_true(retention_ladder_next(t, NOW, true, false, &s));
     assert_true(s.pressure);
-    assert_int_equal(s.tier, 0); /* the finest first */
-    assert_int_equal(s.before, NOW - 800 * DAY_MS + RETENTION_LADDER_BUCKETS * MIN_MS);
+    assert_int_equal(s.tier, 0);                             /* the finest first */
+    assert_int_equal(s.before, NOW - 800 * DAY_MS + DAY_MS); /* a day at a time */
     /* 1 min down to its floor: then 1 h. */
     t[0].oldest = NOW - RETENTION_FLOOR_1M;
     assert_true(retention_ladder_next(t, NOW, true, false, &s));
@@ -102,6 +102,9 @@ static void test_ladder_pressure_order(void **state)
     assert_false(retention_ladder_next(t, NOW, true, false, &s));
     assert_true(retention_ladder_next(t, NOW, true, true, &s));
     assert_int_equal(s.tier, 2);
+    assert_int_equal(s.before, NOW - 799 * DAY_MS); /* one 1 d bucket */
+    t[2].oldest = NOW - RETENTION_FLOOR_1D - DAY_MS;
+    assert_true(retention_ladder_next(t, NOW, true, true, &s));
     assert_int_equal(s.before, NOW - RETENTION_FLOOR_1D);
     t[2].oldest = NOW - RETENTION_FLOOR_1D;
     assert_false(retention_ladder_next(t, NOW, true, true, &s));
