@@ -133,6 +133,8 @@ static void publish_tiers(struct batch *b, struct views *v)
 static void ladder_pass(struct batch *b, struct views *v)
 {
     bool pressure = atomic_exchange(&b->shed, 0) != 0;
+    if (!plat_clock_synced())
+        return; /* bucket times are compared with the wall clock: only a true one */
     for (int i = 0; i < LADDER_STEPS && atomic_load(&b->requested) == REQ_NONE; i++) {
         struct ladder_tier lt[RETENTION_LADDER_N];
         struct ladder_step step;
@@ -177,7 +179,7 @@ static void *worker(void *arg)
     b->st.watermark_seq = atomic_load(&b->watermark);
     for (;;) {
         struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
+        clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += BATCH_LADDER_PERIOD_MS / 1000;
         while (!atomic_load(&b->stop) && atomic_load(&b->requested) == REQ_NONE &&
                !atomic_load(&b->shed))
@@ -214,7 +216,12 @@ el_status batch_new(const struct batch_opts *opts, struct batch **out)
         return EL_INVAL;
     }
     pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->cv, NULL);
+    /* The ladder's period is monotonic: a wall-clock step must not stretch it. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->cv, &ca);
+    pthread_condattr_destroy(&ca);
     const char *pause = getenv("EDGELAMBDA_FAULT_RECOMPUTE_PAUSE_MS");
     if (pause) {
         b->fault_pause_ms = strtol(pause, NULL, 10);

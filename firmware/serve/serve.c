@@ -357,13 +357,41 @@ static bool new_members(struct serve *sv)
 
 /* ---- pass 1: the speed layer ---- */
 
+static void cells_clear_at(struct serve *sv, size_t first, size_t cells)
+{
+    for (size_t i = first; i < first + cells; i++)
+        agg_init(&sv->aggs[i]);
+    memset(sv->from_bits + first, 0, cells);
+    memset(sv->need + first, 0, cells);
+    memset(sv->lane_count + first, 0, cells * sizeof sv->lane_count[0]);
+}
+
 static void cells_clear(struct serve *sv, size_t cells)
 {
-    for (size_t i = 0; i < cells; i++)
-        agg_init(&sv->aggs[i]);
-    memset(sv->from_bits, 0, cells);
-    memset(sv->need, 0, cells);
-    memset(sv->lane_count, 0, cells * sizeof sv->lane_count[0]);
+    cells_clear_at(sv, 0, cells);
+}
+
+/* Retention (views.h RETENTION): the coarsest view resolution dividing the
+ * step, and the newest horizon of the finer ones that divide it. A ring span
+ * starting below that horizon would need dropped buckets at its edge: such a
+ * series is read again with its span on the coarse resolution (read_speed). */
+static int64_t ring_align_horizon(struct serve *sv, int64_t *coarse_ms)
+{
+    int64_t w, need = 0;
+    int coarsest = -1;
+    *coarse_ms = VIEW_ALIGN_MS;
+    if (!sv->use_views || views_begin_read(sv->views, &w) != EL_OK)
+        return 0;
+    for (int r = 0; r < VIEWS_N_RES; r++)
+        if (sv->step % views_res_ms[r] == 0)
+            coarsest = r;
+    for (int r = 0; r < coarsest; r++)
+        if (sv->step % views_res_ms[r] == 0 && views_horizon(sv->views, r) > need)
+            need = views_horizon(sv->views, r);
+    views_end_read(sv->views);
+    if (coarsest >= 0)
+        *coarse_ms = views_res_ms[coarsest];
+    return need;
 }
 
 /* The member's spans from its speed read (see struct member). */
@@ -408,6 +436,7 @@ static el_status read_speed(struct serve *sv, struct failure *f)
         .align_ms = sv->use_views ? VIEW_ALIGN_MS : 0,
         .want_values = sv->quantiles,
     };
+    int64_t coarse_ms, need_h = ring_align_horizon(sv, &coarse_ms);
     sv->n_vals = 0;
     for (uint32_t i = 0; i < sv->n_members; i++) {
         struct member *m = &sv->members[i];
@@ -425,6 +454,15 @@ static el_status read_speed(struct serve *sv, struct failure *f)
         if (expired(sv))
             return read_failed(sv, EL_TIMEOUT, f);
         speed_read_range(sv->sp, m->id, &sq, &cc, &rd);
+        if (rd.span_lo[SPEED_EVENTS] < rd.span_hi[SPEED_EVENTS] &&
+            rd.span_lo[SPEED_EVENTS] < need_h) {
+            /* a series silent since before a horizon: its ring on the coarse grid */
+            struct speed_query coarse = sq;
+            coarse.align_ms = coarse_ms;
+            cells_clear_at(sv, at, sv->n);
+            cc.n_vals = 0;
+            speed_read_range(sv->sp, m->id, &coarse, &cc, &rd);
+        }
         if (rd.vals_overflow) {
             sv->vals_overflow = true;
             break;

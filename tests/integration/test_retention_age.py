@@ -22,10 +22,12 @@ over storage.max_bytes: covered raw events go first, then the oldest 1 min
 buckets are shed (never 1 h or 1 d here), until the total is under the bound.
 """
 import datetime
+import glob
 import json
 import math
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import time
@@ -285,5 +287,86 @@ def test_max_bytes_counts_views():
         td.cleanup()
 
 
+LIBS = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
+
+
+def storage_conf(max_age_d, keep_1m_d, keep_1h_d, keep_1d_d):
+    return "[storage]\nmax_age_s = %d\nkeep_1m_s = %d\nkeep_1h_s = %d\nkeep_1d_s = %d\n" % (
+        max_age_d * 86400, keep_1m_d * 86400, keep_1h_d * 86400, keep_1d_d * 86400)
+
+
+def test_months_pass_on_the_daemon_clock():
+    """The daemon's own clock moves on (libfaketime, wall clock only): ten days of
+    readings, then +25 days and +100 days; max_age and the ladder follow the
+    clock; a reload (SIGHUP) changes keep_1d_s live."""
+    td = TempDir("retention-faketime")
+    b = Broker(td.path).start()
+    ft = os.path.join(td.path, "faketime")
+    with open(ft, "w") as f:
+        f.write("+0\n")
+    d = Daemon(td.path, b, batch__max_lag_s=10, speed__slots=60)
+    d.config_text = storage_conf(30, 20, 60, 0)
+    d.env.update({"LD_PRELOAD": LIBS[0], "FAKETIME_TIMESTAMP_FILE": ft, "FAKETIME_NO_CACHE": "1",
+                  "FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+    now = int(time.time() * 1000)
+    s = Stream(count=14400, series=4, ts_base=now - 10 * DAY, step=MIN)
+
+    def moved(spec):
+        with open(ft, "w") as f:
+            f.write(spec + "\n")
+    try:
+        d.start()
+        loadgen(b, count=s.count, series=s.series, ts_base=s.ts_base, extra=["--ts-step", str(s.step)])
+        st = d.status(timeout=60 * SLOW, pred=lambda x: x["batch"]["watermark_seq"] == s.count and
+                      x["storage"].get("view_1m_rows") == s.count)
+        check(st["storage"]["raw_events"] == s.count and st["storage"]["view_1m_dropped_before"] is None,
+              "today: nothing is old yet: %s" % st["storage"])
+        # 25 days later: raw older than 30 d (now - 5 d) and 1 min views older than 20 d (all) go.
+        moved("+25d")
+        st = d.status(timeout=60 * SLOW, pred=lambda x: x["storage"]["view_1m_rows"] == 0 and
+                      x["storage"]["raw_aged_events"] > 0)
+        wait_until(lambda: s.ts(d.query1("SELECT min(seq) FROM events") - 1 + 1023) >= now - 5 * DAY - MIN,
+                   60 * SLOW, "raw events older than 30 days (of the fake clock) trimmed")
+        oldest = d.query1("SELECT min(seq) FROM events")
+        check(s.ts(oldest - 2) < now - 5 * DAY and oldest > 1, "trimmed up to seq %d" % oldest)
+        check(st["storage"]["view_1h_rows"] == 4 * 10 * 24 + 4 or st["storage"]["view_1h_rows"] >= 4 * 240,
+              "1 h views kept: %s" % st["storage"])
+        log("+25 d: raw from seq %d, 1 min views dropped before %s, 1 h %d rows" % (
+            oldest, st["storage"]["view_1m_dropped_before"], st["storage"]["view_1h_rows"]))
+        # 100 days later: every whole block of raw events and every 1 h view is gone; 1 d stays exact.
+        moved("+100d")
+        partial = s.count - (s.count + 1) // 1024 * 1024 + 1  # the newest block is not whole: it stays
+        st = d.status(timeout=60 * SLOW, pred=lambda x: x["storage"]["view_1h_rows"] == 0 and
+                      x["storage"]["raw_events"] == partial)
+        name = "sensors/dev2/temp"
+        lo = (now - 10 * DAY) // DAY * DAY
+        ans = query(b, name, lo, lo + 11 * DAY, "1d")
+        n = check_exact(ans, s.reference(name, lo, lo + 11 * DAY, DAY), "1 d step after 100 days")
+        ans = query(b, name, lo + DAY, lo + 2 * DAY, "1h")
+        check(not ans["ok"] and ans["error"]["code"] == "not_retained" and "keep_1h_s" in ans["error"]["message"],
+              "1 h step after 100 days: %s" % ans)
+        # A reload applies a keep duration for the 1 d views at once.
+        with open(os.path.join(td.path, "edgelambda.conf"), "w") as f:
+            f.write(storage_conf(30, 1, 2, 5))
+        d.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: "keep_1d_s" in d.log_text() and "reload: applied" in d.log_text(), 30 * SLOW, "reload")
+        st = d.status(timeout=60 * SLOW, pred=lambda x: x["storage"]["view_1d_rows"] == 0 and
+                      x["storage"]["view_1d_dropped_before"] is not None)
+        log("+100 d: %d raw events left (the newest partial block), 1 d answers exact (%d buckets), "
+            "1 h refused; after a reload with keep_1d_s = 5 d: 1 d views dropped before %s" % (
+                partial, n, st["storage"]["view_1d_dropped_before"]))
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
-    run([test_months_of_data, test_max_bytes_counts_views])
+    tests = [test_months_of_data, test_max_bytes_counts_views]
+    if LIBS and not os.environ.get("EL_EMULATOR") and "asan" not in os.path.basename(
+            os.path.normpath(os.environ.get("EL_BUILD_DIR", ""))).lower():
+        tests.append(test_months_pass_on_the_daemon_clock)
+    else:
+        log("test_months_pass_on_the_daemon_clock skipped: needs libfaketime and an uninstrumented native build")
+    run(tests)
