@@ -23,7 +23,7 @@
 #define DIRTY_BLOCKS 64
 
 struct block_range {
-    int64_t block, min_ts, max_ts;
+    int64_t block, min_ts, max_ts, n;
 };
 
 struct mlog {
@@ -44,7 +44,7 @@ struct mlog {
     uint32_t pending;
     int64_t last_seq, last_seq_committed;
     int64_t last_event_seq, last_event_seq_committed; /* events only, not dead letters */
-    int64_t n_events, n_events_committed;             /* rows of `events` (meta 'events') */
+    int64_t n_events, n_events_committed;             /* rows of `events` (sum of blocks.n) */
 };
 
 static const char *const schema_sql =
@@ -58,7 +58,7 @@ static const char *const schema_sql =
     " ts INTEGER NOT NULL, value REAL NOT NULL, recv INTEGER NOT NULL, mono INTEGER NOT NULL,"
     " boot INTEGER NOT NULL, flags INTEGER NOT NULL, payload BLOB);"
     "CREATE TABLE IF NOT EXISTS blocks(block INTEGER PRIMARY KEY, min_ts INTEGER NOT NULL,"
-    " max_ts INTEGER NOT NULL);"
+    " max_ts INTEGER NOT NULL, n INTEGER);"
     "CREATE TABLE IF NOT EXISTS unanchored(seq INTEGER PRIMARY KEY, series INTEGER NOT NULL,"
     " ts INTEGER NOT NULL, value REAL NOT NULL, recv INTEGER NOT NULL, mono INTEGER NOT NULL,"
     " boot INTEGER NOT NULL, flags INTEGER NOT NULL, payload BLOB);"
@@ -192,8 +192,9 @@ static el_status prepare_all(struct mlog *log)
     static const char ins_unanchored[] = "INSERT INTO unanchored(seq,series,ts,value,recv,mono,"
                                          "boot,flags,payload) VALUES(?,?,?,?,?,?,?,?,?)";
     static const char upsert_block[] =
-        "INSERT INTO blocks(block,min_ts,max_ts) VALUES(?,?,?) ON CONFLICT(block) DO UPDATE SET"
-        " min_ts=min(min_ts,excluded.min_ts), max_ts=max(max_ts,excluded.max_ts)";
+        "INSERT INTO blocks(block,min_ts,max_ts,n) VALUES(?,?,?,?) ON CONFLICT(block) DO UPDATE"
+        " SET min_ts=min(min_ts,excluded.min_ts), max_ts=max(max_ts,excluded.max_ts),"
+        " n=coalesce(n,0)+excluded.n";
     if (sqlite3_prepare_v3(log->db, upsert_block, -1, SQLITE_PREPARE_PERSISTENT, &log->upsert_block,
                            NULL) != SQLITE_OK)
         return db_fail(log, "preparing statements");
@@ -243,19 +244,6 @@ static el_status boot_register(struct mlog *log, const char *boot_id, int64_t wa
 /* mlog_open's one write transaction: the schema (created or checked), the
  * last sequences, this boot, and the waiting readings of boots that ended
  * unsynchronised retired to dead letters. */
-static el_status meta_put(struct mlog *log, const char *key, int64_t value)
-{
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(log->db, "INSERT OR REPLACE INTO meta VALUES(?1,?2)", -1, &st, NULL) !=
-        SQLITE_OK)
-        return db_fail(log, "writing meta");
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, value);
-    int r = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return r == SQLITE_DONE ? EL_OK : db_fail(log, "writing meta");
-}
-
 static el_status open_txn(struct mlog *log, const char *boot_id, int64_t wall_ms, int64_t mono_ms)
 {
     el_status rc = exec(log, "BEGIN IMMEDIATE");
@@ -285,16 +273,17 @@ static el_status open_txn(struct mlog *log, const char *boot_id, int64_t wall_ms
         log->last_seq = log->last_seq_committed = a > u ? a : u;
         rc = boot_register(log, boot_id, wall_ms, mono_ms);
     }
-    /* The event count, kept in meta by every commit; counted once for files
-     * written before it existed. */
-    if (rc == EL_OK) {
-        log->n_events = query_int(log, "SELECT value FROM meta WHERE key='events'", -1);
-        if (log->n_events < 0) {
-            log->n_events = query_int(log, "SELECT count(*) FROM events", 0);
-            rc = meta_put(log, "events", log->n_events);
-        }
-        log->n_events_committed = log->n_events;
-    }
+    /* Events per block (blocks.n, written with the summaries at no extra
+     * page): counted once for files written before it existed. */
+    if (rc == EL_OK &&
+        query_int(log, "SELECT count(*) FROM pragma_table_info('blocks') WHERE name='n'", 1) == 0)
+        rc = exec(log, "ALTER TABLE blocks ADD COLUMN n INTEGER");
+    if (rc == EL_OK)
+        rc = exec(log, "UPDATE blocks SET n = (SELECT count(*) FROM events WHERE seq >= "
+                       "blocks.block << 10 AND seq < (blocks.block + 1) << 10) WHERE n IS NULL");
+    if (rc == EL_OK)
+        log->n_events = log->n_events_committed =
+            query_int(log, "SELECT coalesce(sum(n), 0) FROM blocks", 0);
     if (rc == EL_OK)
         rc = retire_unanchored(log);
     if (rc == EL_OK)
@@ -483,6 +472,7 @@ static el_status blocks_flush(struct mlog *log)
         sqlite3_bind_int64(st, 1, log->dirty[i].block);
         sqlite3_bind_int64(st, 2, log->dirty[i].min_ts);
         sqlite3_bind_int64(st, 3, log->dirty[i].max_ts);
+        sqlite3_bind_int64(st, 4, log->dirty[i].n);
         int r = sqlite3_step(st);
         sqlite3_reset(st);
         if (r != SQLITE_DONE)
@@ -507,8 +497,10 @@ static el_status block_touch(struct mlog *log, int64_t b, int64_t ts)
         r->block = b;
         r->min_ts = ts;
         r->max_ts = ts;
+        r->n = 1;
         return EL_OK;
     }
+    r->n++;
     if (ts < r->min_ts)
         r->min_ts = ts;
     if (ts > r->max_ts)
@@ -652,8 +644,6 @@ el_status mlog_commit(struct mlog *log)
     if (!log->in_txn)
         return EL_OK;
     el_status bst = blocks_flush(log);
-    if (bst == EL_OK && log->n_events != log->n_events_committed)
-        bst = meta_put(log, "events", log->n_events);
     if (bst != EL_OK) {
         mlog_rollback(log);
         return bst;
@@ -895,7 +885,10 @@ el_status mlog_trim(struct mlog *log, int64_t upto)
         " WHERE key='trimmed_max_ts'), -9223372036854775807), coalesce((SELECT max(max_ts) FROM"
         " blocks WHERE block < (?1 + 1) >> 10), -9223372036854775807))",
         "DELETE FROM events WHERE seq <= ?1", "DELETE FROM dead_letters WHERE seq <= ?1",
-        "DELETE FROM blocks WHERE block < (?1 + 1) >> 10"};
+        "DELETE FROM blocks WHERE block < (?1 + 1) >> 10",
+        /* a block cut in the middle (retention cuts whole blocks) */
+        "UPDATE blocks SET n = (SELECT count(*) FROM events WHERE seq >= block << 10 AND seq < "
+        "(block + 1) << 10) WHERE block = (?1 + 1) >> 10 AND ((?1 + 1) & 1023) != 0"};
     if (log->in_txn)
         return EL_INVAL;
     el_status rc = txn_begin(log);

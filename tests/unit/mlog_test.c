@@ -299,10 +299,12 @@ static void test_open_schema(void **state)
                                       {"recv", "INTEGER", 1, 0}, {"mono", "INTEGER", 1, 0},
                                       {"boot", "INTEGER", 1, 0}, {"flags", "INTEGER", 1, 0},
                                       {"reason", "TEXT", 1, 0},  {"detail", "TEXT", 0, 0}};
-    static const struct col blocks[] = {
-        {"block", "INTEGER", 0, 1}, {"min_ts", "INTEGER", 1, 0}, {"max_ts", "INTEGER", 1, 0}};
+    static const struct col blocks[] = {{"block", "INTEGER", 0, 1},
+                                        {"min_ts", "INTEGER", 1, 0},
+                                        {"max_ts", "INTEGER", 1, 0},
+                                        {"n", "INTEGER", 0, 0}};
     expect_columns(db, "meta", meta, 2);
-    expect_columns(db, "blocks", blocks, 3);
+    expect_columns(db, "blocks", blocks, 4);
     expect_columns(db, "boots", boots, 5);
     expect_columns(db, "series", ser, 3);
     expect_columns(db, "events", events, 9);
@@ -327,8 +329,7 @@ static void test_open_schema(void **state)
                      MLOG_SCHEMA_VERSION);
     int64_t created = peer_int(db, "SELECT value FROM meta WHERE key='created_ms'");
     assert_true(created >= before / 1000 * 1000 && created <= wall_now_ms() + 1000);
-    assert_int_equal(peer_int(db, "SELECT count(*) FROM meta"), 3); /* + events */
-    assert_int_equal(peer_int(db, "SELECT value FROM meta WHERE key='events'"), 0);
+    assert_int_equal(peer_int(db, "SELECT count(*) FROM meta"), 2);
 
     assert_int_equal(peer_int(db, "SELECT count(*) FROM boots"), 1);
     peer_text(db,
