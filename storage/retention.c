@@ -50,11 +50,10 @@ static bool age_tick(struct mlog *log, const struct retention_opts *opts, int64_
         return false;
     int64_t aged = mlog_aged_upto(log, opts->now_ms - opts->max_age_ms,
                                   RETENTION_MAX_EVENTS >> MLOG_BLOCK_SHIFT);
+    out->aged_upto = aged;
     int64_t upto = range_end(oldest, RETENTION_MAX_EVENTS, aged < removable ? aged : removable);
     if (upto < oldest) {
-        /* old enough but not covered (or not shipped) yet */
-        out->views_behind = aged >= oldest + ((int64_t)1 << MLOG_BLOCK_SHIFT) - 1;
-        return false;
+        return false; /* old enough but not covered (or not shipped) yet */
     }
     trim(log, oldest, upto, out);
     out->by_age = true;
@@ -75,7 +74,7 @@ void retention_tick(struct mlog *log, const struct retention_opts *opts, int64_t
         return;
     int64_t oldest = mlog_oldest_seq(log);
     int64_t block = (int64_t)1 << MLOG_BLOCK_SHIFT;
-    out->views_behind = out->views_behind || removable < oldest + block - 1;
+    out->views_behind = removable < oldest + block - 1;
     out->shed_views = out->over && removable < oldest + block - 1;
     if (opts->drop_oldest && removable < oldest + block)
         removable = mlog_committed_seq(log); /* the user chose to lose the oldest */

@@ -92,7 +92,8 @@ struct retention_result {
     int64_t first, upto; /* RETENTION_TRIMMED */
     bool by_age;         /* RETENTION_TRIMMED by storage.max_age */
     bool over;           /* the total was over max_bytes (else: room for a commit) */
-    bool views_behind;   /* nothing removable yet for lack of view coverage: ask a run */
+    bool views_behind;   /* over, nothing removable yet (views or sync behind): ask a run */
+    int64_t aged_upto;   /* max_age: the blocks up to here are old (removable or not) */
     bool shed_views;     /* over, and no covered raw event is left: ask the ladder (1b) */
     el_status st;        /* RETENTION_FAILED */
 };

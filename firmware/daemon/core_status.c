@@ -136,10 +136,14 @@ void core_retention_tick(struct core *c)
     retention_tick(c->log, &ro, removable_upto(c), other, c->commit_no_space, &r);
     c->used_bytes = r.used_bytes;
     c->total_bytes = r.total_bytes;
+    /* Let the views catch up when they (not sync) keep old or excess raw
+     * events from going. */
     int64_t ev = mlog_committed_event_seq(c->log);
-    if (r.views_behind && c->batch &&
+    if (c->batch && !batch_running(c->batch) &&
+        ((r.views_behind && r.outcome != RETENTION_IDLE) ||
+         r.aged_upto > batch_watermark(c->batch)) &&
         batch_watermark(c->batch) < (ev < c->visible_seq ? ev : c->visible_seq))
-        batch_request(c->batch, false, "retention"); /* let the views catch up */
+        batch_request(c->batch, false, "retention");
     /* Views are shed only once they cover everything: until then a run
      * makes raw events removable (retention.h 1a before 1b). */
     if (r.shed_views && c->batch &&
