@@ -640,7 +640,8 @@ static el_status series_bounds(struct views *v, int k, int64_t *lo, int64_t *hi)
 
 /* Deletes tier k's buckets with t < before, series by series, committing
  * every DROP_TXN_ROWS rows or so. */
-static el_status drop_rows(struct views *v, int k, int64_t before, int64_t *deleted)
+static el_status drop_rows(struct views *v, int k, int64_t before, bool (*stop)(void *ctx),
+                           void *ctx, int64_t *deleted)
 {
     sqlite3_stmt *st = NULL;
     int64_t lo, hi, in_txn = 0;
@@ -663,6 +664,8 @@ static el_status drop_rows(struct views *v, int k, int64_t before, int64_t *dele
             *deleted += in_txn;
             in_txn = 0;
             rc = exec(v->db, "COMMIT");
+            if (rc == EL_OK && stop && stop(ctx))
+                break; /* the horizon stands; the next step deletes the rest */
             if (rc == EL_OK)
                 rc = exec(v->db, "BEGIN IMMEDIATE");
         }
@@ -677,7 +680,8 @@ static el_status drop_rows(struct views *v, int k, int64_t before, int64_t *dele
     return rc;
 }
 
-el_status views_drop(struct views *v, int k, int64_t before, int64_t *deleted)
+el_status views_drop(struct views *v, int k, int64_t before, bool (*stop)(void *ctx), void *ctx,
+                     int64_t *deleted)
 {
     char key[40];
     *deleted = 0;
@@ -693,7 +697,7 @@ el_status views_drop(struct views *v, int k, int64_t before, int64_t *deleted)
     else if (!sqlite3_get_autocommit(v->db))
         (void)exec(v->db, "ROLLBACK");
     if (rc == EL_OK)
-        rc = drop_rows(v, k, before, deleted);
+        rc = drop_rows(v, k, before, stop, ctx, deleted);
     v->rows[k] -= *deleted;
     return rc;
 }

@@ -134,9 +134,12 @@ int64_t views_horizon(const struct views *v, int k);
 
 /* Drops the buckets of resolution index k with t < before: first the
  * horizon (meta dropped_before_<res>, its own commit), then the rows, series
- * by series, a write transaction per DROP_TXN_ROWS rows or so. *deleted:
- * rows removed (also on failure: what was committed). */
-EL_MUST_CHECK el_status views_drop(struct views *v, int k, int64_t before, int64_t *deleted);
+ * by series, a write transaction per DROP_TXN_ROWS rows or so; stop(ctx)
+ * (may be NULL), asked after each such commit, ends it early (the rows left
+ * below the horizon go in a later step). *deleted: rows removed (also on
+ * failure: what was committed). */
+EL_MUST_CHECK el_status views_drop(struct views *v, int k, int64_t before, bool (*stop)(void *ctx),
+                                   void *ctx, int64_t *deleted);
 
 struct views_tier {
     int64_t rows;    /* buckets held */

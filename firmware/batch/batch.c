@@ -128,6 +128,13 @@ static void publish_tiers(struct batch *b, struct views *v)
     pthread_mutex_unlock(&b->mu);
 }
 
+/* A ladder step gives way to a requested run and to shutdown. */
+static bool ladder_interrupted(void *ctx)
+{
+    struct batch *b = ctx;
+    return atomic_load(&b->stop) || atomic_load(&b->requested) != REQ_NONE;
+}
+
 /* Applies the ladder (keep durations, and one pressure step when the core
  * asked) a bounded step at a time, from the tiers last published. */
 static void ladder_pass(struct batch *b, struct views *v)
@@ -135,7 +142,7 @@ static void ladder_pass(struct batch *b, struct views *v)
     bool pressure = atomic_exchange(&b->shed, 0) != 0;
     if (!plat_clock_synced())
         return; /* bucket times are compared with the wall clock: only a true one */
-    for (int i = 0; i < LADDER_STEPS && atomic_load(&b->requested) == REQ_NONE; i++) {
+    for (int i = 0; i < LADDER_STEPS && !ladder_interrupted(b); i++) {
         struct ladder_tier lt[RETENTION_LADDER_N];
         struct ladder_step step;
         pthread_mutex_lock(&b->mu);
@@ -147,7 +154,7 @@ static void ladder_pass(struct batch *b, struct views *v)
                                    atomic_load(&b->drop_oldest) != 0, &step))
             break;
         int64_t deleted = 0;
-        el_status rc = views_drop(v, step.tier, step.before, &deleted);
+        el_status rc = views_drop(v, step.tier, step.before, ladder_interrupted, b, &deleted);
         pthread_mutex_lock(&b->mu);
         b->st.dropped_rows += deleted;
         pthread_mutex_unlock(&b->mu);

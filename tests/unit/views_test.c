@@ -593,7 +593,7 @@ static void test_ladder_drop_and_horizon(void **state)
     int64_t cut = T0 + 2 * 86400000LL;
     int64_t below = views_count(f, "WHERE res=60000 AND t < 1767398400000");
     assert_true(below > 0);
-    assert_int_equal(views_drop(f->v, 0, cut, &deleted), EL_OK);
+    assert_int_equal(views_drop(f->v, 0, cut, NULL, NULL, &deleted), EL_OK);
     assert_int_equal(deleted, below);
     assert_int_equal(views_count(f, "WHERE res=60000 AND t < 1767398400000"), 0);
     assert_int_equal(views_tiers(f->v, &t), EL_OK);
