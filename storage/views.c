@@ -41,9 +41,12 @@ struct views {
      * horizon; a full run also keeps those whose raw events were trimmed). */
     int64_t floor[VIEWS_N_RES];
     int64_t run_new_rows[VIEWS_N_RES];
+    int64_t run_new_min[VIEWS_N_RES]; /* the oldest bucket a run added */
     /* The writer's row counts (views_tiers), exact once known. */
     int64_t rows[VIEWS_N_RES];
     bool rows_known;
+    int64_t oldest[VIEWS_N_RES]; /* the writer's oldest bucket per resolution (rows > 0) */
+    bool oldest_known;           /* kept as runs add rows; found again after a drop */
 };
 
 struct group {
@@ -363,7 +366,10 @@ static el_status group_merge_stored(struct views *v, struct group *grp)
     sqlite3_bind_int64(st, 2, grp->series);
     sqlite3_bind_int64(st, 3, grp->t);
     if (sqlite3_step(st) != SQLITE_ROW) {
-        v->run_new_rows[res_index(grp->res)]++;
+        int k = res_index(grp->res);
+        v->run_new_rows[k]++;
+        if (grp->t < v->run_new_min[k])
+            v->run_new_min[k] = grp->t;
     } else {
         struct agg a;
         row_to_agg(st, 0, &a);
@@ -569,6 +575,8 @@ static el_status write_run(struct views *v, struct mlog_reader *log, struct grou
     load_horizons(v);
     memset(v->run_new_rows, 0, sizeof v->run_new_rows);
     for (int k = 0; k < VIEWS_N_RES; k++)
+        v->run_new_min[k] = INT64_MAX;
+    for (int k = 0; k < VIEWS_N_RES; k++)
         v->floor[k] = v->horizon[k];
     if (full)
         rc = full_clear(v, run->trimmed_max_ts);
@@ -588,9 +596,12 @@ static el_status write_run(struct views *v, struct mlog_reader *log, struct grou
     if (rc == EL_OK)
         rc = exec(v->db, "COMMIT");
     if (rc == EL_OK && full)
-        v->rows_known = false; /* recounted when next asked */
-    for (int k = 0; k < VIEWS_N_RES && rc == EL_OK; k++)
+        v->rows_known = v->oldest_known = false; /* found again when next asked */
+    for (int k = 0; k < VIEWS_N_RES && rc == EL_OK; k++) {
+        if (v->run_new_rows[k] > 0 && (v->rows[k] == 0 || v->run_new_min[k] < v->oldest[k]))
+            v->oldest[k] = v->run_new_min[k];
         v->rows[k] += v->run_new_rows[k];
+    }
     if (rc != EL_OK && !sqlite3_get_autocommit(v->db))
         (void)exec(v->db, "ROLLBACK");
     return rc;
@@ -699,6 +710,7 @@ el_status views_drop(struct views *v, int k, int64_t before, bool (*stop)(void *
     if (rc == EL_OK)
         rc = drop_rows(v, k, before, stop, ctx, deleted);
     v->rows[k] -= *deleted;
+    v->oldest_known = false;
     return rc;
 }
 
@@ -770,10 +782,13 @@ el_status views_tiers(struct views *v, struct views_tiers *out)
     if (rc != EL_OK)
         return rc;
     load_horizons(v);
-    for (int k = 0; k < VIEWS_N_RES && rc == EL_OK; k++) {
+    for (int k = 0; k < VIEWS_N_RES && rc == EL_OK && !v->oldest_known; k++)
+        rc = oldest_bucket(v, k, &v->oldest[k]);
+    v->oldest_known = rc == EL_OK;
+    for (int k = 0; k < VIEWS_N_RES; k++) {
         out->tier[k].rows = v->rows[k];
         out->tier[k].horizon = v->horizon[k];
-        rc = oldest_bucket(v, k, &out->tier[k].oldest);
+        out->tier[k].oldest = v->rows[k] > 0 ? v->oldest[k] : 0;
     }
     (void)exec(v->db, "COMMIT");
     out->used_bytes =

@@ -150,9 +150,9 @@ struct views_tiers {
     struct views_tier tier[VIEWS_N_RES];
     int64_t used_bytes; /* views.db's pages in use */
 };
-/* What each resolution holds (the writer: its counts are kept as it writes
- * and deletes; counted once when unknown; the oldest bucket is one indexed
- * seek per series). */
+/* What each resolution holds (the writer: counts and oldest buckets are kept
+ * as it writes and deletes; counted once when unknown; the oldest bucket is
+ * found again, one indexed seek per series, after a drop or a full run). */
 EL_MUST_CHECK el_status views_tiers(struct views *v, struct views_tiers *out);
 
 #endif
