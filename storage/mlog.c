@@ -23,7 +23,7 @@
 #define DIRTY_BLOCKS 64
 
 struct block_range {
-    int64_t block, min_ts, max_ts;
+    int64_t block, min_ts, max_ts, n;
 };
 
 struct mlog {
@@ -45,6 +45,7 @@ struct mlog {
     uint32_t pending;
     int64_t last_seq, last_seq_committed;
     int64_t last_event_seq, last_event_seq_committed; /* events only, not dead letters */
+    int64_t n_events, n_events_committed;             /* rows of `events` (sum of blocks.n) */
 };
 
 static const char *const schema_sql =
@@ -58,7 +59,7 @@ static const char *const schema_sql =
     " ts INTEGER NOT NULL, value REAL NOT NULL, recv INTEGER NOT NULL, mono INTEGER NOT NULL,"
     " boot INTEGER NOT NULL, flags INTEGER NOT NULL, payload BLOB);"
     "CREATE TABLE IF NOT EXISTS blocks(block INTEGER PRIMARY KEY, min_ts INTEGER NOT NULL,"
-    " max_ts INTEGER NOT NULL);"
+    " max_ts INTEGER NOT NULL, n INTEGER);"
     "CREATE TABLE IF NOT EXISTS unanchored(seq INTEGER PRIMARY KEY, series INTEGER NOT NULL,"
     " ts INTEGER NOT NULL, value REAL NOT NULL, recv INTEGER NOT NULL, mono INTEGER NOT NULL,"
     " boot INTEGER NOT NULL, flags INTEGER NOT NULL, payload BLOB);"
@@ -194,8 +195,9 @@ static el_status prepare_all(struct mlog *log)
     static const char ins_unanchored[] = "INSERT INTO unanchored(seq,series,ts,value,recv,mono,"
                                          "boot,flags,payload) VALUES(?,?,?,?,?,?,?,?,?)";
     static const char upsert_block[] =
-        "INSERT INTO blocks(block,min_ts,max_ts) VALUES(?,?,?) ON CONFLICT(block) DO UPDATE SET"
-        " min_ts=min(min_ts,excluded.min_ts), max_ts=max(max_ts,excluded.max_ts)";
+        "INSERT INTO blocks(block,min_ts,max_ts,n) VALUES(?,?,?,?) ON CONFLICT(block) DO UPDATE"
+        " SET min_ts=min(min_ts,excluded.min_ts), max_ts=max(max_ts,excluded.max_ts),"
+        " n=coalesce(n,0)+excluded.n";
     if (sqlite3_prepare_v3(log->db, upsert_block, -1, SQLITE_PREPARE_PERSISTENT, &log->upsert_block,
                            NULL) != SQLITE_OK)
         return db_fail(log, "preparing statements");
@@ -281,6 +283,17 @@ static el_status open_txn(struct mlog *log, const char *boot_id, int64_t wall_ms
         log->last_seq = log->last_seq_committed = a > u ? a : u;
         rc = boot_register(log, boot_id, wall_ms, mono_ms);
     }
+    /* Events per block (blocks.n, written with the summaries at no extra
+     * page): counted once for files written before it existed. */
+    if (rc == EL_OK &&
+        query_int(log, "SELECT count(*) FROM pragma_table_info('blocks') WHERE name='n'", 1) == 0)
+        rc = exec(log, "ALTER TABLE blocks ADD COLUMN n INTEGER");
+    if (rc == EL_OK)
+        rc = exec(log, "UPDATE blocks SET n = (SELECT count(*) FROM events WHERE seq >= "
+                       "blocks.block << 10 AND seq < (blocks.block + 1) << 10) WHERE n IS NULL");
+    if (rc == EL_OK)
+        log->n_events = log->n_events_committed =
+            query_int(log, "SELECT coalesce(sum(n), 0) FROM blocks", 0);
     if (rc == EL_OK)
         rc = retire_unanchored(log);
     if (rc == EL_OK)
@@ -470,6 +483,7 @@ static el_status blocks_flush(struct mlog *log)
         sqlite3_bind_int64(st, 1, log->dirty[i].block);
         sqlite3_bind_int64(st, 2, log->dirty[i].min_ts);
         sqlite3_bind_int64(st, 3, log->dirty[i].max_ts);
+        sqlite3_bind_int64(st, 4, log->dirty[i].n);
         int r = sqlite3_step(st);
         sqlite3_reset(st);
         if (r != SQLITE_DONE)
@@ -494,8 +508,10 @@ static el_status block_touch(struct mlog *log, int64_t b, int64_t ts)
         r->block = b;
         r->min_ts = ts;
         r->max_ts = ts;
+        r->n = 1;
         return EL_OK;
     }
+    r->n++;
     if (ts < r->min_ts)
         r->min_ts = ts;
     if (ts > r->max_ts)
@@ -531,6 +547,7 @@ el_status mlog_append_event(struct mlog *log, const struct mlog_event *ev)
     rc = unanchored ? EL_OK : block_touch(log, ev->seq >> MLOG_BLOCK_SHIFT, ev->ts_ms);
     if (rc != EL_OK)
         return rc;
+    log->n_events += unanchored ? 0 : 1;
     log->pending++;
     if (ev->seq > log->last_seq)
         log->last_seq = ev->seq;
@@ -668,6 +685,7 @@ el_status mlog_commit(struct mlog *log)
         log->n_series_committed = series_dict_count(log->series);
         log->last_seq_committed = log->last_seq;
         log->last_event_seq_committed = log->last_event_seq;
+        log->n_events_committed = log->n_events;
         return EL_OK;
     }
     el_status rc = db_fail(log, "COMMIT");
@@ -685,6 +703,7 @@ void mlog_rollback(struct mlog *log)
     log->n_dirty = 0;
     log->last_seq = log->last_seq_committed;
     log->last_event_seq = log->last_event_seq_committed;
+    log->n_events = log->n_events_committed;
     series_rollback(log);
 }
 
@@ -890,9 +909,17 @@ int64_t mlog_oldest_seq(struct mlog *log)
 el_status mlog_trim(struct mlog *log, int64_t upto)
 {
     sqlite3_stmt *st = NULL;
-    static const char *const sql[] = {"DELETE FROM events WHERE seq <= ?1",
-                                      "DELETE FROM dead_letters WHERE seq <= ?1",
-                                      "DELETE FROM blocks WHERE block < (?1 + 1) >> 10"};
+    /* trimmed_max_ts: the newest event time ever trimmed (a full recompute
+     * keeps the view buckets up to it: views.h). */
+    static const char *const sql[] = {
+        "INSERT OR REPLACE INTO meta SELECT 'trimmed_max_ts', max(coalesce((SELECT value FROM meta"
+        " WHERE key='trimmed_max_ts'), -9223372036854775807), coalesce((SELECT max(max_ts) FROM"
+        " blocks WHERE block < (?1 + 1) >> 10), -9223372036854775807))",
+        "DELETE FROM events WHERE seq <= ?1", "DELETE FROM dead_letters WHERE seq <= ?1",
+        "DELETE FROM blocks WHERE block < (?1 + 1) >> 10",
+        /* a block cut in the middle (retention cuts whole blocks) */
+        "UPDATE blocks SET n = (SELECT count(*) FROM events WHERE seq >= block << 10 AND seq < "
+        "(block + 1) << 10) WHERE block = (?1 + 1) >> 10 AND ((?1 + 1) & 1023) != 0"};
     if (log->in_txn)
         return EL_INVAL;
     el_status rc = txn_begin(log);
@@ -904,10 +931,49 @@ el_status mlog_trim(struct mlog *log, int64_t upto)
         sqlite3_bind_int64(st, 1, upto);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = db_fail(log, "trimming");
+        else if (i == 1)
+            log->n_events -= sqlite3_changes(log->db);
         sqlite3_finalize(st);
     }
     if (rc == EL_OK)
         return mlog_commit(log);
     mlog_rollback(log);
     return rc;
+}
+
+int64_t mlog_event_count(const struct mlog *log)
+{
+    return log->n_events_committed;
+}
+
+int64_t mlog_oldest_ts(struct mlog *log)
+{
+    return query_int(log, "SELECT coalesce(min(min_ts), 0) FROM blocks", 0);
+}
+
+int64_t mlog_aged_upto(struct mlog *log, int64_t cutoff_ms, int64_t max_blocks)
+{
+    int64_t oldest = mlog_oldest_seq(log);
+    if (oldest <= 0)
+        return 0;
+    int64_t first = oldest >> MLOG_BLOCK_SHIFT, end = first + max_blocks, young = end;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(log->db,
+                           "SELECT block FROM blocks WHERE block >= ?1 AND block < ?2 AND"
+                           " max_ts >= ?3 ORDER BY block LIMIT 1",
+                           -1, &st, NULL) != SQLITE_OK) {
+        (void)db_fail(log, "reading block summaries");
+        return 0;
+    }
+    sqlite3_bind_int64(st, 1, first);
+    sqlite3_bind_int64(st, 2, end);
+    sqlite3_bind_int64(st, 3, cutoff_ms);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        young = sqlite3_column_int64(st, 0);
+    else if (r != SQLITE_DONE)
+        young = first; /* cannot tell: nothing is old */
+    sqlite3_finalize(st);
+    int64_t upto = (young << MLOG_BLOCK_SHIFT) - 1;
+    return upto < log->last_seq_committed ? upto : log->last_seq_committed;
 }

@@ -4,7 +4,10 @@
  *
  * FILE FORMAT (<storage.dir>/master.db, SQLite, WAL mode, schema_version 1):
  *
- *   meta(key TEXT PRIMARY KEY, value)            schema_version, created_ms
+ *   meta(key TEXT PRIMARY KEY, value)            schema_version, created_ms;
+ *                                                 trimmed_max_ts: the newest event
+ *                                                 time retention removed (absent:
+ *                                                 none)
  *   boots(id INTEGER PRIMARY KEY, boot_id TEXT UNIQUE NOT NULL,
  *         first_seq INTEGER NOT NULL, first_wall_ms INTEGER NOT NULL,
  *         first_mono_ms INTEGER NOT NULL)        one row per kernel boot seen
@@ -20,7 +23,9 @@
  *          flags INTEGER NOT NULL,                MLOG_F_* below
  *          payload BLOB)                          the raw MQTT payload
  *   blocks(block INTEGER PRIMARY KEY,             seq >> MLOG_BLOCK_SHIFT
- *          min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL)
+ *          min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,
+ *          n INTEGER)                             events in the block (added by
+ *                                                 mlog_open to older files)
  *                                                 block-range summary (BRIN-like):
  *                                                 the event-time range of every
  *                                                 block of 1024 sequences, written
@@ -211,6 +216,15 @@ int64_t mlog_oldest_seq(struct mlog *log);
  * ranges are expected), and their block summaries, in one transaction of
  * its own (commit first). */
 EL_MUST_CHECK el_status mlog_trim(struct mlog *log, int64_t upto);
+/* Rows of `events` committed (the sum of blocks.n, kept in memory). */
+int64_t mlog_event_count(const struct mlog *log);
+/* The oldest event time in the block summaries (0 when empty). */
+int64_t mlog_oldest_ts(struct mlog *log);
+/* Retention by age: the highest sequence such that every block from the
+ * oldest stored one up to it holds only events with ts < cutoff_ms, looking
+ * at most max_blocks blocks ahead (a block without events, dead letters only,
+ * counts as old). Below mlog_oldest_seq: nothing is that old. */
+int64_t mlog_aged_upto(struct mlog *log, int64_t cutoff_ms, int64_t max_blocks);
 
 /* Reads the events of one series with from_ms <= ts < to_ms and
  * after_seq < seq <= upto_seq, in sequence order, calling fn for each

@@ -524,3 +524,13 @@ el_status mlog_reader_first_recv_after(struct mlog_reader *r, int64_t after, int
         return EL_NOTFOUND;
     return s == SQLITE_ROW ? EL_OK : fail(r, s, "reading a receive time");
 }
+
+el_status mlog_reader_trimmed_max_ts(struct mlog_reader *r, int64_t *ts_ms)
+{
+    el_status rc = EL_OK;
+    *ts_ms = one_int(r,
+                     "SELECT coalesce((SELECT value FROM meta WHERE key='trimmed_max_ts'), "
+                     "-9223372036854775807)",
+                     &rc);
+    return rc;
+}

@@ -168,6 +168,10 @@ EL_MUST_CHECK el_status mlog_reader_scan_seq_chunk(struct mlog_reader *r, int64_
                                                    int64_t max_rows, unsigned flags,
                                                    mlog_chunk_fn fn, void *ctx, int64_t *last_seq);
 
+/* The newest event time retention ever removed (meta trimmed_max_ts);
+ * INT64_MIN + 1 when nothing was removed. EL_DB. */
+EL_MUST_CHECK el_status mlog_reader_trimmed_max_ts(struct mlog_reader *r, int64_t *ts_ms);
+
 /* Receive time (wall ms) of the event with the smallest seq > after;
  * EL_NOTFOUND if there is none, EL_DB. */
 EL_MUST_CHECK el_status mlog_reader_first_recv_after(struct mlog_reader *r, int64_t after,

@@ -58,6 +58,11 @@ static void check_sequences(sqlite3 *db, struct mlog_verify_report *r)
     r->events = one_int(db, "SELECT count(*) FROM events", 0);
     r->dead_letters = one_int(db, "SELECT count(*) FROM dead_letters", 0);
     r->waiting = one_int(db, "SELECT count(*) FROM unanchored", 0);
+    /* The per-block counts (status storage.raw_events) */
+    r->counted_events = one_int(db, "SELECT sum(n) FROM blocks", -1);
+    if (r->counted_events >= 0 && r->counted_events != r->events)
+        note(r, "the block summaries count %lld events but the master log holds %lld",
+             (long long)r->counted_events, (long long)r->events);
     r->first_seq = one_int(db,
                            "SELECT min(s) FROM (SELECT min(seq) s FROM events UNION ALL SELECT "
                            "min(seq) FROM dead_letters UNION ALL SELECT min(seq) FROM unanchored)",

@@ -7,6 +7,7 @@
  *   - SQLite's own integrity (PRAGMA quick_check) of master.db and views.db;
  *   - sequence continuity: every sequence from the oldest stored to the
  *     newest is an event, a dead letter or a waiting reading, once;
+ *   - the block summaries' event counts add up to the rows of `events`;
  *   - block summaries: each blocks row covers the event times of its block
  *     (the time index answers would otherwise miss rows);
  *   - batch views against a recompute: up to sample_rows view rows, spread
@@ -32,7 +33,8 @@
 struct mlog_verify_report {
     int64_t first_seq, last_seq; /* stored range (0, 0: empty) */
     int64_t events, dead_letters, waiting;
-    int64_t missing_seqs; /* gaps in first..last */
+    int64_t counted_events; /* sum of blocks.n (mlog.h; -1: none) */
+    int64_t missing_seqs;   /* gaps in first..last */
     int64_t blocks, bad_blocks;
     int64_t watermark_seq; /* the views' (0: no views) */
     int64_t views_checked, views_wrong, views_uncheckable;

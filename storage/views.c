@@ -34,6 +34,19 @@ struct views {
     bool in_read;
     bool (*expired)(void *ctx);
     void *expired_ctx;
+    /* Buckets with t < horizon[k] were dropped by the ladder (meta
+     * dropped_before_<res>): the read snapshot's, or the run's. */
+    int64_t horizon[VIEWS_N_RES];
+    /* A run: its buckets with t < floor[k] are left as they are (the
+     * horizon; a full run also keeps those whose raw events were trimmed). */
+    int64_t floor[VIEWS_N_RES];
+    int64_t run_new_rows[VIEWS_N_RES];
+    int64_t run_new_min[VIEWS_N_RES]; /* the oldest bucket a run added */
+    /* The writer's row counts (views_tiers), exact once known. */
+    int64_t rows[VIEWS_N_RES];
+    bool rows_known;
+    int64_t oldest[VIEWS_N_RES]; /* the writer's oldest bucket per resolution (rows > 0) */
+    bool oldest_known;           /* kept as runs add rows; found again after a drop */
 };
 
 struct group {
@@ -59,6 +72,9 @@ static const char schema_sql[] =
     " PRIMARY KEY(res, series, t)) WITHOUT ROWID;"
     "INSERT OR IGNORE INTO meta VALUES('schema_version', 1);"
     "INSERT OR IGNORE INTO meta VALUES('watermark_seq', 0);";
+
+/* How many ladder deletions one write transaction takes (views_drop). */
+#define DROP_TXN_ROWS 20000
 
 static el_status fail(sqlite3 *db, const char *what)
 {
@@ -165,6 +181,34 @@ int64_t views_watermark(struct views *v)
     return meta_int(v->db, "watermark_seq");
 }
 
+static int res_index(int64_t res)
+{
+    for (int k = 0; k < VIEWS_N_RES; k++)
+        if (views_res_ms[k] == res)
+            return k;
+    return 0;
+}
+
+static void horizon_key(int k, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "dropped_before_%lld", (long long)views_res_ms[k]);
+}
+
+/* Reads the ladder's horizons (in the caller's transaction). */
+static void load_horizons(struct views *v)
+{
+    char key[40];
+    for (int k = 0; k < VIEWS_N_RES; k++) {
+        horizon_key(k, key, sizeof key);
+        v->horizon[k] = meta_int(v->db, key);
+    }
+}
+
+int64_t views_horizon(const struct views *v, int k)
+{
+    return k >= 0 && k < VIEWS_N_RES ? v->horizon[k] : 0;
+}
+
 /* ---- reads ---- */
 
 el_status views_begin_read(struct views *v, int64_t *watermark_seq)
@@ -174,8 +218,10 @@ el_status views_begin_read(struct views *v, int64_t *watermark_seq)
     if (sqlite3_exec(v->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         return fail(v->db, "BEGIN");
     v->in_read = true;
-    /* The first read fixes the snapshot: the watermark and the rows agree. */
+    /* The first read fixes the snapshot: the watermark, the horizons and the
+     * rows agree. */
     *watermark_seq = meta_int(v->db, "watermark_seq");
+    load_horizons(v);
     return EL_OK;
 }
 
@@ -319,7 +365,12 @@ static el_status group_merge_stored(struct views *v, struct group *grp)
     sqlite3_bind_int64(st, 1, grp->res);
     sqlite3_bind_int64(st, 2, grp->series);
     sqlite3_bind_int64(st, 3, grp->t);
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        int k = res_index(grp->res);
+        v->run_new_rows[k]++;
+        if (grp->t < v->run_new_min[k])
+            v->run_new_min[k] = grp->t;
+    } else {
         struct agg a;
         row_to_agg(st, 0, &a);
         agg_merge(&grp->a, &a);
@@ -412,6 +463,8 @@ static bool aggregate_row(void *ctx, const struct mlog_chunk_row *row)
     for (int k = 0; k < VIEWS_N_RES && a->rc == EL_OK; k++) {
         int64_t res = views_res_ms[k];
         int64_t t = plat_align_down(row->ts_ms, res);
+        if (t < a->v->floor[k])
+            continue; /* dropped by the ladder, or kept from trimmed raw (full) */
         struct group *grp = group_get(a->g, res, row->series, t);
         if (!grp) {
             a->rc = groups_flush(a->v, a->g, a->run);
@@ -468,6 +521,8 @@ static el_status take_snapshot(struct views *v, struct mlog_reader *log, bool fu
     el_status rc = mlog_reader_begin(log);
     if (rc == EL_OK)
         rc = mlog_reader_snapshot_for_batch(log, &run->snapshot_seq);
+    if (rc == EL_OK && full)
+        rc = mlog_reader_trimmed_max_ts(log, &run->trimmed_max_ts);
     if (rc == EL_OK && !full &&
         mlog_reader_events_between(log, watermark, run->snapshot_seq, &any) != EL_OK)
         any = true; /* cannot tell: let the run find out */
@@ -476,6 +531,32 @@ static el_status take_snapshot(struct views *v, struct mlog_reader *log, bool fu
         run->previous_seq = run->snapshot_seq = watermark;
         run->skipped = true;
     }
+    return rc;
+}
+
+/* A full run's clearing: every bucket whose raw events are all still in the
+ * master log (t >= the first bucket after trimmed_max_ts) is deleted, to be
+ * rebuilt; older ones keep what the views learnt before retention removed
+ * their raw events, and the run adds nothing to them (floor). */
+static el_status full_clear(struct views *v, int64_t trimmed_max_ts)
+{
+    sqlite3_stmt *st = NULL;
+    el_status rc = EL_OK;
+    if (sqlite3_prepare_v2(v->db, "DELETE FROM views WHERE res=?1 AND t >= ?2", -1, &st, NULL) !=
+        SQLITE_OK)
+        return fail(v->db, "clearing views");
+    for (int k = 0; k < VIEWS_N_RES && rc == EL_OK; k++) {
+        int64_t keep = trimmed_max_ts > INT64_MIN + 1
+                           ? plat_align_up(trimmed_max_ts + 1, views_res_ms[k])
+                           : INT64_MIN;
+        v->floor[k] = keep > v->floor[k] ? keep : v->floor[k];
+        sqlite3_bind_int64(st, 1, views_res_ms[k]);
+        sqlite3_bind_int64(st, 2, keep);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = fail(v->db, "clearing views");
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
     return rc;
 }
 
@@ -491,8 +572,14 @@ static el_status write_run(struct views *v, struct mlog_reader *log, struct grou
         return rc;
     run->previous_seq = meta_int(v->db, "watermark_seq");
     int64_t lo = full ? 0 : run->previous_seq;
+    load_horizons(v);
+    memset(v->run_new_rows, 0, sizeof v->run_new_rows);
+    for (int k = 0; k < VIEWS_N_RES; k++)
+        v->run_new_min[k] = INT64_MAX;
+    for (int k = 0; k < VIEWS_N_RES; k++)
+        v->floor[k] = v->horizon[k];
     if (full)
-        rc = exec(v->db, "DELETE FROM views");
+        rc = full_clear(v, run->trimmed_max_ts);
     if (rc == EL_OK && run->snapshot_seq > lo)
         rc = aggregate_range(v, log, lo, run->snapshot_seq, g, cancel, yield_fn, yield_ctx, run);
     if (rc == EL_OK)
@@ -508,6 +595,13 @@ static el_status write_run(struct views *v, struct mlog_reader *log, struct grou
     /* The swap: one commit makes the whole new view visible at once. */
     if (rc == EL_OK)
         rc = exec(v->db, "COMMIT");
+    if (rc == EL_OK && full)
+        v->rows_known = v->oldest_known = false; /* found again when next asked */
+    for (int k = 0; k < VIEWS_N_RES && rc == EL_OK; k++) {
+        if (v->run_new_rows[k] > 0 && (v->rows[k] == 0 || v->run_new_min[k] < v->oldest[k]))
+            v->oldest[k] = v->run_new_min[k];
+        v->rows[k] += v->run_new_rows[k];
+    }
     if (rc != EL_OK && !sqlite3_get_autocommit(v->db))
         (void)exec(v->db, "ROLLBACK");
     return rc;
@@ -533,5 +627,172 @@ el_status views_recompute(struct views *v, const char *dir, bool full, atomic_in
     groups_cleanup(&g);
     run->wall_ms = plat_clock_mono_ms() - t0;
     run->cpu_s = thread_cpu_s() - cpu0;
+    return rc;
+}
+
+/* ---- the ladder (batch worker) ---- */
+
+static el_status series_bounds(struct views *v, int k, int64_t *lo, int64_t *hi)
+{
+    sqlite3_stmt *st = NULL;
+    *lo = 1;
+    *hi = 0;
+    if (sqlite3_prepare_v2(v->db, "SELECT min(series), max(series) FROM views WHERE res=?", -1, &st,
+                           NULL) != SQLITE_OK)
+        return fail(v->db, "reading view series");
+    sqlite3_bind_int64(st, 1, views_res_ms[k]);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *lo = sqlite3_column_int64(st, 0);
+        *hi = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return EL_OK;
+}
+
+/* Deletes tier k's buckets with t < before, series by series, committing
+ * every DROP_TXN_ROWS rows or so. */
+static el_status drop_rows(struct views *v, int k, int64_t before, bool (*stop)(void *ctx),
+                           void *ctx, int64_t *deleted)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t lo, hi, in_txn = 0;
+    el_status rc = series_bounds(v, k, &lo, &hi);
+    if (rc == EL_OK &&
+        sqlite3_prepare_v2(v->db, "DELETE FROM views WHERE res=?1 AND series=?2 AND t < ?3", -1,
+                           &st, NULL) != SQLITE_OK)
+        rc = fail(v->db, "preparing a ladder deletion");
+    if (rc == EL_OK)
+        rc = exec(v->db, "BEGIN IMMEDIATE");
+    for (int64_t s = lo; s <= hi && rc == EL_OK; s++) {
+        sqlite3_bind_int64(st, 1, views_res_ms[k]);
+        sqlite3_bind_int64(st, 2, s);
+        sqlite3_bind_int64(st, 3, before);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = fail(v->db, "dropping view rows");
+        sqlite3_reset(st);
+        in_txn += sqlite3_changes(v->db);
+        if (rc == EL_OK && in_txn >= DROP_TXN_ROWS) {
+            *deleted += in_txn;
+            in_txn = 0;
+            rc = exec(v->db, "COMMIT");
+            if (rc == EL_OK && stop && stop(ctx))
+                break; /* the horizon stands; the next step deletes the rest */
+            if (rc == EL_OK)
+                rc = exec(v->db, "BEGIN IMMEDIATE");
+        }
+    }
+    if (rc == EL_OK && !sqlite3_get_autocommit(v->db))
+        rc = exec(v->db, "COMMIT");
+    if (rc == EL_OK)
+        *deleted += in_txn;
+    if (!sqlite3_get_autocommit(v->db))
+        (void)exec(v->db, "ROLLBACK");
+    sqlite3_finalize(st);
+    return rc;
+}
+
+el_status views_drop(struct views *v, int k, int64_t before, bool (*stop)(void *ctx), void *ctx,
+                     int64_t *deleted)
+{
+    char key[40];
+    *deleted = 0;
+    if (k < 0 || k >= VIEWS_N_RES)
+        return EL_INVAL;
+    /* The horizon first: a reader that sees a bucket gone also sees why. */
+    horizon_key(k, key, sizeof key);
+    el_status rc = exec(v->db, "BEGIN IMMEDIATE");
+    if (rc == EL_OK && meta_int(v->db, key) < before)
+        rc = meta_set(v->db, key, before);
+    if (rc == EL_OK)
+        rc = exec(v->db, "COMMIT");
+    else if (!sqlite3_get_autocommit(v->db))
+        (void)exec(v->db, "ROLLBACK");
+    if (rc == EL_OK)
+        rc = drop_rows(v, k, before, stop, ctx, deleted);
+    v->rows[k] -= *deleted;
+    v->oldest_known = false;
+    return rc;
+}
+
+/* The oldest bucket of tier k: one indexed seek per series. */
+static el_status oldest_bucket(struct views *v, int k, int64_t *oldest)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t lo, hi;
+    el_status rc = series_bounds(v, k, &lo, &hi);
+    *oldest = 0;
+    if (rc == EL_OK && sqlite3_prepare_v2(v->db,
+                                          "SELECT t FROM views WHERE res=?1 AND series=?2"
+                                          " ORDER BY t LIMIT 1",
+                                          -1, &st, NULL) != SQLITE_OK)
+        rc = fail(v->db, "reading the oldest view row");
+    bool any = false;
+    for (int64_t s = lo; s <= hi && rc == EL_OK; s++) {
+        sqlite3_bind_int64(st, 1, views_res_ms[k]);
+        sqlite3_bind_int64(st, 2, s);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW && (!any || sqlite3_column_int64(st, 0) < *oldest)) {
+            *oldest = sqlite3_column_int64(st, 0);
+            any = true;
+        } else if (r != SQLITE_ROW && r != SQLITE_DONE) {
+            rc = fail(v->db, "reading the oldest view row");
+        }
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static el_status count_rows(struct views *v)
+{
+    sqlite3_stmt *st = NULL;
+    el_status rc = EL_OK;
+    if (sqlite3_prepare_v2(v->db, "SELECT count(*) FROM views WHERE res=?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return fail(v->db, "counting view rows");
+    for (int k = 0; k < VIEWS_N_RES && rc == EL_OK; k++) {
+        sqlite3_bind_int64(st, 1, views_res_ms[k]);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            v->rows[k] = sqlite3_column_int64(st, 0);
+        else
+            rc = fail(v->db, "counting view rows");
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    v->rows_known = rc == EL_OK;
+    return rc;
+}
+
+static int64_t pragma_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+el_status views_tiers(struct views *v, struct views_tiers *out)
+{
+    memset(out, 0, sizeof *out);
+    el_status rc = v->rows_known ? EL_OK : count_rows(v);
+    if (rc == EL_OK)
+        rc = exec(v->db, "BEGIN");
+    if (rc != EL_OK)
+        return rc;
+    load_horizons(v);
+    for (int k = 0; k < VIEWS_N_RES && rc == EL_OK && !v->oldest_known; k++)
+        rc = oldest_bucket(v, k, &v->oldest[k]);
+    v->oldest_known = rc == EL_OK;
+    for (int k = 0; k < VIEWS_N_RES; k++) {
+        out->tier[k].rows = v->rows[k];
+        out->tier[k].horizon = v->horizon[k];
+        out->tier[k].oldest = v->rows[k] > 0 ? v->oldest[k] : 0;
+    }
+    (void)exec(v->db, "COMMIT");
+    out->used_bytes =
+        pragma_int(v->db, "PRAGMA page_count") - pragma_int(v->db, "PRAGMA freelist_count");
+    out->used_bytes *= pragma_int(v->db, "PRAGMA page_size");
     return rc;
 }

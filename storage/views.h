@@ -21,7 +21,8 @@
  * the events in (watermark, S] — late ones included — are aggregated per
  * (res, series, bucket) and MERGED into the existing rows (aggregates are
  * mergeable, so this equals a recompute of those buckets). Full: every row
- * is deleted and rebuilt from all events <= S. The master log is read
+ * is deleted and rebuilt from all events <= S (except buckets whose raw
+ * events retention removed: RETENTION below). The master log is read
  * through a read-only master-log reader of the run's own (mlog_read.h: all
  * SQL on the master log's tables lives in storage/mlog*.c) in chunks of
  * VIEWS_CHUNK_ROWS events, each chunk in a short read transaction of its
@@ -38,6 +39,16 @@
  * ones after it, never a half-built view; a crash mid-run rolls back and
  * the old views keep serving. Memory is bounded: groups are flushed to the
  * database every VIEWS_MAX_GROUPS groups.
+ *
+ * RETENTION (storage/retention.h). The ladder drops old buckets of one
+ * resolution (views_drop): it first records meta dropped_before_<res> = T
+ * (the horizon: buckets of that resolution with t < T are no longer
+ * retained), then deletes them in bounded transactions. Queries read the
+ * horizons in their snapshot and never answer from a dropped resolution
+ * (serve.h). A run adds nothing below a horizon. A full run rebuilds only
+ * the buckets whose raw events are all still in the master log (t after the
+ * master log's trimmed_max_ts, aligned up per resolution); older buckets
+ * keep what earlier runs aggregated, since their raw events are gone.
  *
  * Threading: a struct views belongs to one thread. The batch worker owns a
  * writer; each serving thread owns a reader.
@@ -95,7 +106,8 @@ struct views_run {
     uint64_t groups;      /* view rows written */
     int64_t wall_ms;
     double cpu_s;
-    bool skipped; /* incremental run with no event to cover: nothing written */
+    bool skipped;           /* incremental run with no event to cover: nothing written */
+    int64_t trimmed_max_ts; /* full: the master log's (mlog.h meta); INT64_MIN + 1: none */
 };
 
 /* Runs one recompute against <dir>/master.db, through a master-log reader
@@ -113,5 +125,34 @@ EL_MUST_CHECK el_status views_recompute(struct views *v, const char *dir, bool f
                                         void *yield_ctx, struct views_run *run);
 /* The current watermark (its own short read). */
 int64_t views_watermark(struct views *v);
+
+/* ---- retention: the ladder (batch worker; storage/retention.h) ---- */
+
+/* The read snapshot's horizon of resolution index k (views_begin_read):
+ * buckets with t < it were dropped by the ladder (0: none dropped). */
+int64_t views_horizon(const struct views *v, int k);
+
+/* Drops the buckets of resolution index k with t < before: first the
+ * horizon (meta dropped_before_<res>, its own commit), then the rows, series
+ * by series, a write transaction per DROP_TXN_ROWS rows or so; stop(ctx)
+ * (may be NULL), asked after each such commit, ends it early (the rows left
+ * below the horizon go in a later step). *deleted: rows removed (also on
+ * failure: what was committed). */
+EL_MUST_CHECK el_status views_drop(struct views *v, int k, int64_t before, bool (*stop)(void *ctx),
+                                   void *ctx, int64_t *deleted);
+
+struct views_tier {
+    int64_t rows;    /* buckets held */
+    int64_t oldest;  /* oldest bucket start (rows > 0) */
+    int64_t horizon; /* buckets before it were dropped (0: none) */
+};
+struct views_tiers {
+    struct views_tier tier[VIEWS_N_RES];
+    int64_t used_bytes; /* views.db's pages in use */
+};
+/* What each resolution holds (the writer: counts and oldest buckets are kept
+ * as it writes and deletes; counted once when unknown; the oldest bucket is
+ * found again, one indexed seek per series, after a drop or a full run). */
+EL_MUST_CHECK el_status views_tiers(struct views *v, struct views_tiers *out);
 
 #endif

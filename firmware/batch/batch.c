@@ -22,6 +22,7 @@
 #include "plat_clock.h"
 #include "plat_idle.h"
 #include "plat_log.h"
+#include "retention.h"
 
 enum { REQ_NONE = 0, REQ_INCREMENTAL, REQ_FULL };
 
@@ -37,6 +38,9 @@ struct batch {
     atomic_int cancel;
     _Atomic int64_t watermark;
     struct batch_status st; /* under mu */
+    _Atomic int64_t keep_ms[VIEWS_N_RES];
+    atomic_int drop_oldest;
+    atomic_int shed; /* the core asks for a pressure step */
     char pending_trigger[16];
     long fault_pause_ms;
 
@@ -110,6 +114,63 @@ static void run_once(struct batch *b, struct views *v, bool full, const char *tr
     atomic_store(&b->running, 0);
 }
 
+/* Ladder steps per pass: a pass ends early for a requested run. */
+#define LADDER_STEPS 16
+
+static void publish_tiers(struct batch *b, struct views *v)
+{
+    struct views_tiers t;
+    if (views_tiers(v, &t) != EL_OK)
+        return;
+    pthread_mutex_lock(&b->mu);
+    b->st.tiers = t;
+    b->st.tiers_known = true;
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* A ladder step gives way to a requested run and to shutdown. */
+static bool ladder_interrupted(void *ctx)
+{
+    struct batch *b = ctx;
+    return atomic_load(&b->stop) || atomic_load(&b->requested) != REQ_NONE;
+}
+
+/* Applies the ladder (keep durations, and one pressure step when the core
+ * asked) a bounded step at a time, from the tiers last published. */
+static void ladder_pass(struct batch *b, struct views *v)
+{
+    bool pressure = atomic_exchange(&b->shed, 0) != 0;
+    if (!plat_clock_synced())
+        return; /* bucket times are compared with the wall clock: only a true one */
+    for (int i = 0; i < LADDER_STEPS && !ladder_interrupted(b); i++) {
+        struct ladder_tier lt[RETENTION_LADDER_N];
+        struct ladder_step step;
+        pthread_mutex_lock(&b->mu);
+        for (int k = 0; k < RETENTION_LADDER_N; k++)
+            lt[k] = (struct ladder_tier){views_res_ms[k], atomic_load(&b->keep_ms[k]),
+                                         b->st.tiers.tier[k].rows, b->st.tiers.tier[k].oldest};
+        pthread_mutex_unlock(&b->mu);
+        if (!retention_ladder_next(lt, plat_clock_wall_ms(), pressure,
+                                   atomic_load(&b->drop_oldest) != 0, &step))
+            break;
+        int64_t deleted = 0;
+        el_status rc = views_drop(v, step.tier, step.before, ladder_interrupted, b, &deleted);
+        pthread_mutex_lock(&b->mu);
+        b->st.dropped_rows += deleted;
+        pthread_mutex_unlock(&b->mu);
+        log_info("views retention: dropped %lld %s bucket(s) before %lld (%s)%s%s",
+                 (long long)deleted,
+                 step.tier == 0   ? "1 min"
+                 : step.tier == 1 ? "1 h"
+                                  : "1 d",
+                 (long long)step.before, step.pressure ? "over storage.max_bytes" : "keep duration",
+                 rc == EL_OK ? "" : ": ", rc == EL_OK ? "" : el_status_str(rc));
+        publish_tiers(b, v);
+        if (rc != EL_OK || step.pressure)
+            break; /* one pressure step per request: the core looks again */
+    }
+}
+
 static void *worker(void *arg)
 {
     struct batch *b = arg;
@@ -120,18 +181,28 @@ static void *worker(void *arg)
         return NULL;
     }
     atomic_store(&b->watermark, views_watermark(v));
+    publish_tiers(b, v);
     pthread_mutex_lock(&b->mu);
     b->st.watermark_seq = atomic_load(&b->watermark);
     for (;;) {
-        while (!atomic_load(&b->stop) && atomic_load(&b->requested) == REQ_NONE)
-            pthread_cond_wait(&b->cv, &b->mu);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += BATCH_LADDER_PERIOD_MS / 1000;
+        while (!atomic_load(&b->stop) && atomic_load(&b->requested) == REQ_NONE &&
+               !atomic_load(&b->shed))
+            if (pthread_cond_timedwait(&b->cv, &b->mu, &until) != 0)
+                break; /* the ladder's period */
         if (atomic_load(&b->stop))
             break;
         int req = atomic_exchange(&b->requested, REQ_NONE);
         char trigger[16];
         snprintf(trigger, sizeof trigger, "%s", b->pending_trigger);
         pthread_mutex_unlock(&b->mu);
-        run_once(b, v, req == REQ_FULL, trigger);
+        if (req != REQ_NONE) {
+            run_once(b, v, req == REQ_FULL, trigger);
+            publish_tiers(b, v);
+        }
+        ladder_pass(b, v);
         pthread_mutex_lock(&b->mu);
     }
     pthread_mutex_unlock(&b->mu);
@@ -152,7 +223,12 @@ el_status batch_new(const struct batch_opts *opts, struct batch **out)
         return EL_INVAL;
     }
     pthread_mutex_init(&b->mu, NULL);
-    pthread_cond_init(&b->cv, NULL);
+    /* The ladder's period is monotonic: a wall-clock step must not stretch it. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->cv, &ca);
+    pthread_condattr_destroy(&ca);
     const char *pause = getenv("EDGELAMBDA_FAULT_RECOMPUTE_PAUSE_MS");
     if (pause) {
         b->fault_pause_ms = strtol(pause, NULL, 10);
@@ -241,4 +317,19 @@ bool batch_running(struct batch *b)
 int64_t batch_watermark(struct batch *b)
 {
     return atomic_load(&b->watermark);
+}
+
+void batch_set_ladder(struct batch *b, const int64_t keep_ms[VIEWS_N_RES], bool drop_oldest)
+{
+    for (int k = 0; k < VIEWS_N_RES; k++)
+        atomic_store(&b->keep_ms[k], keep_ms[k]);
+    atomic_store(&b->drop_oldest, drop_oldest ? 1 : 0);
+}
+
+void batch_request_shed(struct batch *b)
+{
+    pthread_mutex_lock(&b->mu);
+    atomic_store(&b->shed, 1);
+    pthread_cond_signal(&b->cv);
+    pthread_mutex_unlock(&b->mu);
 }

@@ -13,6 +13,9 @@
  *   - lag: the oldest event not covered by the views is older than
  *     batch.max_lag_s (then it runs even when the board is busy).
  * A failed or cancelled run leaves the previous views serving.
+ * Between runs the worker also applies the views' retention ladder
+ * (batch_set_ladder: drops old buckets in bounded steps, views.h RETENTION)
+ * and publishes what each resolution holds (batch_status.tiers).
  *
  * Threading: batch_new/tick/request/free on the core thread; the worker
  * publishes its state through atomics and a mutex-protected run record.
@@ -36,6 +39,9 @@ struct batch_status {
     struct views_run last;    /* the last finished run */
     char last_trigger[16];
     char last_error[128];
+    struct views_tiers tiers; /* what each resolution holds (after the last run or drop) */
+    bool tiers_known;
+    int64_t dropped_rows; /* view rows the ladder removed since start */
 };
 
 /* What the batch layer needs of the configuration ([batch] keys and
@@ -66,5 +72,15 @@ void batch_get_status(struct batch *b, struct batch_status *out);
 bool batch_running(struct batch *b);
 /* Called by the worker after each swap (the core re-reads views lazily). */
 int64_t batch_watermark(struct batch *b);
+
+/* The views ladder (storage/retention.h 4): keep durations per resolution
+ * (ms, 0 = forever) and the policy; the core sets them every second (so a
+ * reload applies). The worker applies them after each run and every
+ * BATCH_LADDER_PERIOD_MS, a bounded step at a time, between runs. */
+#define BATCH_LADDER_PERIOD_MS 10000
+void batch_set_ladder(struct batch *b, const int64_t keep_ms[VIEWS_N_RES], bool drop_oldest);
+/* The core: over storage.max_bytes with no covered raw event left: shed
+ * views (retention.h 1b), one step now. */
+void batch_request_shed(struct batch *b);
 
 #endif

@@ -105,7 +105,7 @@ struct cfg_entry {
     const char *const *names; /* CFG_ENUM: names[i] is value i, NULL-terminated */
     cfg_check_fn check;       /* NULL or an extra check of string values */
     const char *help;         /* one or more lines, '\n'-separated */
-    bool live;                /* SIGHUP applies it (core.c, reload_rules): LIVE below */
+    bool live;                /* SIGHUP applies it (core_reload.c, reload_rules): LIVE below */
 };
 
 static bool check_mqtt_uri(const char *v, char *what, size_t whatlen);
@@ -147,7 +147,7 @@ _Static_assert(sizeof(enum el_durability) == sizeof(int) &&
 #define OFF(S, K) offsetof(struct el_config, S.K)
 #define SIZE(S, K) sizeof(((struct el_config *)0)->S.K)
 /* A key SIGHUP applies without a restart: the last argument of its row,
- * e.g. INT(query, deadline_ms, ..., "help", LIVE). core.c's reload_rules
+ * e.g. INT(query, deadline_ms, ..., "help", LIVE). core_reload.c's reload_rules
  * must have an apply function for it (checked at start). */
 #define LIVE +1
 #define ENTRY(S, K, TYPE, MIN, MAX, DEF, NAMES, CHECK, HELP, ...)                                  \
@@ -240,7 +240,9 @@ static const struct cfg_entry cfg_table[] = {
     INT(storage, flush_interval_ms, 1, 10000, "10",
         "Longest an event waits for its group commit (milliseconds).", LIVE),
     BYTES(storage, max_bytes, 0, 16384 * GIB, "0",
-          "Size bound of the master log; 0 means no limit, else at least 1M.", LIVE),
+          "Size bound of master.db + views.db + uncommitted journal records; 0 means no\n"
+          "limit, else at least 1M. Over it: covered raw events go first, then old views.",
+          LIVE),
     ENUM(storage, full_policy, full_policy_names, "stop_ingest",
          "At max_bytes with nothing removable: stop_ingest (the broker keeps the data)\n"
          "or drop_oldest.",
@@ -252,6 +254,15 @@ static const struct cfg_entry cfg_table[] = {
     BYTES(storage, journal_segment_bytes, MIB, GIB, "8M",
           "Size of one ingest journal segment; at least 4 * ingest.max_payload + 1M."),
     INT(storage, journal_segments, 2, 64, "4", "Number of ingest journal segments."),
+    INT64(storage, max_age_s, 0, 3153600000, "0",
+          "Raw events older than this (event time, seconds) are removed once the views\n"
+          "cover them and sync shipped them; 0 keeps them (max_bytes still applies).",
+          LIVE),
+    INT64(storage, keep_1m_s, 0, 3153600000, "2592000",
+          "Seconds of 1 min views kept (by bucket time); 0 keeps them forever.", LIVE),
+    INT64(storage, keep_1h_s, 0, 3153600000, "31536000",
+          "Seconds of 1 h views kept; 0 keeps them forever.", LIVE),
+    INT64(storage, keep_1d_s, 0, 3153600000, "0", "Seconds of 1 d views kept; 0: forever.", LIVE),
 
     INT(batch, idle_cpu_pct, 0, 100, "20",
         "Idle means CPU use below this percentage (see idle_for_s).", LIVE),
@@ -1468,6 +1479,17 @@ static el_status check_storage_sizes(const struct el_config *cfg, char *err, siz
         put_msg(err, errlen,
                 "[storage] max_bytes: must be 0 (no limit) or at least 1M; got %" PRId64,
                 cfg->storage.max_bytes);
+        return EL_INVAL;
+    }
+    /* The ladder: a finer resolution never outlives a coarser one (0 = forever). */
+    int64_t k1m = cfg->storage.keep_1m_s, k1h = cfg->storage.keep_1h_s,
+            k1d = cfg->storage.keep_1d_s;
+    if ((k1m == 0 && (k1h != 0 || k1d != 0)) || (k1h == 0 && k1d != 0) || (k1h != 0 && k1m > k1h) ||
+        (k1d != 0 && k1h > k1d)) {
+        put_msg(err, errlen,
+                "[storage] keep_1m_s, keep_1h_s, keep_1d_s: a finer view must not be kept longer "
+                "than a coarser one (0 = forever); got %" PRId64 ", %" PRId64 ", %" PRId64,
+                k1m, k1h, k1d);
         return EL_INVAL;
     }
     if (cfg->storage.hard_max_bytes != 0 && cfg->storage.hard_max_bytes < MIB) {

@@ -109,6 +109,9 @@ struct el_config {
         int64_t hard_max_bytes;          /* 0 = automatic (config.c) */
         int64_t journal_segment_bytes;   /* 8 MiB, >= 4*max_payload+1MiB */
         int journal_segments;            /* 4, 2..64 */
+        int64_t max_age_s;               /* 0 = off: raw events by event time */
+        int64_t keep_1m_s, keep_1h_s;    /* 30 d, 365 d of 1 min / 1 h views */
+        int64_t keep_1d_s;               /* 0 = forever */
     } storage;
     struct {
         int idle_cpu_pct;          /* 20, 0..100 */

@@ -132,10 +132,14 @@ struct core {
     uint64_t anchored;       /* events placed in time since start */
     int clock_synced_logged; /* -1 until the first tick */
 
-    /* retention (storage.max_bytes) */
+    /* retention (storage.max_bytes, max_age_s; storage/retention.h) */
     int64_t used_bytes;
+    int64_t total_bytes; /* what max_bytes bounds: master + views + journal */
     uint64_t trimmed_events;
-    bool log_full_paused; /* stop_ingest in force */
+    uint64_t aged_events;     /* of them, removed by storage.max_age_s */
+    int64_t raw_oldest_ts;    /* refreshed every RAW_TS_PERIOD_MS */
+    int64_t raw_oldest_at_ms; /* when (monotonic) */
+    bool log_full_paused;     /* stop_ingest in force */
     struct plat_log_limit retention_limit;
 };
 

@@ -68,6 +68,10 @@ static const struct reload_rule {
     {"storage.flush_interval_ms", apply_storage},
     {"storage.max_bytes", apply_storage},
     {"storage.full_policy", apply_storage},
+    {"storage.max_age_s", apply_storage},
+    {"storage.keep_1m_s", apply_storage},
+    {"storage.keep_1h_s", apply_storage},
+    {"storage.keep_1d_s", apply_storage},
     {"ingest.value_field", apply_decoding},
     {"ingest.ts_field", apply_decoding},
     {"ingest.fields", apply_decoding},
@@ -130,6 +134,10 @@ static el_status apply_storage(struct core *c, const struct el_config *next, cha
     c->live->storage.max_bytes = next->storage.max_bytes;
     c->live->storage.full_policy = next->storage.full_policy;
     c->live->storage.flush_interval_ms = next->storage.flush_interval_ms;
+    c->live->storage.max_age_s = next->storage.max_age_s; /* retention and the ladder: */
+    c->live->storage.keep_1m_s = next->storage.keep_1m_s; /* read at each tick */
+    c->live->storage.keep_1h_s = next->storage.keep_1h_s;
+    c->live->storage.keep_1d_s = next->storage.keep_1d_s;
     return EL_OK;
 }
 

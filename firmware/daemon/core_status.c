@@ -16,6 +16,8 @@
 
 /* ---- retention ---- */
 
+#define RAW_TS_PERIOD_MS 10000 /* status: the oldest event time, at most this often */
+
 /* Highest sequence retention may remove without losing anything: covered by
  * the batch views (which keep the history at 1 min/1 h/1 d) and, with sync
  * enabled, acknowledged upstream. */
@@ -49,47 +51,105 @@ void core_set_paused(struct core *c, bool paused)
         log_info("master log back under storage.max_bytes: ingest resumes");
 }
 
+/* What storage.max_bytes counts beside master.db: views.db's used pages (as
+ * the batch worker last measured them) and the journal's uncommitted records. */
+static int64_t other_bytes(struct core *c)
+{
+    int64_t n = (int64_t)journal_uncommitted_bytes(c->journal);
+    if (c->batch) {
+        struct batch_status bs;
+        batch_get_status(c->batch, &bs);
+        n += bs.tiers.used_bytes;
+    }
+    return n;
+}
+
+/* The views ladder's settings go to the batch worker every second (a reload
+ * applies them). */
+static void ladder_settings(struct core *c)
+{
+    const struct el_config *cfg = c->cfg;
+    int64_t keep[VIEWS_N_RES] = {cfg->storage.keep_1m_s * 1000, cfg->storage.keep_1h_s * 1000,
+                                 cfg->storage.keep_1d_s * 1000};
+    batch_set_ladder(c->batch, keep, cfg->storage.full_policy == EL_FULL_DROP_OLDEST);
+}
+
+static void retention_outcome(struct core *c, const struct retention_result *r, bool drop_oldest)
+{
+    switch (r->outcome) {
+    case RETENTION_IDLE: core_set_paused(c, false); break;
+    case RETENTION_BLOCKED: core_set_paused(c, !drop_oldest); break;
+    case RETENTION_FAILED:
+        plat_log_limited(&c->retention_limit, 60000, PLAT_LOG_ERROR, "retention failed: %s",
+                         el_status_str(r->st));
+        break;
+    case RETENTION_TRIMMED:
+        c->raw_oldest_at_ms = 0; /* status reads the oldest event time again */
+        c->trimmed_events += (uint64_t)(r->upto - r->first + 1);
+        if (r->by_age)
+            c->aged_events += (uint64_t)(r->upto - r->first + 1);
+        plat_log_limited(&c->retention_limit, 60000, PLAT_LOG_INFO,
+                         "retention: removed sequences %lld..%lld from the master log (%s)",
+                         (long long)r->first, (long long)r->upto,
+                         r->by_age ? "older than storage.max_age_s"
+                         : r->over ? "over storage.max_bytes"
+                                   : "a commit did not fit under the hard quota");
+        if (!r->by_age) {
+            c->commit_no_space = false; /* room was made: the next failure says again */
+            core_set_paused(c, false);
+        }
+        break;
+    }
+}
+
 /* Once a second: storage/retention.h keeps the master log under
- * storage.max_bytes; here what its outcome means for ingest. */
+ * storage.max_bytes and max_age_s; here what its outcome means for ingest. */
 void core_retention_tick(struct core *c)
 {
     const struct el_config *cfg = c->cfg;
-    struct retention_opts ro = {cfg->storage.max_bytes,
-                                cfg->storage.full_policy == EL_FULL_DROP_OLDEST};
+    bool drop_oldest = cfg->storage.full_policy == EL_FULL_DROP_OLDEST;
+    /* Event time is compared with the wall clock: only a synchronised one. */
+    struct retention_opts ro = {cfg->storage.max_bytes, drop_oldest,
+                                plat_clock_synced() ? cfg->storage.max_age_s * 1000 : 0,
+                                plat_clock_wall_ms()};
     struct retention_result r;
-    if (cfg->storage.max_bytes <= 0)
+    if (c->batch)
+        ladder_settings(c);
+    int64_t other = other_bytes(c);
+    if (cfg->storage.max_bytes <= 0 && ro.max_age_ms <= 0) {
+        c->used_bytes = mlog_used_bytes(c->log);
+        c->total_bytes = c->used_bytes + other;
+        core_set_paused(c, false); /* a reload may have lifted the bound */
         return;
+    }
     if (c->batch && batch_running(c->batch)) {
         /* A run reads the log in chunks: nothing may vanish under it (views.h). */
         c->used_bytes = mlog_used_bytes(c->log);
-        if (c->used_bytes <= cfg->storage.max_bytes && !c->commit_no_space)
+        c->total_bytes = c->used_bytes + other;
+        if ((cfg->storage.max_bytes <= 0 || c->total_bytes <= cfg->storage.max_bytes) &&
+            !c->commit_no_space)
             core_set_paused(c, false);
         return;
     }
     if (c->oldest_pending_mono_ms != 0 && !c->storage_failed)
         core_commit(c); /* mlog_trim needs no transaction open */
-    retention_tick(c->log, &ro, removable_upto(c), c->commit_no_space, &r);
+    retention_tick(c->log, &ro, removable_upto(c), other, c->commit_no_space, &r);
     c->used_bytes = r.used_bytes;
-    if (r.views_behind && c->batch && r.outcome != RETENTION_IDLE)
-        batch_request(c->batch, false, "retention"); /* let the views catch up */
-    switch (r.outcome) {
-    case RETENTION_IDLE: core_set_paused(c, false); break;
-    case RETENTION_BLOCKED: core_set_paused(c, !ro.drop_oldest); break;
-    case RETENTION_FAILED:
-        plat_log_limited(&c->retention_limit, 60000, PLAT_LOG_ERROR, "retention failed: %s",
-                         el_status_str(r.st));
-        break;
-    case RETENTION_TRIMMED:
-        c->trimmed_events += (uint64_t)(r.upto - r.first + 1);
-        plat_log_limited(
-            &c->retention_limit, 60000, PLAT_LOG_INFO,
-            "retention: removed sequences %lld..%lld from the master log (max_bytes %lld%s)",
-            (long long)r.first, (long long)r.upto, (long long)cfg->storage.max_bytes,
-            r.over ? "" : "; a commit did not fit under the hard quota");
-        c->commit_no_space = false; /* room was made: the next failure says again */
-        core_set_paused(c, false);
-        break;
-    }
+    c->total_bytes = r.total_bytes;
+    /* Let the views catch up when they (not sync) keep old or excess raw
+     * events from going. */
+    int64_t ev = mlog_committed_event_seq(c->log);
+    if (c->batch && !batch_running(c->batch) &&
+        ((r.views_behind && r.outcome != RETENTION_IDLE) ||
+         r.aged_upto > batch_watermark(c->batch)) &&
+        batch_watermark(c->batch) < (ev < c->visible_seq ? ev : c->visible_seq))
+        batch_request(c->batch, false, "retention");
+    /* Views are shed only once they cover everything: until then a run
+     * makes raw events removable (retention.h 1a before 1b). */
+    if (r.shed_views && c->batch &&
+        batch_watermark(c->batch) >= (ev < c->visible_seq ? ev : c->visible_seq))
+        batch_request_shed(c->batch);
+    retention_outcome(c, &r, drop_oldest);
 }
 
 /* ---- status ---- */
@@ -184,6 +244,14 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->log_full_paused = c->log_full_paused;
     s->log_trimmed_events = c->trimmed_events;
     s->log_oldest_seq = c->trimmed_events ? mlog_oldest_seq(c->log) : 1;
+    s->storage_total_bytes = c->total_bytes ? c->total_bytes : c->used_bytes;
+    s->raw_events = mlog_event_count(c->log);
+    if (c->raw_oldest_at_ms == 0 || now - c->raw_oldest_at_ms >= RAW_TS_PERIOD_MS) {
+        c->raw_oldest_ts = mlog_oldest_ts(c->log); /* a scan of the block summaries */
+        c->raw_oldest_at_ms = now;
+    }
+    s->raw_oldest_ts = c->raw_oldest_ts;
+    s->aged_events = c->aged_events;
     s->series = mlog_series_count(c->log);
     s->speed_memory_bytes = speed_memory_bytes(c->speed);
     s->has_queries = c->requests != NULL;
@@ -244,7 +312,10 @@ void core_status_tick(struct core *c, int64_t now, bool force)
                    (uint64_t)s.sync.parked_batches * 23 + (s.log_full_paused ? 29u : 0u) +
                    s.log_trimmed_events * 31 + (uint64_t)s.broker_dropped * 37 +
                    (uint64_t)s.sync.backlog_events * 41 + (uint64_t)s.clock_unanchored * 43 +
-                   s.clock_steps * 47 +
+                   s.clock_steps * 47 + (uint64_t)s.raw_events * 53 + s.aged_events * 59 +
+                   (uint64_t)s.batch.dropped_rows * 61 + (uint64_t)s.batch.tiers.tier[0].rows * 67 +
+                   (uint64_t)s.batch.tiers.tier[1].rows * 71 +
+                   (uint64_t)s.batch.tiers.tier[2].rows * 73 + (uint64_t)s.raw_oldest_ts * 79 +
                    plat_hash64(PLAT_HASH64_INIT, s.sync.last_error, strlen(s.sync.last_error));
     for (unsigned r = 0; r < INGEST_REASON_COUNT; r++)
         key = key * 3 + s.rejected[r];

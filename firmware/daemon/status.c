@@ -48,6 +48,10 @@ static bool bounded(const struct status_snapshot *s)
 {
     return s->log_max_bytes > 0;
 }
+static bool tiers(const struct status_snapshot *s)
+{
+    return s->batch.tiers_known;
+}
 static bool ran(const struct status_snapshot *s)
 {
     return s->batch.runs > 0;
@@ -189,6 +193,43 @@ static const struct status_field log_fields[] = {
        GAUGE("edgelambda_log_oldest_seq", "Lowest sequence still in the master log.")),
     F("error", SK_STR, storage_error,
       SET("edgelambda_log_error", "1 while storage fails (status log.error says why).")),
+};
+#define VIEW_TIER(name, k)                                                                         \
+    FW("view_" name "_rows", SK_I64, batch.tiers.tier[k].rows, tiers,                              \
+       GAUGE("edgelambda_storage_view_" name "_rows", "Batch view rows of " name " buckets.")),    \
+        FW("view_" name "_oldest", SK_TIME, batch.tiers.tier[k].oldest, tiers,                     \
+           GAUGE("edgelambda_storage_view_" name "_oldest_timestamp_seconds",                      \
+                 "Start of the oldest " name " bucket (epoch seconds).")),                         \
+        FW("view_" name "_dropped_before", SK_TIME, batch.tiers.tier[k].horizon, tiers,            \
+           GAUGE("edgelambda_storage_view_" name "_dropped_before_timestamp_seconds",              \
+                 name " buckets before this were dropped by retention (epoch seconds)."))
+static const struct status_field storage_fields[] = {
+    F("total_bytes", SK_I64, storage_total_bytes,
+      GAUGE("edgelambda_storage_total_bytes",
+            "master.db and views.db pages in use plus uncommitted journal records: what "
+            "storage.max_bytes bounds.")),
+    FW("max_bytes", SK_I64, log_max_bytes, bounded,
+       GAUGE("edgelambda_storage_max_bytes", "storage.max_bytes.")),
+    F("raw_events", SK_I64, raw_events,
+      GAUGE("edgelambda_storage_raw_events", "Raw events in the master log.")),
+    F("raw_oldest", SK_TIME, raw_oldest_ts,
+      GAUGE("edgelambda_storage_raw_oldest_timestamp_seconds",
+            "Event time of the oldest raw event (epoch seconds).")),
+    F("raw_bytes", SK_I64, log_used_bytes,
+      GAUGE("edgelambda_storage_raw_bytes", "master.db pages in use.")),
+    F("raw_aged_events", SK_U64, aged_events,
+      COUNTER("edgelambda_storage_raw_aged_events_total",
+              "Raw events removed for being older than storage.max_age_s.")),
+    F("journal_bytes", SK_U64, journal_bytes,
+      GAUGE("edgelambda_storage_journal_bytes", "Journal records not committed yet.")),
+    FW("views_bytes", SK_I64, batch.tiers.used_bytes, tiers,
+       GAUGE("edgelambda_storage_views_bytes", "views.db pages in use.")),
+    VIEW_TIER("1m", 0),
+    VIEW_TIER("1h", 1),
+    VIEW_TIER("1d", 2),
+    FW("views_dropped_rows", SK_I64, batch.dropped_rows, tiers,
+       COUNTER("edgelambda_storage_views_dropped_rows_total",
+               "Batch view rows removed by the retention ladder since start.")),
 };
 static const struct status_field speed_fields[] = {
     F("series", SK_U64, series, GAUGE("edgelambda_speed_series", "Series known.")),
@@ -419,6 +460,7 @@ const struct status_section status_sections[] = {
     {"mqtt", mqtt_fields, N(mqtt_fields), NULL},
     {"ingest", ingest_fields, N(ingest_fields), NULL},
     {"log", log_fields, N(log_fields), NULL},
+    {"storage", storage_fields, N(storage_fields), NULL},
     {"speed", speed_fields, N(speed_fields), NULL},
     {"queries", query_fields, N(query_fields), serving},
     {"continuous", continuous_fields, N(continuous_fields), serving},

@@ -89,6 +89,11 @@ struct status_snapshot {
     bool log_full_paused;        /* stop_ingest in force */
     uint64_t log_trimmed_events; /* removed by retention since start */
     int64_t log_oldest_seq;      /* raw events below this are only in the views */
+    /* storage: what each tier holds (storage/retention.h); the views' from batch.tiers */
+    int64_t storage_total_bytes; /* master + views + journal: what max_bytes bounds */
+    int64_t raw_events;          /* rows of the master log's events table */
+    int64_t raw_oldest_ts;       /* oldest event time (block summaries), 0: none */
+    uint64_t aged_events;        /* removed by storage.max_age_s since start */
     uint64_t series;
     uint64_t speed_memory_bytes;
     bool has_queries;

@@ -145,10 +145,11 @@ struct requests {
 const char *requests_error_str(enum requests_error e)
 {
     static const char *const names[RQ_ERR_COUNT] = {
-        [RQ_ERR_BAD_REQUEST] = "bad_request", [RQ_ERR_TOO_LARGE] = "too_large",
-        [RQ_ERR_TIMEOUT] = "timeout",         [RQ_ERR_NOT_FOUND] = "not_found",
-        [RQ_ERR_UNSUPPORTED] = "unsupported", [RQ_ERR_BUSY] = "busy",
-        [RQ_ERR_UNAVAILABLE] = "unavailable", [RQ_ERR_INTERNAL] = "internal",
+        [RQ_ERR_BAD_REQUEST] = "bad_request",   [RQ_ERR_TOO_LARGE] = "too_large",
+        [RQ_ERR_TIMEOUT] = "timeout",           [RQ_ERR_NOT_FOUND] = "not_found",
+        [RQ_ERR_UNSUPPORTED] = "unsupported",   [RQ_ERR_BUSY] = "busy",
+        [RQ_ERR_UNAVAILABLE] = "unavailable",   [RQ_ERR_INTERNAL] = "internal",
+        [RQ_ERR_NOT_RETAINED] = "not_retained",
     };
     return (unsigned)e < RQ_ERR_COUNT ? names[e] : "internal";
 }

@@ -63,6 +63,7 @@ enum requests_error {
     RQ_ERR_BUSY,
     RQ_ERR_UNAVAILABLE,
     RQ_ERR_INTERNAL,
+    RQ_ERR_NOT_RETAINED, /* the resolution the query needs was dropped by retention */
     RQ_ERR_COUNT
 };
 const char *requests_error_str(enum requests_error e);

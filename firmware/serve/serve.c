@@ -21,6 +21,7 @@
 #include "plat_clock.h"
 #include "plat_jsonw.h"
 #include "plat_log.h"
+#include "plat_time.h"
 #include "series_dict.h"
 #include "views.h"
 
@@ -120,6 +121,8 @@ struct serve {
     struct sum_state sum_at;    /* what sums[] is exact for (summarise) */
     struct speed_raw *last_buf; /* op last: both lanes' raw rings, 2 x raw_samples */
     bool *last_prov;
+    int dropped_res;                  /* a resolution the query needs was dropped (-1: none) */
+    int64_t dropped_before;           /*   its horizon (views.h RETENTION) */
     struct interval *iv0, *ivw, *ivt; /* log pieces: every seq / seq > W / the latter minus
                                        * the former */
     size_t n_iv0, n_ivt, iv_cap;
@@ -355,13 +358,41 @@ static bool new_members(struct serve *sv)
 
 /* ---- pass 1: the speed layer ---- */
 
+static void cells_clear_at(struct serve *sv, size_t first, size_t cells)
+{
+    for (size_t i = first; i < first + cells; i++)
+        agg_init(&sv->aggs[i]);
+    memset(sv->from_bits + first, 0, cells);
+    memset(sv->need + first, 0, cells);
+    memset(sv->lane_count + first, 0, cells * sizeof sv->lane_count[0]);
+}
+
 static void cells_clear(struct serve *sv, size_t cells)
 {
-    for (size_t i = 0; i < cells; i++)
-        agg_init(&sv->aggs[i]);
-    memset(sv->from_bits, 0, cells);
-    memset(sv->need, 0, cells);
-    memset(sv->lane_count, 0, cells * sizeof sv->lane_count[0]);
+    cells_clear_at(sv, 0, cells);
+}
+
+/* Retention (views.h RETENTION): the coarsest view resolution dividing the
+ * step, and the newest horizon of the finer ones that divide it. A ring span
+ * starting below that horizon would need dropped buckets at its edge: such a
+ * series is read again with its span on the coarse resolution (read_speed). */
+static int64_t ring_align_horizon(struct serve *sv, int64_t *coarse_ms)
+{
+    int64_t w, need = 0;
+    int coarsest = -1;
+    *coarse_ms = VIEW_ALIGN_MS;
+    if (!sv->use_views || views_begin_read(sv->views, &w) != EL_OK)
+        return 0;
+    for (int r = 0; r < VIEWS_N_RES; r++)
+        if (sv->step % views_res_ms[r] == 0)
+            coarsest = r;
+    for (int r = 0; r < coarsest; r++)
+        if (sv->step % views_res_ms[r] == 0 && views_horizon(sv->views, r) > need)
+            need = views_horizon(sv->views, r);
+    views_end_read(sv->views);
+    if (coarsest >= 0)
+        *coarse_ms = views_res_ms[coarsest];
+    return need;
 }
 
 /* The member's spans from its speed read (see struct member). */
@@ -406,6 +437,7 @@ static el_status read_speed(struct serve *sv, struct failure *f)
         .align_ms = sv->use_views ? VIEW_ALIGN_MS : 0,
         .want_values = sv->quantiles,
     };
+    int64_t coarse_ms, need_h = ring_align_horizon(sv, &coarse_ms);
     sv->n_vals = 0;
     for (uint32_t i = 0; i < sv->n_members; i++) {
         struct member *m = &sv->members[i];
@@ -423,6 +455,15 @@ static el_status read_speed(struct serve *sv, struct failure *f)
         if (expired(sv))
             return read_failed(sv, EL_TIMEOUT, f);
         speed_read_range(sv->sp, m->id, &sq, &cc, &rd);
+        if (rd.span_lo[SPEED_EVENTS] < rd.span_hi[SPEED_EVENTS] &&
+            rd.span_lo[SPEED_EVENTS] < need_h) {
+            /* a series silent since before a horizon: its ring on the coarse grid */
+            struct speed_query coarse = sq;
+            coarse.align_ms = coarse_ms;
+            cells_clear_at(sv, at, sv->n);
+            cc.n_vals = 0;
+            speed_read_range(sv->sp, m->id, &coarse, &cc, &rd);
+        }
         if (rd.vals_overflow) {
             sv->vals_overflow = true;
             break;
@@ -538,7 +579,11 @@ static el_status read_ladder(struct serve *sv, struct view_ctx *vc, uint32_t id,
         if (a >= b)
             continue;
         el_status st = read_ladder(sv, vc, id, lo, a, r - 1);
-        if (st == EL_OK)
+        if (a < views_horizon(sv->views, r)) {
+            sv->dropped_res = r; /* no coarser resolution fits: refuse (read_views) */
+            sv->dropped_before = views_horizon(sv->views, r);
+        }
+        if (st == EL_OK && sv->dropped_res < 0)
             st = views_read(sv->views, res, id, a, b, view_row, vc);
         if (st == EL_OK)
             st = read_ladder(sv, vc, id, b, hi, r - 1);
@@ -547,14 +592,35 @@ static el_status read_ladder(struct serve *sv, struct view_ctx *vc, uint32_t id,
     return EL_OK;
 }
 
+/* The range needs a view resolution that retention dropped (storage.keep_*):
+ * never answer it partly; say which step still works. */
+static el_status refuse_dropped(struct serve *sv, struct failure *f)
+{
+    static const char *const names[VIEWS_N_RES] = {"1 min", "1 h", "1 d"};
+    static const char *const keys[VIEWS_N_RES] = {"keep_1m_s", "keep_1h_s", "keep_1d_s"};
+    int r = sv->dropped_res;
+    char when[40];
+    plat_time_format_rfc3339(sv->dropped_before, PLAT_TIME_MS_NONZERO, when, sizeof when);
+    if (r + 1 < VIEWS_N_RES)
+        return refuse(f, "not_retained",
+                      "%s views before %s are no longer kept (storage.%s): ask with a step that "
+                      "is a multiple of %s and from/to on %s boundaries",
+                      names[r], when, keys[r], names[r + 1], names[r + 1]);
+    return refuse(f, "not_retained", "%s views before %s are no longer kept (storage.%s)", names[r],
+                  when, keys[r]);
+}
+
 static el_status read_views(struct serve *sv, struct failure *f)
 {
+    sv->dropped_res = -1;
     for (uint32_t i = 0; i < sv->n_members && sv->use_views; i++) {
         const struct member *m = &sv->members[i];
         struct view_ctx vc = {sv, (size_t)i * sv->n};
         el_status st = read_ladder(sv, &vc, m->id, sv->view_lo, m->views_hi, VIEWS_N_RES - 1);
         if (st != EL_OK)
             return read_failed(sv, st, f);
+        if (sv->dropped_res >= 0)
+            return refuse_dropped(sv, f);
     }
     if (sv->sketch_overflow)
         return refuse(f, "too_large", "the views' quantile sketches of this query do not fit");

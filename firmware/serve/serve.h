@@ -32,6 +32,11 @@
  *      holds every event of a bucket's ring span, else the log) where no view
  *      feeds the bucket; where one does, its sketch merged with the bucket's
  *      other raw values (relative error <= AGG_SKETCH_ALPHA).
+ *   Retention: a view resolution dropped for part of the range (views.h
+ *   RETENTION) is never used there: when the ladder would need it the query
+ *   is refused ("not_retained"); a series whose ring span starts below such
+ *   a horizon (silent since) is read again with its span on the coarsest
+ *   resolution dividing the step, so its edge needs no dropped bucket.
  *   If anchoring moved readings between the lanes meanwhile (speed epoch),
  *   the query starts again.
  *

@@ -304,6 +304,10 @@ static const char every_key[] = "[mqtt]\n"
                                 "hard_max_bytes = 3G\n"
                                 "journal_segment_bytes = 16M\n"
                                 "journal_segments = 8\n"
+                                "max_age_s = 7776000\n"
+                                "keep_1m_s = 86400\n"
+                                "keep_1h_s = 604800\n"
+                                "keep_1d_s = 31536000\n"
                                 "[batch]\n"
                                 "idle_cpu_pct = 35\n"
                                 "idle_ingest_rate = 12.5\n"
@@ -389,6 +393,10 @@ static void test_every_key(void **state)
     assert_int_equal(cfg.storage.hard_max_bytes, INT64_C(3) << 30);
     assert_int_equal(cfg.storage.journal_segment_bytes, 16 << 20);
     assert_int_equal(cfg.storage.journal_segments, 8);
+    assert_int_equal(cfg.storage.max_age_s, 7776000);
+    assert_int_equal(cfg.storage.keep_1m_s, 86400);
+    assert_int_equal(cfg.storage.keep_1h_s, 604800);
+    assert_int_equal(cfg.storage.keep_1d_s, 31536000);
     assert_int_equal(cfg.batch.idle_cpu_pct, 35);
     assert_true(cfg.batch.idle_ingest_rate == 12.5);
     assert_int_equal(cfg.batch.idle_for_s, 60);
@@ -857,6 +865,15 @@ static void test_finish_cross_checks(void **state)
         "[storage]\nmax_bytes = 4M\nhard_max_bytes = 2M\n",
         "[storage] hard_max_bytes: must be at least max_bytes (4194304); got 2097152");
     load_ok(&cfg, "[speed]\nslots = 16\n[batch]\nmax_lag_s = 86400\n");
+    assert_int_equal(config_finish(&cfg, err, sizeof err), EL_OK);
+    /* The views ladder: a finer resolution is never kept longer. */
+    expect_finish_error("[storage]\nkeep_1m_s = 864000\nkeep_1h_s = 86400\n",
+                        "[storage] keep_1m_s, keep_1h_s, keep_1d_s: a finer view must not be kept "
+                        "longer than a coarser one (0 = forever); got 864000, 86400, 0");
+    expect_finish_error("[storage]\nkeep_1m_s = 0\n",
+                        "[storage] keep_1m_s, keep_1h_s, keep_1d_s: a finer view must not be kept "
+                        "longer than a coarser one (0 = forever); got 0, 31536000, 0");
+    load_ok(&cfg, "[storage]\nkeep_1m_s = 60\nkeep_1h_s = 60\nkeep_1d_s = 86400\n");
     assert_int_equal(config_finish(&cfg, err, sizeof err), EL_OK);
 
     /* Values filled by hand are checked too. */

@@ -364,10 +364,12 @@ static void test_open_schema(void **state)
         {"boot", "INTEGER", 1, 0},        {"flags", "INTEGER", 1, 0},
         {"reason", "TEXT", 1, 0},         {"detail", "TEXT", 0, 0},
         {"replayed_seq", "INTEGER", 0, 0}};
-    static const struct col blocks[] = {
-        {"block", "INTEGER", 0, 1}, {"min_ts", "INTEGER", 1, 0}, {"max_ts", "INTEGER", 1, 0}};
+    static const struct col blocks[] = {{"block", "INTEGER", 0, 1},
+                                        {"min_ts", "INTEGER", 1, 0},
+                                        {"max_ts", "INTEGER", 1, 0},
+                                        {"n", "INTEGER", 0, 0}};
     expect_columns(db, "meta", meta, 2);
-    expect_columns(db, "blocks", blocks, 3);
+    expect_columns(db, "blocks", blocks, 4);
     expect_columns(db, "boots", boots, 5);
     expect_columns(db, "series", ser, 3);
     expect_columns(db, "events", events, 9);

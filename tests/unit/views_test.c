@@ -534,6 +534,108 @@ static void test_chunks_and_cancel(void **state)
     check_totals(f, s2);
 }
 
+/* ---- retention: the ladder and a full run after trimmed raw events ---- */
+
+/* views.db's rows as text, for comparing whole states. */
+static void views_text(struct fixture *f, const char *where, char *buf, size_t cap)
+{
+    char path[PATH_MAX + 16], sql[512];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    snprintf(path, sizeof path, "%s/views.db", f->dir);
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(group_concat(res||','||series||','||t||','||count||','||sum_hi||','||"
+             "sum_lo||','||min||','||max||','||last_seq, ';'), '') FROM (SELECT * FROM views %s "
+             "ORDER BY res, series, t)",
+             where);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    snprintf(buf, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+    assert_true(strlen(buf) < cap - 1);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+static int64_t views_count(struct fixture *f, const char *where)
+{
+    char path[PATH_MAX + 16], sql[256];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    snprintf(path, sizeof path, "%s/views.db", f->dir);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM views %s", where);
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+static void test_ladder_drop_and_horizon(void **state)
+{
+    struct fixture *f = *state;
+    struct views_run run;
+    struct views_tiers t;
+    int64_t w, deleted;
+    add_spread(f, 0, 90); /* ~6 days */
+    commit(f);
+    run_ok(f, false, &run);
+    assert_int_equal(views_tiers(f->v, &t), EL_OK);
+    assert_int_equal(t.tier[0].rows, views_count(f, "WHERE res=60000"));
+    assert_int_equal(t.tier[1].rows, views_count(f, "WHERE res=3600000"));
+    assert_int_equal(t.tier[2].rows, views_count(f, "WHERE res=86400000"));
+    assert_int_equal(t.tier[0].oldest, T0);
+    assert_int_equal(t.tier[0].horizon, 0);
+    assert_true(t.used_bytes > 0);
+    /* Drop the 1 min buckets of the first two days. */
+    int64_t cut = T0 + 2 * 86400000LL;
+    int64_t below = views_count(f, "WHERE res=60000 AND t < 1767398400000");
+    assert_true(below > 0);
+    assert_int_equal(views_drop(f->v, 0, cut, NULL, NULL, &deleted), EL_OK);
+    assert_int_equal(deleted, below);
+    assert_int_equal(views_count(f, "WHERE res=60000 AND t < 1767398400000"), 0);
+    assert_int_equal(views_tiers(f->v, &t), EL_OK);
+    assert_int_equal(t.tier[0].rows, views_count(f, "WHERE res=60000"));
+    assert_int_equal(t.tier[0].horizon, cut);
+    assert_true(t.tier[0].oldest >= cut);
+    assert_int_equal(views_begin_read(f->v, &w), EL_OK);
+    assert_int_equal(views_horizon(f->v, 0), cut);
+    assert_int_equal(views_horizon(f->v, 1), 0);
+    views_end_read(f->v);
+    /* A late event below the horizon: its 1 h and 1 d buckets take it, no
+     * 1 min bucket comes back. */
+    int64_t h1 = views_count(f, "WHERE res=3600000");
+    (void)add_event(f, "sensors/a/temp", T0 + 3 * MINUTE + 7, 1.5);
+    commit(f);
+    run_ok(f, false, &run);
+    assert_int_equal(views_count(f, "WHERE res=60000 AND t < 1767398400000"), 0);
+    assert_true(views_count(f, "WHERE res=3600000") >= h1);
+    assert_int_equal(views_tiers(f->v, &t), EL_OK);
+    assert_int_equal(t.tier[0].rows, views_count(f, "WHERE res=60000"));
+    assert_int_equal(t.tier[1].rows, views_count(f, "WHERE res=3600000"));
+}
+
+static void test_full_run_keeps_trimmed_buckets(void **state)
+{
+    struct fixture *f = *state;
+    struct views_run run;
+    static char before[1 << 20], after[1 << 20];
+    add_spread(f, 0, 1500); /* blocks 0 and 1, ~100 days */
+    commit(f);
+    run_ok(f, false, &run);
+    views_text(f, "", before, sizeof before);
+    /* Retention removes block 0 (seq 1..1023): a full run must keep what
+     * the views hold of those events and rebuild the rest identically. */
+    assert_int_equal(mlog_trim(f->log, 1023), EL_OK);
+    run_ok(f, true, &run);
+    assert_true(run.trimmed_max_ts > T0);
+    views_text(f, "", after, sizeof after);
+    assert_string_equal(before, after);
+    assert_true(run.events == 1500 - 1023);
+}
+
 int main(void)
 {
     plat_log_set_level(PLAT_LOG_WARN);
@@ -541,6 +643,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_incremental_then_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skipped_runs_write_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunks_and_cancel, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ladder_drop_and_horizon, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_run_keeps_trimmed_buckets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

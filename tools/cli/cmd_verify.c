@@ -85,7 +85,8 @@ int cli_verify(struct cli_global *global, int argc, char **argv)
                st == EL_OK && strstr(r.notes[i], "not recomputable") ? "note:" : "PROBLEM:",
                r.notes[i]);
     bool good = st == EL_OK && r.master_ok && r.views_ok && r.missing_seqs == 0 &&
-                r.bad_blocks == 0 && r.views_wrong == 0;
+                (r.counted_events < 0 || r.counted_events == r.events) && r.bad_blocks == 0 &&
+                r.views_wrong == 0;
     printf("%s\n", good ? "verify: all good" : "verify: problems found (above)");
     return good ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }

@@ -177,6 +177,19 @@ void cli_print_status_summary(const struct plat_json *d, FILE *out)
         fprintf(out, "log      seq %s, %s, journal %s, longest commit %.0f ms\n",
                 count(v, a, sizeof a), bytes(w, b, sizeof b), bytes(x, c, sizeof c), y);
     }
+    if (num(d, "storage.total_bytes", &v) && num(d, "storage.raw_events", &w)) {
+        char since[40], bound[48] = "";
+        text(d, "storage.raw_oldest", since, sizeof since);
+        if (num(d, "storage.max_bytes", &x))
+            snprintf(bound, sizeof bound, " of %s", bytes(x, c, sizeof c));
+        fprintf(out, "storage  %s%s: raw %s events%s%.10s", bytes(v, a, sizeof a), bound,
+                count(w, b, sizeof b), since[0] ? " since " : "", since);
+        if (num(d, "storage.view_1m_rows", &x) && num(d, "storage.view_1h_rows", &y) &&
+            num(d, "storage.view_1d_rows", &w))
+            fprintf(out, "; views 1 min %s, 1 h %s, 1 d %s rows", count(x, a, sizeof a),
+                    count(y, b, sizeof b), count(w, e, sizeof e));
+        fputc('\n', out);
+    }
     if (num(d, "speed.series", &v) && num(d, "speed.memory_bytes", &w))
         fprintf(out, "speed    %s series, %s of rings\n", count(v, a, sizeof a),
                 bytes(w, b, sizeof b));
