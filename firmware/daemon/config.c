@@ -299,7 +299,7 @@ static const struct cfg_entry cfg_table[] = {
     BOOL(sync, include_seq, "false",
          "With format = influx, also send each event's master-log sequence as a field\n"
          "(VictoriaMetrics then stores a <series>_seq metric beside <series>_value,\n"
-        "doubling what it keeps; points of one series at one time stay distinct).",
+         "doubling what it keeps; points of one series at one time stay distinct).",
          LIVE),
     INT(sync, live_window_s, 0, 604800, "300",
         "After an outage, events received within this many seconds go in a live lane\n"
