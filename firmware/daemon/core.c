@@ -365,6 +365,7 @@ el_status core_run(const struct el_config *cfg_in, const struct core_reload *rel
         return EL_NOMEM;
     }
     *c->live = *cfg_in;
+    c->sync_floor = -1;
     const struct el_config *cfg = c->live;
     c->cfg = cfg;
     if (reload)

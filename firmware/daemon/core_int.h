@@ -74,6 +74,10 @@ struct core {
     struct ingest *ingest;
     struct control *control; /* queries, commands, status: control.h */
     struct sync *sync;
+    /* A reload stopped sync and could not start it again (core_reload.c):
+     * its last acknowledged sequence, which retention still respects while
+     * sync.url is set and no worker runs; -1 when none. */
+    int64_t sync_floor;
     struct speed *speed;
     struct requests *requests;  /* the serving thread */
     struct replay *replay;      /* dead-letter replay, run by the serving thread */

@@ -129,8 +129,26 @@ static el_status apply_log(struct core *c, const struct el_config *next, char *e
 
 static el_status apply_storage(struct core *c, const struct el_config *next, char *err, size_t len)
 {
-    (void)err;
-    (void)len;
+    /* The automatic ceiling (hard_max_bytes = 0) follows max_bytes. */
+    if (next->storage.max_bytes != c->live->storage.max_bytes &&
+        c->live->storage.hard_max_bytes == 0) {
+        struct el_config *m = malloc(sizeof *m);
+        struct mlog_opts mo;
+        if (!m) {
+            snprintf(err, len, "out of memory");
+            return EL_NOMEM;
+        }
+        *m = *c->live;
+        m->storage.max_bytes = next->storage.max_bytes;
+        options_mlog(m, &mo);
+        free(m);
+        el_status st = mlog_set_ceiling(c->log, mo.max_db_bytes);
+        if (st != EL_OK) {
+            snprintf(err, len, "cannot set the master log's ceiling: %s", el_status_str(st));
+            return st;
+        }
+        c->ceiling_bytes = mo.max_db_bytes;
+    }
     c->live->storage.max_bytes = next->storage.max_bytes;
     c->live->storage.full_policy = next->storage.full_policy;
     c->live->storage.flush_interval_ms = next->storage.flush_interval_ms;
@@ -193,19 +211,43 @@ static el_status apply_sync(struct core *c, const struct el_config *next, char *
         snprintf(err, len, "the master log cannot be written now; reload again");
         return EL_AGAIN;
     }
-    /* One worker at a time owns the cursor: stop the old one first. */
+    /* One worker at a time owns the cursor: stop the old one first. Should
+     * neither the new nor the running settings start again, retention keeps
+     * what the old worker had not acknowledged (c->sync_floor). */
+    if (c->sync) {
+        struct sync_status ss;
+        sync_get_status(c->sync, &ss);
+        c->sync_floor = ss.acked_seq;
+    }
     atomic_store(&c->sync_on, false);
     sync_free(c->sync);
     c->sync = NULL;
-    el_status st = sync_open(c, next);
+    /* Only the [sync] keys change: storage.dir and the rest stay as they run. */
+    struct el_config *m = malloc(sizeof *m);
+    if (!m) {
+        snprintf(err, len, "out of memory");
+        if (sync_open(c, c->live) != EL_OK)
+            log_error("reload: sync cannot start again: off until a reload or restart");
+        return EL_NOMEM;
+    }
+    *m = *c->live;
+    m->sync = next->sync;
+    el_status st = sync_open(c, m);
+    free(m);
     if (st == EL_OK) {
         c->live->sync = next->sync;
+        if (c->sync || c->live->sync.url[0] == '\0')
+            c->sync_floor = -1; /* running, or off on purpose */
         return EL_OK;
     }
     snprintf(err, len, "sync cannot start with the new settings (%s)", el_status_str(st));
     if (sync_open(c, c->live) != EL_OK)
         log_error("reload: sync cannot start again with the running settings either: sync is "
-                  "off until a reload or restart");
+                  "off until a reload or restart, and retention keeps every event it has not "
+                  "shipped (up to seq %lld)",
+                  (long long)c->sync_floor);
+    else
+        c->sync_floor = -1;
     return st;
 }
 
@@ -244,7 +286,18 @@ static el_status apply_continuous(struct core *c, const struct el_config *next, 
         snprintf(err, len, "out of memory");
         return EL_NOMEM;
     }
-    int n = options_continuous(next, defs);
+    /* Only the sections change: the default topics keep the running prefix. */
+    struct el_config *m = malloc(sizeof *m);
+    if (!m) {
+        free(defs);
+        snprintf(err, len, "out of memory");
+        return EL_NOMEM;
+    }
+    *m = *c->live;
+    memcpy(m->continuous.def, next->continuous.def, sizeof m->continuous.def);
+    m->continuous.n = next->continuous.n;
+    int n = options_continuous(m, defs);
+    free(m);
     el_status st = requests_set_continuous(c->requests, defs, n);
     free(defs);
     if (st != EL_OK) {

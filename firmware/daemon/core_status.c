@@ -31,6 +31,8 @@ static int64_t removable_upto(struct core *c)
         sync_get_status(c->sync, &ss);
         if (ss.acked_seq < limit)
             limit = ss.acked_seq;
+    } else if (c->sync_floor >= 0 && c->live->sync.url[0] != '\0' && c->sync_floor < limit) {
+        limit = c->sync_floor; /* sync failed to restart: what it had not shipped stays */
     }
     return limit;
 }

@@ -125,52 +125,53 @@ void continuous_free(struct continuous *c)
 }
 
 /* Keeps the runner (pending and published buckets, revisions) of every
- * query whose definition did not change, moved to its new place; ends the
- * others and starts the new ones afresh. Allocates a copy of the old
- * runners for the move (a reload, not the hot path). */
+ * query whose definition did not change, moved to its new place; starts the
+ * new and changed ones afresh and ends the others. The new runners' cells
+ * are allocated first: on EL_NOMEM nothing changed. Allocates (a reload,
+ * not the hot path). */
 el_status continuous_set_defs(struct continuous *c, const struct cq_def *defs, int n)
 {
     if (n < 0 || n > CONTINUOUS_MAX_DEFS)
         return EL_INVAL;
     int old_n = c->n_defs;
-    struct runner *old = old_n > 0 ? malloc((size_t)old_n * sizeof *old) : NULL;
-    if (old_n > 0 && !old)
+    struct runner *next = calloc((size_t)(n > 0 ? n : 1), sizeof *next);
+    if (!next)
         return EL_NOMEM;
-    if (old_n > 0)
-        memcpy(old, c->defs, (size_t)old_n * sizeof *old);
     bool used[CONTINUOUS_MAX_DEFS] = {false}, kept[CONTINUOUS_MAX_DEFS] = {false};
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < old_n && !kept[i]; j++) {
-            if (!used[j] && memcmp(&old[j].def, &defs[i], sizeof defs[i]) == 0) {
-                c->defs[i] = old[j];
+            if (!used[j] && memcmp(&c->defs[j].def, &defs[i], sizeof defs[i]) == 0) {
+                next[i] = c->defs[j];
                 used[j] = kept[i] = true;
             }
         }
     }
+    el_status st = EL_OK;
+    int made = 0;
+    for (; made < n && st == EL_OK; made++) {
+        if (kept[made])
+            continue;
+        next[made].def = defs[made];
+        st = runner_cells(c, &next[made], c->o.max_cells);
+        next[made].active = st == EL_OK;
+    }
+    if (st != EL_OK) { /* undo the new ones; the running queries go on */
+        for (int i = 0; i < made; i++)
+            if (!kept[i] && next[i].active)
+                runner_end(c, &next[i]);
+        free(next);
+        return EL_NOMEM;
+    }
     for (int j = 0; j < old_n; j++)
         if (!used[j])
-            runner_end(c, &old[j]);
-    free(old);
-    el_status st = EL_OK;
-    for (int i = 0; i < n && st == EL_OK; i++) {
-        struct runner *r = &c->defs[i];
-        if (kept[i])
-            continue;
-        memset(r, 0, sizeof *r);
-        r->def = defs[i];
-        st = runner_cells(c, r, c->o.max_cells);
-        r->active = st == EL_OK;
-        kept[i] = r->active; /* started: ended below if a later one fails */
-    }
-    if (st != EL_OK) {
-        for (int i = 0; i < n; i++)
-            if (kept[i])
-                runner_end(c, &c->defs[i]);
-        n = 0;
-    }
+            runner_end(c, &c->defs[j]);
+    memset(c->defs, 0, sizeof c->defs);
+    if (n > 0)
+        memcpy(c->defs, next, (size_t)n * sizeof *next);
+    free(next);
     c->n_defs = n;
     atomic_store(&c->counters.queries, n);
-    return st == EL_OK ? EL_OK : EL_NOMEM;
+    return EL_OK;
 }
 
 /* ---- the tail ---- */

@@ -124,7 +124,8 @@ struct requests {
     struct requests_counters counters;
     int64_t next_tick; /* CLOCK_MONOTONIC ms */
     /* a new table of continuous queries, handed over under mu */
-    struct cq_def *pending_defs; /* CONTINUOUS_MAX_DEFS */
+    struct cq_def *pending_defs; /* CONTINUOUS_MAX_DEFS, under mu */
+    struct cq_def *taken_defs;   /* CONTINUOUS_MAX_DEFS, the serving thread's copy */
     int pending_n;               /* -1: none */
 
     pthread_t thread;
@@ -201,11 +202,16 @@ static void continuous_step(struct requests *r)
     if (now < r->next_tick)
         return;
     r->next_tick = now + CONTINUOUS_TICK_MS;
+    /* the table is copied out under mu, applied outside it (wake() takes mu) */
     pthread_mutex_lock(&r->mu);
-    if (r->pending_n >= 0 && continuous_set_defs(r->cq, r->pending_defs, r->pending_n) != EL_OK)
-        log_error("continuous queries: out of memory for the new table; none run");
+    int n = r->pending_n;
+    if (n >= 0)
+        memcpy(r->taken_defs, r->pending_defs, (size_t)n * sizeof r->pending_defs[0]);
     r->pending_n = -1;
     pthread_mutex_unlock(&r->mu);
+    if (n >= 0 && continuous_set_defs(r->cq, r->taken_defs, n) != EL_OK)
+        log_error("continuous queries: out of memory for the new table; the running ones go on "
+                  "(reload again)");
     continuous_tick(r->cq, r->serve, r->ctl, r->rules);
 }
 
@@ -465,8 +471,9 @@ el_status requests_start(const struct requests_opts *opts, struct control *ctl,
     r->status = malloc(CONTROL_STATUS_MAX);
     r->metrics = malloc(REQUESTS_METRICS_MAX);
     r->pending_defs = calloc(CONTINUOUS_MAX_DEFS, sizeof r->pending_defs[0]);
+    r->taken_defs = calloc(CONTINUOUS_MAX_DEFS, sizeof r->taken_defs[0]);
     r->pending_n = -1;
-    if (!r->req || !r->answer || !r->status || !r->metrics || !r->pending_defs) {
+    if (!r->req || !r->answer || !r->status || !r->metrics || !r->pending_defs || !r->taken_defs) {
         requests_free(r);
         return EL_NOMEM;
     }
@@ -516,6 +523,7 @@ void requests_free(struct requests *r)
     serve_free(r->serve);
     continuous_free(r->cq);
     free(r->pending_defs);
+    free(r->taken_defs);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
     free(r->req);
