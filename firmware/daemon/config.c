@@ -258,10 +258,13 @@ static const struct cfg_entry cfg_table[] = {
           "Raw events older than this (event time, seconds) are removed once the views\n"
           "cover them and sync shipped them; 0 keeps them (max_bytes still applies).",
           LIVE),
-    INT64(storage, keep_1m_s, 0, 3153600000, "2592000",
-          "Seconds of 1 min views kept (by bucket time); 0 keeps them forever.", LIVE),
-    INT64(storage, keep_1h_s, 0, 3153600000, "31536000",
-          "Seconds of 1 h views kept; 0 keeps them forever.", LIVE),
+    INT64(storage, keep_1m_s, 0, 3153600000, "0",
+          "Seconds of 1 min views kept (by bucket time); 0 keeps them forever. A query\n"
+          "at a finer step than what is kept there is refused (not_retained), even\n"
+          "while raw events remain: e.g. 2592000 (30 d) with max_age_s below it.",
+          LIVE),
+    INT64(storage, keep_1h_s, 0, 3153600000, "0",
+          "Seconds of 1 h views kept; 0 keeps them forever (e.g. 31536000, a year).", LIVE),
     INT64(storage, keep_1d_s, 0, 3153600000, "0", "Seconds of 1 d views kept; 0: forever.", LIVE),
 
     INT(batch, idle_cpu_pct, 0, 100, "20",

@@ -870,9 +870,12 @@ static void test_finish_cross_checks(void **state)
     expect_finish_error("[storage]\nkeep_1m_s = 864000\nkeep_1h_s = 86400\n",
                         "[storage] keep_1m_s, keep_1h_s, keep_1d_s: a finer view must not be kept "
                         "longer than a coarser one (0 = forever); got 864000, 86400, 0");
-    expect_finish_error("[storage]\nkeep_1m_s = 0\n",
+    expect_finish_error("[storage]\nkeep_1m_s = 0\nkeep_1h_s = 31536000\n",
                         "[storage] keep_1m_s, keep_1h_s, keep_1d_s: a finer view must not be kept "
                         "longer than a coarser one (0 = forever); got 0, 31536000, 0");
+    expect_finish_error("[storage]\nkeep_1h_s = 86400\n",
+                        "[storage] keep_1m_s, keep_1h_s, keep_1d_s: a finer view must not be kept "
+                        "longer than a coarser one (0 = forever); got 0, 86400, 0");
     load_ok(&cfg, "[storage]\nkeep_1m_s = 60\nkeep_1h_s = 60\nkeep_1d_s = 86400\n");
     assert_int_equal(config_finish(&cfg, err, sizeof err), EL_OK);
 

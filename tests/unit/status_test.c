@@ -57,7 +57,7 @@ static void test_status_worst_case_fits(void **state)
     s.state = s.version = s.clock_source = s.clock_waiting = NULL;
     s.mqtt_connected = s.mqtt_tcp_nodelay = s.control_connected = s.ingest_held = true;
     s.sparkplug_on = s.log_full_paused = s.has_queries = s.batch.running = true;
-    s.batch.last.full = s.batch.last.skipped = s.sync.enabled = true;
+    s.batch.last.full = s.batch.last.skipped = s.sync.enabled = s.batch.tiers_known = true;
     s.storage_error = "journal: no space for a new segment (ingest held, not acknowledged)";
     s.broker_dropped = INT64_MAX;
     s.clock_synced = false;
