@@ -125,6 +125,12 @@ typedef int (*cli_answer_print_fn)(const struct plat_json *answer, const void *c
 int cli_ask_and_print(const struct cli_global *global, const char *cmd, const char *suffix,
                       const struct jw *request, const struct cli_ask_opts *o,
                       cli_answer_print_fn print, const void *ctx);
+/* The same over the caller's connection, for commands that ask several
+ * times (deadletters --replay): rr starts zeroed, is opened and connected by
+ * the first call and kept; the caller closes it (cli_rr_close). */
+int cli_ask_and_print_on(struct cli_rr *rr, const struct cli_global *global, const char *cmd,
+                         const char *suffix, const struct jw *request, const struct cli_ask_opts *o,
+                         cli_answer_print_fn print, const void *ctx);
 
 /* A request/response command, step by step: parse reads its options into
  * args (CLI_EXIT_OK, CLI_EXIT_USAGE, or -1 after --help), request adds the

@@ -170,8 +170,9 @@ void cli_cell(struct table **t, const char *text)
 /* ------------------------------------------------------------------ */
 /* Asking                                                              */
 
-/* Connects, sends request to <prefix>/<suffix> and waits for the answer;
- * *reply points into rr's client. Returns an exit code, messages printed. */
+/* Connects (unless rr is already), sends request to <prefix>/<suffix> and
+ * waits for the answer; *reply points into rr's client. Returns an exit
+ * code, messages printed. */
 static int ask(const struct cli_global *global, const char *cmd, const char *suffix,
                const struct jw *request, double timeout_s, struct cli_rr *rr, const char **reply,
                size_t *reply_len)
@@ -183,14 +184,16 @@ static int ask(const struct cli_global *global, const char *cmd, const char *suf
         fprintf(stderr, "edgelambda %s: --prefix too long\n", cmd);
         return CLI_EXIT_USAGE;
     }
-    st = cli_rr_open(rr, global->uri, global->prefix, timeout_s);
-    if (st != EL_OK)
-        return st == EL_INVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
-    st = mqtt_client_connect(rr->client, timeout_s);
-    if (st != EL_OK) {
-        fprintf(stderr, "edgelambda %s: cannot use the broker at %s: %s\n", cmd, global->uri,
-                mqtt_client_error(rr->client));
-        return CLI_EXIT_FAIL;
+    if (rr->client == NULL) {
+        st = cli_rr_open(rr, global->uri, global->prefix, timeout_s);
+        if (st != EL_OK)
+            return st == EL_INVAL ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
+        st = mqtt_client_connect(rr->client, timeout_s);
+        if (st != EL_OK) {
+            fprintf(stderr, "edgelambda %s: cannot use the broker at %s: %s\n", cmd, global->uri,
+                    mqtt_client_error(rr->client));
+            return CLI_EXIT_FAIL;
+        }
     }
     st = mqtt_client_request(rr->client, topic, request->buf, jw_len(request), 0, timeout_s, reply,
                              reply_len);
@@ -241,6 +244,15 @@ int cli_ask_and_print(const struct cli_global *global, const char *cmd, const ch
                       cli_answer_print_fn print, const void *ctx)
 {
     struct cli_rr rr = {0};
+    int rc = cli_ask_and_print_on(&rr, global, cmd, suffix, request, o, print, ctx);
+    cli_rr_close(&rr);
+    return rc;
+}
+
+int cli_ask_and_print_on(struct cli_rr *rr, const struct cli_global *global, const char *cmd,
+                         const char *suffix, const struct jw *request, const struct cli_ask_opts *o,
+                         cli_answer_print_fn print, const void *ctx)
+{
     struct cli_doc d = {0};
     const char *reply = NULL;
     size_t reply_len = 0;
@@ -250,7 +262,7 @@ int cli_ask_and_print(const struct cli_global *global, const char *cmd, const ch
         fprintf(stderr, "edgelambda %s: request longer than %d bytes\n", cmd, CLI_ASK_REQUEST_MAX);
         return CLI_EXIT_USAGE;
     }
-    rc = ask(global, cmd, suffix, request, o->timeout_s, &rr, &reply, &reply_len);
+    rc = ask(global, cmd, suffix, request, o->timeout_s, rr, &reply, &reply_len);
     if (rc == CLI_EXIT_OK)
         rc = answer_check(cmd, reply, reply_len, o->json, &d);
     if (rc == CLI_EXIT_OK && !o->json) {
@@ -259,7 +271,6 @@ int cli_ask_and_print(const struct cli_global *global, const char *cmd, const ch
             rc = CLI_EXIT_FAIL;
     }
     cli_doc_free(&d);
-    cli_rr_close(&rr);
     return rc;
 }
 

@@ -238,6 +238,7 @@ static int dl_replay_run(const struct cli_global *global, struct dl_args *a)
 {
     char buf[CLI_ASK_REQUEST_MAX];
     struct cli_ask_opts o = a->ask;
+    struct cli_rr rr = {0}; /* one connection for every round */
     int rc = CLI_EXIT_OK;
     o.json = false; /* every reply goes through dl_replay_print */
     a->r.json = a->ask.json;
@@ -250,8 +251,10 @@ static int dl_replay_run(const struct cli_global *global, struct dl_args *a)
             jw_int(&w, a->r.after);
         }
         jw_obj_end(&w);
-        rc = cli_ask_and_print(global, "deadletters", "command", &w, &o, dl_replay_print, &a->r);
+        rc = cli_ask_and_print_on(&rr, global, "deadletters", "command", &w, &o, dl_replay_print,
+                                  &a->r);
     }
+    cli_rr_close(&rr);
     if (rc == CLI_EXIT_OK && !a->r.json)
         printf("replayed %llu dead letter%s (%llu events) \xc2\xb7 %llu still failing \xc2\xb7 "
                "%llu skipped \xc2\xb7 %llu examined%s\n",
