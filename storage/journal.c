@@ -679,3 +679,55 @@ void journal_consumer_awake(struct journal *j)
 {
     atomic_store(&j->consumer_sleeping, 0);
 }
+
+size_t journal_event_name(const char *topic, size_t topic_len, const char *payload,
+                          size_t payload_len, const char *names, size_t names_len,
+                          const struct journal_event *ev, char *buf, size_t cap)
+{
+    bool whole = (ev->field_len & JOURNAL_NAME_WHOLE) != 0;
+    size_t len = ev->field_len & ~JOURNAL_NAME_WHOLE, off = ev->field_off, n = 0;
+    size_t need = whole ? len : topic_len + (len ? 1 + len : 0);
+    if (off + len > payload_len + names_len || need == 0 || need >= cap)
+        return 0;
+    if (!whole) {
+        memcpy(buf, topic, topic_len);
+        n = topic_len;
+        if (len > 0)
+            buf[n++] = '/';
+    }
+    /* the payload's part, then the names' (the bytes after the payload) */
+    size_t in_payload = off < payload_len ? (payload_len - off < len ? payload_len - off : len) : 0;
+    if (in_payload > 0)
+        memcpy(buf + n, payload + off, in_payload);
+    if (len > in_payload)
+        memcpy(buf + n + in_payload, names + (off + in_payload - payload_len), len - in_payload);
+    return n + len;
+}
+
+bool journal_new_names(const char *topic, size_t topic_len, const char *payload, size_t payload_len,
+                       const char *names, size_t names_len, const struct journal_event *evs,
+                       uint16_t n, journal_known_fn known, void *ctx, uint32_t *fresh)
+{
+    char name[JOURNAL_NAME_MAX + 1], other[JOURNAL_NAME_MAX + 1];
+    *fresh = 0;
+    for (uint16_t i = 0; i < n; i++) {
+        struct journal_event ev;
+        memcpy(&ev, &evs[i], sizeof ev);
+        size_t len = journal_event_name(topic, topic_len, payload, payload_len, names, names_len,
+                                        &ev, name, sizeof name);
+        if (len == 0)
+            return false;
+        if (known(ctx, name, len))
+            continue;
+        bool seen = false; /* an earlier event of the same new series */
+        for (uint16_t j = 0; j < i && !seen; j++) {
+            memcpy(&ev, &evs[j], sizeof ev);
+            size_t m = journal_event_name(topic, topic_len, payload, payload_len, names, names_len,
+                                          &ev, other, sizeof other);
+            seen = m == len && memcmp(name, other, len) == 0;
+        }
+        if (!seen)
+            (*fresh)++;
+    }
+    return true;
+}

@@ -126,6 +126,25 @@ struct journal_msg {
     uint64_t ref;
 };
 
+/* An event's series name (RECORD FORMAT: the topic, then field_off/field_len
+ * into the payload and names, JOURNAL_NAME_WHOLE for a name of its own) into
+ * buf[cap]; 0 if it is empty, does not fit cap or lies outside. For a
+ * journal_rec, names is payload + payload_len. */
+size_t journal_event_name(const char *topic, size_t topic_len, const char *payload,
+                          size_t payload_len, const char *names, size_t names_len,
+                          const struct journal_event *ev, char *buf, size_t cap);
+
+#define JOURNAL_NAME_MAX 255 /* longest name journal_new_names checks (MLOG_MAX_SERIES_NAME) */
+/* True if name is a series known already. */
+typedef bool (*journal_known_fn)(void *ctx, const char *name, size_t len);
+/* Whether the n events' series could all be created: false if a name is
+ * empty or longer than JOURNAL_NAME_MAX (*too_long), else true with *fresh
+ * the distinct names known() does not know (the series they would add).
+ * Bounded: n x n name comparisons, no allocation. */
+bool journal_new_names(const char *topic, size_t topic_len, const char *payload, size_t payload_len,
+                       const char *names, size_t names_len, const struct journal_event *evs,
+                       uint16_t n, journal_known_fn known, void *ctx, uint32_t *fresh);
+
 /* Largest topic+payload+events a record may carry for this segment size. */
 size_t journal_max_body(size_t segment_bytes);
 

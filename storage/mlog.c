@@ -280,7 +280,10 @@ static el_status open_txn(struct mlog *log, const char *boot_id, int64_t wall_ms
         int64_t u = query_int(log, "SELECT max(seq) FROM unanchored", 0);
         log->last_event_seq = log->last_event_seq_committed = a > u ? a : u;
         a = a > b ? a : b;
-        log->last_seq = log->last_seq_committed = a > u ? a : u;
+        a = a > u ? a : u;
+        /* Seqs handed out but never stored (mlog_skip_seqs) stay taken. */
+        int64_t f = query_int(log, "SELECT value FROM meta WHERE key='seq_floor'", 0);
+        log->last_seq = log->last_seq_committed = a > f ? a : f;
         rc = boot_register(log, boot_id, wall_ms, mono_ms);
     }
     /* Events per block (blocks.n, written with the summaries at no extra
@@ -379,6 +382,11 @@ int64_t mlog_last_seq(const struct mlog *log)
 uint32_t mlog_series_count(const struct mlog *log)
 {
     return series_dict_count(log->series);
+}
+
+uint32_t mlog_series_max(const struct mlog *log)
+{
+    return log->max_series;
 }
 
 const char *mlog_series_name(const struct mlog *log, uint32_t id)
@@ -600,8 +608,28 @@ el_status mlog_mark_replayed(struct mlog *log, int64_t dead_seq, int64_t first_s
     if (r != SQLITE_DONE)
         return db_fail(log, "marking a dead letter replayed");
     *fresh = sqlite3_changes(log->db) == 1;
-    if (!*fresh && last_seq > log->last_seq)
-        log->last_seq = last_seq;
+    return *fresh ? EL_OK : mlog_skip_seqs(log, last_seq);
+}
+
+el_status mlog_skip_seqs(struct mlog *log, int64_t last_seq)
+{
+    if (last_seq <= log->last_seq)
+        return EL_OK;
+    el_status rc = txn_begin(log);
+    if (rc != EL_OK)
+        return rc;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(log->db,
+                           "INSERT INTO meta VALUES('seq_floor',?1) ON CONFLICT(key) DO UPDATE "
+                           "SET value=max(value,?1)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return db_fail(log, "keeping skipped seqs taken");
+    sqlite3_bind_int64(st, 1, last_seq);
+    int r = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (r != SQLITE_DONE)
+        return db_fail(log, "keeping skipped seqs taken");
+    log->last_seq = last_seq;
     return EL_OK;
 }
 

@@ -149,6 +149,8 @@ void mlog_close(struct mlog *log);
 int64_t mlog_last_seq(const struct mlog *log);
 /* Number of series in the dictionary. */
 uint32_t mlog_series_count(const struct mlog *log);
+/* The dictionary's capacity (mlog_opts.max_series). */
+uint32_t mlog_series_max(const struct mlog *log);
 /* Name of series id (1-based), NULL if unknown. Valid until close. */
 const char *mlog_series_name(const struct mlog *log, uint32_t id);
 
@@ -186,6 +188,12 @@ EL_MUST_CHECK el_status mlog_append_dead(struct mlog *log, const struct mlog_dea
  * but count as taken (mlog_committed_seq passes them at the commit). */
 EL_MUST_CHECK el_status mlog_mark_replayed(struct mlog *log, int64_t dead_seq, int64_t first_seq,
                                            int64_t last_seq, bool *fresh);
+/* Inside the current transaction: seqs up to last_seq were handed out but
+ * are not stored (a replay record skipped or refused): they count as taken
+ * (mlog_committed_seq passes them at the commit) and stay taken after a
+ * restart (meta 'seq_floor', which mlog_open's last seq takes into account),
+ * so they are never handed out again once sync has acknowledged past them. */
+EL_MUST_CHECK el_status mlog_skip_seqs(struct mlog *log, int64_t last_seq);
 /* Commits the open transaction (no-op when none). On failure the transaction
  * is rolled back and the series dictionary forgets names it added, so the
  * caller can retry the same events later (EL_FULL for a full disk/quota). */

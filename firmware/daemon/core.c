@@ -101,6 +101,7 @@ static void handle_events(struct core *c, int timeout_ms)
                     c->stopping = true;
                     c->stop_started_ms = plat_clock_mono_ms();
                     plat_systemd_stopping();
+                    replay_stop(c->replay); /* a replay running journals nothing more */
                     ingest_stop_begin(c->ingest);
                 }
             }
@@ -328,7 +329,12 @@ static el_status start_workers(struct core *c, const struct el_config *cfg)
  * may wake the serving thread until then). */
 static void teardown(struct core *c)
 {
-    replay_stop(c->replay); /* a replay waiting for its commit ends now */
+    /* A replay waiting for its commit ends now, and one blocked in
+     * journal_append on a full journal (the core no longer drains it)
+     * returns EL_AGAIN: the serving thread can be joined. */
+    replay_stop(c->replay);
+    if (c->journal)
+        journal_shutdown(c->journal);
     requests_stop(c->requests);
     control_stop(c->control, CONTROL_STOP_MS);
     replay_free(c->replay);

@@ -44,36 +44,65 @@ static el_status append_dead(struct core *c, const struct journal_rec *r, uint64
     return st;
 }
 
-/* An event's series name from its record (journal.h: the topic, then
- * field_off/field_len into the payload and names, JOURNAL_NAME_WHOLE for a
- * name of its own) into buf[cap]; 0 if it does not fit or lies outside. */
+/* An event's series name from its record into buf[cap]; 0 if it does not
+ * fit or lies outside (journal_event_name). */
 static size_t record_event_name(const struct journal_rec *r, const struct journal_event *ev,
                                 char *buf, size_t cap)
 {
-    bool whole = (ev->field_len & JOURNAL_NAME_WHOLE) != 0;
-    size_t len = ev->field_len & ~JOURNAL_NAME_WHOLE, n = 0;
-    size_t need = whole ? len : r->topic_len + (len ? 1 + len : 0);
-    if ((size_t)ev->field_off + len > r->payload_len + r->names_len || need == 0 || need >= cap)
-        return 0;
-    if (!whole) {
-        memcpy(buf, r->topic, r->topic_len);
-        n = r->topic_len;
-        if (len > 0)
-            buf[n++] = '/';
+    return journal_event_name(r->topic, r->topic_len, r->payload, r->payload_len,
+                              r->payload + r->payload_len, r->names_len, ev, buf, cap);
+}
+
+static bool series_known(void *ctx, const char *name, size_t len)
+{
+    uint32_t id;
+    return mlog_series_find(ctx, name, len, &id) == EL_OK;
+}
+
+/* A replayed dead letter's record is stored whole or not at all: a dead
+ * letter the core would refuse again (a name too long, or no room for its
+ * new series) stays as it is, unmarked and replayable once the limit is
+ * raised; storing a new, partial dead letter instead would hide the
+ * original (replay.h). NULL if every event gets its series. */
+static const char *replay_refusal(struct core *c, const struct journal_rec *r, unsigned *reason)
+{
+    uint32_t fresh = 0;
+    _Static_assert(JOURNAL_NAME_MAX == MLOG_MAX_SERIES_NAME, "one name limit");
+    if (!journal_new_names(r->topic, r->topic_len, r->payload, r->payload_len,
+                           r->payload + r->payload_len, r->names_len, r->events, r->n_events,
+                           series_known, c->log, &fresh)) {
+        *reason = INGEST_REASON_NAME_TOO_LONG;
+        return INGEST_CORE_NAME_DETAIL;
     }
-    memcpy(buf + n, r->payload + ev->field_off, len);
-    return n + len;
+    if (fresh > mlog_series_max(c->log) - mlog_series_count(c->log)) {
+        *reason = INGEST_REASON_SERIES_LIMIT;
+        return "a new series beyond speed.max_series";
+    }
+    return NULL;
 }
 
 /* A replayed dead letter's record (ref): marks the dead letter in this
  * transaction; *skip when it was replayed before (its events must not be
- * stored twice: firmware/daemon/replay.h, exactly once). */
+ * stored twice: firmware/daemon/replay.h, exactly once), or when an event
+ * would be refused again (replay_refusal: checked BEFORE the mark). The
+ * seqs of a skipped record stay taken (mlog_skip_seqs). */
 static el_status mark_replayed(struct core *c, const struct journal_rec *r, bool *skip)
 {
     bool fresh = false;
+    unsigned reason = 0;
     *skip = false;
     if (r->ref == 0)
         return EL_OK;
+    const char *refused = replay_refusal(c, r, &reason);
+    if (refused) {
+        *skip = true;
+        c->replay_refused++;
+        log_warn("replay: dead letter %llu is still refused (%s: %s); it stays as it is, "
+                 "replayable later, and its record at seq %llu is not stored",
+                 (unsigned long long)r->ref, ingest_reason_str(reason), refused,
+                 (unsigned long long)r->seq);
+        return mlog_skip_seqs(c->log, (int64_t)(r->seq + r->n_events - 1u));
+    }
     el_status st = mlog_mark_replayed(c->log, (int64_t)r->ref, (int64_t)r->seq,
                                       (int64_t)(r->seq + r->n_events - 1u), &fresh);
     if (st != EL_OK)
@@ -176,6 +205,7 @@ void core_storage_failed(struct core *c, el_status st, const char *what)
     c->replay_letters = c->replay_letters_committed;
     c->replay_events = c->replay_events_committed;
     c->replay_doubles = c->replay_doubles_committed;
+    c->replay_refused = c->replay_refused_committed;
     memcpy(c->rejected, c->rejected_committed, sizeof c->rejected);
     c->oldest_pending_mono_ms = 0;
     c->n_pending = 0;
@@ -208,6 +238,7 @@ void core_commit(struct core *c)
     c->replay_letters_committed = c->replay_letters;
     c->replay_events_committed = c->replay_events;
     c->replay_doubles_committed = c->replay_doubles;
+    c->replay_refused_committed = c->replay_refused;
     memcpy(c->rejected_committed, c->rejected, sizeof c->rejected);
     c->oldest_pending_mono_ms = 0;
     c->commit_no_space = false;
@@ -306,6 +337,7 @@ static el_status replay_journal(struct core *c)
                  "lifting the ceiling by %lld bytes until retention has trimmed",
                  (long long)journal);
         c->replayed = c->replay_letters = c->replay_events = c->replay_doubles = 0;
+        c->replay_refused = 0;
         st = mlog_set_ceiling(c->log, c->ceiling_bytes + journal);
         if (st == EL_OK)
             st = journal_replay(c->journal, replay_one, c, &max_seq);
@@ -332,6 +364,7 @@ static el_status replay_journal(struct core *c)
     c->replay_letters_committed = c->replay_letters;
     c->replay_events_committed = c->replay_events;
     c->replay_doubles_committed = c->replay_doubles;
+    c->replay_refused_committed = c->replay_refused;
     memset(c->rejected, 0, sizeof c->rejected);
     memset(c->rejected_committed, 0, sizeof c->rejected_committed);
     return EL_OK;

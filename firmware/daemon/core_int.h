@@ -111,10 +111,12 @@ struct core {
     int64_t commit_ms_last, commit_ms_max; /* group commit durations (status) */
     uint64_t replayed;
     /* dead letters replayed (replay.h): marked, their events, records refused
-     * because the dead letter was already marked; committed like accepted */
+     * because the dead letter was already marked, records not stored because
+     * an event would be refused again (left replayable); committed like accepted */
     uint64_t replay_letters, replay_letters_committed;
     uint64_t replay_events, replay_events_committed;
     uint64_t replay_doubles, replay_doubles_committed;
+    uint64_t replay_refused, replay_refused_committed;
     struct plat_log_limit storage_limit;
 
     /* status publishing */

@@ -219,6 +219,7 @@ static void status_fill(struct core *c, struct status_snapshot *s, int64_t now)
     s->duplicates = atomic_load(&ic->duplicates);
     s->dl_replayed = c->replay_letters_committed;
     s->dl_replayed_events = c->replay_events_committed;
+    s->dl_replay_refused = c->replay_refused_committed;
     if (c->replay) {
         const struct replay_counters *rc = replay_counters(c->replay);
         s->dl_replay_runs = atomic_load(&rc->runs);

@@ -39,6 +39,7 @@ struct run {
     uint32_t examined, taken, replayed, events;
     int64_t last_seq;      /* the highest dead letter examined: the next "after" */
     uint64_t last_journal; /* the last seq journaled, 0 if none */
+    uint32_t new_series;   /* series the records journaled will add (not in the reader yet) */
     struct tally failed, skipped;
     struct listed listed[REPLAY_LISTED_MAX];
     uint32_t n_listed;
@@ -140,17 +141,29 @@ static void list_one(struct run *run, const struct mlog_dead_row *d,
     snprintf(l->detail, sizeof l->detail, "%s", out->detail);
 }
 
+/* ingest_replay_in.known: the reader's series dictionary (this snapshot's). */
+static bool series_known(void *ctx, const char *name, size_t len)
+{
+    uint32_t id;
+    return series_dict_find(ctx, name, len, &id);
+}
+
 /* The scan's callback: one dead letter not replayed yet. */
 static bool replay_row(void *ctx, const struct mlog_dead_row *d)
 {
     struct replay *rp = ctx;
     struct run *run = &rp->run;
     struct ingest_replay_out out;
+    if (atomic_load(&rp->stop) && run->error == EL_OK)
+        run->error = EL_AGAIN; /* shutdown: journal nothing more */
+    if (run->error != EL_OK)
+        return false; /* the cursor stays before this row: it is asked again */
     run->examined++;
-    if (d->seq > run->last_seq)
-        run->last_seq = d->seq;
-    if (run->error != EL_OK || !query_name_selected(run->q, d->topic, d->topic_len))
+    if (!query_name_selected(run->q, d->topic, d->topic_len)) {
+        run->last_seq = d->seq > run->last_seq ? d->seq : run->last_seq;
         return false;
+    }
+    const struct series_dict *dict = mlog_reader_series(rp->reader);
     struct ingest_replay_in in = {
         .dead_seq = d->seq,
         .topic = d->topic,
@@ -163,21 +176,30 @@ static bool replay_row(void *ctx, const struct mlog_dead_row *d)
         .flags = d->flags,
         .reason = d->reason,
         .detail = d->detail,
+        .known = dict ? series_known : NULL,
+        .known_ctx = (void *)(uintptr_t)dict,
     };
+    if (dict) {
+        uint32_t used = series_dict_count(dict) + run->new_series;
+        in.series_room = used < series_dict_capacity(dict) ? series_dict_capacity(dict) - used : 0;
+    }
     el_status st = ingest_replay(rp->ing, rp->scratch, &in, &out);
     if (st == EL_INVAL) { /* cannot fit a journal segment: report, keep it */
         out.outcome = INGEST_REPLAY_FAILED;
         out.reason = "too_large";
         snprintf(out.detail, sizeof out.detail, "the record would not fit a journal segment");
     } else if (st != EL_OK) {
-        run->error = st;
+        run->error = st; /* not journaled: the cursor stays before it */
         return false;
     }
+    run->last_seq = d->seq > run->last_seq ? d->seq : run->last_seq;
     run->taken++;
     if (out.outcome == INGEST_REPLAYED) {
         run->replayed++;
         run->events += out.n_events;
-        run->last_journal = out.first_seq + out.n_events - 1u;
+        run->new_series += out.new_series;
+        if (out.n_events > 0)
+            run->last_journal = out.first_seq + out.n_events - 1u;
         return true;
     }
     tally_add(out.outcome == INGEST_REPLAY_FAILED ? &run->failed : &run->skipped, out.reason);

@@ -36,6 +36,21 @@
  *   (MLOG_F_PART: only that one event of the message is replayed;
  *   "part_unknown", "part_mismatch"). A dead letter that still fails stays
  *   as it is (no new row); its reason and detail are in the reply.
+ * - Refused again: a dead letter whose events the core would refuse
+ *   (series_limit: more new series than speed.max_series leaves room for;
+ *   name_too_long) still fails: the serving thread checks against its
+ *   reader's series dictionary (and the series its own earlier records of
+ *   the request add) and journals nothing; the core checks again when it
+ *   stores the record, BEFORE marking the dead letter (core_commit.c,
+ *   replay_refusal: a live message may have taken the room meanwhile) and
+ *   then stores nothing of it, leaves it unmarked (replayable once the limit
+ *   is raised) and keeps its seqs taken (mlog_skip_seqs). Storing the
+ *   refused event as a new PART dead letter instead would hide the original
+ *   and could never be replayed ("part_mismatch").
+ * - Stopping: replay_stop (at SIGTERM and in the teardown) ends the scan at
+ *   the next dead letter ("after" stays before the first one not
+ *   journaled), and the core shuts the journal's producer side before it
+ *   joins the serving thread, so a replay blocked on a full journal returns.
  * - Bounded: at most "n" (default and max 1000) dead letters per request,
  *   oldest first after "after" (a seq); the reply's "after" and "done" let
  *   the client loop (the CLI does). Rows examined per request are bounded by
@@ -83,7 +98,8 @@ struct replay;
 EL_MUST_CHECK el_status replay_new(const struct replay_opts *opts, struct ingest *ing,
                                    const struct speed *sp, struct replay **out);
 void replay_free(struct replay *rp);
-/* Any thread: ends a wait for the commit at once (shutdown). */
+/* Any thread: ends a wait for the commit at once, and a running scan at
+ * its next dead letter (shutdown). */
 void replay_stop(struct replay *rp);
 const struct replay_counters *replay_counters(const struct replay *rp);
 

@@ -151,6 +151,10 @@ static const struct status_field ingest_fields[] = {
     F("replay_failed", SK_U64, dl_replay_failed,
       COUNTER("edgelambda_ingest_replay_failed_total",
               "Dead letters that still failed to decode when a replay tried them.")),
+    F("replay_refused", SK_U64, dl_replay_refused,
+      COUNTER("edgelambda_ingest_replay_refused_total",
+              "Replayed dead letters the core did not store: an event would be refused again "
+              "(series_limit, name_too_long); they stay replayable.")),
     F("replay_skipped", SK_U64, dl_replay_skipped,
       COUNTER("edgelambda_ingest_replay_skipped_total",
               "Dead letters a replay skipped (never replayable: truncated, sparkplug_b, ...).")),

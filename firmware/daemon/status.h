@@ -74,6 +74,7 @@ struct status_snapshot {
     /* dead-letter replay (replay.h): committed dead letters and their events;
      * requests, and dead letters still failing or skipped, as answered */
     uint64_t dl_replayed, dl_replayed_events, dl_replay_runs, dl_replay_failed, dl_replay_skipped;
+    uint64_t dl_replay_refused; /* records the core did not store (core_commit.c) */
     double rate_per_s;
     bool sparkplug_on; /* a [decode] section reads Sparkplug B */
     uint64_t sp_births, sp_deaths, sp_seq_gaps, sp_unknown_alias, sp_aliases_full;

@@ -814,6 +814,31 @@ static const char *replay_refused(const struct ingest_rules *rules,
     return out->reason;
 }
 
+/* ingest_replay_in.known: whether the core would refuse an event again
+ * (then *out is filled: failed). */
+static bool replay_would_refuse(const struct ingest_replay_in *in, const struct journal_msg *jm,
+                                struct ingest_replay_out *out)
+{
+    uint32_t fresh = 0;
+    if (in->known == NULL)
+        return false;
+    if (!journal_new_names(jm->topic, jm->topic_len, jm->payload, jm->payload_len, jm->names,
+                           jm->names_len, jm->events, jm->n_events, in->known, in->known_ctx,
+                           &fresh)) {
+        out->reason = ingest_reason_str(INGEST_REASON_NAME_TOO_LONG);
+        snprintf(out->detail, sizeof out->detail, "%s", INGEST_CORE_NAME_DETAIL);
+    } else if (fresh > in->series_room) {
+        out->reason = ingest_reason_str(INGEST_REASON_SERIES_LIMIT);
+        snprintf(out->detail, sizeof out->detail,
+                 "%u new series, room for %u below speed.max_series", fresh, in->series_room);
+    } else {
+        out->new_series = fresh;
+        return false;
+    }
+    out->outcome = INGEST_REPLAY_FAILED;
+    return true;
+}
+
 /* Decodes the dead letter into jm (events in scratch); false with *out
  * filled when it does not decode (failed) or must not be replayed (skipped). */
 static bool replay_decode(struct ingest *ing, const struct ingest_rules *rules,
@@ -855,7 +880,7 @@ static bool replay_decode(struct ingest *ing, const struct ingest_rules *rules,
     jm->flags = (uint16_t)((synced ? MLOG_F_CLOCK_SYNCED : 0u) | MLOG_F_REPLAYED |
                            (res->has_ts ? MLOG_F_HAS_TS : 0u));
     jm->ref = (uint64_t)in->dead_seq;
-    return true;
+    return !replay_would_refuse(in, jm, out);
 }
 
 el_status ingest_replay(struct ingest *ing, struct ingest_replay_scratch *s,
@@ -864,8 +889,10 @@ el_status ingest_replay(struct ingest *ing, struct ingest_replay_scratch *s,
     struct journal_msg jm;
     uint64_t seq = 0;
     memset(out, 0, sizeof *out);
-    if (in->dead_seq <= 0)
+    if (in->dead_seq <= 0) { /* no dead letter to mark: never journaled */
+        replay_skip(out, "no_seq", "the dead letter has no sequence number");
         return EL_OK;
+    }
     memset(&jm, 0, sizeof jm);
     jm.recv_ms = in->recv_ms; /* the original receive: late data, not new data */
     jm.mono_ms = in->mono_ms;

@@ -245,6 +245,15 @@ struct ingest_replay_in {
     uint32_t flags;     /* the dead letter's MLOG_F_* (CLOCK_SYNCED, TRUNCATED, PART) */
     const char *reason; /* its reason */
     const char *detail; /* its detail, NULL when none */
+    /* Optional (known NULL: not checked): the series the replaying thread
+     * knows and the room left for new ones. A dead letter whose events the
+     * core would refuse again (a name over MLOG_MAX_SERIES_NAME, more new
+     * series than series_room) fails ("name_too_long", "series_limit") and
+     * is not journaled. The core checks again when it stores the record
+     * (core_commit.c, replay_refusal): this one only makes the reply right. */
+    journal_known_fn known;
+    void *known_ctx;
+    uint32_t series_room;
 };
 /* The detail the core gives one event it refused for its over-long name
  * (core_commit.c): with no MLOG_F_PART flag, such a row is not replayable. */
@@ -262,6 +271,7 @@ struct ingest_replay_out {
     char detail[DECODE_DETAIL_MAX + 40];
     uint64_t first_seq;
     uint32_t n_events;
+    uint32_t new_series; /* replayed with known set: the series it will add (at most) */
 };
 
 /* The replaying thread's decode buffers (one allocation, reused). */

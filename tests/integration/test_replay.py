@@ -26,7 +26,7 @@ import subprocess
 import time
 
 from harness import (CLI, EMULATOR, SLOW, Broker, Daemon, TempDir, check, loadgen, loadgen_async, log, publish,
-                     rr, run, wait_until)
+                     publish_lines, rr, run, wait_until)
 from test_decode import cbor, pub_bytes, sp_metric, sp_payload
 
 CLI_ARGS = EMULATOR + [CLI]
@@ -483,6 +483,180 @@ def test_kill_at_random_points_during_replays():
         td.cleanup()
 
 
+def restart_and_replay(b, d, sets):
+    """Restarts d with sets and starts `deadletters --replay` in the
+    background: (the log's length at the start, the CLI's process)."""
+    d.stop()
+    d.sets.update(sets)
+    d.start()
+    mark = len(d.log_text())
+    return mark, subprocess.Popen(CLI_ARGS + ["--uri", b.uri, "deadletters", "--replay"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_part_dead_letter_refused_again_stays_replayable():
+    """A message's event refused for series_limit (a per-event dead letter,
+    PART 2 of 3) replayed before speed.max_series is raised still fails, says
+    why, and stays as it is (no new dead letter, not marked); so does its
+    record when the core itself refuses it (a kill -9 before the commit, the
+    restart's journal replay under the old limit), whose seqs are never
+    handed out again, even after a clean stop. Once the limit is raised, it
+    is replayed exactly once."""
+    td = TempDir("replay-part")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, ingest__subscribe="zigbee2mqtt/#", speed__max_series=2)
+    d.config_text = '[decode "zigbee2mqtt/#"]\nfields = all\n'
+    try:
+        d.start()
+        publish(b, "zigbee2mqtt/x", '{"a":1,"b":2,"c":3}')
+        wait_until(lambda: d.query1("SELECT count(*) FROM dead_letters") == 1, 30, "the dead letter")
+        wait_until(lambda: d.event_count() == 2, 30, "the two events")
+        dls = dead_letters(d)
+        check(dls[0][2] == "series_limit", "dead letter: %s" % dls)
+        dl_seq = dls[0][0]
+
+        def unchanged(why):
+            rows = dead_letters(d)
+            check(len(rows) == 1 and rows[0][0] == dl_seq and rows[0][5] is None and d.event_count() == 2,
+                  "%s: dead letters %s, %d events" % (why, rows, d.event_count()))
+
+        # the limit is still 2: still failing, and replayable later
+        for _ in range(2):
+            (n, ev, failed, skipped), out = replay(b)
+            check((n, ev, failed, skipped) == (0, 0, 1, 0), "replay under the limit: %s" % out)
+            check("seq %d on zigbee2mqtt/x: series_limit" % dl_seq in out, "why: %s" % out)
+            unchanged("replay under the limit")
+        # journaled under a raised limit, killed before the commit, restarted under the old one:
+        # the core refuses the record at the start-up replay
+        mark, asker = restart_and_replay(b, d, {"speed.max_series": "3", "storage.flush_interval_ms": "10000"})
+        try:
+            wait_until(lambda: "1 journaled" in d.log_text()[mark:], 30, "the replay journaled")
+            unchanged("committed before the kill: the test proves nothing")
+            d.kill()
+        finally:
+            asker.kill()
+            asker.wait()
+        d.sets["speed.max_series"] = "2"
+        d.sets["storage.flush_interval_ms"] = "10"
+        d.start()
+        m = re.search(r"dead letter %d is still refused \(series_limit[^)]*\).* at seq (\d+)" % dl_seq,
+                      d.log_text()[mark:])
+        check(m, "the core did not refuse the record: %s" % d.log_text()[mark:][-2000:])
+        refused_seq = int(m.group(1))
+        unchanged("the core refused the record")
+        st = d.status(pred=lambda st: "replay_refused" in st["ingest"])
+        check(st["ingest"]["replay_refused"] == 1 and st["ingest"]["dead_letters_replayed"] == 0,
+              "status: %s" % st["ingest"])
+        # its seq stays taken after a clean stop (the journal's segments are gone then)
+        d.stop()
+        d.start()
+        publish(b, "zigbee2mqtt/x", '{"a":5}')
+        wait_until(lambda: d.event_count() == 3, 30, "a new reading")
+        new_seq = d.query1("SELECT max(seq) FROM events")
+        check(new_seq > refused_seq, "seq %d handed out again (the refused record had it)" % new_seq)
+        unchanged_rows = dead_letters(d)
+        check(len(unchanged_rows) == 1 and unchanged_rows[0][5] is None, "dead letters: %s" % unchanged_rows)
+        # the limit raised: replayed, exactly once
+        d.stop()
+        d.sets["speed.max_series"] = "3"
+        d.start()
+        (n, ev, failed, skipped), out = replay(b)
+        check((n, ev, failed, skipped) == (1, 1, 0, 0), "replay after raising the limit: %s" % out)
+        rows = dead_letters(d)
+        check(len(rows) == 1 and rows[0][5] is not None, "dead letters after the replay: %s" % rows)
+        check(d.query1("SELECT count(*) FROM events e JOIN series s ON s.id = e.series WHERE "
+                       "s.name = 'zigbee2mqtt/x/c' AND e.value = 3 AND e.flags & 32") == 1, "the event c=3")
+        (n, ev, failed, skipped), out = replay(b)
+        check((n, ev, failed, skipped) == (0, 0, 0, 0), "second replay: %s" % out)
+        check(d.event_count() == 4, "%d events, want 4" % d.event_count())
+        log("a per-event dead letter refused again stayed replayable (reply and core), its seq %d unused "
+            "after a restart, and was replayed once the limit was raised" % refused_seq)
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
+BIG = 150  # dead letters of BIG_PAD bytes: more than the journal holds
+BIG_PAD = 60000
+
+
+def test_stop_during_a_replay():
+    """SIGTERM while a replay fills a small journal (the replay waits for
+    room; the core commits every 3 s): the daemon stops in bounded time
+    (nothing journals after the stop began, and a producer blocked on the
+    full journal is woken), exits 0, and the next start and replay still
+    store each dead letter's event exactly once."""
+    td = TempDir("replay-stop")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, ingest__subscribe="big/#", storage__journal_segment_bytes="2M",
+               storage__journal_segments=2)
+    try:
+        d.start()
+        publish_lines(b, "big/x", ['{"v":%d,"pad":"%s"}' % (i, "x" * BIG_PAD) for i in range(BIG)])
+        wait_until(lambda: d.query1("SELECT count(*) FROM dead_letters") == BIG, 60, "the dead letters")
+        d.config_text = '[decode "big/#"]\nvalue = v\n'
+        mark, asker = restart_and_replay(b, d, {"storage.flush_interval_ms": "3000"})
+        try:
+            # the journal full: the replay waits for the core's commit
+            wait_until(lambda: d.query1("SELECT count(*) FROM events") > 0, 30, "the first commit")
+            check(d.query1("SELECT count(*) FROM events") < BIG, "the replay is over: the test proves nothing")
+            t0 = time.time()
+            d.stop(timeout=20)
+            took = time.time() - t0
+        finally:
+            asker.kill()
+            asker.wait()
+        # the replay stopped with the daemon: it did not go on through every dead letter
+        m = re.search(r"replay: (\d+) dead letters examined", d.log_text()[mark:])
+        check(m and int(m.group(1)) < BIG, "the replay went on after SIGTERM: %s" % (m and m.group(0)))
+        stopped_at = int(m.group(1))
+        d.sets["storage.flush_interval_ms"] = "10"
+        d.start()
+        (n, ev, failed, skipped), out = replay(b)
+        check((failed, skipped) == (0, 0) and ev == n, "replay after the stop: %s" % out)
+        check(d.query1("SELECT count(*) FROM dead_letters WHERE replayed_seq IS NULL") == 0 and
+              d.event_count() == BIG and
+              d.query1("SELECT count(DISTINCT value) FROM events") == BIG, "events: %d" % d.event_count())
+        log("stopped %.1f s after SIGTERM during a replay (it stopped after %d of %d dead letters); "
+            "each replayed once after the restart" % (took, stopped_at, BIG))
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
+def test_cli_waits_for_a_slow_commit():
+    """A replay request waits for its group commit (up to
+    storage.flush_interval_ms + 5 s): at flush_interval_ms = 10000 a round
+    takes about 10 s, and --replay's default --timeout (30 s) outlasts it."""
+    td = TempDir("replay-slow")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, ingest__subscribe="zigbee2mqtt/#")
+    try:
+        d.start()
+        publish(b, "zigbee2mqtt/slow", '{"temperature":21.5}')
+        wait_until(lambda: d.query1("SELECT count(*) FROM dead_letters") == 1, 30, "the dead letter")
+        d.stop()
+        d.config_text = '[decode "zigbee2mqtt/#"]\nfields = all\n'
+        d.sets["storage.flush_interval_ms"] = "10000"
+        d.start()
+        t0 = time.time()
+        (n, ev, failed, skipped), out = replay(b)
+        took = time.time() - t0
+        check((n, ev, failed, skipped) == (1, 1, 0, 0) and "not committed" not in out, "replay: %s" % out)
+        check(d.event_count() == 1, "events: %d" % d.event_count())
+        log("a replay round waited %.1f s for its commit; the CLI's default timeout outlasted it" % took)
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
-    run([test_replay_after_fixing_the_config, test_kill_before_the_commit_is_still_exactly_once,
-         test_replay_beside_live_ingest, test_replay_beside_reloads, test_kill_at_random_points_during_replays])
+    run([test_replay_after_fixing_the_config, test_part_dead_letter_refused_again_stays_replayable, test_kill_before_the_commit_is_still_exactly_once,
+         test_replay_beside_live_ingest, test_replay_beside_reloads, test_kill_at_random_points_during_replays,
+         test_stop_during_a_replay, test_cli_waits_for_a_slow_commit])

@@ -82,7 +82,11 @@ int cli_loadgen(struct cli_global *global, int argc, char **argv);
 struct cli_ask_opts {
     bool json;
     double timeout_s;
+    /* An error answer with this code (NULL: none) is not reported:
+     * cli_ask_and_print returns CLI_ASK_RETRY (the caller asks again). */
+    const char *retry_code;
 };
+#define CLI_ASK_RETRY (-3) /* cli_ask_and_print: the answer was o->retry_code */
 
 #define CLI_ASK_LONGOPTS                                                                           \
     {"json", no_argument, NULL, CLI_OPT_JSON},                                                     \
@@ -121,7 +125,8 @@ typedef int (*cli_answer_print_fn)(const struct plat_json *answer, const void *c
  * bytes), sends it to <prefix>/<suffix>, waits (o->timeout_s), prints the
  * raw answer with --json, reports an error answer ({"ok":false,"error":
  * {code,message}}) on stderr, and otherwise calls print. cmd names the
- * command in messages. Returns the exit code. */
+ * command in messages. Returns the exit code, or CLI_ASK_RETRY for an error
+ * answer with code o->retry_code (not reported). */
 int cli_ask_and_print(const struct cli_global *global, const char *cmd, const char *suffix,
                       const struct jw *request, const struct cli_ask_opts *o,
                       cli_answer_print_fn print, const void *ctx);

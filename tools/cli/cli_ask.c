@@ -214,7 +214,7 @@ static int ask(const struct cli_global *global, const char *cmd, const char *suf
 /* Parses the answer; prints it raw with --json; reports an error answer on
  * stderr. On CLI_EXIT_OK, d holds the parsed answer (caller frees). */
 static int answer_check(const char *cmd, const char *reply, size_t reply_len, bool json,
-                        struct cli_doc *d)
+                        const char *retry_code, struct cli_doc *d)
 {
     char message[CLI_CELL_MAX], code[64];
     const struct plat_json *a = &d->json;
@@ -234,6 +234,8 @@ static int answer_check(const char *cmd, const char *reply, size_t reply_len, bo
     err = plat_json_member(a, 0, "error");
     (void)cli_json_text(a, plat_json_member(a, err, "message"), message, sizeof message);
     (void)cli_json_text(a, plat_json_member(a, err, "code"), code, sizeof code);
+    if (retry_code && strcmp(code, retry_code) == 0)
+        return CLI_ASK_RETRY;
     fprintf(stderr, "edgelambda %s: %s%s%s%s\n", cmd, message[0] ? message : "request failed",
             code[0] ? " (" : "", code, code[0] ? ")" : "");
     return CLI_EXIT_FAIL;
@@ -264,7 +266,7 @@ int cli_ask_and_print_on(struct cli_rr *rr, const struct cli_global *global, con
     }
     rc = ask(global, cmd, suffix, request, o->timeout_s, rr, &reply, &reply_len);
     if (rc == CLI_EXIT_OK)
-        rc = answer_check(cmd, reply, reply_len, o->json, &d);
+        rc = answer_check(cmd, reply, reply_len, o->json, o->retry_code, &d);
     if (rc == CLI_EXIT_OK && !o->json) {
         rc = print(&d.json, ctx);
         if (fflush(stdout) != 0)

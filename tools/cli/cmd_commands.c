@@ -93,7 +93,7 @@ static int command_parse(struct cli_global *global, int argc, char **argv, bool 
 static int command_run(struct cli_global *global, int argc, char **argv, bool is_sync)
 {
     const char *name = is_sync ? "sync" : "recompute";
-    struct cli_ask_opts o = {false, CLI_ASK_DEFAULT_TIMEOUT_S};
+    struct cli_ask_opts o = {.json = false, .timeout_s = CLI_ASK_DEFAULT_TIMEOUT_S};
     bool flag = false;
     char buf[256];
     struct jw w;

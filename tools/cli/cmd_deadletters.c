@@ -16,12 +16,16 @@
  * with "after" = the reply's "after" until the daemon says "done" (each
  * request replays at most -n, default 1000), printing the dead letters that
  * still fail or were skipped as they come and the totals at the end; with
- * --json, each reply as one line (NDJSON).
+ * --json, each reply as one line (NDJSON). A round can wait twice for a
+ * commit (replay.h), so --timeout defaults to DL_REPLAY_TIMEOUT_S; a "busy"
+ * answer (the previous round not committed yet) is asked again, a bounded
+ * number of times with a short bounded pause.
  *
  * Threading: main thread.
  */
 #include <getopt.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -35,6 +39,16 @@ enum {
 };
 
 #define DL_REPLAY_ROUNDS_MAX 1000000 /* a bound: each round moves "after" forward */
+/* One round may wait for the previous round's commit, then for its own
+ * (each up to storage.flush_interval_ms + 5 s, replay.h): --replay's default
+ * --timeout is longer than other commands'. */
+#define DL_REPLAY_TIMEOUT_S 30.0
+/* "busy" (the previous round is not committed yet, e.g. after a round that
+ * answered "committed":false): asked again this many times, after a pause
+ * of DL_BUSY_PAUSE_MS doubling up to DL_BUSY_PAUSE_MAX_MS. */
+#define DL_BUSY_RETRIES 5
+#define DL_BUSY_PAUSE_MS 250
+#define DL_BUSY_PAUSE_MAX_MS 2000
 
 /* --replay's totals over the rounds. */
 struct dl_replay {
@@ -71,8 +85,9 @@ static void dl_usage(FILE *out)
             "                     daemon's configuration now (after fixing it) and store\n"
             "                     those that decode as events, with their original\n"
             "                     receive time, exactly once ({\"op\":\"replay_deadletters\"}\n"
-            "                     on <prefix>/command, repeated until done)\n" CLI_ASK_USAGE_OPTIONS
-                CLI_ASK_USAGE_EXIT);
+            "                     on <prefix>/command, repeated until done; --timeout\n"
+            "                     defaults to 30 s, a \"busy\" answer is asked again up\n"
+            "                     to 5 times)\n" CLI_ASK_USAGE_OPTIONS CLI_ASK_USAGE_EXIT);
 }
 
 /* Returns CLI_EXIT_OK, CLI_EXIT_USAGE, or -1 after --help. */
@@ -239,8 +254,9 @@ static int dl_replay_run(const struct cli_global *global, struct dl_args *a)
     char buf[CLI_ASK_REQUEST_MAX];
     struct cli_ask_opts o = a->ask;
     struct cli_rr rr = {0}; /* one connection for every round */
-    int rc = CLI_EXIT_OK;
+    int rc = CLI_EXIT_OK, busy = 0, pause_ms = DL_BUSY_PAUSE_MS;
     o.json = false; /* every reply goes through dl_replay_print */
+    o.retry_code = "busy";
     a->r.json = a->ask.json;
     while (rc == CLI_EXIT_OK && !a->r.done && a->r.rounds < DL_REPLAY_ROUNDS_MAX) {
         struct jw w;
@@ -253,6 +269,22 @@ static int dl_replay_run(const struct cli_global *global, struct dl_args *a)
         jw_obj_end(&w);
         rc = cli_ask_and_print_on(&rr, global, "deadletters", "command", &w, &o, dl_replay_print,
                                   &a->r);
+        if (rc == CLI_ASK_RETRY && busy >= DL_BUSY_RETRIES) {
+            fprintf(stderr,
+                    "edgelambda deadletters: the daemon is still committing the previous "
+                    "replay (busy %d times); ask again later\n",
+                    busy + 1);
+            rc = CLI_EXIT_FAIL;
+        } else if (rc == CLI_ASK_RETRY) {
+            busy++;
+            struct timespec ts = {pause_ms / 1000, (long)(pause_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            pause_ms = pause_ms * 2 < DL_BUSY_PAUSE_MAX_MS ? pause_ms * 2 : DL_BUSY_PAUSE_MAX_MS;
+            rc = CLI_EXIT_OK;
+        } else {
+            busy = 0;
+            pause_ms = DL_BUSY_PAUSE_MS;
+        }
     }
     cli_rr_close(&rr);
     if (rc == CLI_EXIT_OK && !a->r.json)
@@ -276,7 +308,7 @@ int cli_deadletters(struct cli_global *global, int argc, char **argv)
 
     for (int i = 1; i < argc; i++) /* --replay asks in rounds: its own loop */
         if (strcmp(argv[i], "--replay") == 0) {
-            a.ask.timeout_s = CLI_ASK_DEFAULT_TIMEOUT_S;
+            a.ask.timeout_s = DL_REPLAY_TIMEOUT_S;
             int rc = dl_parse_args(global, argc, argv, &a);
             if (rc != CLI_EXIT_OK)
                 return rc < 0 ? CLI_EXIT_OK : rc;

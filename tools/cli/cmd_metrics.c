@@ -56,7 +56,7 @@ int cli_metrics(struct cli_global *global, int argc, char **argv)
         CLI_ASK_LONGOPTS,
         {NULL, 0, NULL, 0},
     };
-    struct cli_ask_opts o = {false, CLI_ASK_DEFAULT_TIMEOUT_S};
+    struct cli_ask_opts o = {.json = false, .timeout_s = CLI_ASK_DEFAULT_TIMEOUT_S};
     char buf[64];
     struct jw w;
     int opt;
