@@ -246,6 +246,34 @@ static el_status boot_register(struct mlog *log, const char *boot_id, int64_t wa
     return rc;
 }
 
+/* Files trimmed by versions that did not record trimmed_max_ts (mlog_trim):
+ * without it a full recompute would delete every view bucket and rebuild
+ * them from the events left. Trimmed (the oldest sequence left is above 1,
+ * or nothing is left of the series' events) and no key: a conservative one,
+ * the newest event time of the oldest block left (events arrive mostly in
+ * time order), or, with none left, MLOG_TRIMMED_UNKNOWN (every bucket is
+ * kept). Too high only keeps more buckets from being rebuilt (views.h). */
+static el_status trimmed_migrate(struct mlog *log)
+{
+    char sql[160];
+    if (query_int(log, "SELECT count(*) FROM meta WHERE key='trimmed_max_ts'", 1) != 0)
+        return EL_OK;
+    int64_t oldest = query_int(log,
+                               "SELECT min(s) FROM (SELECT min(seq) AS s FROM events UNION ALL"
+                               " SELECT min(seq) FROM dead_letters UNION ALL"
+                               " SELECT min(seq) FROM unanchored)",
+                               0);
+    if (oldest == 1 || (oldest == 0 && query_int(log, "SELECT count(*) FROM series", 0) == 0))
+        return EL_OK; /* nothing was trimmed (or nothing was ever written) */
+    int64_t ts =
+        query_int(log, "SELECT max_ts FROM blocks ORDER BY block LIMIT 1", MLOG_TRIMMED_UNKNOWN);
+    snprintf(sql, sizeof sql, "INSERT INTO meta VALUES('trimmed_max_ts', %lld)", (long long)ts);
+    log_warn("master log %s was trimmed by an older version: the views keep their buckets up to "
+             "event time %lld (trimmed_max_ts)",
+             log->path, (long long)ts);
+    return exec(log, sql);
+}
+
 /* mlog_open's one write transaction: the schema (created or checked), the
  * last sequences, this boot, and the waiting readings of boots that ended
  * unsynchronised retired to dead letters. */
@@ -299,6 +327,8 @@ static el_status open_txn(struct mlog *log, const char *boot_id, int64_t wall_ms
             query_int(log, "SELECT coalesce(sum(n), 0) FROM blocks", 0);
     if (rc == EL_OK)
         rc = retire_unanchored(log);
+    if (rc == EL_OK)
+        rc = trimmed_migrate(log);
     if (rc == EL_OK)
         return exec(log, "COMMIT");
     (void)exec(log, "ROLLBACK");

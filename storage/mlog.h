@@ -7,7 +7,10 @@
  *   meta(key TEXT PRIMARY KEY, value)            schema_version, created_ms;
  *                                                 trimmed_max_ts: the newest event
  *                                                 time retention removed (absent:
- *                                                 none)
+ *                                                 none; files trimmed by older
+ *                                                 versions get a conservative one
+ *                                                 at mlog_open, MLOG_TRIMMED_UNKNOWN
+ *                                                 when no event is left)
  *   boots(id INTEGER PRIMARY KEY, boot_id TEXT UNIQUE NOT NULL,
  *         first_seq INTEGER NOT NULL, first_wall_ms INTEGER NOT NULL,
  *         first_mono_ms INTEGER NOT NULL)        one row per kernel boot seen
@@ -85,6 +88,9 @@
 
 #define MLOG_SCHEMA_VERSION 1
 #define MLOG_BLOCK_SHIFT 10
+/* trimmed_max_ts of a file an older version trimmed to nothing: every view
+ * bucket is kept (far in the future, aligned up without overflow). */
+#define MLOG_TRIMMED_UNKNOWN (INT64_MAX / 2)
 #define MLOG_MAX_SERIES_NAME 255
 
 /* events.flags / dead_letters.flags */

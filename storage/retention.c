@@ -76,8 +76,10 @@ void retention_tick(struct mlog *log, const struct retention_opts *opts, int64_t
     int64_t block = (int64_t)1 << MLOG_BLOCK_SHIFT;
     out->views_behind = removable < oldest + block - 1;
     out->shed_views = out->over && removable < oldest + block - 1;
-    if (opts->drop_oldest && removable < oldest + block)
-        removable = mlog_committed_seq(log); /* the user chose to lose the oldest */
+    /* drop_oldest: the user chose to lose the oldest, but only once the
+     * views have nothing left to shed (1c after 1b). */
+    if (opts->drop_oldest && removable < oldest + block && opts->nothing_to_shed)
+        removable = mlog_committed_seq(log);
     /* Aim an eighth below max_bytes, so a tick's worth of commits fits
      * (no_room under it: at least a block). */
     int64_t target = opts->max_bytes - opts->max_bytes / 8;
@@ -93,6 +95,12 @@ void retention_tick(struct mlog *log, const struct retention_opts *opts, int64_t
         out->used_bytes = mlog_used_bytes(log);
         out->total_bytes = out->used_bytes + other_bytes;
     }
+}
+
+bool retention_age_unpauses(const struct retention_result *r, int64_t max_bytes, bool no_room)
+{
+    return r->outcome == RETENTION_TRIMMED && r->by_age &&
+           (max_bytes <= 0 || r->total_bytes <= max_bytes) && !no_room;
 }
 
 /* ---- the views ladder ---- */
@@ -123,6 +131,10 @@ bool retention_ladder_next(const struct ladder_tier tiers[RETENTION_LADDER_N], i
                            bool pressure, bool drop_oldest, struct ladder_step *out)
 {
     memset(out, 0, sizeof *out);
+    /* Rows an interrupted step left below a horizon (whatever keep is now). */
+    for (int k = 0; k < RETENTION_LADDER_N; k++)
+        if (tiers[k].horizon > 0 && step_to(&tiers[k], k, tiers[k].horizon, false, out))
+            return true;
     for (int k = 0; k < RETENTION_LADDER_N; k++)
         if (tiers[k].keep_ms > 0 && step_to(&tiers[k], k, now_ms - tiers[k].keep_ms, false, out))
             return true;

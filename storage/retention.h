@@ -23,7 +23,11 @@
  *      c. still over: full_policy. stop_ingest stops commits (the journal,
  *         then the broker, keep the readings); drop_oldest removes the
  *         oldest raw events whether covered or not (as before: the user
- *         chose to lose the oldest).
+ *         chose to lose the oldest), once the ladder has nothing left to
+ *         shed (retention_opts.nothing_to_shed, which the core works out
+ *         from the tiers the batch worker last published; until then a
+ *         tick over the bound with nothing removable is BLOCKED, which
+ *         does not pause ingest under drop_oldest).
  *    A tick removes about what brings the total an eighth under max_bytes
  *    (estimated from the average size of an event), at most
  *    RETENTION_MAX_EVENTS; the next tick (a second later) goes on.
@@ -47,6 +51,8 @@
  *    forever): buckets whose start is older than now - keep go, a bounded
  *    chunk at a time (retention_ladder_next decides; the batch worker
  *    deletes). Pressure (1b) uses the same steps with the floors above.
+ *    Rows left below a horizon (a step stopped early, or killed after
+ *    recording it) are deleted first, whatever the keep durations are now.
  *
  * Threading: retention_tick on the thread that owns the struct mlog (the
  * core); retention_ladder_next is pure (the batch worker calls it).
@@ -72,10 +78,12 @@
 #define RETENTION_LADDER_BUCKETS 10080
 
 struct retention_opts {
-    int64_t max_bytes;  /* 0: no size bound */
-    bool drop_oldest;   /* else stop_ingest */
-    int64_t max_age_ms; /* 0: no age bound */
-    int64_t now_ms;     /* wall clock (event time is compared with it) */
+    int64_t max_bytes;    /* 0: no size bound */
+    bool drop_oldest;     /* else stop_ingest */
+    int64_t max_age_ms;   /* 0: no age bound */
+    int64_t now_ms;       /* wall clock (event time is compared with it) */
+    bool nothing_to_shed; /* the views ladder has nothing left to shed (1b): drop_oldest may
+                             go on to remove uncovered or unshipped raw events (1c) */
 };
 
 enum retention_outcome {
@@ -106,6 +114,12 @@ struct retention_result {
 void retention_tick(struct mlog *log, const struct retention_opts *opts, int64_t removable,
                     int64_t other_bytes, bool no_room, struct retention_result *out);
 
+/* After a tick that trimmed by age: true when a stop_ingest pause may be
+ * lifted (the total is under max_bytes, or there is none, and no commit
+ * failed for lack of room since). A size trim lifts it by itself; the
+ * size checks do not run in a tick that trimmed by age. */
+bool retention_age_unpauses(const struct retention_result *r, int64_t max_bytes, bool no_room);
+
 /* ---- the views ladder (pure) ---- */
 
 struct ladder_tier {
@@ -113,6 +127,7 @@ struct ladder_tier {
     int64_t keep_ms; /* 0: forever */
     int64_t rows;    /* rows held */
     int64_t oldest;  /* oldest bucket start (valid when rows > 0) */
+    int64_t horizon; /* buckets with t < horizon were dropped (0: none); rows left below it go */
 };
 
 struct ladder_step {
@@ -122,7 +137,8 @@ struct ladder_step {
 };
 
 /* The next bounded step of the ladder, or false when there is none: first
- * keep durations (finest first), then, with pressure, shedding (1b).
+ * rows left below a horizon, then keep durations (finest first), then, with
+ * pressure, shedding (1b).
  * A step deletes at most RETENTION_LADDER_BUCKETS buckets per series. */
 bool retention_ladder_next(const struct ladder_tier tiers[RETENTION_LADDER_N], int64_t now_ms,
                            bool pressure, bool drop_oldest, struct ladder_step *out);

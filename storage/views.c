@@ -37,9 +37,11 @@ struct views {
     /* Buckets with t < horizon[k] were dropped by the ladder (meta
      * dropped_before_<res>): the read snapshot's, or the run's. */
     int64_t horizon[VIEWS_N_RES];
-    /* A run: its buckets with t < floor[k] are left as they are (the
-     * horizon; a full run also keeps those whose raw events were trimmed). */
+    /* A full run keeps the buckets with t < floor[k] (their raw events were
+     * partly trimmed): events it already covered (seq <= the watermark
+     * before the run) are not added to them again, newer ones are merged. */
     int64_t floor[VIEWS_N_RES];
+    int64_t run_previous_seq; /* the watermark before the run */
     int64_t run_new_rows[VIEWS_N_RES];
     int64_t run_new_min[VIEWS_N_RES]; /* the oldest bucket a run added */
     /* The writer's row counts (views_tiers), exact once known. */
@@ -463,8 +465,10 @@ static bool aggregate_row(void *ctx, const struct mlog_chunk_row *row)
     for (int k = 0; k < VIEWS_N_RES && a->rc == EL_OK; k++) {
         int64_t res = views_res_ms[k];
         int64_t t = plat_align_down(row->ts_ms, res);
-        if (t < a->v->floor[k])
-            continue; /* dropped by the ladder, or kept from trimmed raw (full) */
+        if (t < a->v->horizon[k])
+            continue; /* dropped by the ladder */
+        if (t < a->v->floor[k] && row->seq <= a->v->run_previous_seq)
+            continue; /* full: already in a bucket kept from trimmed raw */
         struct group *grp = group_get(a->g, res, row->series, t);
         if (!grp) {
             a->rc = groups_flush(a->v, a->g, a->run);
@@ -560,6 +564,27 @@ static el_status full_clear(struct views *v, int64_t trimmed_max_ts)
     return rc;
 }
 
+/* A full run: retention must not have trimmed anything newer than the run's
+ * trimmed_max_ts while the run read the log (the core does not trim while a
+ * run is going on, but a requested run may start between its check and its
+ * trim): the buckets it cleared would be rebuilt without those events.
+ * Checked after the last chunk, before COMMIT: a trim after it removes
+ * nothing the run did not read. EL_AGAIN with run->trim_raced: roll back,
+ * the caller runs again. */
+static el_status check_trimmed(struct mlog_reader *log, struct views_run *run)
+{
+    int64_t now = 0;
+    el_status rc = mlog_reader_begin(log);
+    if (rc == EL_OK)
+        rc = mlog_reader_trimmed_max_ts(log, &now);
+    mlog_reader_end(log);
+    if (rc == EL_OK && now != run->trimmed_max_ts) {
+        run->trim_raced = true;
+        rc = EL_AGAIN;
+    }
+    return rc;
+}
+
 /* The views' side of a run: one write transaction on views.db that merges
  * (or, full, rebuilds) the rows and sets the watermark to S. */
 static el_status write_run(struct views *v, struct mlog_reader *log, struct group_table *g,
@@ -578,12 +603,15 @@ static el_status write_run(struct views *v, struct mlog_reader *log, struct grou
         v->run_new_min[k] = INT64_MAX;
     for (int k = 0; k < VIEWS_N_RES; k++)
         v->floor[k] = v->horizon[k];
+    v->run_previous_seq = run->previous_seq;
     if (full)
         rc = full_clear(v, run->trimmed_max_ts);
     if (rc == EL_OK && run->snapshot_seq > lo)
         rc = aggregate_range(v, log, lo, run->snapshot_seq, g, cancel, yield_fn, yield_ctx, run);
     if (rc == EL_OK)
         rc = groups_flush(v, g, run);
+    if (rc == EL_OK && full)
+        rc = check_trimmed(log, run);
     if (rc == EL_OK && run->snapshot_seq > run->previous_seq)
         rc = meta_set(v->db, "watermark_seq", run->snapshot_seq);
     if (rc == EL_OK && full && run->snapshot_seq < run->previous_seq)
@@ -619,10 +647,21 @@ el_status views_recompute(struct views *v, const char *dir, bool full, atomic_in
     el_status rc = mlog_reader_open_seq(dir, MASTER_BUSY_TIMEOUT_MS, &log);
     if (rc == EL_OK)
         rc = groups_init(&g);
-    if (rc == EL_OK)
+    /* A full run that raced with a trim (check_trimmed) runs again, a
+     * bounded number of times: the core trims at most once a second. */
+    for (int attempt = 0; rc == EL_OK && attempt < VIEWS_TRIM_RETRIES; attempt++) {
         rc = take_snapshot(v, log, full, run);
-    if (rc == EL_OK && !run->skipped)
-        rc = write_run(v, log, &g, cancel, yield_fn, yield_ctx, run);
+        if (rc == EL_OK && !run->skipped)
+            rc = write_run(v, log, &g, cancel, yield_fn, yield_ctx, run);
+        if (rc != EL_AGAIN || !run->trim_raced)
+            break;
+        log_info("views: a trim ran during the full recompute: running it again");
+        run->trim_retries++;
+        run->trim_raced = false;
+        run->events = 0;
+        run->groups = 0;
+        rc = attempt + 1 < VIEWS_TRIM_RETRIES ? EL_OK : EL_AGAIN;
+    }
     mlog_reader_close(log);
     groups_cleanup(&g);
     run->wall_ms = plat_clock_mono_ms() - t0;

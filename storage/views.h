@@ -31,7 +31,8 @@
  * recompute never keeps the WAL from being checkpointed. That is exact
  * because rows <= S never change during a run: rows are never updated,
  * readings placed in time later get sequences above S, and retention does
- * not trim while a run is going on (the core). After each chunk a
+ * not trim while a run is going on (the core; a full run also checks that
+ * no trim slipped in: RETENTION). After each chunk a
  * cancellation is honoured (the run rolls back) or the yield callback
  * runs. Either way the views' side of a run is ONE write
  * transaction on views.db that also sets watermark_seq = S:
@@ -48,7 +49,15 @@
  * (serve.h). A run adds nothing below a horizon. A full run rebuilds only
  * the buckets whose raw events are all still in the master log (t after the
  * master log's trimmed_max_ts, aligned up per resolution); older buckets
- * keep what earlier runs aggregated, since their raw events are gone.
+ * keep what earlier runs aggregated, since their raw events are gone, and
+ * take only the events the views did not cover yet (seq above the
+ * watermark before the run), merged as an incremental run would. A trim can
+ * start just before a full run does (a requested run starts between the
+ * core's batch_running check and its trim): the run reads trimmed_max_ts
+ * again after its last chunk, before COMMIT, and if it moved it rolls back
+ * and runs again (at most VIEWS_TRIM_RETRIES times, then EL_AGAIN). A
+ * master log trimmed by a version that did not record trimmed_max_ts gets
+ * a conservative one when opened (mlog.h).
  *
  * Threading: a struct views belongs to one thread. The batch worker owns a
  * writer; each serving thread owns a reader.
@@ -108,7 +117,12 @@ struct views_run {
     double cpu_s;
     bool skipped;           /* incremental run with no event to cover: nothing written */
     int64_t trimmed_max_ts; /* full: the master log's (mlog.h meta); INT64_MIN + 1: none */
+    bool trim_raced;        /* full: a trim changed trimmed_max_ts during the run */
+    int trim_retries;       /* full: runs rolled back because of one (run again) */
 };
+
+/* How many times a full run that raced with a trim is run (RETENTION). */
+#define VIEWS_TRIM_RETRIES 3
 
 /* Runs one recompute against <dir>/master.db, through a master-log reader
  * (mlog_read.h) the run opens and closes itself. The log is read in chunks
@@ -117,9 +131,10 @@ struct views_run {
  * yield_fn) is non-zero the run rolls back and returns EL_AGAIN, leaving the
  * views and the watermark as they were; else yield_fn, when not NULL, is
  * called (the worker uses it to step aside for ingest). A cancel seen only
- * after the last chunk does not stop the run. run is filled in either case
- * (run->skipped: nothing to cover, nothing written). EL_DB, EL_FULL (views.db
- * cannot grow), EL_NOMEM. */
+ * after the last chunk does not stop the run. A full run that raced with a
+ * trim VIEWS_TRIM_RETRIES times in a row also returns EL_AGAIN (RETENTION). run is filled in either
+ * case (run->skipped: nothing to cover, nothing written). EL_DB, EL_FULL (views.db cannot grow),
+ * EL_NOMEM. */
 EL_MUST_CHECK el_status views_recompute(struct views *v, const char *dir, bool full,
                                         atomic_int *cancel, void (*yield_fn)(void *ctx),
                                         void *yield_ctx, struct views_run *run);

@@ -148,7 +148,8 @@ static void ladder_pass(struct batch *b, struct views *v)
         pthread_mutex_lock(&b->mu);
         for (int k = 0; k < RETENTION_LADDER_N; k++)
             lt[k] = (struct ladder_tier){views_res_ms[k], atomic_load(&b->keep_ms[k]),
-                                         b->st.tiers.tier[k].rows, b->st.tiers.tier[k].oldest};
+                                         b->st.tiers.tier[k].rows, b->st.tiers.tier[k].oldest,
+                                         b->st.tiers.tier[k].horizon};
         pthread_mutex_unlock(&b->mu);
         if (!retention_ladder_next(lt, plat_clock_wall_ms(), pressure,
                                    atomic_load(&b->drop_oldest) != 0, &step))

@@ -76,6 +76,26 @@ static void ladder_settings(struct core *c)
     batch_set_ladder(c->batch, keep, cfg->storage.full_policy == EL_FULL_DROP_OLDEST);
 }
 
+/* retention.h 1c after 1b: drop_oldest removes uncovered or unshipped raw
+ * events only once the ladder has nothing left to shed, judged from the
+ * tiers the batch worker last published (with no batch layer, none known,
+ * or no true clock, the worker sheds nothing). */
+static bool nothing_to_shed(struct core *c, bool drop_oldest)
+{
+    struct batch_status bs;
+    struct ladder_tier lt[RETENTION_LADDER_N];
+    struct ladder_step step;
+    if (!c->batch || !plat_clock_synced())
+        return true;
+    batch_get_status(c->batch, &bs);
+    if (!bs.tiers_known)
+        return true;
+    for (int k = 0; k < RETENTION_LADDER_N; k++)
+        lt[k] = (struct ladder_tier){views_res_ms[k], 0, bs.tiers.tier[k].rows,
+                                     bs.tiers.tier[k].oldest, 0};
+    return !retention_ladder_next(lt, plat_clock_wall_ms(), true, drop_oldest, &step);
+}
+
 static void retention_outcome(struct core *c, const struct retention_result *r, bool drop_oldest)
 {
     switch (r->outcome) {
@@ -99,6 +119,8 @@ static void retention_outcome(struct core *c, const struct retention_result *r, 
         if (!r->by_age) {
             c->commit_no_space = false; /* room was made: the next failure says again */
             core_set_paused(c, false);
+        } else if (retention_age_unpauses(r, c->cfg->storage.max_bytes, c->commit_no_space)) {
+            core_set_paused(c, false); /* the age trim left the total under the bound */
         }
         break;
     }
@@ -113,7 +135,7 @@ void core_retention_tick(struct core *c)
     /* Event time is compared with the wall clock: only a synchronised one. */
     struct retention_opts ro = {cfg->storage.max_bytes, drop_oldest,
                                 plat_clock_synced() ? cfg->storage.max_age_s * 1000 : 0,
-                                plat_clock_wall_ms()};
+                                plat_clock_wall_ms(), false};
     struct retention_result r;
     if (c->batch)
         ladder_settings(c);
@@ -133,8 +155,11 @@ void core_retention_tick(struct core *c)
             core_set_paused(c, false);
         return;
     }
-    if (c->oldest_pending_mono_ms != 0 && !c->storage_failed)
-        core_commit(c); /* mlog_trim needs no transaction open */
+    if (c->oldest_pending_mono_ms != 0 && !c->storage_failed) {
+        core_commit(c);         /* mlog_trim needs no transaction open */
+        other = other_bytes(c); /* what it committed left the journal's uncommitted bytes */
+    }
+    ro.nothing_to_shed = nothing_to_shed(c, drop_oldest);
     retention_tick(c->log, &ro, removable_upto(c), other, c->commit_no_space, &r);
     c->used_bytes = r.used_bytes;
     c->total_bytes = r.total_bytes;

@@ -1104,6 +1104,66 @@ static void test_unanchored(void **state)
     expect_integrity_ok(f->dir);
 }
 
+/* ---- trimmed_max_ts for files older versions trimmed ---- */
+
+static int64_t trimmed_key(const char *dir, bool *present)
+{
+    sqlite3 *db = peer_open(dir);
+    *present = peer_int(db, "SELECT count(*) FROM meta WHERE key='trimmed_max_ts'") == 1;
+    int64_t v = *present ? peer_int(db, "SELECT value FROM meta WHERE key='trimmed_max_ts'") : 0;
+    sqlite3_close(db);
+    return v;
+}
+
+/* An older version trimmed without recording trimmed_max_ts (the key is
+ * deleted, as such a file has none): mlog_open sets a conservative one (the
+ * oldest block left's newest event time; none left: MLOG_TRIMMED_UNKNOWN),
+ * so a full recompute keeps the view buckets of the trimmed events. A file
+ * never trimmed gets none. */
+static void test_trimmed_key_for_old_files(void **state)
+{
+    struct fixture *f = *state;
+    bool present;
+    struct mlog *log = open_log(f->dir, 8, "boot-1", 1000, 1);
+    uint32_t id = series(log, "s", 1);
+    for (int64_t q = 1; q <= 3000; q++)
+        append_simple(log, q, id, "{}");
+    assert_int_equal(mlog_commit(log), EL_OK);
+    mlog_close(log);
+    log = open_log(f->dir, 8, "boot-1", 1000, 1);
+    (void)trimmed_key(f->dir, &present);
+    assert_false(present); /* nothing trimmed: no key */
+    assert_int_equal(mlog_trim(log, 1023), EL_OK);
+    assert_int_equal(trimmed_key(f->dir, &present), 1023 * 1000);
+    assert_true(present);
+    mlog_close(log);
+
+    sqlite3 *db = peer_open(f->dir);
+    peer_exec(db, "DELETE FROM meta WHERE key='trimmed_max_ts'");
+    sqlite3_close(db);
+    log = open_log(f->dir, 8, "boot-2", 2000, 1);
+    /* block 1 (seq 1024..2047, ts = seq s) is the oldest left */
+    assert_int_equal(trimmed_key(f->dir, &present), 2047 * 1000);
+    assert_true(present);
+    /* kept as it is at the next open */
+    mlog_close(log);
+    log = open_log(f->dir, 8, "boot-2", 2000, 1);
+    assert_int_equal(trimmed_key(f->dir, &present), 2047 * 1000);
+
+    /* everything trimmed, then the key lost: every bucket is kept */
+    assert_int_equal(mlog_trim(log, 3071), EL_OK);
+    assert_int_equal(mlog_oldest_seq(log), 0);
+    mlog_close(log);
+    db = peer_open(f->dir);
+    peer_exec(db, "DELETE FROM meta WHERE key='trimmed_max_ts'");
+    sqlite3_close(db);
+    log = open_log(f->dir, 8, "boot-3", 3000, 1);
+    assert_int_equal(trimmed_key(f->dir, &present), MLOG_TRIMMED_UNKNOWN);
+    assert_true(present);
+    mlog_close(log);
+    expect_integrity_ok(f->dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1119,6 +1179,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fail_bad_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unanchored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trimmed_key_for_old_files, setup, teardown),
     };
     plat_log_set_level(PLAT_LOG_ERROR);
     return cmocka_run_group_tests(tests, NULL, NULL);

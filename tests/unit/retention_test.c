@@ -4,8 +4,10 @@
  * drop_oldest, bounded steps) and retention_tick against a real master log
  * (age by event time in whole blocks, only what is removable, a young
  * late-stamped event stopping the prefix; max_bytes counting the other
- * files' bytes; shedding asked once no covered raw event is left), with the
- * event count kept by mlog matching count(*).
+ * files' bytes; shedding asked once no covered raw event is left, and
+ * drop_oldest removing uncovered events only once nothing is left to shed),
+ * rows an interrupted step left below a horizon, with the event count kept
+ * by mlog matching count(*).
  *
  * Each test that needs a master log gets a fresh directory (mkdtemp).
  */
@@ -34,9 +36,9 @@
 
 static void tiers_init(struct ladder_tier t[3], int64_t keep_1m, int64_t keep_1h, int64_t keep_1d)
 {
-    t[0] = (struct ladder_tier){MIN_MS, keep_1m, 0, 0};
-    t[1] = (struct ladder_tier){HOUR_MS, keep_1h, 0, 0};
-    t[2] = (struct ladder_tier){DAY_MS, keep_1d, 0, 0};
+    t[0] = (struct ladder_tier){MIN_MS, keep_1m, 0, 0, 0};
+    t[1] = (struct ladder_tier){HOUR_MS, keep_1h, 0, 0, 0};
+    t[2] = (struct ladder_tier){DAY_MS, keep_1d, 0, 0, 0};
 }
 
 static void test_ladder_keep_durations(void **state)
@@ -116,6 +118,30 @@ static void test_ladder_pressure_order(void **state)
     assert_true(retention_ladder_next(t, NOW, true, false, &s));
     assert_false(s.pressure);
     assert_int_equal(s.before, NOW - DAY_MS);
+}
+
+/* Rows an interrupted step left below a horizon go first, even when the
+ * keep duration was raised (or removed) since. */
+static void test_ladder_rows_below_horizon(void **state)
+{
+    struct ladder_tier t[3];
+    struct ladder_step s;
+    (void)state;
+    tiers_init(t, 0, 60 * DAY_MS, 0); /* keep_1h raised to 60 days */
+    t[1].rows = 100;
+    t[1].oldest = NOW - 40 * DAY_MS;
+    t[1].horizon = NOW - 30 * DAY_MS; /* a step to 30 days was stopped */
+    assert_true(retention_ladder_next(t, NOW, false, false, &s));
+    assert_int_equal(s.tier, 1);
+    assert_false(s.pressure);
+    assert_int_equal(s.before, t[1].horizon);
+    /* Nothing below it: no step (keep 60 days holds the rest). */
+    t[1].oldest = t[1].horizon;
+    assert_false(retention_ladder_next(t, NOW, false, false, &s));
+    /* Far below: a bounded step at a time. */
+    t[1].oldest = NOW - 1000 * DAY_MS;
+    assert_true(retention_ladder_next(t, NOW, false, false, &s));
+    assert_int_equal(s.before, t[1].oldest + RETENTION_LADDER_BUCKETS * HOUR_MS);
 }
 
 /* ---- retention_tick on a real master log ---- */
@@ -228,12 +254,23 @@ static void test_age_trims_whole_old_blocks(void **state)
     assert_true(r.by_age);
     assert_int_equal(r.first, 1);
     assert_int_equal(r.upto, 2 * 1024 - 1);
-    /* Everything covered: blocks 2..4 go, block 5 (day -5) stays. */
-    retention_tick(f->log, &o, last, 0, false, &r);
+    /* Everything covered: blocks 2..4 go, block 5 (day -5) stays. An age
+     * trim returns before the size checks: a stop_ingest pause is lifted
+     * when the total it left is under max_bytes and no commit failed. */
+    o.max_bytes = 1LL << 40;
+    retention_tick(f->log, &o, last, 4096, false, &r);
     assert_int_equal(r.outcome, RETENTION_TRIMMED);
+    assert_true(r.by_age);
     assert_int_equal(r.upto, 5 * 1024 - 1);
+    assert_int_equal(r.total_bytes, r.used_bytes + 4096);
+    assert_true(retention_age_unpauses(&r, o.max_bytes, false));
+    assert_true(retention_age_unpauses(&r, 0, false));
+    assert_false(retention_age_unpauses(&r, o.max_bytes, true));
+    assert_false(retention_age_unpauses(&r, r.total_bytes - 1, false));
+    o.max_bytes = 0;
     retention_tick(f->log, &o, last, 0, false, &r);
     assert_int_equal(r.outcome, RETENTION_IDLE);
+    assert_false(retention_age_unpauses(&r, 0, false)); /* not an age trim */
     assert_int_equal(mlog_oldest_seq(f->log), 5 * 1024);
     assert_int_equal(mlog_event_count(f->log), count_events(f->dir));
     assert_int_equal(mlog_event_count(f->log), last - 5 * 1024 + 1);
@@ -296,11 +333,20 @@ static void test_bytes_count_other_files(void **state)
     retention_tick(f->log, &o, covered, 10 * used, false, &r);
     assert_int_equal(r.outcome, RETENTION_BLOCKED);
     assert_true(r.shed_views);
-    /* drop_oldest removes the oldest anyway (and still asks to shed). */
+    /* drop_oldest: views are shed first (1b), no uncovered raw event goes
+     * while the ladder has something left to shed... */
     o.drop_oldest = true;
+    int64_t oldest = mlog_oldest_seq(f->log);
+    retention_tick(f->log, &o, covered, 10 * used, false, &r);
+    assert_int_equal(r.outcome, RETENTION_BLOCKED);
+    assert_true(r.shed_views);
+    assert_int_equal(mlog_oldest_seq(f->log), oldest);
+    /* ...then it removes the oldest anyway (and still asks to shed). */
+    o.nothing_to_shed = true;
     retention_tick(f->log, &o, covered, 10 * used, false, &r);
     assert_int_equal(r.outcome, RETENTION_TRIMMED);
     assert_true(r.shed_views);
+    assert_true(r.upto > covered);
     assert_int_equal(mlog_event_count(f->log), count_events(f->dir));
 }
 
@@ -309,6 +355,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ladder_keep_durations),
         cmocka_unit_test(test_ladder_pressure_order),
+        cmocka_unit_test(test_ladder_rows_below_horizon),
         cmocka_unit_test_setup_teardown(test_age_trims_whole_old_blocks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_age_young_event_stops_prefix, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bytes_count_other_files, setup, teardown),

@@ -25,7 +25,12 @@
  *     commit to the master log, a TRUNCATE checkpoint from another
  *     connection completes), and a run
  *     cancelled from the yield callback (incremental and full) returns
- *     EL_AGAIN and leaves the old views and the watermark as they were.
+ *     EL_AGAIN and leaves the old views and the watermark as they were;
+ *   - retention: the ladder's drops and horizons; a full run after a trim
+ *     keeps the buckets of trimmed events, merges into them the events
+ *     committed after the watermark (answers equal the aggregation of all
+ *     events), and a trim during a full run makes it roll back and run
+ *     again (nothing rebuilt without the trimmed events).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,6 +167,19 @@ static void add_spread(struct fixture *f, int first, int count)
     for (int i = first; i < first + count; i++)
         (void)add_event(f, names[i % 3], T0 + (int64_t)i * 97 * MINUTE + (i % 5) * 1000,
                         (double)((i * 37) % 200) * 0.25 - 10.0);
+}
+
+/* VIEWS_CHUNK_ROWS + 500 events (more than one chunk) in two series, one a
+ * minute over `minutes` minutes from T0 and round again, in a few commits. */
+static void add_chunks(struct fixture *f, int minutes)
+{
+    for (int i = 0; i < VIEWS_CHUNK_ROWS + 500; i++) {
+        (void)add_event(f, i % 2 ? "sensors/a/temp" : "sensors/b/temp",
+                        T0 + (int64_t)(i % minutes) * MINUTE, (double)(i % 64) * 0.5);
+        if (i % 20000 == 19999)
+            commit(f);
+    }
+    commit(f);
 }
 
 /* ---- expected aggregates from the list ---- */
@@ -497,14 +515,7 @@ static void test_chunks_and_cancel(void **state)
     run_ok(f, false, &run);
     check_views(f, s1);
 
-    /* more than one chunk of new events, in a few commits */
-    for (int i = 0; i < VIEWS_CHUNK_ROWS + 500; i++) {
-        (void)add_event(f, i % 2 ? "sensors/a/temp" : "sensors/b/temp",
-                        T0 + (int64_t)(i % 5000) * MINUTE, (double)(i % 64) * 0.5);
-        if (i % 20000 == 19999)
-            commit(f);
-    }
-    commit(f);
+    add_chunks(f, 5000); /* more than one chunk of new events */
     int64_t s2 = f->next_seq - 1;
 
     /* cancelled after the first chunk: the second is read, then rolled back */
@@ -636,6 +647,79 @@ static void test_full_run_keeps_trimmed_buckets(void **state)
     assert_true(run.events == 1500 - 1023);
 }
 
+/* Events committed after the watermark and before a full run, in buckets
+ * the run keeps (their raw events were partly trimmed: below the floor),
+ * and in rebuilt ones: the full run merges them into the kept rows, and
+ * every answer equals the aggregation of all events (the trimmed ones
+ * included, as the views learnt them before the trim). */
+static void test_full_run_after_trim_takes_new_events(void **state)
+{
+    struct fixture *f = *state;
+    struct views_run run;
+    add_spread(f, 0, 1500); /* blocks 0 and 1, ~100 days */
+    commit(f);
+    run_ok(f, false, &run);
+    int64_t w = f->next_seq - 1;
+    assert_int_equal(mlog_trim(f->log, 1023), EL_OK);
+    int64_t newest_trimmed = f->evs[1022].ts; /* seq 1023 */
+    int64_t day = newest_trimmed - newest_trimmed % 86400000LL;
+    (void)add_event(f, "sensors/a/temp", newest_trimmed + 1000, 3.5); /* its minute, or the next */
+    (void)add_event(f, "sensors/b/temp", day + 5 * MINUTE, 1.25);     /* the same day */
+    (void)add_event(f, "sensors/c/hum", T0 + 5 * MINUTE + 17, 2.0);   /* the first day */
+    (void)add_event(f, "sensors/a/temp", f->evs[1400].ts + 1, 4.0);   /* a rebuilt bucket */
+    commit(f);
+    int64_t s = f->next_seq - 1;
+    run_ok(f, true, &run);
+    assert_int_equal(run.previous_seq, w);
+    assert_int_equal(run.snapshot_seq, s);
+    assert_true(run.trimmed_max_ts >= newest_trimmed);
+    check_views(f, s);
+    check_totals(f, s);
+    /* and again: nothing is added twice */
+    run_ok(f, true, &run);
+    check_views(f, s);
+}
+
+/* A trim between the core's batch_running check and its mlog_trim can land
+ * while a requested full run reads the log: the run rolls back and runs
+ * again with the new trimmed_max_ts, so no bucket is rebuilt without the
+ * trimmed events. */
+struct trim_probe {
+    struct fixture *f;
+    int64_t upto;
+    int calls;
+};
+
+static void trim_yield(void *ctx)
+{
+    struct trim_probe *p = ctx;
+    if (p->calls++ == 0)
+        assert_int_equal(mlog_trim(p->f->log, p->upto), EL_OK);
+}
+
+static void test_full_run_races_a_trim(void **state)
+{
+    struct fixture *f = *state;
+    struct views_run run;
+    static char before[8 << 20], after[8 << 20];
+    add_chunks(f, 3000);
+    int64_t s = f->next_seq - 1;
+    run_ok(f, false, &run);
+    views_text(f, "", before, sizeof before);
+    /* After the first chunk (seq <= VIEWS_CHUNK_ROWS), whole blocks up to
+     * past it go: events the second chunk has not read yet. */
+    struct trim_probe p = {
+        .f = f,
+        .upto = ((((int64_t)VIEWS_CHUNK_ROWS >> MLOG_BLOCK_SHIFT) + 1) << MLOG_BLOCK_SHIFT) - 1};
+    assert_true(p.upto > VIEWS_CHUNK_ROWS);
+    assert_int_equal(views_recompute(f->v, f->dir, true, NULL, trim_yield, &p, &run), EL_OK);
+    assert_int_equal(run.trim_retries, 1);
+    assert_true(run.trimmed_max_ts > T0);
+    views_text(f, "", after, sizeof after);
+    assert_string_equal(before, after);
+    assert_int_equal(views_watermark(f->v), s);
+}
+
 int main(void)
 {
     plat_log_set_level(PLAT_LOG_WARN);
@@ -645,6 +729,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chunks_and_cancel, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ladder_drop_and_horizon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_run_keeps_trimmed_buckets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_run_after_trim_takes_new_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_run_races_a_trim, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
