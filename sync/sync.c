@@ -37,8 +37,9 @@
  * oldest unshipped event was received more than live_window_s ago and more
  * than one batch lies before the window (binary search on seq over the
  * receive times: recv grows with seq). Interleaving: a live batch whenever
- * a full batch of live events waits (so the live lane first catches up with
- * its window, newest data first) or the live lane has anything and the
+ * a full batch of live events waits and the live lane's next event was
+ * received within live_window_s (so the live lane first catches up with its
+ * window, newest data first) or the live lane has anything and the
  * previous batch was a backlog one; else a backlog batch. Once caught up,
  * live data waits for at most one backlog batch while the backlog drains,
  * and the backlog gets every other batch (all of the link's spare capacity
@@ -47,6 +48,18 @@
  * live lane ends (one statement), and shipping is one lane again. Both lanes
  * cut deterministically from their recorded start (acked_seq or live_to),
  * so every batch of either lane is cut the same whenever it is cut again.
+ * A second outage while a live lane exists: the live lane is not moved
+ * forward (that would need a second gap in the shipped state); its next
+ * event is then older than the window, so it loses its priority and the
+ * lanes simply alternate (until its next event is within the window again,
+ * or the backlog drains and they merge). The
+ * newest readings then wait behind the second outage's events, which the
+ * live lane ships oldest first, at half the link each.
+ * live_window_s reloaded to 0 (or lowered) with a stored live lane: no new
+ * lane starts, but the stored one finishes as above (alternating) and
+ * merges first; its batches keep X-Edgelambda-Lane: live and the backlog's
+ * "backlog" until then (the header follows the lane that cut the batch, so
+ * a resend carries the same headers).
  * On disk (sync_store.h): acked_seq, live_from, live_to, and the one batch
  * in flight (inflight_first/last; the live lane's when >= live_from).
  * After a crash:
@@ -67,7 +80,9 @@
  * BANDWIDTH (sync.max_kbps > 0): a token bucket (sync_policy.h) shared by
  * both lanes and every attempt, charged with the compressed body plus
  * SYNC_WIRE_HEADER_BYTES (request line and headers, measured against nginx's
- * $request_length; TLS framing is not counted), burst one second of rate.
+ * $request_length; TLS framing is not counted) plus the Authorization
+ * header's length when there is a token, burst one second of rate (so over
+ * any interval at most burst + the largest request + rate * interval).
  * A batch that must wait stays current and the worker sleeps on cv until the
  * bucket allows it (stop and kick still wake it). Measured through nginx
  * (test_sync_lanes.py, 800 kbit/s): 100.1% of the cap. curl's
@@ -119,7 +134,8 @@
 #define SYNC_DB_RETRY_MS 1000
 /* Request line and headers of one POST as nginx counts them ($request_length
  * minus the body: 296-308 bytes with an 8-byte device id, no token, in
- * test_sync_lanes.py); a bearer token adds its length. */
+ * test_sync_lanes.py); the Authorization header is added to it per request
+ * (sync_http_auth_bytes). */
 #define SYNC_WIRE_HEADER_BYTES 300
 /* Probes of the receive-time binary search that starts the live lane. */
 #define SYNC_LIVE_SEARCH_MAX 64
@@ -489,13 +505,31 @@ static el_status skip_to(struct sync *s, bool live, int64_t upto)
 }
 
 /* Which lane cuts next: the live one when it has events and the backlog
- * has none, or a full batch of live events waits (newest data first: the
- * live lane catches up with its window), or the backlog just had its turn. */
-static bool next_is_live(const struct sync *s, int64_t committed)
+ * has none, or a full batch of live events waits while the live lane's next
+ * event is within the window (newest data first: the live lane catches up
+ * with its window), or the backlog just had its turn. A live lane whose next
+ * event is older than the window (a second outage) gets no priority: the
+ * lanes alternate. */
+static bool next_is_live(const struct sync *s, int64_t committed, bool live_stale)
 {
     if (s->live_from == 0 || committed <= s->live_to)
         return false;
-    return !s->last_live || s->live_from - 1 <= s->acked || committed - s->live_to >= s->max_events;
+    return !s->last_live || s->live_from - 1 <= s->acked ||
+           (!live_stale && committed - s->live_to >= s->max_events);
+}
+
+/* Whether the live lane's next event was received before the window (a
+ * second outage, or live_window_s reloaded to 0 while the lane finishes). */
+static el_status live_lane_stale(struct sync *s, int64_t committed, bool *stale)
+{
+    int64_t recv;
+    *stale = false;
+    if (s->live_from == 0 || committed <= s->live_to)
+        return EL_OK;
+    el_status st = recv_from(s, s->live_to + 1, &recv);
+    if (st == EL_OK)
+        *stale = recv < plat_clock_wall_ms() - s->live_window_ms;
+    return st;
 }
 
 /* A new batch cut after the start of the next lane, recorded as in flight
@@ -508,11 +542,14 @@ static bool load_new(struct sync *s, int64_t committed)
         st = merge_lanes(s);
     if (st == EL_OK)
         st = maybe_start_live(s, committed);
+    bool stale = false;
+    if (st == EL_OK)
+        st = live_lane_stale(s, committed, &stale);
     if (st != EL_OK) {
         db_trouble(s, st, "choosing a lane");
         return false;
     }
-    bool live = next_is_live(s, committed);
+    bool live = next_is_live(s, committed, stale);
     int64_t after = live ? s->live_to : s->acked;
     int64_t upto = live || s->live_from == 0 ? committed : s->live_from - 1;
     st = sync_batch_cut(s->log, &s->enc, after, upto, s->max_events, s->batch_bytes, s->buf,
@@ -669,11 +706,23 @@ static bool bucket_allows(struct sync *s, size_t wire)
     return true;
 }
 
+/* X-Edgelambda-Lane: the lane that cut the batch ("live" when a live lane
+ * did), "backlog" while a live lane exists or may start, none with one lane
+ * for good. Not live_window_ms alone: after a reload to live_window_s = 0 a
+ * stored live lane finishes, and its batches (and their resends) keep their
+ * labels. */
+static const char *lane_header(const struct sync *s, const struct sync_current *c)
+{
+    if (c->live)
+        return "live";
+    return s->live_from > 0 || s->live_window_ms > 0 ? "backlog" : NULL;
+}
+
 static void send_current(struct sync *s, int64_t committed)
 {
     struct sync_current *c = &s->cur;
     struct sync_http_resp r;
-    if (!bucket_allows(s, c->body_len + SYNC_WIRE_HEADER_BYTES))
+    if (!bucket_allows(s, c->body_len + SYNC_WIRE_HEADER_BYTES + sync_http_auth_bytes(s->http)))
         return;
     struct sync_http_req req = {
         .body = c->body,
@@ -682,9 +731,7 @@ static void send_current(struct sync *s, int64_t committed)
         .content_encoding = sync_compress_encoding(s->compression),
         .first_seq = c->batch.first_seq,
         .last_seq = c->batch.last_seq,
-        .lane = s->live_window_ms <= 0 ? NULL
-                : c->live              ? "live"
-                                       : "backlog",
+        .lane = lane_header(s, c),
     };
     el_status st = sync_http_post(s->http, &req, &r);
     if (r.aborted)

@@ -281,6 +281,12 @@ void sync_http_free(struct sync_http *h)
     free(h);
 }
 
+size_t sync_http_auth_bytes(const struct sync_http *h)
+{
+    size_t n = strlen(h->auth_header);
+    return n > 0 ? n + 2 : 0; /* the line and its CRLF */
+}
+
 /* Builds the per-request header list; NULL on allocation failure. */
 static struct curl_slist *headers(const struct sync_http *h, const struct sync_http_req *req)
 {

@@ -101,6 +101,11 @@ void sync_http_free(struct sync_http *h);
 EL_MUST_CHECK el_status sync_http_post(struct sync_http *h, const struct sync_http_req *req,
                                        struct sync_http_resp *resp);
 
+/* Bytes the Authorization header adds to a request on the wire ("Authorization:
+ * Bearer <token>" and its CRLF), 0 without sync.token_file: the token as
+ * last read (a rotated file is read again by the next sync_http_post). */
+size_t sync_http_auth_bytes(const struct sync_http *h);
+
 /* Response parsing, pure (no I/O, no curl): the libcurl callbacks of
  * sync_http_post call these; they are public for tests/fuzz/sync_response_fuzz.c.
  *

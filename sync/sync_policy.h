@@ -73,10 +73,12 @@ int64_t sync_policy_retry_delay_ms(long http_status, int64_t retry_after_ms, uin
  * CLOCK_MONOTONIC milliseconds. rate = max_kbps * 125 bytes per second
  * (1 kbit = 1000 bits); the bucket holds at most one second of rate (the
  * burst) and starts full. A request of n bytes may go when the bucket holds
- * min(n, burst); sending takes all n, so the bucket may go negative and a
- * request larger than the burst delays the next one: over any interval the
- * bytes sent stay below burst + rate * interval, and a steady stream runs at
- * the rate. max_kbps <= 0: unlimited (delay always 0). */
+ * min(n, burst); sending takes all n, so the bucket may go negative (by up
+ * to n - burst) and a request larger than the burst delays the next one:
+ * over any interval the bytes sent stay below burst + the largest request +
+ * rate * interval (the last request of the interval may be sent on credit),
+ * and a steady stream runs at the rate. max_kbps <= 0: unlimited (delay
+ * always 0). */
 struct sync_bucket {
     double rate_per_ms; /* bytes per millisecond; 0 = unlimited */
     double burst;       /* bytes */

@@ -259,11 +259,27 @@ el_status sync_store_ack(struct sync_store *st, int64_t acked)
                      &acked, 1, 0, NULL, "advancing the cursor");
 }
 
+/* run_write made durable before it returns: the WAL is synced at this commit
+ * (synchronous=FULL for the one statement), not with a later group commit.
+ * For the lane start and the merge, whose loss to a power cut would let the
+ * next run cut the same events under different ranges (other
+ * Idempotency-Keys). */
+static el_status run_durable(struct sync_store *st, const char *sql, const int64_t *vals, int n,
+                             const char *what)
+{
+    el_status rc = exec(st, "PRAGMA synchronous=FULL");
+    if (rc != EL_OK)
+        return rc;
+    rc = run_write(st, sql, vals, n, 0, NULL, what);
+    el_status back = exec(st, "PRAGMA synchronous=NORMAL");
+    return rc != EL_OK ? rc : back;
+}
+
 el_status sync_store_live_start(struct sync_store *st, int64_t from)
 {
     int64_t v[2] = {from, from - 1};
-    return run_write(st, "UPDATE sync_cursor SET live_from = ?1, live_to = ?2 WHERE id = 1", v, 2,
-                     0, NULL, "starting the live lane");
+    return run_durable(st, "UPDATE sync_cursor SET live_from = ?1, live_to = ?2 WHERE id = 1", v, 2,
+                       "starting the live lane");
 }
 
 el_status sync_store_live_ack(struct sync_store *st, int64_t live_to)
@@ -276,10 +292,10 @@ el_status sync_store_live_ack(struct sync_store *st, int64_t live_to)
 
 el_status sync_store_merge(struct sync_store *st, int64_t acked)
 {
-    return run_write(st,
-                     "UPDATE sync_cursor SET acked_seq = ?1, live_from = NULL, live_to = NULL,"
-                     " inflight_first = NULL, inflight_last = NULL WHERE id = 1",
-                     &acked, 1, 0, NULL, "merging the live lane into the cursor");
+    return run_durable(st,
+                       "UPDATE sync_cursor SET acked_seq = ?1, live_from = NULL, live_to = NULL,"
+                       " inflight_first = NULL, inflight_last = NULL WHERE id = 1",
+                       &acked, 1, "merging the live lane into the cursor");
 }
 
 static void cut_response(const char *response, char *buf, size_t len)

@@ -42,7 +42,12 @@
  * connection runs with synchronous=NORMAL: in WAL mode its commits become
  * durable with the master log's next fdatasync'ed group commit; losing the
  * last cursor step to a power cut only resends an acknowledged batch (with
- * the same range when inflight_* survived too), never loses one.
+ * the same range when inflight_* survived too), never loses one. The two
+ * steps that decide how later batches are cut — the live lane's start and
+ * the merge — are made durable at their own commit (synchronous=FULL for
+ * that one statement): losing them would let the next run cut the same
+ * events under other ranges, so other Idempotency-Keys a receiver could not
+ * match with what it already has.
  * A busy handler polling every 0.5 ms (up to SYNC_STORE_BUSY_TIMEOUT_MS)
  * covers the core's group commits holding the write lock: it finds the short
  * gaps between them, where SQLite's default backoff sleeps through them.
@@ -87,12 +92,14 @@ EL_MUST_CHECK el_status sync_store_load(struct sync_store *st, struct sync_store
 EL_MUST_CHECK el_status sync_store_set_inflight(struct sync_store *st, int64_t first, int64_t last);
 /* After a 2xx: acked_seq = acked, no inflight batch. */
 EL_MUST_CHECK el_status sync_store_ack(struct sync_store *st, int64_t acked);
-/* Starts the live lane at seq from: live_from = from, live_to = from - 1. */
+/* Starts the live lane at seq from: live_from = from, live_to = from - 1;
+ * durable when it returns EL_OK (synchronous=FULL). */
 EL_MUST_CHECK el_status sync_store_live_start(struct sync_store *st, int64_t from);
 /* After a 2xx of a live batch: live_to = live_to, no inflight batch. */
 EL_MUST_CHECK el_status sync_store_live_ack(struct sync_store *st, int64_t live_to);
 /* The backlog lane met the live lane: acked_seq = acked (the live lane's
- * live_to), live lane and inflight batch cleared, in one statement. */
+ * live_to), live lane and inflight batch cleared, in one statement;
+ * durable when it returns EL_OK (synchronous=FULL). */
 EL_MUST_CHECK el_status sync_store_merge(struct sync_store *st, int64_t acked);
 /* Parks [first, last] and, in the same transaction, sets acked_seq = acked
  * (live: live_to = acked) and clears the inflight batch. response is cut to

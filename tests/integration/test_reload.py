@@ -9,13 +9,21 @@ one log line and keeps its running value until a restart; a file that does
 not load changes nothing. Under QoS 1 ingest through the reloads: nothing
 lost, nothing stored twice, each message decoded wholly by the old rules or
 wholly by the new ones.
+
+A reload that stops sync and cannot start it again (neither with the new
+settings nor with the running ones: here a token file others may read)
+leaves a floor: retention (storage.max_age_s) keeps every event the old
+worker had not acknowledged until a later reload starts sync again, which
+then ships each of them exactly once. A reloaded storage.max_bytes moves the
+automatic hard ceiling (hard_max_bytes = 0) with it: commits go on past the
+old ceiling.
 """
 import contextlib
 import os
 import signal
 import types
 
-from harness import (SLOW, Broker, Daemon, Ledger, TempDir, check, free_port, loadgen_async, log, rr, run,
+from harness import (SLOW, Broker, Daemon, Ledger, TempDir, check, free_port, loadgen, loadgen_async, log, rr, run,
                      wait_until)
 from sync_servers import FaultServer, dump_diagnostics, master_events
 from test_decode import pub_bytes, sp_metric, sp_payload, stored
@@ -273,6 +281,118 @@ def test_reload_sparkplug_aliases_survive():
         td.cleanup()
 
 
+def test_reload_sync_cannot_restart_keeps_floor():
+    """(a) sync ships the first 3000 events, then the upstream refuses (503)
+    and 3000 more build a backlog; every event is older than
+    storage.max_age_s, so retention removes whatever the views cover and sync
+    acknowledged. The token file becomes readable by others and a reload
+    changes sync.batch_events: sync cannot start, with the new settings nor
+    with the running ones. Retention ticks on with the views covering
+    everything, yet every event above the old acknowledged seq stays. The
+    mode fixed, the same file reloaded again: sync resumes and the upstream
+    has every event exactly once after dedup."""
+    fs = FaultServer().start()
+    td = TempDir("reload-sync-floor")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b)
+    conf, token = os.path.join(td.path, "edgelambda.conf"), os.path.join(td.path, "sync.token")
+    first, second = 3000, 3000
+    total = first + second
+
+    def config(batch_events):
+        return "[storage]\nmax_age_s = 2592000\n\n" + sync_conf(fs.url, token, batch_events)
+    try:
+        write(token, "secret\n", 0o600)
+        d.config_text = config(500)
+        d.start()
+        loadgen(b, count=first, series=10, ts_base=TS_BASE)
+        wait_until(lambda: d.event_count() + (d.query1("SELECT coalesce(min(seq), 1) FROM events") - 1) >= first,
+                   30 * SLOW, "the first events")
+        d.status(pred=lambda s: s["sync"]["acked_seq"] == first, timeout=60 * SLOW)
+        oldest = lambda: d.query1("SELECT coalesce(min(seq), 0) FROM events")  # noqa: E731
+        wait_until(lambda: oldest() > 1, 60 * SLOW, "retention of shipped events")
+        trimmed_before = oldest() - 1
+        fs.set_script([], default=("status", 503, 1))
+        loadgen(b, count=second, series=10, ts_base=TS_BASE, start_index=first)
+        d.status(pred=lambda s: s["log"]["seq"] >= total and s["sync"]["last_error"], timeout=30 * SLOW)
+        os.chmod(token, 0o644)
+        line = sighup(d, conf, config(400), "sync cannot start again with the running settings either")
+        check("up to seq %d" % first in line, "the floor: %s" % line)
+        # the views cover everything, every event is old: only the floor keeps them
+        st = d.status(pred=lambda s: s["batch"]["watermark_seq"] >= total and not s["batch"]["running"] and
+                      not s["sync"]["enabled"], timeout=60 * SLOW)
+        up0 = st["uptime_s"]
+
+        def uptime():  # the live status ({"op":"status"}): the retained one is published on change
+            r = rr(b, '{"op":"status"}', topic=d.prefix + "/query")
+            return r.get("uptime_s", 0) if r.get("ok") else 0
+        wait_until(lambda: uptime() >= up0 + 4, 30 * SLOW, "four more retention ticks", interval=0.5)
+        kept = d.query1("SELECT count(*) FROM events WHERE seq > ?", first)
+        check(kept == second and d.query1("SELECT max(seq) FROM events") == total,
+              "with sync unable to restart, %d of the %d unshipped events stayed (oldest seq %s)" % (
+                  kept, second, d.query1("SELECT min(seq) FROM events")))
+        # the mode fixed, the same file again: sync starts, everything arrives
+        os.chmod(token, 0o600)
+        fs.set_script([], default="ok")
+        line = reload(d, conf, config(400))
+        check("applied sync.batch_events;" in line, "reload line: %s" % line)
+        d.status(pred=lambda s: s["sync"]["enabled"] and s["sync"]["acked_seq"] >= total, timeout=60 * SLOW)
+        by_seq = {}
+        for r in fs.accepted_batches():
+            for e in r["events"]:
+                check(by_seq.setdefault(e["seq"], e) == e, "seq %d arrived twice, differently" % e["seq"])
+        check(sorted(by_seq) == list(range(1, total + 1)),
+              "upstream has %d distinct seqs of %d" % (len(by_seq), total))
+        log("sync could not restart after a reload (token file mode 0644): retention had trimmed %d shipped "
+            "events and kept all %d unshipped ones through the outage's ticks; fixed and reloaded: %d events "
+            "upstream exactly once after dedup" % (trimmed_before, second, len(by_seq)))
+        d.stop()
+    except Exception:
+        dump_diagnostics(fs, d)
+        raise
+    finally:
+        d.kill()
+        b.stop()
+        fs.stop()
+        td.cleanup()
+
+
+def test_reload_max_bytes_moves_hard_ceiling():
+    """(c) storage.max_bytes = 2M with the automatic hard ceiling
+    (hard_max_bytes = 0: max_bytes + max(max_bytes / 4, 4M) = 6M) and
+    stop_ingest; sync to an upstream that refuses, so nothing may be removed:
+    commits stop at 2M. A reload to max_bytes = 64M: commits resume and go on
+    past the old 6M ceiling (no "database or disk is full"), every reading
+    acknowledged and stored."""
+    fs = FaultServer(default=("status", 503, 1)).start()
+    old_ceiling = (2 << 20) + (4 << 20)
+
+    def config(max_bytes):
+        return ("[storage]\nmax_bytes = %s\nfull_policy = stop_ingest\nflush_interval_ms = 10\n\n"
+                "[sync]\nurl = %s\ncompression = none\n" % (max_bytes, fs.url))
+    try:
+        with ingesting("reload-ceiling", lambda _: config("2M"), 200000, 50, 20000, 1000, fs) as t:
+            d = t.d
+            wait_until(lambda: "stop_ingest: no more commits" in d.log_text(), 120 * SLOW, "commits stopped at 2M")
+            held = d.event_count()
+            mark = len(d.log_text())
+            line = reload(d, t.conf, config("64M"))
+            check("applied storage.max_bytes;" in line, "reload line: %s" % line)
+            g = all_stored(t)
+            size = d.query1("PRAGMA page_count") * d.query1("PRAGMA page_size")
+            check(size > old_ceiling, "master.db is %d bytes, not past the old ceiling %d" % (size, old_ceiling))
+            check("database or disk is full" not in d.log_text()[mark:],
+                  "a commit hit the old ceiling: %s" % [ln for ln in d.log_text()[mark:].splitlines()
+                                                       if "disk is full" in ln][:3])
+            check(d.query1("PRAGMA integrity_check") == "ok", "integrity_check")
+            log("max_bytes 2M -> 64M by a reload: commits held at %d events went on to %d, master.db %d bytes "
+                "(old automatic ceiling %d), no commit refused; %d acked, 0 lost, 0 doubled" % (
+                    held, len(g.stored), size, old_ceiling, len(g.acked)))
+    finally:
+        fs.stop()
+
+
 if __name__ == "__main__":
     run([test_reload_under_ingest, test_reload_decoders_under_ingest, test_reload_sync_under_ingest,
-         test_reload_query_limit_and_batch_schedule, test_reload_sparkplug_aliases_survive])
+         test_reload_query_limit_and_batch_schedule, test_reload_sparkplug_aliases_survive,
+         test_reload_sync_cannot_restart_keeps_floor, test_reload_max_bytes_moves_hard_ceiling])

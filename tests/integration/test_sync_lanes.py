@@ -46,6 +46,29 @@ test_one_hour_outage
   default sync.live_window_s) and everything arrives exactly once after dedup.
   Why libfaketime, not event timestamps spanning an hour: the live window is
   about when events were received, which only a moving daemon clock changes.
+
+test_second_outage_and_window_reload
+  Lanes with live_window_s = 3 and a 100 kbit/s cap (the backlog drains for
+  many seconds). A first outage builds a backlog; the upstream comes back and
+  a live lane starts; then a second outage (8 s, longer than the window)
+  while both lanes exist. After it the live lane's next event is older than
+  the window: it gets no priority (sync.c: the lane is not moved forward), so
+  the lanes alternate - no two live batches in a row while the backlog lane
+  still ships. Then, with the live lane still open, a live request hangs and
+  SIGHUP reloads live_window_s = 0: the new worker resends exactly that batch
+  first, byte-identical, still labelled X-Edgelambda-Lane: live (the header
+  follows the lane that cut it, not the window); the stored lane finishes and
+  merges, its batches labelled until then, none after; every event arrives
+  exactly once after dedup.
+
+test_lane_start_survives_power_cut
+  Under tests/fault/powercut.c (only what was fsynced survives): a backlog
+  built during an outage, ingest over, the upstream back: the live lane
+  starts and ships a batch; then the power is cut, with no group commit of
+  the master log since (nothing else made the lane's start durable). After
+  the restart every seq the upstream receives is under one Idempotency-Key
+  only: the stored lane start (synchronous=FULL) makes the next run cut the
+  same ranges, not the same events again under other keys.
 """
 import glob
 import os
@@ -57,6 +80,8 @@ import time
 from harness import (SLOW, Broker, Daemon, TempDir, check, loadgen_async, log, run, wait_until)
 from sync_servers import (PKI, FaultServer, Nginx, dump_diagnostics, last_event_seq, master_events, sync_status,
                           wait_synced)
+from powercut import PowerCut, available as powercut_available
+from test_reload import reload
 
 DEVICE = "pi-lanes"
 FAKETIME = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
@@ -442,5 +467,139 @@ def test_one_hour_outage():
         teardown(lg, d, b, fs, td)
 
 
+def lanes_conf(url, window):
+    return ("[sync]\nurl = %s\nformat = ndjson\ncompression = none\ndevice_id = %s\nbatch_events = 50\n"
+            "live_window_s = %d\nmax_kbps = 100\ntimeout_s = 10\n" % (url, DEVICE, window))
+
+
+def test_second_outage_and_window_reload():
+    td = TempDir("sync-outage2")
+    count, rate = 2600, 50
+    d = lg = None
+    b = Broker(td.path).start()
+    fs = LaneServer(os.path.join(td.path, "data", "master.db"), default=("status", 503, 1), hang_s=60)
+    fs.start()
+    conf = os.path.join(td.path, "edgelambda.conf")
+    lane = lambda r: r["headers"].get("x-edgelambda-lane")  # noqa: E731
+    try:
+        d = Daemon(td.path, b)
+        d.config_text = lanes_conf(fs.url, 3)
+        d.start()
+        lg = loadgen_async(b, count=count, series=20, qos=1, ts_base=int(time.time() * 1000) - count, rate=rate)
+        wait_until(lambda: last_event_seq(d) >= 20 * rate, 60 * SLOW, "the first outage's backlog")
+        fs.set_script([], default="ok")
+        up1 = len(fs.snapshot()[0])
+
+        def delivered(since):
+            return [r for r in fs.snapshot()[0][since:] if kind(r["action"]) == "ok"]
+        wait_until(lambda: any(lane(r) == "live" for r in delivered(up1)) and
+                   lane(delivered(up1)[-1]) == "backlog", 30 * SLOW, "both lanes shipping")
+        first_live = seq_range(next(r for r in delivered(up1) if lane(r) == "live"))[0]
+        # the second outage, longer than the window, while both lanes exist
+        fs.set_script([], default=("status", 503, 1))
+        head = last_event_seq(d)
+        wait_until(lambda: last_event_seq(d) >= head + 8 * rate, 30 * SLOW, "the second outage")
+        check(live_state(d)[1] == first_live, "the live lane ended during the first catch-up: %s" % (live_state(d),))
+        fs.set_script([], default="ok")
+        up2 = len(fs.snapshot()[0])
+        wait_until(lambda: len(delivered(up2)) >= 8, 30 * SLOW, "batches after the second outage")
+        after = delivered(up2)[:8]
+        # while the backlog lane still ships: strictly alternating (the stale live lane has no priority)
+        while_two = []
+        for r in after:
+            if lane(r) == "backlog" and seq_range(r)[1] >= first_live - 1:
+                break  # the backlog's last batch: the lanes merge after it
+            while_two.append(lane(r))
+        check(len(while_two) >= 6, "the backlog lane drained too early to judge: %s" % [lane(r) for r in after])
+        doubled = [i for i in range(1, len(while_two)) if while_two[i] == while_two[i - 1] == "live"]
+        check(not doubled, "after the second outage the live lane sent back-to-back batches: %s" % while_two)
+        log("after a second outage of 8 s (window 3 s): %s" % while_two)
+
+        # a live request hangs; live_window_s reloaded to 0 meanwhile
+        check(live_state(d)[1] is not None, "the lanes merged before the reload: %s" % (live_state(d),))
+        n0 = len(fs.snapshot()[0])
+        fs.hang_lane = "live"
+        hung = wait_until(lambda: next((i for i, r in enumerate(fs.snapshot()[0][n0:], n0)
+                                        if kind(r["action"]) == "hang"), None), 30 * SLOW, "a hanging live request")
+        line = reload(d, conf, lanes_conf(fs.url, 0))
+        check("applied sync.live_window_s;" in line, "reload line: %s" % line)
+        wait_until(lambda: len(fs.snapshot()[0]) > hung + 1, 30 * SLOW, "a request after the reload")
+        reqs = fs.snapshot()[0]
+        r, again = reqs[hung], reqs[hung + 1]
+        check(again["headers"] == r["headers"] and again["events"] == r["events"] and again["raw_len"] == r["raw_len"],
+              "after the reload the hung live batch was not resent first with the same headers: %s vs %s" % (
+                  r["headers"], again["headers"]))
+
+        out, err = lg.communicate(timeout=120 * SLOW)
+        check(lg.returncode == 0, "loadgen failed: %s %s" % (out, err))
+        wait_synced(d, count, 120 * SLOW)
+        check(live_state(d)[1:] == (None, None), "live lane still open: %s" % (live_state(d),))
+        d.stop()
+        reqs, _ = fs.snapshot()
+        labels = [lane(r) for r in reqs[hung + 1:] if kind(r["action"]) == "ok"]
+        k = labels.index(None) if None in labels else len(labels)
+        check(all(x in ("live", "backlog") for x in labels[:k]) and not any(labels[k:]),
+              "labels after the reload: %s" % labels)
+        n = check_exactly_once(d, reqs)
+        log("live_window_s reloaded to 0 during a hung live batch: resent first with identical headers; %d "
+            "labelled batches until the stored lane merged, %d single-lane ones after; %d events exactly once"
+            % (k, len(labels) - k, n))
+    except Exception:
+        dump_diagnostics(fs, b, d)
+        raise
+    finally:
+        teardown(lg, d, b, fs, td)
+
+
+def test_lane_start_survives_power_cut():
+    if not powercut_available() or "asan" in os.path.basename(
+            os.path.normpath(os.environ.get("EL_BUILD_DIR", ""))).lower():
+        log("SKIP test_lane_start_survives_power_cut: needs libel_powercut.so and an uninstrumented native build")
+        return
+    td = TempDir("sync-lane-cut")
+    count = 1000
+    d = lg = None
+    b = Broker(td.path).start()
+    fs = LaneServer(os.path.join(td.path, "data", "master.db"), default=("status", 503, 1))
+    fs.start()
+    try:
+        d = Daemon(td.path, b, sync__url=fs.url, sync__format="ndjson", sync__compression="none",
+                   sync__device_id=DEVICE, sync__batch_events=50, sync__live_window_s=5, sync__max_kbps=100)
+        pc = PowerCut(d, td.path)
+        d.start()
+        lg = loadgen_async(b, count=count, series=10, qos=1, ts_base=int(time.time() * 1000) - count, rate=150)
+        out, err = lg.communicate(timeout=120 * SLOW)
+        check(lg.returncode == 0, "loadgen failed: %s %s" % (out, err))
+        wait_until(lambda: d.event_count() >= count, 30 * SLOW, "the outage's events committed")
+        fs.set_script([], default="ok")
+        up = len(fs.snapshot()[0])
+        wait_until(lambda: any(kind(r["action"]) == "ok" and r["headers"].get("x-edgelambda-lane") == "live"
+                               for r in fs.snapshot()[0][up:]), 30 * SLOW, "a live batch delivered")
+        started = live_state(d)[1]
+        check(started, "no live lane in sync_cursor")
+        pc.cut()
+        d.start()
+        wait_synced(d, count, 120 * SLOW)
+        d.stop()
+        reqs, _ = fs.snapshot()
+        keys = {}
+        for r in reqs:
+            if r["received"] and kind(r["action"]) == "ok":
+                for e in r["events"]:
+                    keys.setdefault(e["seq"], set()).add(r["headers"]["idempotency-key"])
+        split = sorted(seq for seq, k in keys.items() if len(k) > 1)
+        check(not split, "after the power cut %d seqs were sent again under another key (from seq %s): %s" % (
+            len(split), split[:1], sorted(keys[split[0]]) if split else ""))
+        n = check_exactly_once(d, reqs)
+        log("power cut after the live lane started at seq %d and shipped: %d events exactly once, each seq under "
+            "one Idempotency-Key" % (started, n))
+    except Exception:
+        dump_diagnostics(fs, b, d)
+        raise
+    finally:
+        teardown(lg, d, b, fs, td)
+
+
 if __name__ == "__main__":
-    run([test_lanes_interleave_and_sigkill, test_max_kbps_against_nginx, test_one_hour_outage])
+    run([test_lanes_interleave_and_sigkill, test_max_kbps_against_nginx, test_one_hour_outage,
+         test_second_outage_and_window_reload, test_lane_start_survives_power_cut])

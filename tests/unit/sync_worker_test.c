@@ -831,6 +831,14 @@ static void test_token_file(void **state)
     sync_kick(s);
     wait_status(s, acked_at_least, 3, 10000, "delivery with a token");
     assert_string_equal(srv.recs[0].auth, "Bearer s3cret-token");
+    /* the bucket's wire estimate counts the Authorization line: body +
+     * SYNC_WIRE_HEADER_BYTES (300, sync.c) + "Authorization: Bearer
+     * s3cret-token" and its CRLF */
+    struct sync_status st;
+    sync_get_status(s, &st);
+    assert_int_equal(n_recs(), 1);
+    assert_int_equal(st.sent_bytes, (int64_t)(srv.recs[0].len + 300 +
+                                              strlen("Authorization: Bearer s3cret-token") + 2));
     sync_free(s);
     server_stop();
 }
