@@ -374,6 +374,12 @@ void core_reload(struct core *c)
         return;
     }
     config_diff(c->live, next, plan_key, p);
+    /* A reload that failed left sync off: any reload tries again. */
+    const struct reload_rule *sr = rule_of("sync", "url");
+    if (!c->sync && c->live->sync.url[0] != '\0' && !p->run[sr - reload_rules]) {
+        p->run[sr - reload_rules] = true;
+        list_add(p->keys[sr - reload_rules], sizeof p->keys[0], "sync (off since a failed reload)");
+    }
     for (size_t i = 0; i < N_RULES; i++) {
         if (!p->run[i])
             continue;

@@ -289,8 +289,9 @@ def test_reload_sync_cannot_restart_keeps_floor():
     changes sync.batch_events: sync cannot start, with the new settings nor
     with the running ones. Retention ticks on with the views covering
     everything, yet every event above the old acknowledged seq stays. The
-    mode fixed, the same file reloaded again: sync resumes and the upstream
-    has every event exactly once after dedup."""
+    mode fixed and the original file reloaded (no key differs from the running
+    settings): sync starts again and the upstream has every event exactly once
+    after dedup."""
     fs = FaultServer().start()
     td = TempDir("reload-sync-floor")
     b = Broker(td.path).start()
@@ -331,11 +332,12 @@ def test_reload_sync_cannot_restart_keeps_floor():
         check(kept == second and d.query1("SELECT max(seq) FROM events") == total,
               "with sync unable to restart, %d of the %d unshipped events stayed (oldest seq %s)" % (
                   kept, second, d.query1("SELECT min(seq) FROM events")))
-        # the mode fixed, the same file again: sync starts, everything arrives
+        # the mode fixed and the ORIGINAL file back: nothing differs from the
+        # running settings, yet sync (off since the failed reload) starts again
         os.chmod(token, 0o600)
         fs.set_script([], default="ok")
-        line = reload(d, conf, config(400))
-        check("applied sync.batch_events;" in line, "reload line: %s" % line)
+        line = reload(d, conf, config(500))
+        check("applied sync (off since a failed reload);" in line, "reload line: %s" % line)
         d.status(pred=lambda s: s["sync"]["enabled"] and s["sync"]["acked_seq"] >= total, timeout=60 * SLOW)
         by_seq = {}
         for r in fs.accepted_batches():
