@@ -22,6 +22,7 @@
  *
  * URL parameters: ?prefix=P (topic prefix, default edgelambda), ?ws=URL (the
  * broker's WebSocket URL; default: the host and port this page came from).
+ * The hash keeps the choice: #series=<name>&range=1h.
  *
  * Brokers with passwords: when the broker refuses the connection as not
  * authorised (CONNACK 4 or 5), the page shows a login form instead of
@@ -29,8 +30,7 @@
  * kept in sessionStorage (this tab), or in localStorage when "remember" is
  * ticked; "log out" forgets them. Over ws:// they cross the network in the
  * clear, like any MQTT password without TLS: use a wss:// listener
- * (docs/DEPLOY.md) where the network is not trusted.
- * The hash keeps the choice: #series=<name>&range=1h. */
+ * (README, "Live page") where the network is not trusted. */
 (function () {
   "use strict";
 
