@@ -368,6 +368,9 @@ def test_replay_beside_live_ingest():
         d.start()
         ts_base = 1767225600000
         live = loadgen_async(b, LIVE, series=50, ts_base=ts_base, rate=4000)
+        # the replay starts once the stream is in, and the stream lasts ~5 s
+        wait_until(lambda: d.query1("SELECT count(*) FROM events WHERE flags & 32 = 0") > 0, 60,
+                   "the first live readings")
         r = cli(b, "deadletters", "--replay", "-n", "50", timeout=300)
         out, err = live.communicate(timeout=600 * SLOW)
         check(live.returncode == 0, "loadgen: %s %s" % (out, err))
