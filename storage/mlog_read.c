@@ -29,9 +29,13 @@ enum {
     ST_CHUNK,
     ST_CHUNK_NAMED,
     ST_FIRST_RECV,
+    ST_BEGIN, /* BEGIN/COMMIT of a snapshot: prepared once, not parsed per query */
+    ST_COMMIT,
     ST_DEAD, /* from here on prepared at first use: older files lack replayed_seq until the
               * daemon opened them (an offline export of one must still work) */
     ST_DEAD_REPLAY,
+    ST_BOUNDS,
+    ST_WAITING_SPAN,
     ST_COUNT
 };
 #define ST_LAZY_FIRST ST_DEAD
@@ -64,6 +68,15 @@ static const char *const sql[ST_COUNT] = {
     [ST_CHUNK_NAMED] = "SELECT e.seq, e.series, e.ts, e.value, s.name FROM events e"
                        " CROSS JOIN series s ON s.id = e.series"
                        " WHERE e.seq > ?1 AND e.seq <= ?2 ORDER BY e.seq LIMIT ?3",
+    [ST_BEGIN] = "BEGIN",
+    [ST_COMMIT] = "COMMIT",
+    /* The snapshot's bounds: newest seq of events/dead letters/waiting
+     * readings, then the oldest event and dead letter (NULL: none). */
+    [ST_BOUNDS] = "SELECT (SELECT max(seq) FROM events), (SELECT max(seq) FROM dead_letters),"
+                  " (SELECT max(seq) FROM unanchored), (SELECT min(seq) FROM events),"
+                  " (SELECT min(seq) FROM dead_letters)",
+    /* rowid bounds only: O(log n), an upper bound of the waiting rows */
+    [ST_WAITING_SPAN] = "SELECT min(seq), max(seq) FROM unanchored",
     [ST_FIRST_RECV] = "SELECT recv FROM events WHERE seq > ?1 ORDER BY seq LIMIT 1",
     /* Newest first by rowid; receive time and reason filter the rows walked. */
     [ST_DEAD] = DEAD_ROWS " WHERE seq <= ?1 AND recv >= ?2 AND (?3 IS NULL OR reason = ?3)"
@@ -197,21 +210,36 @@ static el_status sync_series(struct mlog_reader *r)
     return rc;
 }
 
+static el_status lazy_statement(struct mlog_reader *r, int which, sqlite3_stmt **out);
+
+/* Steps a prepared BEGIN or COMMIT. */
+static bool step_tx(struct mlog_reader *r, int which)
+{
+    int s = sqlite3_step(r->st[which]);
+    sqlite3_reset(r->st[which]);
+    return s == SQLITE_DONE;
+}
+
 el_status mlog_reader_begin(struct mlog_reader *r)
 {
-    el_status rc = EL_OK;
+    sqlite3_stmt *st = NULL;
+    int64_t v[5] = {0};
     mlog_reader_end(r);
-    if (sqlite3_exec(r->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+    if (!step_tx(r, ST_BEGIN))
         return fail(r, SQLITE_ERROR, "BEGIN");
     r->in_snapshot = true;
     /* The first read fixes the snapshot. */
-    int64_t a = one_int(r, "SELECT max(seq) FROM events", &rc);
-    int64_t b = one_int(r, "SELECT max(seq) FROM dead_letters", &rc);
-    int64_t u = one_int(r, "SELECT max(seq) FROM unanchored", &rc);
-    a = a > b ? a : b;
-    r->last_seq = a > u ? a : u;
-    int64_t oe = one_int(r, "SELECT min(seq) FROM events", &rc);
-    int64_t od = one_int(r, "SELECT min(seq) FROM dead_letters", &rc);
+    el_status rc = lazy_statement(r, ST_BOUNDS, &st);
+    int s = rc == EL_OK ? sqlite3_step(st) : SQLITE_ROW;
+    if (rc == EL_OK && s != SQLITE_ROW)
+        rc = fail(r, s, "reading the log's bounds");
+    for (int i = 0; rc == EL_OK && i < 5; i++)
+        v[i] = sqlite3_column_type(st, i) != SQLITE_NULL ? sqlite3_column_int64(st, i) : 0;
+    if (st)
+        sqlite3_reset(st);
+    int64_t a = v[0] > v[1] ? v[0] : v[1];
+    r->last_seq = a > v[2] ? a : v[2];
+    int64_t oe = v[3], od = v[4];
     r->oldest_seq = oe == 0 ? od : od == 0 || oe < od ? oe : od;
     if (rc == EL_OK)
         rc = sync_series(r);
@@ -227,7 +255,7 @@ void mlog_reader_end(struct mlog_reader *r)
     for (int i = 0; i < ST_COUNT; i++)
         if (r->st[i])
             sqlite3_reset(r->st[i]);
-    if (sqlite3_exec(r->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (!step_tx(r, ST_COMMIT))
         log_warn("master log (reader): ending a snapshot: %s", sqlite3_errmsg(r->db));
     r->in_snapshot = false;
 }
@@ -353,9 +381,7 @@ el_status mlog_reader_scan_provisional(struct mlog_reader *r, uint32_t series, i
     if (from_ms >= to_ms || mlog_reader_provisional_count(r) == 0)
         return EL_OK;
     /* No index on receive time: the whole (small) table is examined. */
-    int64_t rows = one_int(r, "SELECT max(seq) - min(seq) + 1 FROM unanchored", &rc);
-    if (rc == EL_OK)
-        rc = spend(budget, rows);
+    rc = spend(budget, mlog_reader_provisional_count(r));
     if (rc != EL_OK)
         return rc;
     sqlite3_stmt *st = r->st[series ? ST_PROV_ONE : ST_PROV_ALL];
@@ -368,7 +394,7 @@ static el_status lazy_statement(struct mlog_reader *r, int which, sqlite3_stmt *
 {
     if (!r->st[which] && sqlite3_prepare_v3(r->db, sql[which], -1, SQLITE_PREPARE_PERSISTENT,
                                             &r->st[which], NULL) != SQLITE_OK)
-        return fail(r, SQLITE_ERROR, "preparing a dead-letter read");
+        return fail(r, SQLITE_ERROR, "preparing a read");
     *out = r->st[which];
     return EL_OK;
 }
@@ -445,11 +471,16 @@ el_status mlog_reader_scan_replayable(struct mlog_reader *r, int64_t after_seq, 
 
 int64_t mlog_reader_provisional_count(struct mlog_reader *r)
 {
-    el_status rc = EL_OK;
-    /* rowid bounds only: O(log n), an upper bound of the rows */
-    int64_t lo = one_int(r, "SELECT min(seq) FROM unanchored", &rc);
-    int64_t hi = one_int(r, "SELECT max(seq) FROM unanchored", &rc);
-    return rc == EL_OK && lo > 0 ? hi - lo + 1 : 0;
+    sqlite3_stmt *st = NULL;
+    int64_t lo = 0, hi = 0;
+    if (lazy_statement(r, ST_WAITING_SPAN, &st) != EL_OK)
+        return 0;
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        lo = sqlite3_column_int64(st, 0);
+        hi = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_reset(st);
+    return lo > 0 ? hi - lo + 1 : 0;
 }
 
 /* ---- sequential reads ---- */

@@ -31,6 +31,7 @@ const int64_t views_res_ms[VIEWS_N_RES] = {60000, 3600000, 86400000};
 struct views {
     sqlite3 *db;
     sqlite3_stmt *read_rows, *get_row, *put_row;
+    sqlite3_stmt *read_meta, *read_begin, *read_commit; /* a read's, prepared once */
     bool in_read;
     bool (*expired)(void *ctx);
     void *expired_ctx;
@@ -128,7 +129,13 @@ el_status views_open(const char *dir, struct views **out)
                            -1, SQLITE_PREPARE_PERSISTENT, &v->get_row, NULL) != SQLITE_OK ||
         sqlite3_prepare_v3(v->db,
                            "INSERT OR REPLACE INTO views VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1,
-                           SQLITE_PREPARE_PERSISTENT, &v->put_row, NULL) != SQLITE_OK) {
+                           SQLITE_PREPARE_PERSISTENT, &v->put_row, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(v->db, "SELECT value FROM meta WHERE key=?", -1,
+                           SQLITE_PREPARE_PERSISTENT, &v->read_meta, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v3(v->db, "BEGIN", -1, SQLITE_PREPARE_PERSISTENT, &v->read_begin, NULL) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v3(v->db, "COMMIT", -1, SQLITE_PREPARE_PERSISTENT, &v->read_commit, NULL) !=
+            SQLITE_OK) {
         st = fail(v->db, "preparing statements");
         goto fail;
     }
@@ -146,6 +153,9 @@ void views_close(struct views *v)
     sqlite3_finalize(v->read_rows);
     sqlite3_finalize(v->get_row);
     sqlite3_finalize(v->put_row);
+    sqlite3_finalize(v->read_meta);
+    sqlite3_finalize(v->read_begin);
+    sqlite3_finalize(v->read_commit);
     sqlite3_close(v->db);
     free(v);
 }
@@ -196,14 +206,33 @@ static void horizon_key(int k, char *buf, size_t cap)
     snprintf(buf, cap, "dropped_before_%lld", (long long)views_res_ms[k]);
 }
 
+/* A meta value by the read's prepared statement (0: none). */
+static int64_t read_meta_int(struct views *v, const char *key)
+{
+    int64_t value = 0;
+    sqlite3_bind_text(v->read_meta, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(v->read_meta) == SQLITE_ROW)
+        value = sqlite3_column_int64(v->read_meta, 0);
+    sqlite3_reset(v->read_meta);
+    return value;
+}
+
 /* Reads the ladder's horizons (in the caller's transaction). */
 static void load_horizons(struct views *v)
 {
     char key[40];
     for (int k = 0; k < VIEWS_N_RES; k++) {
         horizon_key(k, key, sizeof key);
-        v->horizon[k] = meta_int(v->db, key);
+        v->horizon[k] = read_meta_int(v, key);
     }
+}
+
+/* Steps a prepared BEGIN or COMMIT of a read. */
+static bool step_tx(sqlite3_stmt *st)
+{
+    int s = sqlite3_step(st);
+    sqlite3_reset(st);
+    return s == SQLITE_DONE;
 }
 
 int64_t views_horizon(const struct views *v, int k)
@@ -217,19 +246,21 @@ el_status views_begin_read(struct views *v, int64_t *watermark_seq)
 {
     if (v->in_read)
         views_end_read(v);
-    if (sqlite3_exec(v->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+    if (!step_tx(v->read_begin))
         return fail(v->db, "BEGIN");
     v->in_read = true;
     /* The first read fixes the snapshot: the watermark, the horizons and the
      * rows agree. */
-    *watermark_seq = meta_int(v->db, "watermark_seq");
+    *watermark_seq = read_meta_int(v, "watermark_seq");
     load_horizons(v);
     return EL_OK;
 }
 
 void views_end_read(struct views *v)
 {
-    if (v->in_read && sqlite3_exec(v->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    if (v->in_read)
+        sqlite3_reset(v->read_rows);
+    if (v->in_read && !step_tx(v->read_commit))
         log_warn("views: ending a read: %s", sqlite3_errmsg(v->db));
     v->in_read = false;
 }

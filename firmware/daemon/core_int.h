@@ -41,6 +41,7 @@
 #define COMMIT_MAX_EVENTS 20000
 #define COMMIT_MIN_EVENTS 64
 #define DRAIN_BATCH 4096
+#define LINGER_MS 1 /* the core's nap while a stream arrives (core.c, loop) */
 #define STATUS_MIN_INTERVAL_MS 1000
 #define STATUS_HEARTBEAT_MS 30000
 /* At most this long for the "offline" status and the disconnect at stop. */

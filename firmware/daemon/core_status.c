@@ -196,6 +196,8 @@ static void fill_queries(struct core *c, struct status_queries *q)
     q->busy_at_intake = atomic_load(&cc->requests_busy);
     q->busy_unsent = atomic_load(&cc->requests_busy_unsent);
     q->slow = atomic_load(&rc->slow);
+    q->quick = atomic_load(&rc->quick);
+    q->quick_declined = atomic_load(&rc->quick_declined);
     q->memory_bytes = requests_memory_bytes(c->requests);
 }
 

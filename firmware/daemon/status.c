@@ -259,6 +259,12 @@ static const struct status_field query_fields[] = {
       COUNTER("edgelambda_query_busy_unsent_total", "Busy replies that could not be sent.")),
     F("slow", SK_U64, queries.slow,
       COUNTER("edgelambda_query_slow_total", "Answers that took longer than 100 ms.")),
+    F("quick", SK_U64, queries.quick,
+      COUNTER("edgelambda_query_quick_total",
+              "Queries answered on the quick lane (the control thread, no hand-off).")),
+    F("quick_declined", SK_U64, queries.quick_declined,
+      COUNTER("edgelambda_query_quick_declined_total",
+              "Queries the quick lane began and handed to the serving thread.")),
     F("memory_bytes", SK_U64, queries.memory_bytes,
       GAUGE("edgelambda_query_memory_bytes", "Working memory of the serving thread.")),
 };

@@ -33,7 +33,8 @@ struct status_queries {
     uint64_t errors[RQ_ERR_COUNT];
     uint64_t rejected[MQTT_TOPIC_COUNT]; /* at the serving thread and at intake */
     uint64_t unsent, busy_at_intake, busy_unsent, slow;
-    uint64_t memory_bytes; /* the serving thread's working set */
+    uint64_t quick, quick_declined; /* the quick lane (requests.h) */
+    uint64_t memory_bytes;          /* the serving thread's working set */
 };
 
 /* The core's buffer for the document: what the control plane and the

@@ -1070,6 +1070,7 @@ el_status ingest_new(const struct ingest_opts *o, struct journal *journal, struc
         ingest_free(ing);
         return EL_MQTT;
     }
+    mqtt_paho_quiet();
     MQTTAsync_setCallbacks(ing->client, ing, on_connection_lost, on_message, NULL);
     MQTTAsync_setConnected(ing->client, ing, on_connected);
     *out = ing;

@@ -553,6 +553,7 @@ static int create_paho(struct mqtt_client *c)
     if (rc != MQTTASYNC_SUCCESS)
         return rc;
     c->created = true;
+    mqtt_paho_quiet();
     rc = MQTTAsync_setCallbacks(c->h, c, on_connection_lost, on_message, NULL);
     if (rc == MQTTASYNC_SUCCESS)
         rc = MQTTAsync_setConnected(c->h, c, on_connected);

@@ -3,9 +3,11 @@
  */
 #include "mqtt_socket.h"
 
+#include <MQTTAsync.h>
 #include <dirent.h>
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <unistd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -171,4 +173,17 @@ bool mqtt_peers_nodelay(const struct mqtt_peers *p)
     }
     closedir(dir);
     return found;
+}
+
+static void paho_quiet_once(void)
+{
+    const char *asked = getenv("MQTT_C_CLIENT_TRACE");
+    if (asked == NULL || asked[0] == '\0')
+        MQTTAsync_setTraceLevel(MQTTASYNC_TRACE_ERROR);
+}
+
+void mqtt_paho_quiet(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    (void)pthread_once(&once, paho_quiet_once);
 }

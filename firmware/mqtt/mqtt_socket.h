@@ -57,4 +57,13 @@ void mqtt_peers_resolve(struct mqtt_peers *p, const char *uri);
  * addresses; true if at least one has it now. */
 bool mqtt_peers_nodelay(const struct mqtt_peers *p);
 
+/* Paho's own protocol trace off, unless MQTT_C_CLIENT_TRACE asks for it.
+ * Paho formats a line (vsnprintf under a global mutex, into its in-memory
+ * trace ring) for every packet and every traced function entry at its
+ * default level, even with no trace destination: a quarter of the
+ * receive thread at 60,000 msg/s (perf; docs/BENCHMARKS.md). Call after the
+ * process's first MQTTAsync_create (which reads the environment); once per
+ * process, any thread. Errors are still traced. */
+void mqtt_paho_quiet(void);
+
 #endif

@@ -70,6 +70,9 @@ struct control {
     uint32_t head, count;
     void (*wake)(void *ctx);
     void *wake_ctx;
+    bool (*quick)(void *ctx, const struct control_request *req);
+    void *quick_ctx;
+    struct control_request *quick_req;      /* el-control's copy for the quick lane */
     struct out_slot out[CONTROL_OUT_SLOTS]; /* under mu */
     struct plat_log_limit busy_limit, connect_limit, reply_limit;
 };
@@ -93,6 +96,13 @@ void control_set_request_wakeup(struct control *c, void (*fn)(void *ctx), void *
 {
     c->wake = fn;
     c->wake_ctx = ctx;
+}
+
+void control_set_quick_lane(struct control *c,
+                            bool (*fn)(void *ctx, const struct control_request *req), void *ctx)
+{
+    c->quick = fn;
+    c->quick_ctx = ctx;
 }
 
 /* ---- reply slots (under mu) ----
@@ -298,24 +308,47 @@ static void reply_busy(struct control *c, const struct control_request *req,
         rc == MOSQ_ERR_SUCCESS ? &c->counters.requests_busy : &c->counters.requests_busy_unsent, 1);
 }
 
+/* el-control: a request's copy (its payload cut at CONTROL_REQ_MAX: the
+ * parser then reports it as bad). */
+static void fill_request(struct control_request *r, bool is_command,
+                         const struct mosquitto_message *msg, const mosquitto_property *props)
+{
+    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    r->is_command = is_command;
+    r->arrived_mono_ms = plat_clock_mono_ms();
+    copy_properties(r, props);
+    r->len = len < CONTROL_REQ_MAX ? len : CONTROL_REQ_MAX;
+    if (r->len)
+        memcpy(r->payload, msg->payload, r->len);
+}
+
+/* el-control: the quick lane answered a query (see control_set_quick_lane). */
+static bool answered_quickly(struct control *c, bool is_command,
+                             const struct mosquitto_message *msg, const mosquitto_property *props)
+{
+    if (is_command || !c->quick || !c->quick_req)
+        return false;
+    pthread_mutex_lock(&c->mu);
+    bool idle = c->count == 0 && slot_free_locked(c) >= 0;
+    pthread_mutex_unlock(&c->mu);
+    if (!idle)
+        return false;
+    fill_request(c->quick_req, is_command, msg, props);
+    return c->quick(c->quick_ctx, c->quick_req);
+}
+
 /* el-control: queue a query/command for the serving thread. */
 static void take_in_request(struct control *c, bool is_command, const struct mosquitto_message *msg,
                             const mosquitto_property *props)
 {
-    size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+    if (answered_quickly(c, is_command, msg, props))
+        return;
     pthread_mutex_lock(&c->mu);
     bool full = c->count == CONTROL_REQ_SLOTS;
-    if (!full) {
-        struct control_request *r = &c->slots[(c->head + c->count) % CONTROL_REQ_SLOTS];
-        r->is_command = is_command;
-        r->arrived_mono_ms = plat_clock_mono_ms();
-        copy_properties(r, props);
-        /* Oversized requests are cut: the parser then reports them as bad. */
-        r->len = len < CONTROL_REQ_MAX ? len : CONTROL_REQ_MAX;
-        if (r->len)
-            memcpy(r->payload, msg->payload, r->len);
+    if (!full)
+        fill_request(&c->slots[(c->head + c->count) % CONTROL_REQ_SLOTS], is_command, msg, props);
+    if (!full)
         c->count++;
-    }
     pthread_mutex_unlock(&c->mu);
     if (full) {
         static _Thread_local struct control_request tmp; /* el-control only */
@@ -579,8 +612,9 @@ el_status control_new(const struct control_opts *o, struct control **out)
     init_topics(c);
     (void)pthread_once(&lib_once, (void (*)(void))mosquitto_lib_init);
     c->slots = calloc(CONTROL_REQ_SLOTS, sizeof c->slots[0]);
+    c->quick_req = calloc(1, sizeof *c->quick_req);
     c->mosq = mosquitto_new(c->client_id, false, c);
-    if (!c->slots || !c->mosq)
+    if (!c->slots || !c->quick_req || !c->mosq)
         st = EL_NOMEM;
     if (st == EL_OK && o->conn.password_file[0])
         st = plat_file_read_secret(o->conn.password_file, c->password, sizeof c->password);
@@ -641,5 +675,6 @@ void control_free(struct control *c)
         mosquitto_destroy(c->mosq);
     pthread_mutex_destroy(&c->mu);
     free(c->slots);
+    free(c->quick_req);
     free(c);
 }

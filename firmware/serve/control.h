@@ -27,8 +27,12 @@
  * replies (QoS 0, the request's correlation data). TCP_NODELAY is set through
  * the library (MOSQ_OPT_TCP_NODELAY).
  *
- * Requests: the el-control thread copies each one into a bounded queue of
- * CONTROL_REQ_SLOTS; the serving thread takes them (control_take_request).
+ * Requests: the el-control thread first offers a query to the quick lane
+ * (control_set_quick_lane, requests.h): a cheap query, with nothing waiting
+ * ahead of it, is answered there and then, on el-control, its reply written
+ * by the same thread's next loop -- no thread hand-off. Everything else is
+ * copied into a bounded queue of CONTROL_REQ_SLOTS; the serving thread takes
+ * them (control_take_request).
  * When the queue is full the request is answered "busy" at once, from the
  * el-control thread. Replies: libmosquitto copies what it publishes (one
  * allocation per reply, not per reading); at most CONTROL_OUT_SLOTS replies
@@ -39,7 +43,8 @@
  *
  * Threading: control_new/start/stop/free on the core thread;
  * control_publish_status from the core thread; control_take_request and
- * control_reply from the serving thread; callbacks on el-control. One lock
+ * control_reply from the serving thread, or from the quick lane on el-control
+ * (inside on_message); callbacks on el-control. One lock
  * of ours is held across a library call: control_reply holds the reply
  * slots' mutex across mosquitto_publish_v5, so that the reply's on_publish
  * finds the slot knowing its message id (the lock order is argued in
@@ -123,6 +128,13 @@ const char *control_status_topic(const struct control *c);
 bool control_take_request(struct control *c, struct control_request *out);
 /* Called (from el-control) when a request arrives or a reply slot frees. */
 void control_set_request_wakeup(struct control *c, void (*fn)(void *ctx), void *ctx);
+/* The quick lane: el-control calls fn(ctx, req) for each query that arrives
+ * while no request waits in the queue and a reply slot is free; fn answers
+ * it (control_reply) and returns true, or returns false and the request is
+ * queued as any other. fn runs inside libmosquitto's on_message with none of
+ * our locks held. Set before control_start. */
+void control_set_quick_lane(struct control *c,
+                            bool (*fn)(void *ctx, const struct control_request *req), void *ctx);
 /* Serving thread: publishes a reply (QoS 0) with the request's correlation
  * data. EL_AGAIN when not connected, no reply slot is free, or the library
  * refused it (the caller counts it unsent). */

@@ -114,6 +114,15 @@ size_t status_board_get(struct status_board *b, char *buf, size_t cap, int max_w
 #define REQ_LOG_EVERY_MS 10000
 #define SLOW_MS 100
 
+/* The quick lane (el-control answers a cheap query itself): what "cheap" is,
+ * and how much of el-control's time it may take. */
+#define QUICK_MS 5                 /* wall-time bound; past it the serving thread answers */
+#define QUICK_ROWS 20000           /* master-log rows, likewise */
+#define QUICK_MAX_BUCKETS 1440     /* a range's buckets (a day of minutes) */
+#define QUICK_MAX_LAST 10          /* op last: samples */
+#define QUICK_SHARE_NS 250000000   /* at most 250 ms of answering ... */
+#define QUICK_WINDOW_NS 1000000000 /* ... per second */
+
 struct requests {
     struct requests_commands commands;
     struct control *ctl;
@@ -122,7 +131,12 @@ struct requests {
     struct serve *serve;
     struct continuous *cq;
     struct requests_counters counters;
-    int64_t next_tick; /* CLOCK_MONOTONIC ms */
+    /* Whoever answers holds serve_mu: the serving thread, or el-control on
+     * the quick lane (which only ever tries it). It guards serve, cq and the
+     * answer/status/metrics buffers. */
+    pthread_mutex_t serve_mu;
+    int64_t quick_window_ns, quick_spent_ns; /* el-control only */
+    int64_t next_tick;                       /* CLOCK_MONOTONIC ms */
     /* a new table of continuous queries, handed over under mu */
     struct cq_def *pending_defs; /* CONTINUOUS_MAX_DEFS, under mu */
     struct cq_def *taken_defs;   /* CONTINUOUS_MAX_DEFS, the serving thread's copy */
@@ -209,10 +223,12 @@ static void continuous_step(struct requests *r)
         memcpy(r->taken_defs, r->pending_defs, (size_t)n * sizeof r->pending_defs[0]);
     r->pending_n = -1;
     pthread_mutex_unlock(&r->mu);
+    pthread_mutex_lock(&r->serve_mu);
     if (n >= 0 && continuous_set_defs(r->cq, r->taken_defs, n) != EL_OK)
         log_error("continuous queries: out of memory for the new table; the running ones go on "
                   "(reload again)");
     continuous_tick(r->cq, r->serve, r->ctl, r->rules);
+    pthread_mutex_unlock(&r->serve_mu);
 }
 
 /* Called by the control thread: a request arrived, or a reply slot freed. */
@@ -347,6 +363,20 @@ static size_t answer(struct requests *r, const struct control_request *req, cons
     return serve_answer(r->serve, q, req->arrived_mono_ms, r->answer, CONTROL_REPLY_MAX, code);
 }
 
+/* A query the quick lane may try: one named series, a bounded answer, no
+ * quantiles (they gather raw values). */
+static bool quick_kind(const struct query *q)
+{
+    if (!q->has_series || q->is_match)
+        return false;
+    if (q->op == QUERY_LAST)
+        return !q->has_limit || q->limit <= QUICK_MAX_LAST;
+    /* Whole minutes: a batch view can serve the buckets, not raw reads. */
+    if (q->op != QUERY_RANGE || q->wants_quantiles || q->step_ms < 60000 || q->step_ms % 60000 != 0)
+        return false;
+    return q->to_ms > q->from_ms && (q->to_ms - q->from_ms) / q->step_ms < QUICK_MAX_BUCKETS;
+}
+
 /* Where the reply goes: the v5 Response Topic, else reply_to; NULL when
  * neither is usable (*problem says why). *fallback: the response topic was
  * refused and reply_to is used to say so. */
@@ -382,38 +412,52 @@ static void reject(struct requests *r, const struct control_request *req,
                      req->has_response_topic ? req->response_topic : "");
 }
 
-static void handle(struct requests *r, const struct control_request *req)
+/* Answers a parsed request and publishes the reply (under serve_mu). quick:
+ * on the quick lane, which gives a query up (returns false, nothing counted
+ * or sent) when it needs more than the lane's bounds. */
+static bool respond(struct requests *r, const struct control_request *req, const struct query *q,
+                    bool ok, const char *code, const char *err, bool quick)
 {
-    struct query q;
-    const char *code = NULL;
-    char err[200];
     enum mqtt_topic_problem problem = MQTT_TOPIC_NONE;
     bool fallback;
     int64_t t0 = plat_clock_mono_ms();
     size_t len;
 
-    atomic_fetch_add(&r->counters.received, 1);
-    bool ok = query_parse(req->payload, req->len, plat_clock_wall_ms(), &q, &code, err, sizeof err);
-    const char *topic = reply_topic(r, req, &q, &problem, &fallback);
+    const char *topic = reply_topic(r, req, q, &problem, &fallback);
+    if (quick && (!topic || fallback))
+        return false;
+    if (!quick)
+        atomic_fetch_add(&r->counters.received, 1);
     if (!topic) {
         reject(r, req, problem);
         /* A command with no reply path at all still runs (fire and forget). */
         if (ok && problem == MQTT_TOPIC_NONE && req->is_command && !fallback)
-            (void)answer_command(r, &q, r->answer, CONTROL_REPLY_MAX, &code);
-        return;
+            (void)answer_command(r, q, r->answer, CONTROL_REPLY_MAX, &code);
+        return true;
     }
     if (fallback) {
         reject(r, req, problem);
+        char why[200];
         code = "bad_request";
-        snprintf(err, sizeof err, "the response topic cannot be published to (%s)",
+        snprintf(why, sizeof why, "the response topic cannot be published to (%s)",
                  mqtt_topic_problem_str(problem));
-        len = serve_error(code, err, q.has_id ? q.id : NULL, r->answer, CONTROL_REPLY_MAX);
+        len = serve_error(code, why, q->has_id ? q->id : NULL, r->answer, CONTROL_REPLY_MAX);
     } else if (!ok) {
-        len = serve_error(code, err, q.has_id ? q.id : NULL, r->answer, CONTROL_REPLY_MAX);
-    } else if ((q.op == QUERY_WATCH || q.op == QUERY_UNWATCH) && !req->is_command) {
-        len = continuous_request(r->cq, &q, topic, req, r->answer, CONTROL_REPLY_MAX, &code);
+        len = serve_error(code, err, q->has_id ? q->id : NULL, r->answer, CONTROL_REPLY_MAX);
+    } else if ((q->op == QUERY_WATCH || q->op == QUERY_UNWATCH) && !req->is_command) {
+        len = continuous_request(r->cq, q, topic, req, r->answer, CONTROL_REPLY_MAX, &code);
+    } else if (quick) {
+        bool declined;
+        len = serve_answer_quick(r->serve, q, QUICK_MS, QUICK_ROWS, r->answer, CONTROL_REPLY_MAX,
+                                 &code, &declined);
+        if (declined) {
+            atomic_fetch_add(&r->counters.quick_declined, 1);
+            return false;
+        }
+        atomic_fetch_add(&r->counters.received, 1);
+        atomic_fetch_add(&r->counters.quick, 1);
     } else {
-        len = answer(r, req, &q, &code);
+        len = answer(r, req, q, &code);
     }
     int64_t took = plat_clock_mono_ms() - t0;
     if (took > SLOW_MS) {
@@ -429,6 +473,52 @@ static void handle(struct requests *r, const struct control_request *req)
         atomic_fetch_add(&r->counters.unsent, 1);
         log_warn("could not publish a reply to %.80s", topic);
     }
+    return true;
+}
+
+/* Serving thread, under serve_mu: one request from the queue. */
+static void handle(struct requests *r, const struct control_request *req)
+{
+    struct query q;
+    const char *code = NULL;
+    char err[200];
+    bool ok = query_parse(req->payload, req->len, plat_clock_wall_ms(), &q, &code, err, sizeof err);
+    (void)respond(r, req, &q, ok, code, err, false);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* el-control (control_set_quick_lane): answers a cheap query here and now
+ * when the serving thread is idle and the lane's share of time is left. */
+static bool quick_lane(void *ctx, const struct control_request *req)
+{
+    struct requests *r = ctx;
+    struct query q;
+    const char *code = NULL;
+    char err[200];
+    int64_t t0 = mono_ns();
+    if (atomic_load(&r->stop))
+        return false;
+    if (t0 - r->quick_window_ns >= QUICK_WINDOW_NS) {
+        r->quick_window_ns = t0;
+        r->quick_spent_ns = 0;
+    }
+    if (r->quick_spent_ns >= QUICK_SHARE_NS)
+        return false;
+    if (!query_parse(req->payload, req->len, plat_clock_wall_ms(), &q, &code, err, sizeof err) ||
+        !quick_kind(&q))
+        return false;
+    if (pthread_mutex_trylock(&r->serve_mu) != 0)
+        return false; /* the serving thread is at work: wait behind it */
+    bool done = respond(r, req, &q, true, NULL, "", true);
+    pthread_mutex_unlock(&r->serve_mu);
+    r->quick_spent_ns += mono_ns() - t0;
+    return done;
 }
 
 static void *serving_main(void *arg)
@@ -438,9 +528,14 @@ static void *serving_main(void *arg)
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), 5) != 0)
         log_debug("serving: cannot lower the thread's priority");
     while (!atomic_load(&r->stop)) {
-        if (control_take_request(r->ctl, r->req))
+        /* Taken and answered under serve_mu: the quick lane cannot slip a
+         * later request in between (replies keep the order of arrival). */
+        pthread_mutex_lock(&r->serve_mu);
+        bool got = control_take_request(r->ctl, r->req);
+        if (got)
             handle(r, r->req);
-        else
+        pthread_mutex_unlock(&r->serve_mu);
+        if (!got)
             wait_for_work(r);
         continuous_step(r);
     }
@@ -461,6 +556,7 @@ el_status requests_start(const struct requests_opts *opts, struct control *ctl,
     r->board = board;
     r->rules = control_reply_rules(ctl);
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->serve_mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -494,6 +590,7 @@ el_status requests_start(const struct requests_opts *opts, struct control *ctl,
     }
     /* Set before the control thread starts (control_start comes later). */
     control_set_request_wakeup(ctl, wake, r);
+    control_set_quick_lane(ctl, quick_lane, r);
     if (pthread_create(&r->thread, NULL, serving_main, r) != 0) {
         requests_free(r);
         return EL_NOMEM;
@@ -526,6 +623,7 @@ void requests_free(struct requests *r)
     free(r->taken_defs);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->serve_mu);
     free(r->req);
     free(r->answer);
     free(r->status);

@@ -23,8 +23,21 @@
  * (Requests the control thread refuses because the queue is full are
  * answered "busy" there and counted in control.h's counters.)
  *
+ * The quick lane: el-control offers every query to requests first
+ * (control_set_quick_lane). A cheap one -- op last of one series (<= 10
+ * samples), or a range of one series in whole-minute steps, < 1440 buckets,
+ * no quantile -- is answered there and then when the serving thread is idle
+ * (serve_mu taken with trylock; el-control never waits), under 5 ms and
+ * 20,000 master-log rows; past those it is queued for the serving thread
+ * ("quick_declined"). At most 250 ms of each second go to the lane. Why:
+ * the two thread hand-offs of the queued path, on a loaded board, doubled
+ * a cheap query's round trip (docs/DESIGN.md §8).
+ *
  * Threading: requests_start/stop on the core thread; one serving thread in
- * between. Counters are atomics readable from any thread.
+ * between; the quick lane on el-control. serve_mu guards the struct serve,
+ * the continuous queries and the reply buffers: the serving thread holds it
+ * while it takes and answers a request and for each continuous tick.
+ * Counters are atomics readable from any thread.
  */
 #ifndef EL_REQUESTS_H
 #define EL_REQUESTS_H
@@ -74,7 +87,9 @@ struct requests_counters {
     _Atomic uint64_t errors[RQ_ERR_COUNT];
     _Atomic uint64_t rejected[MQTT_TOPIC_COUNT]; /* by query_topic_problem */
     _Atomic uint64_t unsent;
-    _Atomic uint64_t slow; /* answers that took longer than 100 ms */
+    _Atomic uint64_t slow;           /* answers that took longer than 100 ms */
+    _Atomic uint64_t quick;          /* answered on the quick lane (el-control) */
+    _Atomic uint64_t quick_declined; /* tried there, past its bounds: queued */
 };
 
 struct requests;

@@ -1427,15 +1427,21 @@ void serve_set_limits(struct serve *sv, const struct serve_opts *o)
     atomic_store_explicit(&sv->live_max_sketch_bins, o->max_sketch_bins, memory_order_relaxed);
 }
 
-size_t serve_answer(struct serve *sv, const struct query *q, int64_t arrived_mono_ms, char *buf,
-                    size_t cap, const char **code)
+/* A query under the limits of its start (serve_set_limits), or tighter ones
+ * (quick_ms/quick_rows > 0: the quick lane's). */
+static size_t answer_within(struct serve *sv, const struct query *q, int64_t arrived_mono_ms,
+                            int quick_ms, uint64_t quick_rows, char *buf, size_t cap,
+                            const char **code)
 {
     struct failure f = {NULL, ""};
     size_t len = 0;
-    /* A query runs under the limits of its start (serve_set_limits). */
     sv->o.deadline_ms = atomic_load_explicit(&sv->live_deadline_ms, memory_order_relaxed);
     sv->o.max_rows = atomic_load_explicit(&sv->live_max_rows, memory_order_relaxed);
     sv->o.max_sketch_bins = atomic_load_explicit(&sv->live_max_sketch_bins, memory_order_relaxed);
+    if (quick_ms > 0 && quick_ms < sv->o.deadline_ms)
+        sv->o.deadline_ms = quick_ms;
+    if (quick_rows > 0 && quick_rows < sv->o.max_rows)
+        sv->o.max_rows = quick_rows;
     int64_t now = plat_clock_mono_ms();
     int64_t arrived = arrived_mono_ms > 0 && arrived_mono_ms <= now ? arrived_mono_ms : now;
     sv->q = q;
@@ -1462,5 +1468,21 @@ done:
     if (f.code)
         len = serve_error(f.code, f.message, q->has_id ? q->id : NULL, buf, cap);
     sv->q = NULL;
+    return len;
+}
+
+size_t serve_answer(struct serve *sv, const struct query *q, int64_t arrived_mono_ms, char *buf,
+                    size_t cap, const char **code)
+{
+    return answer_within(sv, q, arrived_mono_ms, 0, 0, buf, cap, code);
+}
+
+size_t serve_answer_quick(struct serve *sv, const struct query *q, int quick_ms,
+                          uint64_t quick_rows, char *buf, size_t cap, const char **code,
+                          bool *declined)
+{
+    size_t len = answer_within(sv, q, 0, quick_ms, quick_rows, buf, cap, code);
+    /* Past the quick limits only: the serving thread's would answer it. */
+    *declined = *code && (strcmp(*code, "timeout") == 0 || strcmp(*code, "too_large") == 0);
     return len;
 }

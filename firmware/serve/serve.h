@@ -100,6 +100,13 @@ size_t serve_working_set_bytes(const struct serve *sv);
  * deadlines of the request. */
 size_t serve_answer(struct serve *sv, const struct query *q, int64_t arrived_mono_ms, char *buf,
                     size_t cap, const char **code);
+/* As serve_answer, for the quick lane (requests.h): at most quick_ms of wall
+ * time and quick_rows master-log rows (each the smaller of it and the live
+ * limit). *declined: it needs more, or did not fit for another reason -- buf
+ * holds nothing to send; answer it with serve_answer on the serving thread. */
+size_t serve_answer_quick(struct serve *sv, const struct query *q, int quick_ms,
+                          uint64_t quick_rows, char *buf, size_t cap, const char **code,
+                          bool *declined);
 /* Opens a reply object: {"ok":<ok>[,"id":<id_json, echoed verbatim>] (the
  * caller adds its members and closes it). */
 void serve_reply_head(struct jw *w, bool ok, const char *id_json);

@@ -160,6 +160,8 @@ def test_textfile_equals_status():
         "edgelambda_query_busy_at_intake_total": st["queries"]["busy_at_intake"],
         "edgelambda_query_busy_unsent_total": st["queries"]["busy_unsent"],
         "edgelambda_query_slow_total": st["queries"]["slow"],
+        "edgelambda_query_quick_total": st["queries"]["quick"],
+        "edgelambda_query_quick_declined_total": st["queries"]["quick_declined"],
         "edgelambda_query_memory_bytes": st["queries"]["memory_bytes"],
         "edgelambda_batch_watermark_seq": st["batch"]["watermark_seq"],
         "edgelambda_batch_runs_total": st["batch"]["runs"],

@@ -146,6 +146,9 @@ def test_exact_answers_at_rest_during_ingest_and_after_restart():
         check_random_queries(b, d, rng, now, 40, "at rest")
         # Both paths were exercised: ring buckets and master-log reads.
         check(SOURCES["speed"] > 0 and SOURCES["log"] > 0, "sources used: %s" % SOURCES)
+        # ... and both threads: cheap ones on the quick lane, the rest queued.
+        q0 = d.status(pred=lambda st: st["queries"]["answered"] >= 40)["queries"]
+        check(0 < q0["quick"] < q0["received"], "quick lane and serving thread both answered: %s" % q0)
 
         # During ingest: another stream keeps arriving while we ask.
         lg = loadgen_async(b, count=30000, series=20, qos=1, rate=5000, ts_base=now - 30000)
@@ -169,6 +172,48 @@ def test_exact_answers_at_rest_during_ingest_and_after_restart():
         after = [rr(b, json.dumps(q)) for q in fixed]
         for q, x, y in zip(fixed, before, after):
             check(values(x["buckets"]) == values(y["buckets"]), "answer changed across SIGKILL/restart for %s" % q)
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
+def test_quick_lane_hands_over_what_it_cannot_finish():
+    """A query of the quick kind (one series, minute steps) that needs more
+    master-log rows than the quick lane may read (requests.c, QUICK_ROWS) is
+    handed to the serving thread, which answers it exactly; a cheap one is
+    answered on the lane. The status counts both."""
+    td = TempDir("query-quick")
+    b = Broker(td.path).start()
+    # A one-minute ring and no batch run: the readings come from the log.
+    d = Daemon(td.path, b, speed__slots=60, batch__idle_for_s=86400, batch__max_lag_s=604800).start()
+    try:
+        now = int(time.time() * 1000)
+        n = 30000
+        lines = ['{"value":%d,"ts":%d}' % (i % 977, now - 3000000 + i * 90) for i in range(n)]
+        publish_lines(b, "sensors/dense/temp", lines)
+        wait_until(lambda: d.event_count() >= n, 60 * SLOW, "readings stored")
+        aggs = ["count", "sum", "min", "max", "last"]
+        cases = (("whole", now - 3300000, True), ("narrow", now - 600000, False))
+        for what, frm, whole in cases:
+            before = d.status()["queries"]
+            q = {"series": "sensors/dense/temp", "from": frm, "to": now + 1000, "step": "1m", "agg": aggs}
+            ans = rr(b, json.dumps(q))
+            check(ans.get("ok") is True, "%s: %s" % (what, ans))
+            exp = reference(rows_upto(d, q["series"], ans["seq"]), q["from"], q["to"], 60000, aggs)
+            compare(ans, exp, aggs, what)
+            counted = sum(x["count"] for x in ans["buckets"])
+            check(counted == n if whole else 0 < counted < 20000, "%s: %d readings" % (what, counted))
+            after = d.status(pred=lambda st: st["queries"]["answered"] > before["answered"])["queries"]
+            declined = after["quick_declined"] - before["quick_declined"]
+            quick = after["quick"] - before["quick"]
+            if whole:
+                check(declined == 1 and quick == 0, "%s: handed over once: %s" % (what, after))
+            else:
+                check(declined == 0 and quick == 1, "%s: answered on the lane: %s" % (what, after))
+        log("30,000 readings from the log: the whole range handed to the serving thread, a narrow one "
+            "answered on the quick lane, both exact")
         d.stop()
     finally:
         d.kill()
@@ -318,4 +363,5 @@ def test_request_sent_while_down_is_answered_after_restart():
 
 if __name__ == "__main__":
     run([test_mosquitto_rr_and_mqtt311_reply_to, test_exact_answers_at_rest_during_ingest_and_after_restart,
+         test_quick_lane_hands_over_what_it_cannot_finish,
          test_restart_rebuilds_only_the_window, test_request_sent_while_down_is_answered_after_restart])

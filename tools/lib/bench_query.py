@@ -25,7 +25,9 @@ tests/integration/harness.py):
 Each case is one el_bench_rr run (tools/perf/bench_rr.c): N rounds,
 sequential over ONE MQTT v5 connection (after a warm-up), each round sending
 the request to edgelambdad and to the echo responder in alternating order, so both see the
-same machine load; p50/p90/p99/max in microseconds. Targets: the range
+same machine load; p50/p90/p99/max in microseconds. Each case also says how many of its
+requests the daemon answered on its quick lane (el-control, no thread hand-off; requests.h)
+and how many went through the serving thread. Targets: the range
 query's p99 <= 2 ms and <= 1.5x the echo's p99 (exit status 1 if missed).
 
 With --rate 0 the broker is idle during the measurement (the query cost
@@ -100,15 +102,26 @@ class Procs:
             self.stop(p)
 
 
-def accepted(build, uri):
-    """ingest.accepted from the daemon's retained status (None if unknown)."""
+def status_doc(build, uri):
+    """The daemon's retained status document ({} if unknown)."""
     import json
     r = subprocess.run([os.path.join(build, "edgelambda"), "--uri", uri, "status", "--json",
                         "--timeout", "5"], capture_output=True, text=True)
     try:
-        return json.loads(r.stdout)["ingest"]["accepted"]
-    except (ValueError, KeyError):
-        return None
+        return json.loads(r.stdout)
+    except ValueError:
+        return {}
+
+
+def accepted(build, uri):
+    """ingest.accepted from the daemon's retained status (None if unknown)."""
+    return status_doc(build, uri).get("ingest", {}).get("accepted")
+
+
+def lanes(build, uri):
+    """(received, answered on the quick lane, handed over by it) so far."""
+    q = status_doc(build, uri).get("queries", {})
+    return q.get("received", 0), q.get("quick", 0), q.get("quick_declined", 0)
 
 
 def bench_rr(build, uri, request, n, what, qos=1):
@@ -236,8 +249,18 @@ def measure(args, uri, daemon, lg):
         fail("loadgen exited early: " + lg.stderr.read())
     a0, t0 = accepted(args.build, uri), time.monotonic()
     res = {}
-    res["range"] = bench_rr(args.build, uri, RANGE_REQ, args.requests, "range", args.qos)
-    res["last"] = bench_rr(args.build, uri, LAST_REQ, args.requests, "last", args.qos)
+    for key, req in (("range", RANGE_REQ), ("last", LAST_REQ)):
+        l0 = lanes(args.build, uri)
+        res[key] = bench_rr(args.build, uri, req, args.requests, key, args.qos)
+        # the retained status is refreshed once a second: wait for this case's count
+        n = args.requests + max(50, args.requests // 10)
+        deadline = time.monotonic() + 5
+        while True:
+            l1 = lanes(args.build, uri)
+            if l1[0] - l0[0] >= n or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        res[key]["lanes"] = tuple(b - a for a, b in zip(l0, l1))
     a1, t1 = accepted(args.build, uri), time.monotonic()
     if lg is not None and lg.poll() is not None:
         fail("loadgen ended during the measurement: " + lg.stderr.read())
@@ -270,6 +293,9 @@ def report(args, res):
         print("  %-30s p50 %.2fx echo | p99 %.2fx echo (target <= 1.5x) | p99 %s 2 ms%s"
               % ("  ratio", ratio50, ratio99, "<=" if d["p99_us"] <= 2000 else ">",
                  "" if good else "  <-- misses a target"))
+        got, quick, handed = res[key]["lanes"]
+        print("  %-30s %d requests: %d answered on the quick lane, %d begun there and handed "
+              "over, %d by the serving thread" % ("  lanes", got, quick, handed, got - quick))
     st = res.get("storm")
     if st is not None:
         base = (st["before"] + st["after"]) / 2
