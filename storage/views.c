@@ -31,7 +31,7 @@ const int64_t views_res_ms[VIEWS_N_RES] = {60000, 3600000, 86400000};
 struct views {
     sqlite3 *db;
     sqlite3_stmt *read_rows, *get_row, *put_row;
-    sqlite3_stmt *read_meta, *read_begin, *read_commit; /* a read's, prepared once */
+    sqlite3_stmt *read_meta, *read_begin, *read_commit; /* prepared once */
     bool in_read;
     bool (*expired)(void *ctx);
     void *expired_ctx;
@@ -160,17 +160,15 @@ void views_close(struct views *v)
     free(v);
 }
 
-static int64_t meta_int(sqlite3 *db, const char *key)
+/* A meta value (0: none), by a statement prepared once. */
+static int64_t meta_int(struct views *v, const char *key)
 {
-    sqlite3_stmt *st = NULL;
-    int64_t v = 0;
-    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-        if (sqlite3_step(st) == SQLITE_ROW)
-            v = sqlite3_column_int64(st, 0);
-    }
-    sqlite3_finalize(st);
-    return v;
+    int64_t value = 0;
+    sqlite3_bind_text(v->read_meta, 1, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(v->read_meta) == SQLITE_ROW)
+        value = sqlite3_column_int64(v->read_meta, 0);
+    sqlite3_reset(v->read_meta);
+    return value;
 }
 
 static el_status meta_set(sqlite3 *db, const char *key, int64_t value)
@@ -190,7 +188,7 @@ static el_status meta_set(sqlite3 *db, const char *key, int64_t value)
 
 int64_t views_watermark(struct views *v)
 {
-    return meta_int(v->db, "watermark_seq");
+    return meta_int(v, "watermark_seq");
 }
 
 static int res_index(int64_t res)
@@ -206,24 +204,13 @@ static void horizon_key(int k, char *buf, size_t cap)
     snprintf(buf, cap, "dropped_before_%lld", (long long)views_res_ms[k]);
 }
 
-/* A meta value by the read's prepared statement (0: none). */
-static int64_t read_meta_int(struct views *v, const char *key)
-{
-    int64_t value = 0;
-    sqlite3_bind_text(v->read_meta, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(v->read_meta) == SQLITE_ROW)
-        value = sqlite3_column_int64(v->read_meta, 0);
-    sqlite3_reset(v->read_meta);
-    return value;
-}
-
 /* Reads the ladder's horizons (in the caller's transaction). */
 static void load_horizons(struct views *v)
 {
     char key[40];
     for (int k = 0; k < VIEWS_N_RES; k++) {
         horizon_key(k, key, sizeof key);
-        v->horizon[k] = read_meta_int(v, key);
+        v->horizon[k] = meta_int(v, key);
     }
 }
 
@@ -251,7 +238,7 @@ el_status views_begin_read(struct views *v, int64_t *watermark_seq)
     v->in_read = true;
     /* The first read fixes the snapshot: the watermark, the horizons and the
      * rows agree. */
-    *watermark_seq = read_meta_int(v, "watermark_seq");
+    *watermark_seq = meta_int(v, "watermark_seq");
     load_horizons(v);
     return EL_OK;
 }
@@ -551,7 +538,7 @@ static el_status aggregate_range(struct views *v, struct mlog_reader *log, int64
 static el_status take_snapshot(struct views *v, struct mlog_reader *log, bool full,
                                struct views_run *run)
 {
-    int64_t watermark = meta_int(v->db, "watermark_seq");
+    int64_t watermark = meta_int(v, "watermark_seq");
     bool any = true;
     el_status rc = mlog_reader_begin(log);
     if (rc == EL_OK)
@@ -626,7 +613,7 @@ static el_status write_run(struct views *v, struct mlog_reader *log, struct grou
     el_status rc = exec(v->db, "BEGIN IMMEDIATE");
     if (rc != EL_OK)
         return rc;
-    run->previous_seq = meta_int(v->db, "watermark_seq");
+    run->previous_seq = meta_int(v, "watermark_seq");
     int64_t lo = full ? 0 : run->previous_seq;
     load_horizons(v);
     memset(v->run_new_rows, 0, sizeof v->run_new_rows);
@@ -771,7 +758,7 @@ el_status views_drop(struct views *v, int k, int64_t before, bool (*stop)(void *
     /* The horizon first: a reader that sees a bucket gone also sees why. */
     horizon_key(k, key, sizeof key);
     el_status rc = exec(v->db, "BEGIN IMMEDIATE");
-    if (rc == EL_OK && meta_int(v->db, key) < before)
+    if (rc == EL_OK && meta_int(v, key) < before)
         rc = meta_set(v->db, key, before);
     if (rc == EL_OK)
         rc = exec(v->db, "COMMIT");

@@ -486,13 +486,6 @@ static void handle(struct requests *r, const struct control_request *req)
     (void)respond(r, req, &q, ok, code, err, false);
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* el-control (control_set_quick_lane): answers a cheap query here and now
  * when the serving thread is idle and the lane's share of time is left. */
 static bool quick_lane(void *ctx, const struct control_request *req)
@@ -501,7 +494,7 @@ static bool quick_lane(void *ctx, const struct control_request *req)
     struct query q;
     const char *code = NULL;
     char err[200];
-    int64_t t0 = mono_ns();
+    int64_t t0 = plat_clock_mono_ns();
     if (atomic_load(&r->stop))
         return false;
     if (t0 - r->quick_window_ns >= QUICK_WINDOW_NS) {
@@ -517,7 +510,7 @@ static bool quick_lane(void *ctx, const struct control_request *req)
         return false; /* the serving thread is at work: wait behind it */
     bool done = respond(r, req, &q, true, NULL, "", true);
     pthread_mutex_unlock(&r->serve_mu);
-    r->quick_spent_ns += mono_ns() - t0;
+    r->quick_spent_ns += plat_clock_mono_ns() - t0;
     return done;
 }
 
