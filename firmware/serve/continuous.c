@@ -99,6 +99,15 @@ el_status continuous_new(const struct continuous_opts *opts, struct continuous *
         return st;
     }
     cq_tokens_init(&c->tokens, opts->max_msgs_per_s, plat_clock_mono_ms());
+    /* The tail starts at the log's end as of now, before ingest starts
+     * (core.c): a reading stored before the serving thread's first tick
+     * (late on a loaded board) is still seen. Failing here, the first
+     * tick starts it. */
+    if (mlog_reader_begin(c->log) == EL_OK) {
+        c->pos = mlog_reader_last_seq(c->log);
+        c->started = true;
+        mlog_reader_end(c->log);
+    }
     *out = c;
     return EL_OK;
 }

@@ -43,8 +43,10 @@
  *     out. "open":true also publishes the open bucket's partial answer when
  *     it changed ("open":true), so a page is live before the bucket closes.
  *   - State is in memory: after a restart the tail starts at the log's end
- *     (no history is republished; a bucket open across the restart is
- *     published once it closes, with revision 0).
+ *     as of continuous_new, before ingest starts (a reading stored before the
+ *     serving thread's first tick is still seen; no history is republished;
+ *     a bucket open across the restart is published once it closes, with
+ *     revision 0).
  *
  * Threading: continuous_new/free and continuous_set_defs on any one thread
  * at a time, everything else on the serving thread; counters are atomics

@@ -137,6 +137,7 @@ struct requests {
     pthread_mutex_t serve_mu;
     int64_t quick_window_ns, quick_spent_ns; /* el-control only */
     int64_t next_tick;                       /* CLOCK_MONOTONIC ms */
+    long fault_start_ms;                     /* EDGELAMBDA_FAULT_SERVING_START_MS (tests) */
     /* a new table of continuous queries, handed over under mu */
     struct cq_def *pending_defs; /* CONTINUOUS_MAX_DEFS, under mu */
     struct cq_def *taken_defs;   /* CONTINUOUS_MAX_DEFS, the serving thread's copy */
@@ -520,6 +521,10 @@ static void *serving_main(void *arg)
     /* Ingest first: on a busy board a query waits, a reading never does. */
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), 5) != 0)
         log_debug("serving: cannot lower the thread's priority");
+    if (r->fault_start_ms > 0) { /* tests: a loaded board schedules the thread late */
+        struct timespec ts = {r->fault_start_ms / 1000, (r->fault_start_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     while (!atomic_load(&r->stop)) {
         /* Taken and answered under serve_mu: the quick lane cannot slip a
          * later request in between (replies keep the order of arrival). */
@@ -580,6 +585,11 @@ el_status requests_start(const struct requests_opts *opts, struct control *ctl,
         log_error("cannot set up the continuous queries: %s", el_status_str(st));
         requests_free(r);
         return st;
+    }
+    const char *late = getenv("EDGELAMBDA_FAULT_SERVING_START_MS");
+    if (late) {
+        r->fault_start_ms = strtol(late, NULL, 10);
+        log_warn("fault injection: the serving thread starts %ld ms late", r->fault_start_ms);
     }
     /* Set before the control thread starts (control_start comes later). */
     control_set_request_wakeup(ctl, wake, r);

@@ -89,6 +89,15 @@ class TempDir:
         os.chmod(self.path, 0o755)
 
     def cleanup(self):
+        # Called from a test's finally: when a test is failing, what the
+        # daemon and the broker logged is the only trace CI keeps of it.
+        if sys.exc_info()[0] is not None:
+            for name in sorted(os.listdir(self.path)):
+                if name.endswith(".log"):
+                    lines = read_text(os.path.join(self.path, name)).splitlines()
+                    log("--- last %d lines of %s:" % (min(len(lines), 60), name))
+                    for line in lines[-60:]:
+                        log("  " + line)
         shutil.rmtree(self.path, ignore_errors=True)
 
 

@@ -116,6 +116,8 @@ class WebSocket:
 
 
 class Client:
+    KEEPALIVE = 60  # s; the broker closes a client silent for 1.5 times this
+
     def __init__(self, port, client_id="", receive_max=None, timeout=10, websocket=False):
         if websocket:
             self.sock = WebSocket(port, timeout)
@@ -123,10 +125,12 @@ class Client:
             self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.buf = b""
         self.next_id = 1
+        self.last_ping = time.monotonic()
         props = b""
         if receive_max:
             props += bytes([PROP_RECEIVE_MAX]) + struct.pack(">H", receive_max)
-        body = utf8("MQTT") + bytes([5, 0x02]) + struct.pack(">H", 60) + varint(len(props)) + props
+        body = (utf8("MQTT") + bytes([5, 0x02]) + struct.pack(">H", self.KEEPALIVE) + varint(len(props))
+                + props)
         body += utf8(client_id)
         self.sock.sendall(packet(CONNECT, 0, body))
         kind, _, payload = self.read_packet()
@@ -213,8 +217,12 @@ class Client:
 
     def messages(self, timeout):
         """Yields (topic, payload, properties) of PUBLISH packets until timeout
-        passes with nothing new."""
+        passes with nothing new. A client that only listens still pings, so a
+        slow machine's long wait does not get it disconnected."""
         while True:
+            if time.monotonic() - self.last_ping > self.KEEPALIVE / 3:
+                self.last_ping = time.monotonic()
+                self.sock.sendall(packet(PINGREQ, 0, b""))
             try:
                 k, flags, body = self.read_packet(timeout)
             except TimeoutError:

@@ -170,6 +170,39 @@ def test_closed_buckets_and_correction():
             b.stop()
 
 
+def test_readings_before_the_first_tick():
+    """The serving thread scheduled late (a loaded board; here a fault
+    injection holds it 4 s): readings stored before its first tick still make
+    their bucket's message. The tail starts where the log ended when the
+    daemon started, not where it ends at the first tick."""
+    late_ms = int(4000 * SLOW)
+    s = "sensors/early/temp"
+    with tempdir() as d:
+        b = Broker(d).start()
+        dm = Daemon(d, b)
+        dm.env["EDGELAMBDA_FAULT_SERVING_START_MS"] = str(late_ms)
+        dm.config_text = CQ % "1s"
+        started = time.monotonic()
+        dm.start()
+        col = Collector(b, "edgelambda/continuous/#")
+        try:
+            t0 = future_bucket(0)
+            publish_lines(b, s, readings(t0, 4, 1.0))
+            wait_until(lambda: dm.query1("SELECT count(*) FROM events") == 4, 10, "4 readings stored")
+            stored_ms = int((time.monotonic() - started) * 1000)
+            check(stored_ms < late_ms, "the readings were stored before the serving thread's first tick")
+            wait_until(lambda: by_key(col.snapshot(), t0).get(s), 30 * SLOW,
+                       "the message of the bucket stored before the first tick")
+            msg = by_key(col.snapshot(), t0)[s][0]
+            check(msg["buckets"][0]["count"] == 4 and msg["revision"] == 0, "message: %s" % msg)
+            log("stored %d ms before the serving thread's first tick: published, count 4" %
+                (late_ms - stored_ms))
+        finally:
+            col.close()
+            dm.stop()
+            b.stop()
+
+
 def test_rate_limit_drops_never_stalls_ingest():
     n_series, per = 30, 4
     series = ["sensors/f%02d/temp" % i for i in range(n_series)]
@@ -379,5 +412,6 @@ def test_bad_section_keys():
 
 
 if __name__ == "__main__":
-    run([test_closed_buckets_and_correction, test_rate_limit_drops_never_stalls_ingest,
+    run([test_closed_buckets_and_correction, test_readings_before_the_first_tick,
+         test_rate_limit_drops_never_stalls_ingest,
          test_watch_until_expiry_and_bound, test_reload_keeps_unchanged_sections, test_bad_section_keys])
