@@ -76,6 +76,29 @@ struct interval {
     int64_t lo, hi;
 };
 
+/* The edge cache (serve.h): pieces of one series shorter than a minute --
+ * the partial minute at a range's `from` -- as last read. */
+#define EDGE_SLOTS 8
+#define EDGE_ROWS 1024
+#define EDGE_MAX_MS VIEW_ALIGN_MS
+
+struct edge_row {
+    int64_t seq, ts;
+    double value;
+};
+
+struct edge {
+    bool valid, overflow;
+    uint32_t series;
+    int64_t lo, hi;        /* the piece: event time in [lo, hi) */
+    int64_t upto;          /* holds every row of it with seq <= upto */
+    int64_t oldest;        /* the log's oldest seq then (retention) */
+    uint64_t epoch;        /* the speed epoch then (anchoring) */
+    uint64_t used;         /* least recently used goes first */
+    uint32_t n;            /* rows[0..n) */
+    struct edge_row *rows; /* EDGE_ROWS */
+};
+
 struct serve {
     struct serve_opts o; /* serving thread; its live limits refreshed per query */
     /* The limits a reload may change (serve_set_limits, any thread). */
@@ -126,6 +149,11 @@ struct serve {
     struct interval *iv0, *ivw, *ivt; /* log pieces: every seq / seq > W / the latter minus
                                        * the former */
     size_t n_iv0, n_ivt, iv_cap;
+
+    uint64_t epoch;       /* the range attempt's speed epoch (stable across its snapshots) */
+    struct edge *edges;   /* EDGE_SLOTS */
+    struct edge *filling; /* the edge a piece's rows go to (on_edge_row) */
+    uint64_t edge_clock, edge_hits;
 };
 
 /* ---- set-up ---- */
@@ -175,11 +203,17 @@ el_status serve_new(const struct serve_opts *opts, const struct speed *sp, const
     sv->iv0 = alloc(sv, sv->iv_cap, sizeof sv->iv0[0]);
     sv->ivw = alloc(sv, sv->iv_cap, sizeof sv->ivw[0]);
     sv->ivt = alloc(sv, sv->iv_cap, sizeof sv->ivt[0]);
+    sv->edges = alloc(sv, EDGE_SLOTS, sizeof sv->edges[0]);
+    for (size_t i = 0; sv->edges && i < EDGE_SLOTS; i++)
+        if (!(sv->edges[i].rows = alloc(sv, EDGE_ROWS, sizeof sv->edges[i].rows[0]))) {
+            serve_free(sv);
+            return EL_NOMEM;
+        }
     sv->bytes += (size_t)opts->max_sketch_bins * sizeof(struct agg_bin);
-    if (!sv->members || !sv->member_of || !sv->sums || !sv->aggs || !sv->from_bits || !sv->need ||
-        !sv->lane_count || !sv->sketches || !sv->has_sketch || !sv->sketched || !sv->vals ||
-        !sv->tmp_vals || !sv->tmp_buckets || !sv->iv0 || !sv->ivw || !sv->ivt || !sv->last_buf ||
-        !sv->last_prov) {
+    if (!sv->edges || !sv->members || !sv->member_of || !sv->sums || !sv->aggs || !sv->from_bits ||
+        !sv->need || !sv->lane_count || !sv->sketches || !sv->has_sketch || !sv->sketched ||
+        !sv->vals || !sv->tmp_vals || !sv->tmp_buckets || !sv->iv0 || !sv->ivw || !sv->ivt ||
+        !sv->last_buf || !sv->last_prov) {
         serve_free(sv);
         return EL_NOMEM;
     }
@@ -225,6 +259,9 @@ void serve_free(struct serve *sv)
     free(sv->iv0);
     free(sv->ivw);
     free(sv->ivt);
+    for (size_t i = 0; sv->edges && i < EDGE_SLOTS; i++)
+        free(sv->edges[i].rows);
+    free(sv->edges);
     free(sv);
 }
 
@@ -705,14 +742,112 @@ static void plan_pieces(struct serve *sv)
     sv->n_ivt = nt;
 }
 
+/* ---- the edge cache ----
+ *
+ * A dashboard asks "the last hour of S in minutes" again and again: each
+ * answer reads the partial minute at `from` from the log, and the log's block
+ * summaries bound time, not series, so that is every block of that minute
+ * (on a busy board, thousands of other series' rows). Such a piece -- one
+ * series, shorter than a minute -- is kept as read (its rows with seq <=
+ * upto) and the next request whose piece lies inside it replays those rows
+ * and reads only the log after upto for it. Below upto the log changes only
+ * as summarise() says: retention (the oldest seq) and anchoring (the speed
+ * epoch), each of which drops the entry; views do not matter here (on_row
+ * routes every row by the current W as if it were read). */
+
+static void on_edge_row(void *ctx, int64_t seq, uint32_t series, int64_t ts, double value,
+                        bool provisional)
+{
+    struct serve *sv = ctx;
+    struct edge *e = sv->filling;
+    if (e->n < EDGE_ROWS)
+        e->rows[e->n++] = (struct edge_row){seq, ts, value};
+    else
+        e->overflow = true;
+    on_row(ctx, seq, series, ts, value, provisional);
+}
+
+static struct edge *edge_find(struct serve *sv, uint32_t series, int64_t lo, int64_t hi,
+                              int64_t oldest)
+{
+    for (size_t i = 0; i < EDGE_SLOTS; i++) {
+        struct edge *e = &sv->edges[i];
+        if (e->valid && e->series == series && e->lo <= lo && hi <= e->hi && e->oldest == oldest &&
+            e->epoch == sv->epoch)
+            return e;
+    }
+    return NULL;
+}
+
+static struct edge *edge_victim(struct serve *sv)
+{
+    struct edge *v = &sv->edges[0];
+    for (size_t i = 1; i < EDGE_SLOTS && v->valid; i++)
+        if (!sv->edges[i].valid || sv->edges[i].used < v->used)
+            v = &sv->edges[i];
+    return v;
+}
+
+/* One piece [lo, hi) of the log for every seq <= t_lo; through the edge
+ * cache when it is one series' piece shorter than a minute. */
+static el_status read_piece(struct serve *sv, uint32_t one, int64_t lo, int64_t hi)
+{
+    if (one == 0 || hi - lo > EDGE_MAX_MS || (sv->epoch & 1))
+        return mlog_reader_scan_time(sv->log, one, lo, hi, 0, sv->t_lo, &sv->budget, on_row, sv);
+    int64_t oldest = mlog_reader_oldest_seq(sv->log), after = 0;
+    struct edge *e = edge_find(sv, one, lo, hi, oldest);
+    el_status st = EL_OK;
+    if (e) {
+        /* The entry shrinks to this piece (a dashboard's `from` only moves on). */
+        uint32_t kept = 0;
+        sv->edge_hits++;
+        for (uint32_t k = 0; k < e->n; k++) {
+            const struct edge_row *r = &e->rows[k];
+            if (r->ts < lo || r->ts >= hi)
+                continue;
+            if (r->seq <= sv->t_lo)
+                on_row(sv, r->seq, one, r->ts, r->value, false);
+            e->rows[kept++] = *r;
+        }
+        e->n = kept;
+        e->lo = lo;
+        e->hi = hi;
+        e->used = ++sv->edge_clock;
+        if (sv->t_lo <= e->upto)
+            return EL_OK; /* the rows above t_lo come with the tail */
+        after = e->upto;
+    } else {
+        e = edge_victim(sv);
+        *e = (struct edge){.series = one,
+                           .lo = lo,
+                           .hi = hi,
+                           .oldest = oldest,
+                           .epoch = sv->epoch,
+                           .rows = e->rows};
+    }
+    e->valid = false;
+    e->overflow = false;
+    sv->filling = e;
+    st = mlog_reader_scan_time(sv->log, one, lo, hi, after, sv->t_lo, &sv->budget, on_edge_row, sv);
+    sv->filling = NULL;
+    e->upto = sv->t_lo;
+    e->used = ++sv->edge_clock;
+    e->valid = st == EL_OK && !e->overflow;
+    return st;
+}
+
+uint64_t serve_edge_hits(const struct serve *sv)
+{
+    return sv->edge_hits;
+}
+
 static el_status read_log(struct serve *sv, struct failure *f)
 {
     uint32_t one = sv->n_members == 1 ? sv->members[0].id : 0;
     el_status st = EL_OK;
     plan_pieces(sv);
     for (size_t i = 0; st == EL_OK && i < sv->n_iv0; i++)
-        st = mlog_reader_scan_time(sv->log, one, sv->iv0[i].lo, sv->iv0[i].hi, 0, sv->t_lo,
-                                   &sv->budget, on_row, sv);
+        st = read_piece(sv, one, sv->iv0[i].lo, sv->iv0[i].hi);
     for (size_t i = 0; st == EL_OK && i < sv->n_ivt; i++)
         st = mlog_reader_scan_time(sv->log, one, sv->ivt[i].lo, sv->ivt[i].hi, sv->W, sv->t_lo,
                                    &sv->budget, on_row, sv);
@@ -999,6 +1134,7 @@ static el_status range_attempt(struct serve *sv, struct failure *f)
 {
     uint64_t epoch = speed_epoch(sv->sp);
     el_status st;
+    sv->epoch = 1;      /* odd: no edge cache until the snapshots are known stable */
     while (epoch & 1) { /* lanes being rebuilt: brief */
         if (expired(sv))
             return read_failed(sv, EL_TIMEOUT, f);
@@ -1029,6 +1165,7 @@ static el_status range_attempt(struct serve *sv, struct failure *f)
         end_snapshots(sv);
         return EL_AGAIN;
     }
+    sv->epoch = epoch;
     st = read_views(sv, f);
     if (st == EL_OK)
         st = read_log(sv, f);

@@ -39,14 +39,22 @@
  *   resolution dividing the step, so its edge needs no dropped bucket.
  *   If anchoring moved readings between the lanes meanwhile (speed epoch),
  *   the query starts again.
+ *   4. The edge cache: a log piece of one series shorter than a minute (the
+ *      partial minute at `from`, which the log's block summaries cannot tell
+ *      from every other series' rows of that minute) is kept as read, in
+ *      EDGE_SLOTS entries of EDGE_ROWS rows (serve.c); the next request whose
+ *      piece lies inside one replays its rows and reads only the log after
+ *      it. Retention and anchoring drop the entries (the only ways the log
+ *      changes below a seq already read).
  *
  * BOUNDS (each refusal names its bound; serve_opts, config [query]):
  * deadline_ms of wall time (checked between series and inside SQLite), max_rows
  * master-log rows examined, max_cells = series x buckets, max_values raw values
  * for quantiles, max_sketch_bins, max_match series per filter; the reply must
  * fit the caller's buffer. Memory is allocated once at serve_new: about
- * 120 B per cell, 16 B per value, 8 B per series slot and 8 B per sketch bin
- * (virtual until used; serve_working_set_bytes says how much).
+ * 120 B per cell, 16 B per value, 8 B per series slot and 8 B per sketch bin,
+ * plus the edge cache's 192 KiB (virtual until used; serve_working_set_bytes
+ * says how much).
  *
  * Threading: a struct serve belongs to one serving thread.
  */
@@ -86,6 +94,8 @@ void serve_free(struct serve *sv);
  * other members are ignored (they size serve_new's buffers: a restart).
  * Atomics: each query takes the values current when it starts. */
 void serve_set_limits(struct serve *sv, const struct serve_opts *o);
+/* Requests whose edge piece came from the edge cache (tests, benchmarks). */
+uint64_t serve_edge_hits(const struct serve *sv);
 /* Bytes of working memory allocated at serve_new (the per-query bound). */
 size_t serve_working_set_bytes(const struct serve *sv);
 

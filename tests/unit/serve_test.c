@@ -55,6 +55,9 @@
  *      serve object answers the next query exactly.
  *   6. restart: the speed layer rebuilt from the ring window only (HORIZON),
  *      with a series whose lane holds nothing.
+ *   7. the edge cache (serve.h): the same single-series range asked again
+ *      with `from` moving inside a minute, late rows into that minute, an
+ *      anchoring epoch and retention in between.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -1044,6 +1047,61 @@ static void test_summary_across_requests(void **state)
     check_series_op(f, f->sv, NULL);
 }
 
+/* 7. The edge cache: a dashboard's "the last hour of S in minutes" asked
+ * again and again, `from` moving on inside one minute. Each answer is checked
+ * whole; the cache must be used, take late rows of the edge (above what it
+ * read), and be dropped by anchoring (the speed epoch) and by retention. */
+static void test_edge_across_requests(void **state)
+{
+    struct fixture *f = *state;
+    const int64_t edge = T0 + 40 * MINUTE; /* the partial minute [edge + 17 s, edge + 1 min) */
+    gen(f, 2000, T0, T0 + 2 * HOUR, 250, true);
+    for (int i = 0; i < 5; i++)
+        (void)add_event(f, 1, edge + 20 * SECOND + i * 7 * SECOND, rnd_value(f));
+    commit(f, true);
+    recompute(f, false);
+    struct stats st = {0};
+    struct rq r = {.series = names[1],
+                   .from = edge + 17 * SECOND,
+                   .to = T0 + 2 * HOUR + MINUTE,
+                   .step = MINUTE,
+                   .quantiles = true};
+    uint64_t hits = serve_edge_hits(f->sv);
+    check_range(f, f->sv, &r, &st); /* reads the edge, keeps it */
+    assert_int_equal(serve_edge_hits(f->sv), hits);
+    r.from += 5 * SECOND;
+    check_range(f, f->sv, &r, &st);
+    assert_int_equal(serve_edge_hits(f->sv), hits + 1);
+
+    /* Late rows in the edge minute, of S (one before `from`) and of others. */
+    (void)add_event(f, 1, edge + 30 * SECOND, rnd_value(f));
+    (void)add_event(f, 1, edge + 59 * SECOND, rnd_value(f));
+    (void)add_event(f, 1, edge + 10 * SECOND, rnd_value(f));
+    (void)add_event(f, 2, edge + 30 * SECOND, rnd_value(f));
+    commit(f, true);
+    r.from += 3 * SECOND;
+    check_range(f, f->sv, &r, &st);
+    assert_int_equal(serve_edge_hits(f->sv), hits + 2);
+
+    /* Anchoring (the speed epoch moved): read again, then kept again. */
+    speed_epoch_begin(f->sp);
+    speed_epoch_end(f->sp);
+    check_range(f, f->sv, &r, &st);
+    assert_int_equal(serve_edge_hits(f->sv), hits + 2);
+    check_range(f, f->sv, &r, &st);
+    assert_int_equal(serve_edge_hits(f->sv), hits + 3);
+
+    /* Retention (the oldest seq moved): read again. The trimmed rows are
+     * older than the views' watermark, which still counts them. */
+    assert_true(f->W > 100);
+    assert_int_equal(mlog_trim(f->log, 100), EL_OK);
+    check_range(f, f->sv, &r, &st);
+    assert_int_equal(serve_edge_hits(f->sv), hits + 3);
+    check_range(f, f->sv, &r, &st);
+    assert_int_equal(serve_edge_hits(f->sv), hits + 4);
+    assert_true(st.log > 0);
+}
+
 /* 5. Bounds: each refusal names its bound, and the serve object answers the
  * next query exactly. */
 static void test_bounds(void **state)
@@ -1206,6 +1264,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_horizon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_summary_across_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_edge_across_requests, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -22,6 +22,11 @@ tests/integration/harness.py):
            the load starts), then without again. Target: the rate with the
            storm >= 0.95 of the mean of the two without. Replies are counted
            (answered, busy — the bounded intake refusing —, errors).
+  views  - before the load (with --rate 0, after the history), a full
+           {"op":"recompute"} and a wait until the batch views' watermark
+           covers what is stored: the state of any board that has run for
+           batch.max_lag_s (300 s by default). --no-views skips it (a first
+           start: the queries read the stored history raw from the log).
 Each case is one el_bench_rr run (tools/perf/bench_rr.c): N rounds,
 sequential over ONE MQTT v5 connection (after a warm-up), each round sending
 the request to edgelambdad and to the echo responder in alternating order, so both see the
@@ -221,6 +226,27 @@ def storm_history(args, uri):
         fail("loadgen (storm history) failed: " + r.stdout + r.stderr)
 
 
+def recompute_views(args, uri):
+    """The batch views over what is stored so far, as on a board that has run
+    for a batch interval (batch.max_lag_s at the latest): {"op":"recompute"},
+    then the retained status until the watermark covers the log."""
+    if not args.views:
+        return
+    r = subprocess.run([os.path.join(args.build, "edgelambda"), "--uri", uri, "recompute",
+                        "--full", "--timeout", "60"], capture_output=True, text=True)
+    if r.returncode != 0:
+        fail("recompute failed: " + r.stdout + r.stderr)
+
+    def covered():
+        st = status_doc(args.build, uri)
+        seq = st.get("log", {}).get("seq", -1)
+        b = st.get("batch", {})
+        return seq >= 0 and not b.get("running", True) and b.get("watermark_seq", -1) >= seq
+    # the batch worker runs at nice 19 (SCHED_BATCH): on a loaded machine a
+    # full run of the storm's history takes minutes
+    wait_for(covered, 900, "the batch views to cover the stored history")
+
+
 def ingest_rate(args, uri, seconds):
     a0, t0 = accepted(args.build, uri), time.monotonic()
     time.sleep(seconds)  # the measurement window itself, not a synchronisation
@@ -276,8 +302,10 @@ def report(args, res):
     """Prints the figures; True if the range query meets its targets."""
     print("query benchmark: %d rounds per case, each one request to edgelambdad and the same "
           "request to el_echo_responder (alternating), sequential over one MQTT v5 connection, "
-          "%s" % (args.requests, "under %d msg/s QoS 1 ingest over %d series" % (args.rate, args.series)
-                  if args.rate else "with no ingest (100 readings per series stored first)"))
+          "%s; %s" % (args.requests, "under %d msg/s QoS 1 ingest over %d series" % (args.rate, args.series)
+                      if args.rate else "with no ingest (100 readings per series stored first)",
+                      "batch views over the stored history (a recompute first)" if args.views
+                      else "no batch views (--no-views: the history is read from the log)"))
     if res["ingest_rate"] is not None:
         print("  ingest during the measurement: %.0f events/s accepted by edgelambdad"
               % res["ingest_rate"])
@@ -329,6 +357,9 @@ def main(argv=None):
     ap.add_argument("--phase-s", type=float, default=10.0, help="storm: seconds per phase")
     ap.add_argument("--warmup-s", type=float, default=3.0)
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--no-views", dest="views", action="store_false",
+                    help="no recompute before the measurement: a board started for the first "
+                    "time, whose history the queries read raw from the log")
     args = ap.parse_args(argv)
     args.build = os.path.abspath(args.build)
     work = tempfile.mkdtemp(prefix="el-bench-query-", dir=args.workdir)
@@ -336,7 +367,11 @@ def main(argv=None):
     try:
         uri, daemon = start_servers(args, work, procs)
         storm_history(args, uri)
+        if args.rate > 0:
+            recompute_views(args, uri)
         lg = start_load(args, uri, procs)
+        if args.rate == 0:
+            recompute_views(args, uri)
         res = measure(args, uri, daemon, lg)
     finally:
         procs.stop_all()
