@@ -76,8 +76,8 @@ struct interval {
     int64_t lo, hi;
 };
 
-/* The edge cache (serve.h): pieces of one series shorter than a minute --
- * the partial minute at a range's `from` -- as last read. */
+/* The edge cache (serve.h): one series' pieces at a range's `from` shorter
+ * than a minute -- the partial minute -- as last read. */
 #define EDGE_SLOTS 8
 #define EDGE_ROWS 1024
 #define EDGE_MAX_MS VIEW_ALIGN_MS
@@ -789,10 +789,12 @@ static struct edge *edge_victim(struct serve *sv)
 }
 
 /* One piece [lo, hi) of the log for every seq <= t_lo; through the edge
- * cache when it is one series' piece shorter than a minute. */
+ * cache when it is one series' piece at `from` shorter than a minute. (Not
+ * the piece at `to`: near "now" it is new at every request, and keeping it
+ * would push out the entries that are read again.) */
 static el_status read_piece(struct serve *sv, uint32_t one, int64_t lo, int64_t hi)
 {
-    if (one == 0 || hi - lo > EDGE_MAX_MS || (sv->epoch & 1))
+    if (one == 0 || lo != sv->from || hi - lo > EDGE_MAX_MS || (sv->epoch & 1))
         return mlog_reader_scan_time(sv->log, one, lo, hi, 0, sv->t_lo, &sv->budget, on_row, sv);
     int64_t oldest = mlog_reader_oldest_seq(sv->log), after = 0;
     struct edge *e = edge_find(sv, one, lo, hi, oldest);

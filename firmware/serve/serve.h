@@ -39,13 +39,13 @@
  *   resolution dividing the step, so its edge needs no dropped bucket.
  *   If anchoring moved readings between the lanes meanwhile (speed epoch),
  *   the query starts again.
- *   4. The edge cache: a log piece of one series shorter than a minute (the
- *      partial minute at `from`, which the log's block summaries cannot tell
- *      from every other series' rows of that minute) is kept as read, in
- *      EDGE_SLOTS entries of EDGE_ROWS rows (serve.c); the next request whose
- *      piece lies inside one replays its rows and reads only the log after
- *      it. Retention and anchoring drop the entries (the only ways the log
- *      changes below a seq already read).
+ *   4. The edge cache: the log piece of a one-series range at `from`, when
+ *      shorter than a minute (the partial minute, which the log's block
+ *      summaries cannot tell from every other series' rows of that minute),
+ *      is kept as read, in EDGE_SLOTS entries of EDGE_ROWS rows (serve.c);
+ *      the next request whose piece lies inside one replays its rows and
+ *      reads only the log after it. Retention and anchoring drop the entries
+ *      (the only ways the log changes below a seq already read).
  *
  * BOUNDS (each refusal names its bound; serve_opts, config [query]):
  * deadline_ms of wall time (checked between series and inside SQLite), max_rows
