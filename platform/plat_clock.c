@@ -36,6 +36,12 @@ int64_t plat_clock_wall_ms(void)
     return clock_ns(CLOCK_REALTIME) / 1000000LL;
 }
 
+void plat_sleep_ms(int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
 void plat_clock_set_sync_mode(enum plat_clock_sync_mode mode)
 {
     atomic_store(&sync_mode, (int)mode);

@@ -32,6 +32,8 @@ enum plat_clock_sync_mode { PLAT_CLOCK_SYNC_AUTO = 0, PLAT_CLOCK_SYNC_YES, PLAT_
 int64_t plat_clock_mono_ns(void);
 int64_t plat_clock_mono_ms(void);
 int64_t plat_clock_wall_ms(void);
+/* Sleeps ms milliseconds (less if a signal interrupts it). */
+void plat_sleep_ms(int64_t ms);
 
 enum plat_clock_source {
     PLAT_CLOCK_SOURCE_NONE = 0,

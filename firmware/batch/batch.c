@@ -69,10 +69,8 @@ static void lower_priority(void)
 static void worker_yield(void *ctx)
 {
     const struct batch *b = ctx;
-    if (b->fault_pause_ms > 0) {
-        struct timespec ts = {b->fault_pause_ms / 1000, (b->fault_pause_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    if (b->fault_pause_ms > 0)
+        plat_sleep_ms(b->fault_pause_ms);
     sched_yield();
 }
 

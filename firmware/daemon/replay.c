@@ -110,8 +110,7 @@ static bool wait_committed(struct replay *rp, uint64_t seq)
             return true;
         if (atomic_load(&rp->stop) || plat_clock_mono_ms() > deadline)
             return false;
-        struct timespec ts = {0, 2 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        plat_sleep_ms(2);
     }
 }
 

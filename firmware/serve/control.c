@@ -495,7 +495,7 @@ static int try_connect(struct control *c)
 static void back_off(struct control *c, int *backoff)
 {
     for (int waited = 0; waited < *backoff && !atomic_load(&c->quit); waited += LOOP_TIMEOUT_MS)
-        nanosleep(&(struct timespec){0, LOOP_TIMEOUT_MS * 1000000L}, NULL);
+        plat_sleep_ms(LOOP_TIMEOUT_MS);
     *backoff = *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;
 }
 
@@ -642,7 +642,7 @@ el_status control_start(struct control *c)
 static void wait_flag(_Atomic int *flag, int ms)
 {
     for (int64_t end = plat_clock_mono_ms() + ms; !atomic_load(flag) && plat_clock_mono_ms() < end;)
-        nanosleep(&(struct timespec){0, 2 * 1000000L}, NULL);
+        plat_sleep_ms(2);
 }
 
 void control_stop(struct control *c, int timeout_ms)

@@ -521,10 +521,8 @@ static void *serving_main(void *arg)
     /* Ingest first: on a busy board a query waits, a reading never does. */
     if (setpriority(PRIO_PROCESS, (id_t)gettid(), 5) != 0)
         log_debug("serving: cannot lower the thread's priority");
-    if (r->fault_start_ms > 0) { /* tests: a loaded board schedules the thread late */
-        struct timespec ts = {r->fault_start_ms / 1000, (r->fault_start_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    if (r->fault_start_ms > 0) /* tests: a loaded board schedules the thread late */
+        plat_sleep_ms(r->fault_start_ms);
     while (!atomic_load(&r->stop)) {
         /* Taken and answered under serve_mu: the quick lane cannot slip a
          * later request in between (replies keep the order of arrival). */

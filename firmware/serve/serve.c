@@ -794,7 +794,7 @@ static struct edge *edge_victim(struct serve *sv)
  * would push out the entries that are read again.) */
 static el_status read_piece(struct serve *sv, uint32_t one, int64_t lo, int64_t hi)
 {
-    if (one == 0 || lo != sv->from || hi - lo > EDGE_MAX_MS || (sv->epoch & 1))
+    if (one == 0 || lo != sv->from || hi - lo > EDGE_MAX_MS)
         return mlog_reader_scan_time(sv->log, one, lo, hi, 0, sv->t_lo, &sv->budget, on_row, sv);
     int64_t oldest = mlog_reader_oldest_seq(sv->log), after = 0;
     struct edge *e = edge_find(sv, one, lo, hi, oldest);
@@ -1136,7 +1136,6 @@ static el_status range_attempt(struct serve *sv, struct failure *f)
 {
     uint64_t epoch = speed_epoch(sv->sp);
     el_status st;
-    sv->epoch = 1;      /* odd: no edge cache until the snapshots are known stable */
     while (epoch & 1) { /* lanes being rebuilt: brief */
         if (expired(sv))
             return read_failed(sv, EL_TIMEOUT, f);
