@@ -96,6 +96,70 @@ static el_status exec(sqlite3 *db, const char *sql)
     return EL_OK;
 }
 
+/* How long opening views.db waits for the other connections opening it. */
+#define OPEN_BUSY_TIMEOUT_MS 10000
+
+/* The file is in WAL mode and has its schema: opening it writes nothing,
+ * so it never waits for a recompute's write transaction. Reads only. */
+static bool prepared_already(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    bool wal = false, schema = false;
+    if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const char *mode = (const char *)sqlite3_column_text(st, 0);
+        wal = mode && strcmp(mode, "wal") == 0;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (wal && sqlite3_prepare_v2(db, "SELECT 1 FROM meta WHERE key='schema_version'", -1, &st,
+                                  NULL) == SQLITE_OK)
+        schema = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return schema;
+}
+
+/*
+ * WAL mode and the schema, on a file that the batch worker and every serving
+ * thread open at the same moment at start-up. SQLite's busy handler does not
+ * cover all of it: two connections both switching a fresh file to WAL, or
+ * both upgrading a read to a write in autocommit, get SQLITE_BUSY at once
+ * (one of them would deadlock waiting). So the schema is written in a
+ * BEGIN IMMEDIATE transaction (the busy handler waits for the write lock),
+ * and the whole step is retried on SQLITE_BUSY/SQLITE_LOCKED until
+ * OPEN_BUSY_TIMEOUT_MS has passed. Every step is idempotent.
+ */
+static el_status prepare_file(sqlite3 *db)
+{
+    static const char *const steps[] = {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL",
+                                        "BEGIN IMMEDIATE", schema_sql, "COMMIT"};
+    if (prepared_already(db))
+        return exec(db, "PRAGMA synchronous=NORMAL");
+    int64_t deadline = plat_clock_mono_ms() + OPEN_BUSY_TIMEOUT_MS;
+    int64_t pause_ms = 1;
+    for (;;) {
+        const char *failed = NULL;
+        char *msg = NULL;
+        int rc = SQLITE_OK;
+        for (size_t i = 0; i < sizeof steps / sizeof steps[0] && !failed; i++)
+            if ((rc = sqlite3_exec(db, steps[i], NULL, NULL, &msg)) != SQLITE_OK)
+                failed = steps[i];
+        if (!failed)
+            return EL_OK;
+        if (!sqlite3_get_autocommit(db))
+            sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+        if (!busy || plat_clock_mono_ms() >= deadline) {
+            log_error("views: %s: %s", failed, msg ? msg : "?");
+            sqlite3_free(msg);
+            return (rc & 0xff) == SQLITE_FULL ? EL_FULL : EL_DB;
+        }
+        sqlite3_free(msg);
+        plat_sleep_ms(pause_ms);
+        pause_ms = pause_ms < 64 ? 2 * pause_ms : 64;
+    }
+}
+
 el_status views_open(const char *dir, struct views **out)
 {
     char path[PATH_MAX];
@@ -111,10 +175,8 @@ el_status views_open(const char *dir, struct views **out)
         st = fail(v->db, "opening views.db");
         goto fail;
     }
-    sqlite3_busy_timeout(v->db, 10000);
-    st = exec(v->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
-    if (st == EL_OK)
-        st = exec(v->db, schema_sql);
+    sqlite3_busy_timeout(v->db, OPEN_BUSY_TIMEOUT_MS);
+    st = prepare_file(v->db);
     if (st != EL_OK)
         goto fail;
     if (sqlite3_prepare_v3(

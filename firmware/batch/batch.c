@@ -170,15 +170,58 @@ static void ladder_pass(struct batch *b, struct views *v)
     }
 }
 
+/* The worker tries views.db again after 1 s, 2 s, 4 s, ... up to this. */
+#define REOPEN_MAX_MS 60000
+
+/*
+ * views.db, opened on the worker thread. A failure (a full or read-only
+ * disk, a file in the way) does not switch the batch layer off for the
+ * daemon's life: the worker says so once and tries again, backing off to
+ * REOPEN_MAX_MS, until it succeeds or the daemon stops (false).
+ */
+static bool open_views(struct batch *b, struct views **v)
+{
+    int64_t pause_ms = 1000;
+    for (int tries = 0;; tries++) {
+        el_status rc = views_open(b->o.dir, v);
+        pthread_mutex_lock(&b->mu);
+        if (rc == EL_OK)
+            b->st.last_error[0] = '\0';
+        else
+            snprintf(b->st.last_error, sizeof b->st.last_error, "cannot open views.db: %s",
+                     el_status_str(rc));
+        pthread_mutex_unlock(&b->mu);
+        if (rc == EL_OK) {
+            if (tries > 0)
+                log_info("batch: views.db opened; the batch layer is on");
+            return true;
+        }
+        if (tries == 0)
+            log_error("batch: cannot open views.db (%s); the batch layer is off until it can"
+                      " (trying again, at least every %d s)",
+                      el_status_str(rc), REOPEN_MAX_MS / 1000);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += pause_ms / 1000;
+        pause_ms = pause_ms * 2 < REOPEN_MAX_MS ? pause_ms * 2 : REOPEN_MAX_MS;
+        pthread_mutex_lock(&b->mu);
+        while (!atomic_load(&b->stop))
+            if (pthread_cond_timedwait(&b->cv, &b->mu, &until) != 0)
+                break; /* time to try again */
+        bool stop = atomic_load(&b->stop);
+        pthread_mutex_unlock(&b->mu);
+        if (stop)
+            return false;
+    }
+}
+
 static void *worker(void *arg)
 {
     struct batch *b = arg;
     struct views *v = NULL;
     lower_priority();
-    if (views_open(b->o.dir, &v) != EL_OK) {
-        log_error("batch: cannot open views.db; the batch layer is off");
-        return NULL;
-    }
+    if (!open_views(b, &v))
+        return NULL; /* stopped before views.db could be opened */
     atomic_store(&b->watermark, views_watermark(v));
     publish_tiers(b, v);
     pthread_mutex_lock(&b->mu);

@@ -210,7 +210,8 @@ el_status requests_set_continuous(struct requests *r, const struct cq_def *defs,
     return EL_OK;
 }
 
-/* Serving thread: a table handed over, then the continuous queries' tick. */
+/* Serving thread: views.db tried again if it could not be opened, a table
+ * handed over, then the continuous queries' tick. */
 static void continuous_step(struct requests *r)
 {
     int64_t now = plat_clock_mono_ms();
@@ -225,6 +226,7 @@ static void continuous_step(struct requests *r)
     r->pending_n = -1;
     pthread_mutex_unlock(&r->mu);
     pthread_mutex_lock(&r->serve_mu);
+    serve_retry_views(r->serve);
     if (n >= 0 && continuous_set_defs(r->cq, r->taken_defs, n) != EL_OK)
         log_error("continuous queries: out of memory for the new table; the running ones go on "
                   "(reload again)");

@@ -108,8 +108,10 @@ struct serve {
     const struct speed *sp;
     const atomic_int *stop;
     struct mlog_reader *log;
-    struct views *views; /* NULL: no batch views */
-    int64_t deadline;    /* monotonic ms */
+    struct views *views;        /* NULL: no batch views (yet: see reopen_views) */
+    int64_t views_retry_ms;     /* monotonic: when the serving thread tries views.db again */
+    int64_t views_retry_gap_ms; /* and the gap before the next try (backing off) */
+    int64_t deadline;           /* monotonic ms */
     size_t bytes;
 
     /* the query being answered */
@@ -171,6 +173,26 @@ static void *alloc(struct serve *sv, size_t n, size_t size)
     return calloc(n ? n : 1, size);
 }
 
+/* The serving thread tries views.db again after 1 s, 2 s, 4 s, ... up to this. */
+#define VIEWS_RETRY_MAX_MS 60000
+
+void serve_retry_views(struct serve *sv)
+{
+    int64_t now = plat_clock_mono_ms();
+    if (sv->views || now < sv->views_retry_ms)
+        return;
+    if (views_open(sv->o.dir, &sv->views) == EL_OK) {
+        views_set_interrupt(sv->views, expired, sv);
+        log_info("serving: views.db opened; answering from the batch views again");
+    } else {
+        sv->views = NULL;
+        sv->views_retry_gap_ms = sv->views_retry_gap_ms * 2 < VIEWS_RETRY_MAX_MS
+                                     ? sv->views_retry_gap_ms * 2
+                                     : VIEWS_RETRY_MAX_MS;
+        sv->views_retry_ms = now + sv->views_retry_gap_ms;
+    }
+}
+
 el_status serve_new(const struct serve_opts *opts, const struct speed *sp, const atomic_int *stop,
                     struct serve **out)
 {
@@ -226,8 +248,12 @@ el_status serve_new(const struct serve_opts *opts, const struct speed *sp, const
     }
     mlog_reader_set_interrupt(sv->log, expired, sv);
     if (views_open(opts->dir, &sv->views) != EL_OK) {
-        log_warn("serving: cannot open views.db; answering from the speed layer and the log only");
+        log_warn("serving: cannot open views.db; answering from the speed layer and the log only"
+                 " (trying again, at least every %d s)",
+                 VIEWS_RETRY_MAX_MS / 1000);
         sv->views = NULL;
+        sv->views_retry_gap_ms = 1000;
+        sv->views_retry_ms = plat_clock_mono_ms() + sv->views_retry_gap_ms;
     } else {
         views_set_interrupt(sv->views, expired, sv);
     }

@@ -94,6 +94,12 @@ void serve_free(struct serve *sv);
  * other members are ignored (they size serve_new's buffers: a restart).
  * Atomics: each query takes the values current when it starts. */
 void serve_set_limits(struct serve *sv, const struct serve_opts *o);
+/* The serving thread, between queries (with nothing answering on sv): if
+ * views.db could not be opened (at serve_new, a full disk or a file in the
+ * way), tries it again, backing off from 1 s to 60 s, so the answers go back
+ * to the views once the batch worker can write them. Exact either way;
+ * without views only slower. Not the quick lane's job: it must not wait. */
+void serve_retry_views(struct serve *sv);
 /* Requests whose edge piece came from the edge cache (tests, benchmarks). */
 uint64_t serve_edge_hits(const struct serve *sv);
 /* Bytes of working memory allocated at serve_new (the per-query bound). */

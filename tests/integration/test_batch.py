@@ -160,5 +160,47 @@ def test_sigkill_mid_recompute_and_tampering():
         td.cleanup()
 
 
+def test_views_db_in_the_way_at_start():
+    """views.db cannot be opened at start (here a directory stands in its
+    place; on a board, a full or read-only disk): the daemon runs and answers
+    exactly from the speed layer and the log, says why in its log, and once
+    the file can be opened the batch worker and the serving thread both take
+    it up again without a restart (they used to give up for the daemon's life)."""
+    td = TempDir("batch-in-the-way")
+    b = Broker(td.path).start()
+    d = Daemon(td.path, b, speed__slots=60, batch__max_lag_s=3600, batch__idle_cpu_pct=0)
+    in_the_way = os.path.join(d.datadir, "views.db")
+    os.makedirs(in_the_way)
+    d.start()
+    try:
+        now = int(time.time() * 1000)
+        loadgen(b, count=5000, series=5, ts_base=now - 4 * 3600000)
+        loadgen(b, count=500, series=5, ts_base=now - 60000, start_index=5000)  # the ring moves on
+        wait_until(lambda: d.event_count() >= 5500, 60, "events")
+        wait_until(lambda: "batch: cannot open views.db" in d.log_text(), 30, "the batch worker's error")
+        check("serving: cannot open views.db" in d.log_text(), "no word from the serving thread")
+        err = d.status()["batch"]["error"]
+        check(err and "views.db" in err, "status does not say why the batch layer is off: %r" % err)
+        q = {"series": "sensors/dev1/temp", "from": now - 5 * 3600000, "to": now, "step": "1h", "agg": QAGGS}
+        ans = query_and_check(b, d, q, 3600000, "without views")
+        check(ans["sources"]["batch"] == 0, "views used while views.db cannot be opened: %s" % ans["sources"])
+        os.rmdir(in_the_way)
+        recompute(b, d)  # the worker opens views.db, then runs
+        check(watermark(d) >= 5500, "watermark %s" % watermark(d))
+        check(d.status()["batch"]["error"] is None, "the error outlived its cause")
+
+        def from_views():
+            a = query_and_check(b, d, q, 3600000, "once views.db is back")
+            return a if a["sources"]["batch"] > 0 else None
+        wait_until(from_views, 90, "an answer from the views")
+        check("serving: views.db opened" in d.log_text(), "the serving thread did not say so")
+        d.stop()
+    finally:
+        d.kill()
+        b.stop()
+        td.cleanup()
+
+
 if __name__ == "__main__":
-    run([test_exact_across_recomputes_with_late_events, test_sigkill_mid_recompute_and_tampering])
+    run([test_exact_across_recomputes_with_late_events, test_sigkill_mid_recompute_and_tampering,
+         test_views_db_in_the_way_at_start])

@@ -40,6 +40,7 @@
 
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -720,6 +721,78 @@ static void test_full_run_races_a_trim(void **state)
     assert_int_equal(views_watermark(f->v), s);
 }
 
+/* ---- opening views.db from several threads at once ---- */
+
+#define OPENERS 4
+#define OPEN_ROUNDS 40
+
+struct opener {
+    const char *dir;
+    atomic_int *go;
+    el_status st;
+};
+
+static void *open_one(void *arg)
+{
+    struct opener *o = arg;
+    struct views *v = NULL;
+    while (!atomic_load(o->go))
+        ;
+    o->st = views_open(o->dir, &v);
+    if (o->st == EL_OK)
+        o->st = views_watermark(v) == 0 ? EL_OK : EL_DB;
+    views_close(v);
+    return NULL;
+}
+
+/* The daemon opens views.db from the batch worker and from each serving
+ * thread at start-up, at the same moment; on a fresh directory each of them
+ * sets WAL mode and creates the schema. Every open must succeed (a CI run
+ * under valgrind saw "database is locked" and the batch layer stayed off). */
+static void test_concurrent_open_of_a_fresh_file(void **state)
+{
+    struct fixture *f = *state;
+    for (int round = 0; round < OPEN_ROUNDS; round++) {
+        char dir[PATH_MAX + 16];
+        snprintf(dir, sizeof dir, "%s/r%d", f->dir, round);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        atomic_int go = 0;
+        pthread_t th[OPENERS];
+        struct opener op[OPENERS];
+        for (int i = 0; i < OPENERS; i++) {
+            op[i] = (struct opener){.dir = dir, .go = &go, .st = EL_DB};
+            assert_int_equal(pthread_create(&th[i], NULL, open_one, &op[i]), 0);
+        }
+        atomic_store(&go, 1);
+        for (int i = 0; i < OPENERS; i++) {
+            pthread_join(th[i], NULL);
+            assert_int_equal(op[i].st, EL_OK);
+        }
+    }
+}
+
+/* An existing views.db opens without writing: a recompute's write
+ * transaction in progress does not make a reader's open wait (and fail after
+ * the busy timeout), which would leave a serving thread without views. */
+static void test_open_beside_a_writer(void **state)
+{
+    struct fixture *f = *state;
+    char path[PATH_MAX + 16];
+    sqlite3 *w = NULL;
+    snprintf(path, sizeof path, "%s/views.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &w), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(w, "BEGIN IMMEDIATE; INSERT OR REPLACE INTO meta VALUES('x', 1)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    struct views *v = NULL;
+    assert_int_equal(views_open(f->dir, &v), EL_OK);
+    assert_int_equal(views_watermark(v), 0);
+    views_close(v);
+    assert_false(sqlite3_get_autocommit(w)); /* the writer's transaction was open throughout */
+    assert_int_equal(sqlite3_exec(w, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(w);
+}
+
 int main(void)
 {
     plat_log_set_level(PLAT_LOG_WARN);
@@ -731,6 +804,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_run_keeps_trimmed_buckets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_run_after_trim_takes_new_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_run_races_a_trim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_open_of_a_fresh_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_beside_a_writer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
