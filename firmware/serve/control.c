@@ -20,15 +20,14 @@
 #include "mqtt_socket.h"
 #include "plat_clock.h"
 #include "plat_file.h"
-#include "plat_json.h"
 #include "plat_log.h"
+#include "query.h"
 
 #define LOOP_TIMEOUT_MS 100
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define PROBE_TIMEOUT_MS 3000
-#define SLOT_STUCK_MS 5000  /* a reply not written by then went with its connection */
-#define REPLY_TO_TOKENS 512 /* a request's JSON, read for "reply_to" of a busy reply */
+#define SLOT_STUCK_MS 5000 /* a reply not written by then went with its connection */
 
 static const char OFFLINE[] = "{\"state\":\"offline\"}";
 static const char BUSY[] = "{\"ok\":false,\"error\":{\"code\":\"busy\",\"message\":"
@@ -257,27 +256,6 @@ static void copy_properties(struct control_request *r, const mosquitto_property 
     }
 }
 
-/* The "reply_to" of an MQTT 3.1.1 request, as written: a JSON string
- * without escapes (the serving layer's rule, query.h), cut to cap - 1
- * bytes; *full its length. False when there is none. */
-static bool request_reply_to(const char *payload, size_t len, char *out, size_t cap, size_t *full)
-{
-    static _Thread_local struct plat_json_tok tok[REPLY_TO_TOKENS];
-    struct plat_json doc;
-    size_t n;
-    if (plat_json_parse(&doc, payload, len, tok, REPLY_TO_TOKENS) != EL_OK)
-        return false;
-    int v = plat_json_member(&doc, 0, "reply_to");
-    const char *raw = plat_json_raw(&doc, v, &n);
-    if (plat_json_type(&doc, v) != PLAT_JSON_STRING || !raw || memchr(raw, '\\', n))
-        return false;
-    *full = n;
-    n = n < cap - 1 ? n : cap - 1;
-    memcpy(out, raw, n);
-    out[n] = '\0';
-    return true;
-}
-
 /* el-control, the request queue full: "busy" to wherever the reply may
  * safely go (the same rules as every reply, query.h), counted either way. */
 static void reply_busy(struct control *c, const struct control_request *req,
@@ -293,8 +271,8 @@ static void reply_busy(struct control *c, const struct control_request *req,
         topic = req->response_topic;
     } else {
         size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
-        if (request_reply_to(msg->payload, len < CONTROL_REQ_MAX ? len : CONTROL_REQ_MAX, reply_to,
-                             sizeof reply_to, &full))
+        if (query_reply_to(msg->payload, len < CONTROL_REQ_MAX ? len : CONTROL_REQ_MAX, reply_to,
+                           sizeof reply_to, &full))
             rto = mqtt_topic_check_reply(reply_to, full, &c->reply_rules);
         if (rto == MQTT_TOPIC_OK)
             topic = reply_to;

@@ -238,14 +238,19 @@ static bool parse_bool(const struct plat_json *doc, int i, bool *out)
 /* reply_to, escapes decoded (mqtt_topic_check_reply judges the bytes, a NUL
  * or control character from a \u escape included); one that is too long is
  * kept cut, with a length above the cap, so the check says so. */
-static bool copy_reply_to(const struct plat_json *doc, int i, struct query *q)
+static bool reply_to_value(const struct plat_json *doc, int i, char *out, size_t cap, size_t *len)
 {
     size_t n = 0;
-    el_status st = plat_json_string(doc, i, q->reply_to, sizeof q->reply_to, &n);
+    el_status st = plat_json_string(doc, i, out, cap, &n);
     if (st == EL_INVAL)
         return false;
-    q->reply_to_len = st == EL_OK ? n : sizeof q->reply_to;
+    *len = st == EL_OK ? n : cap;
     return true;
+}
+
+static bool copy_reply_to(const struct plat_json *doc, int i, struct query *q)
+{
+    return reply_to_value(doc, i, q->reply_to, sizeof q->reply_to, &q->reply_to_len);
 }
 
 /* "id": a string (with its quotes) or a primitive, echoed verbatim. */
@@ -369,6 +374,20 @@ bool query_name_selected(const struct query *q, const char *name, size_t len)
     if (q->is_match)
         return mqtt_topic_matches(q->series, name, len);
     return len == strlen(q->series) && memcmp(q->series, name, len) == 0;
+}
+
+bool query_reply_to(const char *text, size_t len, char *out, size_t cap, size_t *full)
+{
+    struct plat_json_tok t[MAX_TOKENS];
+    struct plat_json doc;
+    bool found = false;
+    if (plat_json_parse(&doc, text, len, t, MAX_TOKENS) != EL_OK ||
+        plat_json_type(&doc, 0) != PLAT_JSON_OBJECT)
+        return false;
+    for (int k = plat_json_first(&doc, 0); k >= 0; k = plat_json_next(&doc, 0, k))
+        if (plat_json_eq(&doc, k, "reply_to"))
+            found = reply_to_value(&doc, k + 1, out, cap, full); /* the last one, as query_parse */
+    return found;
 }
 
 bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, const char **code,

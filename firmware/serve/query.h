@@ -107,6 +107,13 @@ struct query {
 bool query_parse(const char *text, size_t len, int64_t now_ms, struct query *q, const char **code,
                  char *err, size_t errlen);
 
+/* The "reply_to" of a request's text alone, read as query_parse reads it
+ * (escapes decoded, the last one wins; cut to cap - 1 bytes, *full then cap,
+ * above any valid length, so mqtt_topic_check_reply refuses it): for a reply
+ * to a request that will not be parsed (the request queue is full). False
+ * when there is none, or the text is not a JSON object. Any thread. */
+bool query_reply_to(const char *text, size_t len, char *out, size_t cap, size_t *full);
+
 /* True if a series or topic name is selected by q's "series" (that name)
  * or "match" (a topic filter); all when it has neither. */
 bool query_name_selected(const struct query *q, const char *name, size_t len);

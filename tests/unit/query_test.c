@@ -145,6 +145,45 @@ static void test_errors(void **state)
     assert_int_equal(strlen(q.reply_to), sizeof q.reply_to - 1);
 }
 
+/* The request queue is full: the busy reply's topic is read alone, exactly
+ * as query_parse reads it (it refused escaped topics that a parsed request
+ * was answered on). */
+static void test_reply_to_alone(void **state)
+{
+    (void)state;
+    struct query q;
+    const char *code;
+    char err[200], out[sizeof q.reply_to];
+    size_t full = 0;
+    static const char *const texts[] = {
+        "{\"op\":\"series\",\"reply_to\":\"r\\/x\\u00e9\\u0001\"}",
+        "{\"reply_to\":\"a/b\",\"op\":\"bad\",\"reply_to\":\"c/d\"}",
+        "{\"reply_to\":\"plain/"
+        "topic\",\"series\":\"s\",\"from\":\"-1h\",\"to\":\"now\",\"step\":\"1m\"}",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        (void)query_parse(texts[i], strlen(texts[i]), NOW, &q, &code, err, sizeof err);
+        assert_true(q.has_reply_to);
+        assert_true(query_reply_to(texts[i], strlen(texts[i]), out, sizeof out, &full));
+        assert_int_equal(full, q.reply_to_len);
+        assert_memory_equal(out, q.reply_to, full);
+    }
+    assert_string_equal(out, "plain/topic");
+    /* none, not a string, not an object, not JSON */
+    static const char *const none[] = {"{\"op\":\"series\"}", "{\"reply_to\":5}", "[\"reply_to\"]",
+                                       "reply_to"};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++)
+        assert_false(query_reply_to(none[i], strlen(none[i]), out, sizeof out, &full));
+    /* too long: cut, with a length above any valid one */
+    char big[2 * sizeof out + 64];
+    int n = snprintf(big, sizeof big, "{\"reply_to\":\"");
+    memset(big + n, 'y', sizeof out + 10);
+    snprintf(big + n + sizeof out + 10, sizeof big - (size_t)n - sizeof out - 10, "\"}");
+    assert_true(query_reply_to(big, strlen(big), out, sizeof out, &full));
+    assert_true(full > sizeof out - 1);
+    assert_int_equal(strlen(out), sizeof out - 1);
+}
+
 static void test_topic_match(void **state)
 {
     (void)state;
@@ -227,6 +266,7 @@ int main(void)
         cmocka_unit_test(test_dead_letters),
         cmocka_unit_test(test_replay_dead_letters),
         cmocka_unit_test(test_topic_match),
+        cmocka_unit_test(test_reply_to_alone),
         cmocka_unit_test(test_durations),
         cmocka_unit_test(test_watch),
         cmocka_unit_test(test_time_digits),
