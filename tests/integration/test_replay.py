@@ -405,7 +405,7 @@ def test_replay_beside_live_ingest():
 def test_replay_beside_reloads():
     """The replay reads the decoding rules on the serving thread while SIGHUP
     swaps them (the core frees a replaced table once no reader holds it):
-    600 dead letters replayed five per request while the configuration is
+    600 dead letters replayed two per request while the configuration is
     reloaded, a table replaced each time, are each replayed exactly once."""
     td = TempDir("replay-reload")
     b = Broker(td.path).start()
@@ -416,7 +416,9 @@ def test_replay_beside_reloads():
         d.start()
         conf = os.path.join(d.dir, "edgelambda.conf")
         texts = [d.config_text, d.config_text + '[decode "unused/#"]\nformat = number\n']
-        proc = subprocess.Popen(EMULATOR + [CLI, "--uri", b.uri, "deadletters", "--replay", "-n", "5"],
+        # Two per request: 300 requests, so that the replay outlasts a good
+        # number of reloads on a fast machine as on a slow one.
+        proc = subprocess.Popen(EMULATOR + [CLI, "--uri", b.uri, "deadletters", "--replay", "-n", "2"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         reloads, mark = 0, len(d.log_text())
         while proc.poll() is None and reloads < 30:
@@ -429,17 +431,19 @@ def test_replay_beside_reloads():
             # core may free the old ones (unless the replay holds one).
             publish(b, "sensors/reload/x", str(reloads))
         applied = d.log_text()[mark:].count("reload: applied decode.sections")
-        running = proc.poll() is None  # the reloads all happened during the replay
+        running = proc.poll() is None
         out, err = proc.communicate(timeout=600 * SLOW)
         check(proc.returncode == 0 and "replayed %d dead letters (%d events)" % (Z2M, 6 * Z2M) in out,
               "replay beside reloads: %s %s" % (out, err))
-        check(running, "the replay ended before the 30 reloads: the test proves little")
-        check(applied >= 3, "%d of %d reloads applied during the replay: the test proves little" % (applied, reloads))
+        # Every reload was sent while the replay ran (the loop's condition);
+        # how many fit in it depends on the machine, a handful proves the race.
+        check(reloads >= 10 and applied >= 3,
+              "%d reloads (%d applied) during the replay: the test proves little" % (reloads, applied))
         check_z2m_replayed_once(d)
         wait_until(lambda: d.query1("SELECT count(*) FROM events WHERE flags & 32 = 0") == reloads, 30,
                    "the %d readings published between the reloads" % reloads)
-        log("%d dead letters replayed once each through %d reloads of the decoding rules (%d applied)"
-            % (Z2M, reloads, applied))
+        log("%d dead letters replayed once each through %d reloads of the decoding rules (%d applied)%s"
+            % (Z2M, reloads, applied, ", the replay still running after them" if running else ""))
         d.stop()
     except Exception:
         log("\n".join(l for l in d.log_text().splitlines() if "replay:" not in l)[-3000:])
