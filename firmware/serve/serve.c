@@ -108,7 +108,7 @@ struct serve {
     const struct speed *sp;
     const atomic_int *stop;
     struct mlog_reader *log;
-    struct views *views;        /* NULL: no batch views (yet: see reopen_views) */
+    struct views *views;        /* NULL: no batch views (yet: serve_retry_views) */
     int64_t views_retry_ms;     /* monotonic: when the serving thread tries views.db again */
     int64_t views_retry_gap_ms; /* and the gap before the next try (backing off) */
     int64_t deadline;           /* monotonic ms */
