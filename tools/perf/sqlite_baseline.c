@@ -3,16 +3,18 @@
  * stores: the reference of the ingest benchmark's flash-write and
  * throughput figures.
  *
- *   el_sqlite_baseline DBPATH ROWS SERIES [TXN_ROWS=1000]
+ *   el_sqlite_baseline DBPATH ROWS SERIES [TXN_ROWS=1000 [STYLE=json-ts]]
  *
  * Replaces DBPATH (and its -wal/-shm files) with a fresh database holding
  * exactly the `events` table of storage/mlog.h, in journal_mode=WAL with
  * synchronous=NORMAL, and inserts ROWS rows through one prepared statement
- * in TXN_ROWS-row transactions. Row i (0-based) is loadgen's json-ts
- * message i: seq i+1, series (i mod SERIES)+1, ts = ts_base + i,
- * value = ((i*7919) mod 20000)/100 - 50, recv = wall ms, mono = monotonic
- * ms, boot 1, flags 3 (clock synced, ts from payload), payload the
- * {"value":V,"ts":T} text as a BLOB. Closing the database checkpoints the
+ * in TXN_ROWS-row transactions. Row i (0-based) is loadgen's message i in
+ * STYLE (a loadgen --style name; json-ts by default): seq i+1, series
+ * (i mod SERIES)+1, ts = ts_base + i, value = ((i*7919) mod 20000)/100 - 50,
+ * recv = wall ms, mono = monotonic ms, boot 1, flags 3 (clock synced, ts
+ * from payload), payload the message's text as a BLOB (json-ts:
+ * {"value":V,"ts":T}), so that bytes per row compare with the daemon's for
+ * the same stream. Closing the database checkpoints the
  * WAL into the main file. Prints
  *   sqlite_baseline: rows=N seconds=S rate=R write_bytes=B bytes_per_row=X
  * with seconds from open to close and B = the change of /proc/self/io
@@ -109,7 +111,7 @@ static bool remove_db_files(const char *path)
 }
 
 static bool insert_rows(sqlite3 *db, sqlite3_stmt *stmt, uint64_t rows, uint64_t series,
-                        uint64_t txn_rows)
+                        uint64_t txn_rows, enum lg_style style)
 {
     int64_t ts_base = plat_clock_wall_ms();
     char payload[LG_STREAM_PAYLOAD_MAX];
@@ -117,7 +119,7 @@ static bool insert_rows(sqlite3 *db, sqlite3_stmt *stmt, uint64_t rows, uint64_t
     for (uint64_t i = 0; i < rows; i++) {
         int64_t centi = lg_stream_value_centi(i);
         int64_t ts = ts_base + (int64_t)i;
-        size_t len = lg_stream_payload(LG_JSON_TS, i, ts, payload);
+        size_t len = lg_stream_payload(style, i, ts, payload);
 
         if (i % txn_rows == 0 && !exec_sql(db, "BEGIN"))
             return false;
@@ -155,21 +157,33 @@ static void report(uint64_t rows, int64_t ns, int64_t bytes)
 int main(int argc, char **argv)
 {
     uint64_t rows, series, txn_rows = 1000;
+    enum lg_style style = LG_JSON_TS;
     sqlite3 *db = NULL;
     sqlite3_stmt *stmt = NULL;
     int64_t io_before, io_after, start_ns, end_ns;
     int rc = 1;
 
-    if (argc < 4 || argc > 5) {
-        fprintf(stderr, "usage: el_sqlite_baseline DBPATH ROWS SERIES [TXN_ROWS=1000]\n"
+    if (argc < 4 || argc > 6) {
+        fprintf(stderr, "usage: el_sqlite_baseline DBPATH ROWS SERIES [TXN_ROWS=1000 "
+                        "[STYLE=json-ts]]\n"
                         "DBPATH and its -wal/-shm files are replaced.\n");
         return 2;
     }
     cli_program = "el_sqlite_baseline";
     if (!cli_parse_u64(argv[2], "ROWS", 1, SQLB_MAX, &rows) ||
         !cli_parse_u64(argv[3], "SERIES", 1, SQLB_MAX, &series) ||
-        (argc == 5 && !cli_parse_u64(argv[4], "TXN_ROWS", 1, SQLB_MAX, &txn_rows)))
+        (argc >= 5 && !cli_parse_u64(argv[4], "TXN_ROWS", 1, SQLB_MAX, &txn_rows)))
         return 2;
+    if (argc == 6) {
+        int k = 0;
+        while (k < LG_STYLE_COUNT && strcmp(argv[5], lg_stream_style_names[k]) != 0)
+            k++;
+        if (k == LG_STYLE_COUNT) {
+            fprintf(stderr, "el_sqlite_baseline: STYLE: not a loadgen style: %s\n", argv[5]);
+            return 2;
+        }
+        style = (enum lg_style)k;
+    }
     if (!remove_db_files(argv[1]) || !io_written(&io_before))
         return 1;
 
@@ -186,7 +200,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "el_sqlite_baseline: prepare: %s\n", sqlite3_errmsg(db));
         goto out;
     }
-    if (!insert_rows(db, stmt, rows, series, txn_rows))
+    if (!insert_rows(db, stmt, rows, series, txn_rows, style))
         goto out;
     sqlite3_finalize(stmt);
     stmt = NULL;
