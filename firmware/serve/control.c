@@ -300,10 +300,28 @@ static void fill_request(struct control_request *r, bool is_command,
         memcpy(r->payload, msg->payload, r->len);
 }
 
-/* el-control: the quick lane answered a query (see control_set_quick_lane). */
-static bool answered_quickly(struct control *c, bool is_command,
-                             const struct mosquitto_message *msg, const mosquitto_property *props)
+/* A request's copy, its payload's length only. */
+static void copy_request(struct control_request *out, const struct control_request *r)
 {
+    out->is_command = r->is_command;
+    out->len = r->len;
+    memcpy(out->payload, r->payload, r->len);
+    memcpy(out->response_topic, r->response_topic, sizeof out->response_topic);
+    out->response_topic_len = r->response_topic_len;
+    out->has_response_topic = r->has_response_topic;
+    memcpy(out->correlation, r->correlation, r->correlation_len);
+    out->correlation_len = r->correlation_len;
+    out->has_correlation = r->has_correlation;
+    out->arrived_mono_ms = r->arrived_mono_ms;
+}
+
+/* el-control: the quick lane answered a query (see control_set_quick_lane).
+ * *tried: it was handed c->quick_req (filled), and declined it. */
+static bool answered_quickly(struct control *c, bool is_command,
+                             const struct mosquitto_message *msg, const mosquitto_property *props,
+                             bool *tried)
+{
+    *tried = false;
     if (is_command || !c->quick || !c->quick_req)
         return false;
     pthread_mutex_lock(&c->mu);
@@ -312,19 +330,26 @@ static bool answered_quickly(struct control *c, bool is_command,
     if (!idle)
         return false;
     fill_request(c->quick_req, is_command, msg, props);
+    *tried = true;
     return c->quick(c->quick_ctx, c->quick_req);
 }
 
-/* el-control: queue a query/command for the serving thread. */
+/* el-control: queue a query/command for the serving thread. One the quick
+ * lane declined is queued as it was read then: its arrival time (the
+ * deadline counts from it, quick attempt included) and properties. */
 static void take_in_request(struct control *c, bool is_command, const struct mosquitto_message *msg,
                             const mosquitto_property *props)
 {
-    if (answered_quickly(c, is_command, msg, props))
+    bool tried;
+    if (answered_quickly(c, is_command, msg, props, &tried))
         return;
     pthread_mutex_lock(&c->mu);
     bool full = c->count == CONTROL_REQ_SLOTS;
-    if (!full)
-        fill_request(&c->slots[(c->head + c->count) % CONTROL_REQ_SLOTS], is_command, msg, props);
+    struct control_request *slot = &c->slots[(c->head + c->count) % CONTROL_REQ_SLOTS];
+    if (!full && tried)
+        copy_request(slot, c->quick_req);
+    else if (!full)
+        fill_request(slot, is_command, msg, props);
     if (!full)
         c->count++;
     pthread_mutex_unlock(&c->mu);
@@ -346,17 +371,7 @@ bool control_take_request(struct control *c, struct control_request *out)
     bool got = false;
     pthread_mutex_lock(&c->mu);
     if (c->count > 0 && slot_free_locked(c) >= 0) {
-        const struct control_request *r = &c->slots[c->head];
-        out->is_command = r->is_command;
-        out->len = r->len;
-        memcpy(out->payload, r->payload, r->len);
-        memcpy(out->response_topic, r->response_topic, sizeof out->response_topic);
-        out->response_topic_len = r->response_topic_len;
-        out->has_response_topic = r->has_response_topic;
-        memcpy(out->correlation, r->correlation, r->correlation_len);
-        out->correlation_len = r->correlation_len;
-        out->has_correlation = r->has_correlation;
-        out->arrived_mono_ms = r->arrived_mono_ms;
+        copy_request(out, &c->slots[c->head]);
         c->head = (c->head + 1) % CONTROL_REQ_SLOTS;
         c->count--;
         got = true;
