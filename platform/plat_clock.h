@@ -34,6 +34,11 @@ int64_t plat_clock_mono_ms(void);
 int64_t plat_clock_wall_ms(void);
 /* Sleeps ms milliseconds (less if a signal interrupts it). */
 void plat_sleep_ms(int64_t ms);
+/* A retry's next backoff: twice ms, at most max_ms. */
+static inline int64_t plat_backoff_next(int64_t ms, int64_t max_ms)
+{
+    return ms * 2 < max_ms ? ms * 2 : max_ms;
+}
 
 enum plat_clock_source {
     PLAT_CLOCK_SOURCE_NONE = 0,

@@ -203,7 +203,7 @@ static bool open_views(struct batch *b, struct views **v)
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_sec += pause_ms / 1000;
-        pause_ms = pause_ms * 2 < REOPEN_MAX_MS ? pause_ms * 2 : REOPEN_MAX_MS;
+        pause_ms = plat_backoff_next(pause_ms, REOPEN_MAX_MS);
         pthread_mutex_lock(&b->mu);
         while (!atomic_load(&b->stop))
             if (pthread_cond_timedwait(&b->cv, &b->mu, &until) != 0)

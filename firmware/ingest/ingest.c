@@ -1175,7 +1175,7 @@ static void connect_tick(struct ingest *ing)
         return;
     if (atomic_exchange(&ing->connect_failed, 0)) {
         ing->next_connect_ms = now + ing->backoff_ms;
-        ing->backoff_ms = ing->backoff_ms * 2 > 30000 ? 30000 : ing->backoff_ms * 2;
+        ing->backoff_ms = (int)plat_backoff_next(ing->backoff_ms, 30000);
     }
     if (ing->next_connect_ms != 0 && now >= ing->next_connect_ms) {
         ing->next_connect_ms = 0;

@@ -489,7 +489,7 @@ static void back_off(struct control *c, int *backoff)
 {
     for (int waited = 0; waited < *backoff && !atomic_load(&c->quit); waited += LOOP_TIMEOUT_MS)
         plat_sleep_ms(LOOP_TIMEOUT_MS);
-    *backoff = *backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : *backoff * 2;
+    *backoff = (int)plat_backoff_next(*backoff, BACKOFF_MAX_MS);
 }
 
 /* el-control: connect, loop, reconnect with backoff until quit. */

@@ -185,10 +185,7 @@ void serve_retry_views(struct serve *sv)
         views_set_interrupt(sv->views, expired, sv);
         log_info("serving: views.db opened; answering from the batch views again");
     } else {
-        sv->views = NULL;
-        sv->views_retry_gap_ms = sv->views_retry_gap_ms * 2 < VIEWS_RETRY_MAX_MS
-                                     ? sv->views_retry_gap_ms * 2
-                                     : VIEWS_RETRY_MAX_MS;
+        sv->views_retry_gap_ms = plat_backoff_next(sv->views_retry_gap_ms, VIEWS_RETRY_MAX_MS);
         sv->views_retry_ms = now + sv->views_retry_gap_ms;
     }
 }
