@@ -138,6 +138,7 @@ struct requests {
     int64_t quick_window_ns, quick_spent_ns; /* el-control only */
     int64_t next_tick;                       /* CLOCK_MONOTONIC ms */
     long fault_start_ms;                     /* EDGELAMBDA_FAULT_SERVING_START_MS (tests) */
+    int quick_ms;                            /* QUICK_MS; EDGELAMBDA_FAULT_QUICK_MS (tests) */
     /* a new table of continuous queries, handed over under mu */
     struct cq_def *pending_defs; /* CONTINUOUS_MAX_DEFS, under mu */
     struct cq_def *taken_defs;   /* CONTINUOUS_MAX_DEFS, the serving thread's copy */
@@ -451,7 +452,7 @@ static bool respond(struct requests *r, const struct control_request *req, const
         len = continuous_request(r->cq, q, topic, req, r->answer, CONTROL_REPLY_MAX, &code);
     } else if (quick) {
         bool declined;
-        len = serve_answer_quick(r->serve, q, QUICK_MS, QUICK_ROWS, r->answer, CONTROL_REPLY_MAX,
+        len = serve_answer_quick(r->serve, q, r->quick_ms, QUICK_ROWS, r->answer, CONTROL_REPLY_MAX,
                                  &code, &declined);
         if (declined) {
             atomic_fetch_add(&r->counters.quick_declined, 1);
@@ -590,6 +591,14 @@ el_status requests_start(const struct requests_opts *opts, struct control *ctl,
     if (late) {
         r->fault_start_ms = strtol(late, NULL, 10);
         log_warn("fault injection: the serving thread starts %ld ms late", r->fault_start_ms);
+    }
+    /* Tests of the row bound: a loaded machine would otherwise decide by time. */
+    r->quick_ms = QUICK_MS;
+    const char *quick_ms = getenv("EDGELAMBDA_FAULT_QUICK_MS");
+    if (quick_ms) {
+        long ms = strtol(quick_ms, NULL, 10);
+        r->quick_ms = ms > 0 && ms < 60000 ? (int)ms : QUICK_MS;
+        log_warn("fault injection: the quick lane's time bound is %d ms", r->quick_ms);
     }
     /* Set before the control thread starts (control_start comes later). */
     control_set_request_wakeup(ctl, wake, r);

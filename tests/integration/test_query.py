@@ -183,11 +183,17 @@ def test_quick_lane_hands_over_what_it_cannot_finish():
     """A query of the quick kind (one series, minute steps) that needs more
     master-log rows than the quick lane may read (requests.c, QUICK_ROWS) is
     handed to the serving thread, which answers it exactly; a cheap one is
-    answered on the lane. The status counts both."""
+    answered on the lane. The status counts both. The lane's time bound (5 ms)
+    is widened (EDGELAMBDA_FAULT_QUICK_MS): the row bound is under test, and a
+    loaded machine would decide by time. A query that found the serving
+    thread at work (the lane only tries its lock) went through the queue,
+    counted neither way: it is asked again."""
     td = TempDir("query-quick")
     b = Broker(td.path).start()
     # A one-minute ring and no batch run: the readings come from the log.
-    d = Daemon(td.path, b, speed__slots=60, batch__idle_for_s=86400, batch__max_lag_s=604800).start()
+    d = Daemon(td.path, b, speed__slots=60, batch__idle_for_s=86400, batch__max_lag_s=604800)
+    d.env["EDGELAMBDA_FAULT_QUICK_MS"] = "10000"
+    d.start()
     try:
         now = int(time.time() * 1000)
         n = 30000
@@ -197,17 +203,21 @@ def test_quick_lane_hands_over_what_it_cannot_finish():
         aggs = ["count", "sum", "min", "max", "last"]
         cases = (("whole", now - 3300000, True), ("narrow", now - 600000, False))
         for what, frm, whole in cases:
-            before = d.status()["queries"]
-            q = {"series": "sensors/dense/temp", "from": frm, "to": now + 1000, "step": "1m", "agg": aggs}
-            ans = rr(b, json.dumps(q))
-            check(ans.get("ok") is True, "%s: %s" % (what, ans))
-            exp = reference(rows_upto(d, q["series"], ans["seq"]), q["from"], q["to"], 60000, aggs)
-            compare(ans, exp, aggs, what)
-            counted = sum(x["count"] for x in ans["buckets"])
-            check(counted == n if whole else 0 < counted < 20000, "%s: %d readings" % (what, counted))
-            after = d.status(pred=lambda st: st["queries"]["answered"] > before["answered"])["queries"]
-            declined = after["quick_declined"] - before["quick_declined"]
-            quick = after["quick"] - before["quick"]
+            for attempt in range(5):
+                before = d.status()["queries"]
+                q = {"series": "sensors/dense/temp", "from": frm, "to": now + 1000, "step": "1m", "agg": aggs}
+                ans = rr(b, json.dumps(q))
+                check(ans.get("ok") is True, "%s: %s" % (what, ans))
+                exp = reference(rows_upto(d, q["series"], ans["seq"]), q["from"], q["to"], 60000, aggs)
+                compare(ans, exp, aggs, what)
+                counted = sum(x["count"] for x in ans["buckets"])
+                check(counted == n if whole else 0 < counted < 20000, "%s: %d readings" % (what, counted))
+                after = d.status(pred=lambda st: st["queries"]["answered"] > before["answered"])["queries"]
+                declined = after["quick_declined"] - before["quick_declined"]
+                quick = after["quick"] - before["quick"]
+                if declined or quick:
+                    break
+                log("%s: the serving thread was at work; asked again" % what)
             if whole:
                 check(declined == 1 and quick == 0, "%s: handed over once: %s" % (what, after))
             else:
