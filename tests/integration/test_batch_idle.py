@@ -15,10 +15,11 @@ def set_busy(path, pct):
     os.replace(path + ".tmp", path)
 
 
-def watch_no_run(d, seconds, what):
-    """Polls the status for `seconds`: no run may start meanwhile."""
+def watch_no_run(d, seconds, what, load=None):
+    """Polls the status for `seconds` (or until the load process ends): no run
+    may start meanwhile."""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (load is None or load.poll() is None):
         st = d.status()
         check(st["batch"]["runs"] == 0 and not st["batch"]["running"],
               "a batch run started under %s: %s" % (what, st["batch"]))
@@ -34,10 +35,12 @@ def test_idle_windows():
     d.env["EDGELAMBDA_FAULT_BUSY_PCT_FILE"] = busy
     d.start()
     try:
-        # 1. Ingest load: 1,000 events/s for 8 s, above idle_ingest_rate.
-        lg = loadgen_async(b, count=8000, series=10, qos=1, rate=1000)
+        # 1. Ingest load: 1,000 events/s for 12 s, above idle_ingest_rate;
+        # watched while it lasts (a slow start must not leave the watch
+        # running into the idle window after it)
+        lg = loadgen_async(b, count=12000, series=10, qos=1, rate=1000)
         wait_until(lambda: d.status()["ingest"]["rate_per_s"] > 100, 10, "ingest load to show")
-        watch_no_run(d, 5, "ingest load")
+        watch_no_run(d, 5, "ingest load", lg)
         lg.communicate(timeout=60 * SLOW)
         st = d.status(pred=lambda st: st["batch"]["runs"] >= 1 and not st["batch"]["running"], timeout=20)
         check(st["batch"]["last_trigger"] == "idle", "first run not idle-triggered: %s" % st["batch"])
