@@ -21,8 +21,8 @@ test_lanes_interleave_and_sigkill
       seq > sync.batch_events, plus that group commit), the next request was live again: the live
       lane never waits behind the backlog with a full batch. Both are read
       at arrival, never against the time between a cut and its arrival, so
-      a stall of a loaded machine (the daemon stopped for 0.7 s every few
-      seconds, by hand) does not fail them;
+      a stall of a loaded machine does not fail them (EL_LANES_STALL=1 stops
+      the daemon with SIGSTOP for 0.7 s every 0.75-2.25 s to show it);
     - each lane's batches are in order and contiguous (dead letters aside:
       none here) within the lane; the backlog starts at 1, the live lane at
       status live_from_seq;
@@ -78,6 +78,8 @@ test_lane_start_survives_power_cut
 """
 import glob
 import os
+import random
+import signal
 import sqlite3
 import sys
 import threading
@@ -190,6 +192,33 @@ def teardown(lg, d, b, fs, td):
     td.cleanup()
 
 
+class Staller(threading.Thread):
+    """EL_LANES_STALL=1: stops the daemon (whichever process d runs now) for
+    0.7 s every 0.75-2.25 s, a loaded board's stalls at their worst."""
+
+    def __init__(self, d):
+        super().__init__(daemon=True)
+        self.d, self.done, self.stalls = d, threading.Event(), 0
+
+    def run(self):
+        while not self.done.wait(random.uniform(0.75, 2.25)):
+            p = self.d.proc
+            if p is None or p.poll() is not None:
+                continue
+            try:
+                os.kill(p.pid, signal.SIGSTOP)
+            except ProcessLookupError:  # killed meanwhile (kill_during_hang)
+                continue
+            try:
+                self.done.wait(0.7)
+                self.stalls += 1
+            finally:
+                try:
+                    os.kill(p.pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+
+
 def kill_during_hang(d, fs, lane, timeout):
     """Hangs the next request of lane, SIGKILLs the daemon while it hangs,
     restarts it; returns the hung request's index."""
@@ -212,12 +241,15 @@ def test_lanes_interleave_and_sigkill():
     b = Broker(td.path).start()
     fs = LaneServer(os.path.join(td.path, "data", "master.db"), default=("status", 503, 1), hang_s=60)
     fs.start()
-    lg = None
+    lg = staller = None
     try:
         d = Daemon(td.path, b, sync__url=fs.url, sync__format="ndjson", sync__compression="none",
                    sync__device_id=DEVICE, sync__batch_events=batch, sync__live_window_s=5,
                    sync__max_kbps=600, sync__timeout_s=10)
         d.start()
+        if os.environ.get("EL_LANES_STALL"):
+            staller = Staller(d)
+            staller.start()
         ts_base = int(time.time() * 1000) - count
         lg = loadgen_async(b, count=count, series=20, qos=1, ts_base=ts_base, rate=rate)
         # the outage: about 20 s of ingest, well over the 5 s live window
@@ -237,6 +269,10 @@ def test_lanes_interleave_and_sigkill():
                                                           "lane_backlog_events", "sent_bytes", "rate_limited_ms")})
         acked, live_from, live_to = live_state(d)
         check(live_from is None and live_to is None, "live lane still open at the end: %s" % ((live_from, live_to),))
+        if staller:
+            staller.done.set()
+            staller.join()
+            log("the daemon was stopped %d times for 0.7 s (EL_LANES_STALL)" % staller.stalls)
         d.stop()
 
         reqs, _ = fs.snapshot()
@@ -325,6 +361,9 @@ def test_lanes_interleave_and_sigkill():
         dump_diagnostics(fs, b, d)
         raise
     finally:
+        if staller:
+            staller.done.set()
+            staller.join()
         teardown(lg, d, b, fs, td)
 
 
