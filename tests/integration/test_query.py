@@ -203,7 +203,7 @@ def test_quick_lane_hands_over_what_it_cannot_finish():
         aggs = ["count", "sum", "min", "max", "last"]
         cases = (("whole", now - 3300000, True), ("narrow", now - 600000, False))
         for what, frm, whole in cases:
-            for attempt in range(5):
+            for _ in range(5):
                 before = d.status()["queries"]
                 q = {"series": "sensors/dense/temp", "from": frm, "to": now + 1000, "step": "1m", "agg": aggs}
                 ans = rr(b, json.dumps(q))

@@ -16,13 +16,14 @@ test_lanes_interleave_and_sigkill
       batch: a partial live batch holds every event that was in master.db
       when the request before it arrived (it was cut after that request's
       answer, from all that was committed; less one group commit the daemon
-      may not have told sync of yet), and when more than a full batch
-      was waiting as a live batch arrived (the newest seq then minus its last
-      seq > sync.batch_events, plus that group commit), the next request was live again: the live
-      lane never waits behind the backlog with a full batch. Both are read
-      at arrival, never against the time between a cut and its arrival, so
-      a stall of a loaded machine does not fail them (EL_LANES_STALL=1 stops
-      the daemon with SIGSTOP for 0.7 s every 0.75-2.25 s to show it);
+      may not have told sync of yet), and when more than a full batch was
+      waiting as a live batch arrived (the newest seq then minus its last seq
+      > sync.batch_events, plus that group commit), the next request was
+      live again: the live lane never waits behind the backlog with a full
+      batch. Both are read at arrival, never against the time between a cut
+      and its arrival, so a stall of a loaded machine does not fail them
+      (EL_LANES_STALL=1 stops the daemon with SIGSTOP for 0.7 s every
+      0.75-2.25 s to show it);
     - each lane's batches are in order and contiguous (dead letters aside:
       none here) within the lane; the backlog starts at 1, the live lane at
       status live_from_seq;
